@@ -1,0 +1,519 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import { formatDuration, toMs } from "../duration.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import type { HealthStatus } from "../health/status.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy/forward.ts";
+import {
+  createSelector,
+  type Mode,
+  type PickContext,
+  parseMode,
+  readCookie,
+  type Selector,
+  STICKY_COOKIE,
+  StickySelector,
+} from "../selectors/index.ts";
+import { type RealIpOptions, RealIpResolver } from "./realip.ts";
+import { Server } from "./server.ts";
+import { STICKY_PATHS, streamWakeEvents, WAKE_EVENTS_PATH } from "./wake.ts";
+import { effectiveWeights, rebalance } from "./weights.ts";
+
+export interface LoadBalancerOptions {
+  /** The service's name. */
+  link: string;
+  mode?: string;
+  sticky?: boolean;
+  /** ms or duration string; default 24h. */
+  stickyMaxAge?: number | string;
+  stickySecret?: string;
+  options?: RealIpOptions;
+  /** Upstream timeouts (ms or duration strings). */
+  timeouts?: { connect?: number | string; responseHeader?: number | string; idle?: number | string };
+  /** How long a passively ejected server without an active checker stays out (default 10s). */
+  passiveCooldown?: number | string;
+  logger?: Logger;
+}
+
+/** The resolved, immutable view of a balancer's configuration. */
+export interface BalancerConfig {
+  readonly link: string;
+  readonly mode: Mode;
+  readonly sticky: boolean;
+  readonly stickyMaxAge: number;
+  readonly stickySecret: string | undefined;
+  readonly options: {
+    readonly header: string;
+    readonly from: readonly string[];
+    readonly recursive: boolean;
+  };
+  readonly timeouts: { readonly connect: number; readonly responseHeader: number; readonly idle: number };
+  readonly passiveCooldown: number;
+}
+
+export type ServiceJSON = {
+  name: string;
+  status: HealthStatus;
+  detail: string;
+  started: string;
+  uptime: string;
+  latency: string;
+  extra: { config: Record<string, unknown>; pool: Record<string, Record<string, unknown>> };
+};
+
+interface Member {
+  server: Server;
+  controller: AbortController | undefined;
+  unsubscribe: (() => void) | undefined;
+  cooldown: NodeJS.Timeout | undefined;
+}
+
+/** A per-request pick context the balancer reuses: picks are synchronous. */
+interface Ctx extends PickContext {
+  cookie: string | undefined;
+}
+
+/**
+ * One service: a pool of servers, a selector for its mode (wrapped for sticky), health
+ * aggregation and the request handler `handle` that picks and proxies.
+ */
+export class LoadBalancer {
+  #config: BalancerConfig;
+  #members: Member[] = [];
+  #servers: Server[] = [];
+  /** Servers whose health cannot notify; refreshed before each pick. */
+  #polled: Server[] = [];
+  #selector!: Selector;
+  #sticky: StickySelector | undefined;
+  #realIp!: RealIpResolver;
+  #needsIp = false;
+  #signal: AbortSignal | undefined;
+  #started = 0;
+  #forwarder: Forwarder;
+  #logger: Logger;
+  #ctx: Ctx = { ip: "", tried: null, cookie: undefined };
+  #cookieTail = "";
+  #cookieTailSecure = "";
+  #onAvailability = (s: Server) => this.#availabilityChanged(s);
+
+  constructor(options: LoadBalancerOptions) {
+    if (!options || typeof options.link !== "string" || options.link === "") {
+      throw new InvalidArgumentError("LoadBalancer: options.link (the service name) is required");
+    }
+    this.#logger = (options.logger ?? silentLogger).child({ service: options.link });
+    this.#config = resolveConfig(options);
+    this.#forwarder = createForwarder(this.#forwarderOptions());
+    this.#applyConfig();
+    this.handle = this.handle.bind(this);
+  }
+
+  get config(): BalancerConfig {
+    return this.#config;
+  }
+  get link(): string {
+    return this.#config.link;
+  }
+  get logger(): Logger {
+    return this.#logger;
+  }
+  /** The servers in the order they were added, each with its rebalanced weight. */
+  get servers(): readonly Server[] {
+    return this.#servers;
+  }
+  /** Resolves client addresses for this service (used by forwarded headers and logs). */
+  get realIp(): RealIpResolver {
+    return this.#realIp;
+  }
+
+  #forwarderOptions(): ForwarderOptions {
+    const t = this.#config.timeouts;
+    return { connectTimeout: t.connect, responseHeaderTimeout: t.responseHeader, idleTimeout: t.idle };
+  }
+
+  #applyConfig(): void {
+    const c = this.#config;
+    const inner = createSelector(c.mode);
+    this.#sticky = new StickySelector(inner, c.stickySecret);
+    // sticky is always available for the wake paths; only used generally when configured
+    this.#selector = c.sticky ? this.#sticky : inner;
+    this.#realIp = new RealIpResolver(c.options);
+    this.#needsIp = c.mode === "ip_hash";
+    const maxAge = Math.max(0, Math.floor(c.stickyMaxAge / 1000));
+    this.#cookieTail = `; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax`;
+    this.#cookieTailSecure = `${this.#cookieTail}; Secure`;
+    this.#rebuild();
+  }
+
+  /** Starts the monitors of every server; aborting `signal` stops them and all timers. */
+  start(signal?: AbortSignal): void {
+    if (this.#signal && !this.#signal.aborted) return;
+    const s = signal ?? new AbortController().signal;
+    this.#signal = s;
+    this.#started = Date.now();
+    for (const m of this.#members) this.#startMember(m);
+    s.addEventListener(
+      "abort",
+      () => {
+        for (const m of this.#members) this.#stopMember(m);
+        void this.#forwarder.close();
+      },
+      { once: true },
+    );
+  }
+
+  addServer(server: Server): void {
+    if (!(server instanceof Server)) throw new InvalidArgumentError("addServer: expected a Server");
+    const existing = this.#members.findIndex((m) => m.server.key === server.key);
+    const member: Member = { server, controller: undefined, unsubscribe: undefined, cooldown: undefined };
+    if (existing >= 0) {
+      const old = this.#members[existing];
+      this.#stopMember(old);
+      this.#members[existing] = member;
+      this.#logger.warn(
+        { server: server.name, key: server.key },
+        "server replaced a server with the same key",
+      );
+    } else {
+      this.#members.push(member);
+    }
+    server.onAvailabilityChange = this.#onAvailability;
+    if (this.#signal && !this.#signal.aborted) this.#startMember(member);
+    this.#rebuild();
+    this.#logger.debug({ server: server.name, servers: this.#members.length }, "server added");
+  }
+
+  /** Removes a server (or the server with that key); in-flight requests to it finish. */
+  removeServer(serverOrKey: Server | string): boolean {
+    const key = typeof serverOrKey === "string" ? serverOrKey : serverOrKey.key;
+    const i = this.#members.findIndex((m) => m.server.key === key);
+    if (i < 0) return false;
+    const [m] = this.#members.splice(i, 1);
+    this.#stopMember(m);
+    m.server.onAvailabilityChange = undefined;
+    this.#rebuild();
+    this.#forwarder.release(m.server);
+    this.#logger.debug({ server: m.server.name, servers: this.#members.length }, "server removed");
+    return true;
+  }
+
+  /** Changes mode, sticky, real-IP options or timeouts; servers and their state stay. */
+  updateConfig(partial: Partial<Omit<LoadBalancerOptions, "logger">>): void {
+    const cur = this.#config;
+    const next = resolveConfig({
+      link: partial.link ?? cur.link,
+      mode: partial.mode ?? cur.mode,
+      sticky: partial.sticky ?? cur.sticky,
+      stickyMaxAge: partial.stickyMaxAge ?? cur.stickyMaxAge,
+      stickySecret: "stickySecret" in partial ? partial.stickySecret : cur.stickySecret,
+      options: partial.options ?? cur.options,
+      timeouts: partial.timeouts ?? cur.timeouts,
+      passiveCooldown: partial.passiveCooldown ?? cur.passiveCooldown,
+    });
+    const timeoutsChanged = JSON.stringify(next.timeouts) !== JSON.stringify(cur.timeouts);
+    this.#config = next;
+    if (timeoutsChanged) {
+      const old = this.#forwarder;
+      this.#forwarder = createForwarder(this.#forwarderOptions());
+      void old.close();
+    }
+    this.#applyConfig();
+  }
+
+  #startMember(m: Member): void {
+    const { server } = m;
+    const health = server.health;
+    if (!health) return;
+    const controller = new AbortController();
+    m.controller = controller;
+    if (health.subscribe) {
+      m.unsubscribe = health.subscribe((status) => {
+        if (status === "healthy") server.clearPassive();
+        server.refresh();
+        this.#logger.info(
+          { server: server.name, status, detail: server.detail() || undefined },
+          `server ${server.name} is ${status}`,
+        );
+      });
+    }
+    try {
+      health.start?.(controller.signal);
+    } catch (err) {
+      this.#logger.error({ err, server: server.name }, "health monitor failed to start");
+    }
+    server.refresh();
+  }
+
+  #stopMember(m: Member): void {
+    m.controller?.abort();
+    m.controller = undefined;
+    m.unsubscribe?.();
+    m.unsubscribe = undefined;
+    clearTimeout(m.cooldown);
+    m.cooldown = undefined;
+  }
+
+  #rebuild(): void {
+    const servers = this.#members.map((m) => m.server);
+    const configured = servers.map((s) => s.configuredWeight);
+    const weights = rebalance(configured);
+    const eff = effectiveWeights(configured);
+    for (let i = 0; i < servers.length; i++) {
+      servers[i].weight = weights[i];
+      servers[i].effectiveWeight = eff[i];
+      servers[i].index = i;
+    }
+    this.#servers = servers;
+    this.#polled = servers.filter((s) => s.health !== undefined && s.health.subscribe === undefined);
+    for (const s of servers) s.available = !s.passiveDown && isGoodStatus(s);
+    this.#selector.rebuild({ servers });
+    if (this.#selector !== this.#sticky) this.#sticky!.rebuild({ servers });
+  }
+
+  #availabilityChanged(server: Server): void {
+    if (server.index < 0 || this.#servers[server.index] !== server) return;
+    this.#selector.rebuild({ servers: this.#servers });
+    if (this.#selector !== this.#sticky) this.#sticky!.rebuild({ servers: this.#servers });
+  }
+
+  /** Passive health: called by the forwarder when a server refused or reset a connection. */
+  reportFailure(server: Server, err: unknown): void {
+    if (server.passiveDown) return;
+    this.#logger.warn(
+      { server: server.name, err },
+      `server ${server.name} failed; taken out until a check succeeds`,
+    );
+    server.markDown();
+    const m = this.#members.find((x) => x.server === server);
+    // without an active checker nothing would ever bring it back: use a cooldown like nginx's fail_timeout
+    if (m && !server.health?.checkNow) {
+      clearTimeout(m.cooldown);
+      m.cooldown = setTimeout(() => server.clearPassive(), this.#config.passiveCooldown);
+      m.cooldown.unref();
+    }
+  }
+
+  #refreshPolled(): void {
+    const p = this.#polled;
+    for (let i = 0; i < p.length; i++) p[i].refresh();
+  }
+
+  /** Prepares the reusable pick context for `req`. */
+  #prepare(req: IncomingMessage, sticky: boolean): Ctx {
+    const ctx = this.#ctx;
+    ctx.tried = null;
+    ctx.ip = this.#needsIp ? this.clientIp(req) : "";
+    ctx.cookie = sticky ? readCookie(req.headers.cookie, STICKY_COOKIE) : undefined;
+    return ctx;
+  }
+
+  /** The client address after real-IP resolution. */
+  clientIp(req: IncomingMessage): string {
+    return this.#realIp.resolve(req.socket.remoteAddress, req.headers);
+  }
+
+  /** The server `req` would go to, or undefined when none is good. */
+  pick(req: IncomingMessage): Server | undefined {
+    const sticky = this.#config.sticky || isStickyPath(req.url);
+    return this.#pickWith(this.#prepare(req, sticky), sticky);
+  }
+
+  #pickWith(ctx: Ctx, sticky: boolean): Server | undefined {
+    if (this.#polled.length) this.#refreshPolled();
+    return sticky ? this.#sticky!.pick(ctx) : this.#selector.pick(ctx);
+  }
+
+  /** Another server for a retry of a request that already tried `tried`. */
+  pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined {
+    const sticky = this.#config.sticky || isStickyPath(req.url);
+    const ctx: Ctx = {
+      ip: this.#needsIp ? this.clientIp(req) : "",
+      tried,
+      cookie: sticky ? readCookie(req.headers.cookie, STICKY_COOKIE) : undefined,
+    };
+    return this.#pickWith(ctx, sticky);
+  }
+
+  /** A `(req, res)` listener for node:http: picks a server and serves or proxies the request. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? "/";
+    const stickyPath = url.charCodeAt(1) === 36 /* $ */ || url === "/favicon.ico" ? isStickyPath(url) : false;
+    const sticky = this.#config.sticky || stickyPath;
+    if (stickyPath && pathOf(url) === WAKE_EVENTS_PATH) {
+      void streamWakeEvents(this.#servers, res).catch((err) => {
+        this.#logger.error({ err }, "wake events failed");
+        res.destroy();
+      });
+      return;
+    }
+    const ctx = this.#prepare(req, sticky);
+    const server = this.#pickWith(ctx, sticky);
+    if (server === undefined) {
+      sendError(res, 503, "Service Unavailable");
+      return;
+    }
+    if (sticky && this.#sticky!.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
+    const st = server.status();
+    if ((st === "napping" || st === "starting") && server.wake) {
+      server.tryWake().then(
+        () => this.dispatch(req, res, server),
+        (err) => {
+          this.#logger.error({ err, server: server.name }, "wake failed");
+          sendError(res, 502, "Bad Gateway");
+        },
+      );
+      return;
+    }
+    this.dispatch(req, res, server);
+  }
+
+  /** Sends `req` to `server`: its own handler, or the proxy (with retries and passive health). */
+  dispatch(req: IncomingMessage, res: ServerResponse, server: Server): void {
+    if (server.handler) {
+      server.inflight++;
+      res.once("close", () => server.inflight--);
+      try {
+        server.handler(req, res);
+      } catch (err) {
+        this.#logger.error({ err, server: server.name }, "server handler threw");
+        sendError(res, 500, "Internal Server Error");
+      }
+      return;
+    }
+    this.#forwarder.forward(this, req, res, server);
+  }
+
+  setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {
+    const secure = (req.socket as TLSSocket).encrypted === true || this.#forwardedHttps(req);
+    const value = `${STICKY_COOKIE}=${this.#sticky!.valueFor(server)}${secure ? this.#cookieTailSecure : this.#cookieTail}`;
+    const prev = res.getHeader("set-cookie");
+    if (prev === undefined) res.setHeader("set-cookie", value);
+    else res.setHeader("set-cookie", [...(Array.isArray(prev) ? prev : [String(prev)]), value]);
+  }
+
+  #forwardedHttps(req: IncomingMessage): boolean {
+    const proto = req.headers["x-forwarded-proto"];
+    if (typeof proto !== "string" || proto.toLowerCase() !== "https") return false;
+    return this.#realIp.isTrusted(req.socket.remoteAddress);
+  }
+
+  // ---- health aggregation ----
+
+  status(): HealthStatus {
+    if (this.#servers.length === 0) return "unknown";
+    return this.#servers.some((s) => s.available) ? "healthy" : "unhealthy";
+  }
+
+  detail(): string {
+    const good = this.#servers.filter((s) => s.available).length;
+    return `${good}/${this.#servers.length} servers are healthy`;
+  }
+
+  /** ms since start (0 before start). */
+  uptime(): number {
+    return this.#started ? Date.now() - this.#started : 0;
+  }
+
+  /** Mean latency (ms) over good servers. */
+  latency(): number {
+    const good = this.#servers.filter((s) => s.available);
+    if (good.length === 0) return 0;
+    return good.reduce((a, s) => a + s.latency(), 0) / good.length;
+  }
+
+  toJSON(): ServiceJSON {
+    const c = this.#config;
+    const pool: Record<string, Record<string, unknown>> = {};
+    for (const s of this.#servers) {
+      pool[s.key] = {
+        name: s.name,
+        url: s.url.href.replace(/\/$/, ""),
+        weight: s.weight,
+        configured_weight: s.configuredWeight,
+        status: s.status(),
+        available: s.available,
+        detail: s.detail(),
+        latency: formatDuration(Math.round(s.latency())),
+        inflight: s.inflight,
+      };
+    }
+    return {
+      name: c.link,
+      status: this.status(),
+      detail: this.detail(),
+      started: new Date(this.#started || Date.now()).toISOString(),
+      uptime: formatDuration(Math.floor(this.uptime() / 1000) * 1000),
+      latency: formatDuration(Math.round(this.latency())),
+      extra: {
+        config: {
+          link: c.link,
+          mode: c.mode,
+          sticky: c.sticky,
+          sticky_max_age: formatDuration(c.stickyMaxAge),
+          sticky_secret: c.stickySecret ? "(set)" : undefined,
+          options: { header: c.options.header, from: c.options.from, recursive: c.options.recursive },
+        },
+        pool,
+      },
+    };
+  }
+}
+
+function isGoodStatus(s: Server): boolean {
+  const st = s.health ? s.health.status() : "healthy";
+  return st === "healthy" || st === "napping" || st === "starting";
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
+}
+
+function isStickyPath(url: string | undefined): boolean {
+  return url !== undefined && STICKY_PATHS.has(pathOf(url));
+}
+
+export function sendError(res: ServerResponse, status: number, text: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${text}\n`;
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
+  res.end(body);
+}
+
+function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
+  const opts = o.options ?? {};
+  const realIp = new RealIpResolver(opts); // validates `from`
+  const stickyMaxAge = toMs(o.stickyMaxAge, 24 * 3600 * 1000, "stickyMaxAge");
+  if (stickyMaxAge < 0) throw new InvalidArgumentError("stickyMaxAge must be >= 0");
+  if (o.stickySecret !== undefined && typeof o.stickySecret !== "string") {
+    throw new InvalidArgumentError("stickySecret must be a string");
+  }
+  const t = o.timeouts ?? {};
+  const config: BalancerConfig = {
+    link: o.link,
+    mode: parseMode(o.mode),
+    sticky: o.sticky === true,
+    stickyMaxAge,
+    stickySecret: o.stickySecret || undefined,
+    options: Object.freeze({
+      header: opts.header ?? "X-Real-IP",
+      from: Object.freeze([...realIp.from]),
+      recursive: realIp.recursive,
+    }),
+    timeouts: Object.freeze({
+      connect: toMs(t.connect, 5000, "timeouts.connect"),
+      responseHeader: toMs(t.responseHeader, 60000, "timeouts.responseHeader"),
+      idle: toMs(t.idle, 60000, "timeouts.idle"),
+    }),
+    passiveCooldown: toMs(o.passiveCooldown, 10000, "passiveCooldown"),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,143 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { InvalidArgumentError } from "../errors.ts";
+import { type HealthSource, type HealthStatus, isGood } from "../health/status.ts";
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface ServerOptions {
+  name: string;
+  /** Where requests are proxied; its host:port is the server's key. */
+  url: string | URL;
+  /** Integer ≥ 0; 0 or absent = an equal share. */
+  weight?: number;
+  /** Serve requests yourself instead of proxying to `url`. */
+  handler?: RequestHandler;
+  /** Any object with status(); without it the server is always healthy. */
+  health?: HealthSource;
+  /** Wakes a napping server; used by tryWake(). */
+  wake?: () => Promise<void>;
+}
+
+/**
+ * One backend. `available` is the single property selectors read; health monitors
+ * and passive health write it (through `refresh()` / `markDown()`).
+ */
+export class Server {
+  readonly name: string;
+  readonly url: URL;
+  readonly key: string;
+  /** Weight as configured (0 = equal share). */
+  readonly configuredWeight: number;
+  /** Weight after the pool's rebalance to 100; written by the balancer. */
+  weight = 0;
+  /** configuredWeight with 0 replaced by the pool's mean; what ip_hash uses (ratios survive rebalancing). */
+  effectiveWeight = 0;
+  readonly handler: RequestHandler | undefined;
+  readonly health: HealthSource | undefined;
+  readonly wake: (() => Promise<void>) | undefined;
+
+  /** Requests in flight (least_conn, metrics, drain). */
+  inflight = 0;
+  /** Good and not passively ejected. Read by selectors on every pick. */
+  available = true;
+  /** Set by passive health (refused/reset); cleared when an active check succeeds. */
+  passiveDown = false;
+  /** Position in the pool, assigned by the balancer; selectors may index arrays with it. */
+  index = -1;
+  /** Opaque per-balancer data (e.g. the upstream connection pool). */
+  upstream: unknown = undefined;
+  /** Notified when `available` flips; set by the pool that owns this server. */
+  onAvailabilityChange: ((server: Server) => void) | undefined;
+
+  constructor(options: ServerOptions) {
+    if (!options || typeof options !== "object")
+      throw new InvalidArgumentError("Server: options object required");
+    const { name, url, weight = 0, handler, health, wake } = options;
+    if (typeof name !== "string" || name === "")
+      throw new InvalidArgumentError("Server: name must be a non-empty string");
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch (err) {
+      throw new InvalidArgumentError(`Server ${name}: invalid url ${JSON.stringify(String(url))}`, {
+        cause: err,
+      });
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      throw new InvalidArgumentError(`Server ${name}: url must be http: or https:, got ${parsed.protocol}`);
+    }
+    if (!Number.isInteger(weight) || weight < 0) {
+      throw new InvalidArgumentError(`Server ${name}: weight must be an integer >= 0, got ${weight}`);
+    }
+    if (health !== undefined && typeof health?.status !== "function") {
+      throw new InvalidArgumentError(`Server ${name}: health must have a status() method`);
+    }
+    this.name = name;
+    this.url = parsed;
+    this.key = parsed.port ? parsed.host : `${parsed.hostname}:${parsed.protocol === "https:" ? 443 : 80}`;
+    this.configuredWeight = weight;
+    this.handler = handler;
+    this.health = health;
+    this.wake = wake;
+    this.available = isGood(this.#healthStatus());
+  }
+
+  #healthStatus(): HealthStatus {
+    return this.health ? this.health.status() : "healthy";
+  }
+
+  /** The server's status: the monitor's, or unhealthy while passively ejected. */
+  status(): HealthStatus {
+    if (this.passiveDown) return "unhealthy";
+    return this.#healthStatus();
+  }
+
+  latency(): number {
+    return this.health?.latency?.() ?? 0;
+  }
+
+  detail(): string {
+    if (this.passiveDown) return "connection failed; out until a health check succeeds";
+    return this.health?.detail?.() ?? "";
+  }
+
+  /** Recomputes `available` from health and passive state; returns true when it changed. */
+  refresh(): boolean {
+    const next = !this.passiveDown && isGood(this.#healthStatus());
+    if (next === this.available) return false;
+    this.available = next;
+    this.onAvailabilityChange?.(this);
+    return true;
+  }
+
+  /**
+   * Passive health: a refused or reset connection takes the server out at once.
+   * It comes back when an active check succeeds (or at once if it has no active checker).
+   */
+  markDown(): void {
+    if (this.passiveDown) return;
+    this.passiveDown = true;
+    this.refresh();
+    this.health?.checkNow?.();
+  }
+
+  /** Called when the active checker reports healthy. */
+  clearPassive(): void {
+    if (!this.passiveDown) return;
+    this.passiveDown = false;
+    this.refresh();
+  }
+
+  /** Wakes a napping/starting server with its `wake` function; a no-op for others. */
+  async tryWake(): Promise<void> {
+    if (!this.wake) return;
+    const s = this.status();
+    if (s !== "napping" && s !== "starting") return;
+    try {
+      await this.wake();
+    } catch (err) {
+      throw new Error(`failed to wake server "${this.name}"`, { cause: err });
+    }
+    this.refresh();
+  }
+}

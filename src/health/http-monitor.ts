@@ -1,0 +1,188 @@
+import { request } from "undici";
+import { toMs } from "../duration.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import type { HealthSource, HealthStatus } from "./status.ts";
+
+export interface HttpHealthMonitorOptions {
+  /** Path probed on the server (default `/`). */
+  path?: string;
+  /** GET instead of HEAD. */
+  useGet?: boolean;
+  /** ms or Go duration string; default 5s. */
+  interval?: number | string;
+  /** ms or Go duration string; default 5s. */
+  timeout?: number | string;
+  /** Consecutive failures before unhealthy; default max(1, 15s / interval); negative = at once. */
+  retries?: number;
+}
+
+/**
+ * Active HTTP checker: HEAD (or GET) `path` every `interval`; 2xx/3xx is healthy.
+ * Healthy until the first check says otherwise; one success makes it healthy again.
+ */
+export class HttpHealthMonitor implements HealthSource {
+  readonly url: URL;
+  readonly path: string;
+  readonly method: "HEAD" | "GET";
+  readonly interval: number;
+  readonly timeout: number;
+  readonly retries: number;
+  #status: HealthStatus = "healthy";
+  #detail = "";
+  #latency = 0;
+  #failures = 0;
+  #lastSeen = 0;
+  #started = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #signal: AbortSignal | undefined;
+  #inFlight: Promise<void> | undefined;
+  #listeners = new Set<(s: HealthStatus) => void>();
+
+  constructor(url: string | URL, options: HttpHealthMonitorOptions = {}) {
+    try {
+      this.url = new URL(url);
+    } catch (err) {
+      throw new InvalidArgumentError(`HttpHealthMonitor: invalid url ${JSON.stringify(String(url))}`, {
+        cause: err,
+      });
+    }
+    const path = options.path ?? "/";
+    if (!path.startsWith("/")) throw new InvalidArgumentError(`HttpHealthMonitor: path must start with "/"`);
+    this.path = path;
+    this.method = options.useGet ? "GET" : "HEAD";
+    this.interval = toMs(options.interval, 5000, "healthcheck.interval");
+    this.timeout = toMs(options.timeout, 5000, "healthcheck.timeout");
+    if (this.interval <= 0) throw new InvalidArgumentError("healthcheck.interval must be > 0");
+    if (this.timeout <= 0) throw new InvalidArgumentError("healthcheck.timeout must be > 0");
+    const retries = options.retries ?? 0;
+    if (!Number.isInteger(retries)) throw new InvalidArgumentError("healthcheck.retries must be an integer");
+    this.retries = retries < 0 ? 1 : retries === 0 ? Math.max(1, Math.floor(15000 / this.interval)) : retries;
+  }
+
+  status(): HealthStatus {
+    return this.#status;
+  }
+  latency(): number {
+    return this.#latency;
+  }
+  detail(): string {
+    return this.#detail;
+  }
+  /** Time of the last successful probe (epoch ms), 0 if none. */
+  lastSeen(): number {
+    return this.#lastSeen;
+  }
+  get running(): boolean {
+    return this.#signal !== undefined && !this.#signal.aborted;
+  }
+
+  subscribe(listener: (s: HealthStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Starts probing at once, then every interval, until `signal` aborts. Idempotent while running. */
+  start(signal: AbortSignal): void {
+    if (this.running) return;
+    if (signal.aborted) return;
+    this.#signal = signal;
+    this.#started = Date.now();
+    const stop = () => {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    };
+    signal.addEventListener("abort", stop, { once: true });
+    void this.#tick();
+  }
+
+  /** Probes now (used after a passive failure) unless a probe is already running. */
+  checkNow(): void {
+    if (!this.running || this.#inFlight) return;
+    clearTimeout(this.#timer);
+    void this.#tick();
+  }
+
+  /** Runs one probe and applies its result; exposed for tests and the admin API. */
+  async check(): Promise<HealthStatus> {
+    if (this.#inFlight) {
+      await this.#inFlight;
+      return this.#status;
+    }
+    this.#inFlight = this.#probe();
+    try {
+      await this.#inFlight;
+    } finally {
+      this.#inFlight = undefined;
+    }
+    return this.#status;
+  }
+
+  async #tick(): Promise<void> {
+    await this.check();
+    const signal = this.#signal;
+    if (!signal || signal.aborted) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#tick(), this.interval);
+    this.#timer.unref?.();
+  }
+
+  async #probe(): Promise<void> {
+    const target = new URL(this.path, this.url);
+    const began = performance.now();
+    const timeout = AbortSignal.timeout(this.timeout);
+    const signal = this.#signal ? AbortSignal.any([timeout, this.#signal]) : timeout;
+    let ok = false;
+    let detail = "";
+    try {
+      const res = await request(target, {
+        method: this.method,
+        signal,
+        headers: { "user-agent": "switchyard-healthcheck", accept: "*/*", "cache-control": "no-cache" },
+        headersTimeout: this.timeout,
+        bodyTimeout: this.timeout,
+      });
+      await res.body.dump().catch(() => {});
+      ok = res.statusCode >= 200 && res.statusCode < 400;
+      detail = ok ? "" : `HTTP ${res.statusCode}`;
+    } catch (err) {
+      if (this.#signal?.aborted) return;
+      detail = timeout.aborted ? `timeout after ${this.timeout}ms` : describe(err);
+    }
+    this.#latency = performance.now() - began;
+    if (this.#signal?.aborted) return;
+    if (ok) {
+      this.#failures = 0;
+      this.#lastSeen = Date.now();
+      this.#detail = "";
+      this.#set("healthy");
+    } else {
+      this.#failures++;
+      this.#detail = detail;
+      if (this.#failures >= this.retries) this.#set("unhealthy");
+    }
+  }
+
+  #set(status: HealthStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    for (const l of this.#listeners) l(status);
+  }
+
+  toJSON() {
+    return {
+      url: this.url.href,
+      path: this.path,
+      method: this.method,
+      interval: this.interval,
+      timeout: this.timeout,
+      retries: this.retries,
+      started: this.#started ? new Date(this.#started).toISOString() : null,
+      lastSeen: this.#lastSeen ? new Date(this.#lastSeen).toISOString() : null,
+    };
+  }
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return e?.cause?.code ?? e?.code ?? e?.message ?? String(err);
+}
