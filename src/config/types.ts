@@ -1,0 +1,79 @@
+/**
+ * The typed, frozen configuration the server runs on. The YAML loader, GoDoxy route files
+ * and command-line flags all produce this one type; durations are milliseconds here.
+ */
+import type { Mode } from "../selectors/selector.ts";
+
+export interface TlsConfig {
+  /** Paths as given in the file (resolved relative to the config file's folder). */
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface ListenConfig {
+  /** host:port, e.g. "0.0.0.0:8080", "[::1]:8443", "127.0.0.1:0". */
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsConfig | undefined;
+}
+
+export interface HealthcheckConfig {
+  readonly path: string;
+  readonly useGet: boolean;
+  readonly interval: number;
+  readonly timeout: number;
+  /** 0 = default (max(1, 15s/interval)); negative = at once. */
+  readonly retries: number;
+  /** false when healthchecks are disabled for the service. */
+  readonly enabled: boolean;
+}
+
+export interface ServerConfig {
+  readonly name: string;
+  readonly url: string;
+  /** ≥ 0; 0 = equal share. */
+  readonly weight: number;
+}
+
+export interface ServiceConfig {
+  /** The service name (also the `link`). */
+  readonly name: string;
+  /** Host patterns; empty = matched by the first label of Host. */
+  readonly hosts: readonly string[];
+  readonly mode: Mode;
+  readonly sticky: boolean;
+  readonly stickyMaxAge: number;
+  readonly stickySecret: string | undefined;
+  readonly options: { readonly header: string; readonly from: readonly string[]; readonly recursive: boolean };
+  readonly healthcheck: HealthcheckConfig;
+  readonly servers: readonly ServerConfig[];
+}
+
+export interface TimeoutsConfig {
+  readonly connect: number;
+  readonly responseHeader: number;
+  readonly idle: number;
+  /** Grace period for in-flight requests on SIGTERM. */
+  readonly shutdown: number;
+}
+
+export interface AdminConfig {
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  /** Bearer token required when bound to a non-loopback address. */
+  readonly token: string | undefined;
+}
+
+export interface SwitchyardConfig {
+  /** The file it came from (undefined for the embedded demo / flags only). */
+  readonly file: string | undefined;
+  readonly listen: readonly ListenConfig[];
+  readonly admin: AdminConfig;
+  readonly timeouts: TimeoutsConfig;
+  readonly services: Readonly<Record<string, ServiceConfig>>;
+  /** Worker processes (1 = no cluster). */
+  readonly workers: number;
+  readonly logLevel: string;
+}
