@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { formatDuration, toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
@@ -107,6 +108,7 @@ export class LoadBalancer {
     this.#forwarder = createForwarder(this.#forwarderOptions());
     this.#applyConfig();
     this.handle = this.handle.bind(this);
+    this.handleUpgrade = this.handleUpgrade.bind(this);
   }
 
   get config(): BalancerConfig {
@@ -382,6 +384,19 @@ export class LoadBalancer {
       return;
     }
     this.#forwarder.forward(this, req, res, server);
+  }
+
+  /** An `upgrade` listener for node:http: picks a server and pipes the upgraded connection (WebSocket). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const sticky = this.#config.sticky || isStickyPath(req.url);
+    const server = this.#pickWith(this.#prepare(req, sticky), sticky);
+    if (server === undefined || server.handler) {
+      socket.end(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\nconnection: close\r\n\r\nService Unavailable\n",
+      );
+      return;
+    }
+    this.#forwarder.upgrade(this, req, socket, head, server);
   }
 
   setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {

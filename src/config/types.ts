@@ -45,7 +45,11 @@ export interface ServiceConfig {
   readonly sticky: boolean;
   readonly stickyMaxAge: number;
   readonly stickySecret: string | undefined;
-  readonly options: { readonly header: string; readonly from: readonly string[]; readonly recursive: boolean };
+  readonly options: {
+    readonly header: string;
+    readonly from: readonly string[];
+    readonly recursive: boolean;
+  };
   readonly healthcheck: HealthcheckConfig;
   readonly servers: readonly ServerConfig[];
 }

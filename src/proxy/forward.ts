@@ -23,6 +23,8 @@ export interface ForwardHost {
 
 export interface Forwarder {
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void;
+  /** Proxies an HTTP upgrade (WebSocket) and pipes both sockets. */
+  upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void;
   /** Closes the upstream pool of a removed server once its requests finish. */
   release(server: Server): void;
   close(): Promise<void>;
@@ -102,6 +104,51 @@ class UndiciForwarder implements Forwarder {
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
     const attempt = new Attempt(this, host, req, res);
     attempt.send(server);
+  }
+
+  upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+    const headers = upstreamHeaders(req, {
+      clientIp: host.clientIp(req),
+      trusted: host.realIp.isTrusted(req.socket.remoteAddress),
+    });
+    // upstreamHeaders drops Connection/Upgrade as hop-by-hop; an upgrade must carry them
+    const upgradeTo = String(req.headers.upgrade ?? "websocket");
+    socket.on("error", () => {});
+    if (head.length) socket.unshift(head);
+    server.inflight++;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        server.inflight--;
+      }
+    };
+    this.#pool(server)
+      .upgrade({ path: req.url ?? "/", method: req.method ?? "GET", headers, protocol: upgradeTo })
+      .then(
+        ({ headers: resHeaders, socket: upstream }) => {
+          let out = "HTTP/1.1 101 Switching Protocols\r\n";
+          for (const [k, v] of Object.entries(resHeaders)) {
+            if (v === undefined) continue;
+            for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+          }
+          socket.write(`${out}\r\n`);
+          upstream.on("error", () => socket.destroy());
+          socket.on("error", () => upstream.destroy());
+          upstream.on("close", release);
+          socket.on("close", () => upstream.destroy());
+          upstream.pipe(socket);
+          socket.pipe(upstream);
+        },
+        (err: unknown) => {
+          release();
+          const kind = classify(err);
+          if (kind === "refused" || kind === "reset") host.reportFailure(server, err);
+          socket.end(
+            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nBad Gateway\n",
+          );
+        },
+      );
   }
 
   dispatch(server: Server, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
