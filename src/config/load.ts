@@ -1,0 +1,397 @@
+/**
+ * The configuration loader: switchyard YAML files and GoDoxy route files → one frozen
+ * `SwitchyardConfig`. Every problem in a file is reported at once as `file:line: path: message`.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { z } from "zod";
+import { formatDuration } from "../duration.ts";
+import { ConfigError } from "../errors.ts";
+import {
+  address,
+  bool,
+  DEFAULTS,
+  duration,
+  type Entry,
+  field,
+  hostPattern,
+  isMapValue,
+  LOG_LEVELS,
+  modeSchema,
+  nonEmptyString,
+  osReason,
+  parseAddress,
+  plainListen,
+  readHealthcheck,
+  readListen,
+  readMap,
+  readOptions,
+  serverUrl,
+  serviceNameProblem,
+  weightSchema,
+} from "./fields.ts";
+import { isGoDoxyRouteFile, readGoDoxy } from "./godoxy.ts";
+import { type Env, type Path, Problems, readYaml } from "./source.ts";
+import type {
+  AdminConfig,
+  ListenConfig,
+  ServerConfig,
+  ServiceConfig,
+  SwitchyardConfig,
+  TimeoutsConfig,
+} from "./types.ts";
+
+export { type ConfigDiff, diffConfig, type ServiceDiff } from "./diff.ts";
+
+/** What command-line flags give; they beat the file. */
+export interface ConfigOverrides {
+  listen?: readonly string[];
+  admin?: string;
+  workers?: number;
+  logLevel?: string;
+}
+
+type Draft = { -readonly [K in keyof SwitchyardConfig]: SwitchyardConfig[K] };
+
+const TOP_KEYS = ["listen", "admin", "timeouts", "workers", "log_level", "services"] as const;
+const TIMEOUT_KEYS = ["connect", "response_header", "idle", "shutdown"] as const;
+const SERVICE_KEYS = [
+  "hosts",
+  "mode",
+  "sticky",
+  "sticky_max_age",
+  "sticky_secret",
+  "options",
+  "healthcheck",
+  "servers",
+] as const;
+const SERVER_KEYS = ["name", "url", "weight"] as const;
+
+const logLevelSchema = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.enum(LOG_LEVELS));
+const workersSchema = z.number().int().min(1);
+
+/**
+ * Parses a configuration text. `file` names it in problems and anchors relative TLS paths.
+ * Throws `ConfigError` listing every problem.
+ */
+export function parseConfig(
+  text: string,
+  file: string,
+  overrides: ConfigOverrides = {},
+  env: Env = process.env,
+): SwitchyardConfig {
+  const p = new Problems(file);
+  const source = readYaml(text, p, env);
+  p.source = source;
+  let draft: Draft | undefined;
+  if (source.ok) {
+    draft = isGoDoxyRouteFile(source.value)
+      ? { ...defaultsDraft(file), services: readGoDoxy(p, source.value) }
+      : readSwitchyard(p, source.value, file);
+  }
+  applyOverrides(p, draft ?? defaultsDraft(file), overrides);
+  if (p.size > 0 || !draft) {
+    const n = p.size;
+    throw new ConfigError(`${file}: invalid configuration (${n} problem${n === 1 ? "" : "s"})`, p.list());
+  }
+  return deepFreeze(draft);
+}
+
+/** Reads and parses a file; an unreadable file is a `ConfigError` naming it and the OS reason. */
+export async function loadConfig(
+  file: string,
+  overrides: ConfigOverrides = {},
+  env: Env = process.env,
+): Promise<SwitchyardConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const reason =
+      e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.message;
+    const problem = `${file}: cannot read configuration file: ${reason}${e.code ? ` (${e.code})` : ""}`;
+    throw new ConfigError(problem, [], { cause: err });
+  }
+  return parseConfig(text, file, overrides, env);
+}
+
+/** The embedded demo: one service `demo` on any Host, balancing the given local backends. */
+export function demoConfig(
+  backends: readonly { name: string; url: string; weight?: number }[],
+  overrides: ConfigOverrides = {},
+): SwitchyardConfig {
+  const draft = defaultsDraft(undefined);
+  draft.services = {
+    demo: {
+      name: "demo",
+      hosts: ["*"],
+      mode: "round_robin",
+      sticky: false,
+      stickyMaxAge: DEFAULTS.stickyMaxAge,
+      stickySecret: undefined,
+      options: { header: DEFAULTS.header, from: [], recursive: false },
+      healthcheck: { ...DEFAULTS.healthcheck, interval: 2_000, timeout: 1_000 },
+      servers: backends.map((b) => ({ name: b.name, url: b.url, weight: b.weight ?? 0 })),
+    },
+  };
+  const p = new Problems("demo");
+  applyOverrides(p, draft, overrides);
+  if (p.size) throw new ConfigError("invalid command-line options", p.list());
+  return deepFreeze(draft);
+}
+
+/** `switchyard check -c FILE`: a summary when valid, every problem when not. */
+export async function checkConfig(
+  file: string,
+  env: Env = process.env,
+): Promise<{ ok: boolean; output: string; config?: SwitchyardConfig }> {
+  try {
+    const config = await loadConfig(file, {}, env);
+    return { ok: true, output: summarize(config), config };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return { ok: false, output: err.message };
+  }
+}
+
+/** A few lines describing a configuration, for `check` and startup logs. */
+export function summarize(config: SwitchyardConfig): string {
+  const services = Object.values(config.services);
+  const servers = services.reduce((n, s) => n + s.servers.length, 0);
+  const lines = [
+    `${config.file ?? "configuration"}: OK — ${services.length} service${services.length === 1 ? "" : "s"}, ${servers} server${servers === 1 ? "" : "s"}`,
+    `  listen ${config.listen.map((l) => `${l.address}${l.tls ? " (TLS)" : ""}`).join(", ")}; admin ${config.admin.address}${config.admin.token ? " (token)" : ""}`,
+  ];
+  for (const s of services) {
+    const hosts = s.hosts.length ? s.hosts.join(", ") : `${s.name}.*`;
+    const flags = [
+      s.mode,
+      s.sticky ? `sticky ${formatDuration(s.stickyMaxAge)}` : "",
+      s.healthcheck.enabled
+        ? `health ${s.healthcheck.useGet ? "GET" : "HEAD"} ${s.healthcheck.path} every ${formatDuration(s.healthcheck.interval)}`
+        : "health checks off",
+    ].filter(Boolean);
+    lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
+    for (const v of s.servers) lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}`);
+  }
+  return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function defaultsDraft(file: string | undefined): Draft {
+  const a = plainListen(DEFAULTS.admin);
+  return {
+    file,
+    listen: [plainListen(DEFAULTS.listen)],
+    admin: { address: a.address, host: a.host, port: a.port, token: undefined },
+    timeouts: { ...DEFAULTS.timeouts },
+    services: {},
+    workers: DEFAULTS.workers,
+    logLevel: DEFAULTS.logLevel,
+  };
+}
+
+function readSwitchyard(p: Problems, value: unknown, file: string): Draft | undefined {
+  const m = readMap(p, value, [], TOP_KEYS);
+  if (!m) return undefined;
+  const draft = defaultsDraft(file);
+  draft.listen = readListen(p, m.listen, dirname(file));
+  draft.admin = readAdmin(p, m.admin) ?? draft.admin;
+  draft.timeouts = readTimeouts(p, m.timeouts);
+  draft.workers = field(p, m.workers, workersSchema, DEFAULTS.workers);
+  draft.logLevel = field(p, m.log_level, logLevelSchema, DEFAULTS.logLevel);
+  draft.services = readServices(p, m.services);
+  return draft;
+}
+
+function readAdmin(p: Problems, entry: Entry | undefined): AdminConfig | undefined {
+  if (!entry) return undefined;
+  let addrEntry: Entry | undefined = entry;
+  let token: string | undefined;
+  if (isMapValue(entry.value)) {
+    const m = readMap(p, entry.value, entry.path, ["address", "token"] as const);
+    if (!m) return undefined;
+    addrEntry = m.address;
+    token = m.token && p.parse(nonEmptyString, m.token.value, m.token.path);
+  }
+  const a = addrEntry ? p.parse(address, addrEntry.value, addrEntry.path) : plainListen(DEFAULTS.admin);
+  if (!a) return undefined;
+  return { address: a.address, host: a.host, port: a.port, token };
+}
+
+function readTimeouts(p: Problems, entry: Entry | undefined): TimeoutsConfig {
+  const d = DEFAULTS.timeouts;
+  const m = entry ? readMap(p, entry.value, entry.path, TIMEOUT_KEYS) : undefined;
+  if (!m) return { ...d };
+  return {
+    connect: field(p, m.connect, duration("positive"), d.connect),
+    responseHeader: field(p, m.response_header, duration("positive"), d.responseHeader),
+    idle: field(p, m.idle, duration("positive"), d.idle),
+    shutdown: field(p, m.shutdown, duration("non-negative"), d.shutdown),
+  };
+}
+
+function readServices(p: Problems, entry: Entry | undefined): Record<string, ServiceConfig> {
+  const services: Record<string, ServiceConfig> = {};
+  if (!entry) {
+    p.add(
+      p.source?.lineOf([]) ?? undefined,
+      "services",
+      "no services: add `services:` with at least one service",
+    );
+    return services;
+  }
+  if (!isMapValue(entry.value)) {
+    p.at(entry.path, `expected a map of service names to services, got ${describe(entry.value)}`);
+    return services;
+  }
+  const names = Object.keys(entry.value);
+  if (names.length === 0) p.at(entry.path, "no services: add at least one");
+  const hostOwner = new Map<string, string>();
+  for (const name of names) {
+    const path = [...entry.path, name];
+    const bad = serviceNameProblem(name);
+    if (bad) p.at(path, bad, "key");
+    const svc = readService(p, name, entry.value[name], path, hostOwner);
+    if (svc && !bad) services[name] = svc;
+  }
+  return services;
+}
+
+function readService(
+  p: Problems,
+  name: string,
+  value: unknown,
+  path: Path,
+  hostOwner: Map<string, string>,
+): ServiceConfig | undefined {
+  if (value === null) {
+    p.at(path, "empty service: give at least `servers`");
+    return undefined;
+  }
+  const m = readMap(p, value, path, SERVICE_KEYS);
+  if (!m) return undefined;
+  const hosts: string[] = [];
+  if (m.hosts) {
+    const items: Entry[] = Array.isArray(m.hosts.value)
+      ? m.hosts.value.map((v, i) => ({ value: v, path: [...m.hosts!.path, i] }))
+      : typeof m.hosts.value === "string"
+        ? m.hosts.value.split(",").map((v) => ({ value: v, path: m.hosts!.path }))
+        : [m.hosts];
+    for (const item of items) {
+      const h = p.parse(hostPattern, item.value, item.path);
+      if (h === undefined) continue;
+      const owner = hostOwner.get(h);
+      if (owner === name) p.at(item.path, `duplicate host "${h}"`);
+      else if (owner !== undefined) p.at(item.path, `host "${h}" is already used by service "${owner}"`);
+      else {
+        hostOwner.set(h, name);
+        hosts.push(h);
+      }
+    }
+  }
+  return {
+    name,
+    hosts,
+    mode: field(p, m.mode, modeSchema, "round_robin"),
+    sticky: field(p, m.sticky, bool, false),
+    stickyMaxAge: field(p, m.sticky_max_age, duration("positive"), DEFAULTS.stickyMaxAge),
+    stickySecret: m.sticky_secret && p.parse(nonEmptyString, m.sticky_secret.value, m.sticky_secret.path),
+    options: readOptions(p, m.options, false) ?? { header: DEFAULTS.header, from: [], recursive: false },
+    healthcheck: readHealthcheck(p, m.healthcheck, false) ?? { ...DEFAULTS.healthcheck },
+    servers: readServers(p, name, m.servers, path),
+  };
+}
+
+function readServers(p: Problems, service: string, entry: Entry | undefined, svcPath: Path): ServerConfig[] {
+  const servers: ServerConfig[] = [];
+  if (!entry) {
+    p.at(svcPath, "no servers: add `servers:` with at least one { url }", "key");
+    return servers;
+  }
+  if (!Array.isArray(entry.value)) {
+    p.at(entry.path, `expected a list of servers, got ${describe(entry.value)}`);
+    return servers;
+  }
+  if (entry.value.length === 0) p.at(entry.path, "no servers: add at least one { url }");
+  const byKey = new Map<string, number>();
+  const byName = new Map<string, number>();
+  entry.value.forEach((item: unknown, i: number) => {
+    const path = [...entry.path, i];
+    let urlEntry: Entry | undefined;
+    let name = `${service}-${i + 1}`;
+    let weight = 0;
+    if (typeof item === "string") urlEntry = { value: item, path };
+    else if (item === null) {
+      p.at(path, "empty server: give at least `url`");
+      return;
+    } else {
+      const m = readMap(p, item, path, SERVER_KEYS);
+      if (!m) return;
+      urlEntry = m.url;
+      if (!urlEntry) p.at(path, "missing `url` (e.g. http://10.0.0.11:3000)");
+      name = field(p, m.name, nonEmptyString, name);
+      weight = field(p, m.weight, weightSchema, 0);
+    }
+    const u = urlEntry && p.parse(serverUrl, urlEntry.value, urlEntry.path);
+    if (!u) return;
+    const sameKey = byKey.get(u.key);
+    const sameName = byName.get(name);
+    if (sameKey !== undefined) p.at(urlEntry!.path, `same host:port ${u.key} as servers[${sameKey}]`);
+    else if (sameName !== undefined)
+      p.at(path, `duplicate server name "${name}" (also servers[${sameName}])`);
+    else {
+      byKey.set(u.key, i);
+      byName.set(name, i);
+      servers.push({ name, url: u.url, weight });
+    }
+  });
+  return servers;
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return "nothing";
+  if (Array.isArray(v)) return "a list";
+  return typeof v === "object" ? "a map" : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function applyOverrides(p: Problems, draft: Draft, o: ConfigOverrides): void {
+  if (o.listen !== undefined) {
+    const listen: ListenConfig[] = [];
+    if (o.listen.length === 0) p.flag("--listen", "no address given");
+    for (const l of o.listen) {
+      const a = parseAddress(l);
+      if (typeof a === "string") p.flag("--listen", a);
+      else listen.push({ ...a, tls: undefined });
+    }
+    draft.listen = listen;
+  }
+  if (o.admin !== undefined) {
+    const a = parseAddress(o.admin);
+    if (typeof a === "string") p.flag("--admin", a);
+    else draft.admin = { ...draft.admin, address: a.address, host: a.host, port: a.port };
+  }
+  if (o.workers !== undefined) {
+    if (!Number.isInteger(o.workers) || o.workers < 1)
+      p.flag("--workers", `must be an integer ≥ 1, got ${o.workers}`);
+    else draft.workers = o.workers;
+  }
+  if (o.logLevel !== undefined) {
+    const r = logLevelSchema.safeParse(o.logLevel);
+    if (!r.success) p.flag("--log-level", `must be one of ${LOG_LEVELS.join(", ")}, got "${o.logLevel}"`);
+    else draft.logLevel = r.data;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
