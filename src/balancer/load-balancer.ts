@@ -87,7 +87,9 @@ export class LoadBalancer {
   /** Servers whose health cannot notify; refreshed before each pick. */
   #polled: Server[] = [];
   #selector!: Selector;
-  #sticky: StickySelector | undefined;
+  /** The mode's selector (inside #sticky); told about inflight changes when it orders by load. */
+  #inner!: Selector;
+  #sticky!: StickySelector;
   #realIp!: RealIpResolver;
   #needsIp = false;
   #signal: AbortSignal | undefined;
@@ -98,6 +100,7 @@ export class LoadBalancer {
   #cookieTail = "";
   #cookieTailSecure = "";
   #onAvailability = (s: Server) => this.#availabilityChanged(s);
+  #onLoad = (s: Server) => this.#inner.loadChanged!(s);
 
   constructor(options: LoadBalancerOptions) {
     if (!options || typeof options.link !== "string" || options.link === "") {
@@ -137,6 +140,7 @@ export class LoadBalancer {
   #applyConfig(): void {
     const c = this.#config;
     const inner = createSelector(c.mode);
+    this.#inner = inner;
     this.#sticky = new StickySelector(inner, c.stickySecret);
     // sticky is always available for the wake paths; only used generally when configured
     this.#selector = c.sticky ? this.#sticky : inner;
@@ -151,6 +155,7 @@ export class LoadBalancer {
   /** Starts the monitors of every server; aborting `signal` stops them and all timers. */
   start(signal?: AbortSignal): void {
     if (this.#signal && !this.#signal.aborted) return;
+    if (signal?.aborted) return;
     const s = signal ?? new AbortController().signal;
     this.#signal = s;
     this.#started = Date.now();
@@ -173,6 +178,11 @@ export class LoadBalancer {
       const old = this.#members[existing];
       this.#stopMember(old);
       this.#members[existing] = member;
+      if (old.server !== server) {
+        old.server.onAvailabilityChange = undefined;
+        old.server.onLoadChange = undefined;
+        this.#forwarder.release(old.server);
+      }
       this.#logger.warn(
         { server: server.name, key: server.key },
         "server replaced a server with the same key",
@@ -194,6 +204,7 @@ export class LoadBalancer {
     const [m] = this.#members.splice(i, 1);
     this.#stopMember(m);
     m.server.onAvailabilityChange = undefined;
+    m.server.onLoadChange = undefined;
     this.#rebuild();
     this.#forwarder.release(m.server);
     this.#logger.debug({ server: m.server.name, servers: this.#members.length }, "server removed");
@@ -230,13 +241,15 @@ export class LoadBalancer {
     const controller = new AbortController();
     m.controller = controller;
     if (health.subscribe) {
-      m.unsubscribe = health.subscribe((status) => {
+      m.unsubscribe = health.subscribe((status, changed) => {
         if (status === "healthy") server.clearPassive();
         server.refresh();
-        this.#logger.info(
-          { server: server.name, status, detail: server.detail() || undefined },
-          `server ${server.name} is ${status}`,
-        );
+        if (changed) {
+          this.#logger.info(
+            { server: server.name, status, detail: server.detail() || undefined },
+            `server ${server.name} is ${status}`,
+          );
+        }
       });
     }
     try {
@@ -268,15 +281,18 @@ export class LoadBalancer {
     }
     this.#servers = servers;
     this.#polled = servers.filter((s) => s.health !== undefined && s.health.subscribe === undefined);
-    for (const s of servers) s.available = !s.passiveDown && isGoodStatus(s);
-    this.#selector.rebuild({ servers });
-    if (this.#selector !== this.#sticky) this.#sticky!.rebuild({ servers });
+    const onLoad = this.#inner.loadChanged ? this.#onLoad : undefined;
+    for (const s of servers) {
+      s.available = !s.passiveDown && isGoodStatus(s);
+      s.onLoadChange = onLoad;
+    }
+    // #sticky wraps the mode's selector and rebuilds it; #selector is one of the two
+    this.#sticky.rebuild({ servers });
   }
 
   #availabilityChanged(server: Server): void {
     if (server.index < 0 || this.#servers[server.index] !== server) return;
-    this.#selector.rebuild({ servers: this.#servers });
-    if (this.#selector !== this.#sticky) this.#sticky!.rebuild({ servers: this.#servers });
+    this.#sticky.rebuild({ servers: this.#servers });
   }
 
   /** Passive health: called by the forwarder when a server refused or reset a connection. */
@@ -288,8 +304,9 @@ export class LoadBalancer {
     );
     server.markDown();
     const m = this.#members.find((x) => x.server === server);
-    // without an active checker nothing would ever bring it back: use a cooldown like nginx's fail_timeout
-    if (m && !server.health?.checkNow) {
+    // without a running active checker that reports successes nothing would ever bring it back:
+    // use a cooldown like nginx's fail_timeout
+    if (m && !(server.health?.checkNow && m.unsubscribe && m.controller)) {
       clearTimeout(m.cooldown);
       m.cooldown = setTimeout(() => server.clearPassive(), this.#config.passiveCooldown);
       m.cooldown.unref();
@@ -323,7 +340,7 @@ export class LoadBalancer {
 
   #pickWith(ctx: Ctx, sticky: boolean): Server | undefined {
     if (this.#polled.length) this.#refreshPolled();
-    return sticky ? this.#sticky!.pick(ctx) : this.#selector.pick(ctx);
+    return sticky ? this.#sticky.pick(ctx) : this.#selector.pick(ctx);
   }
 
   /** Another server for a retry of a request that already tried `tried`. */
@@ -339,6 +356,10 @@ export class LoadBalancer {
 
   /** A `(req, res)` listener for node:http: picks a server and serves or proxies the request. */
   handle(req: IncomingMessage, res: ServerResponse): void {
+    if (badTarget(req)) {
+      sendError(res, 400, "Bad Request");
+      return;
+    }
     const url = req.url ?? "/";
     const stickyPath = url.charCodeAt(1) === 36 /* $ */ || url === "/favicon.ico" ? isStickyPath(url) : false;
     const sticky = this.#config.sticky || stickyPath;
@@ -355,7 +376,7 @@ export class LoadBalancer {
       sendError(res, 503, "Service Unavailable");
       return;
     }
-    if (sticky && this.#sticky!.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
+    if (sticky && this.#sticky.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
     const st = server.status();
     if ((st === "napping" || st === "starting") && server.wake) {
       server.tryWake().then(
@@ -388,6 +409,12 @@ export class LoadBalancer {
 
   /** An `upgrade` listener for node:http: picks a server and pipes the upgraded connection (WebSocket). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (badTarget(req)) {
+      socket.end(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nBad Request\n",
+      );
+      return;
+    }
     const sticky = this.#config.sticky || isStickyPath(req.url);
     const server = this.#pickWith(this.#prepare(req, sticky), sticky);
     if (server === undefined || server.handler) {
@@ -401,7 +428,7 @@ export class LoadBalancer {
 
   setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {
     const secure = (req.socket as TLSSocket).encrypted === true || this.#forwardedHttps(req);
-    const value = `${STICKY_COOKIE}=${this.#sticky!.valueFor(server)}${secure ? this.#cookieTailSecure : this.#cookieTail}`;
+    const value = `${STICKY_COOKIE}=${this.#sticky.valueFor(server)}${secure ? this.#cookieTailSecure : this.#cookieTail}`;
     const prev = res.getHeader("set-cookie");
     if (prev === undefined) res.setHeader("set-cookie", value);
     else res.setHeader("set-cookie", [...(Array.isArray(prev) ? prev : [String(prev)]), value]);
@@ -409,7 +436,10 @@ export class LoadBalancer {
 
   #forwardedHttps(req: IncomingMessage): boolean {
     const proto = req.headers["x-forwarded-proto"];
-    if (typeof proto !== "string" || proto.toLowerCase() !== "https") return false;
+    if (typeof proto !== "string") return false;
+    // a chain of proxies may send a list; the first entry is what the client used
+    const comma = proto.indexOf(",");
+    if ((comma < 0 ? proto : proto.slice(0, comma)).trim().toLowerCase() !== "https") return false;
     return this.#realIp.isTrusted(req.socket.remoteAddress);
   }
 
@@ -473,6 +503,32 @@ export class LoadBalancer {
       },
     };
   }
+}
+
+/**
+ * RFC 9112 §3.2: more than one Host line is a 400 (a backend might read the other one), and so
+ * is an absolute-form target naming another host than Host (HAProxy's rule). An absolute-form
+ * target that agrees is rewritten to origin-form, which is what backends expect.
+ */
+function badTarget(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 4 && raw[i].toLowerCase() === "host" && ++hosts > 1) return true;
+  }
+  const url = req.url;
+  if (url === undefined || url.charCodeAt(0) === 47 /* / */ || url === "*") return false;
+  let target: URL;
+  try {
+    target = new URL(url);
+    const host = req.headers.host;
+    if (host === undefined || new URL(`http://${host}`).hostname !== target.hostname) return true;
+  } catch {
+    return true;
+  }
+  if (target.protocol !== "http:" && target.protocol !== "https:") return true;
+  req.url = target.pathname + target.search;
+  return false;
 }
 
 function isGoodStatus(s: Server): boolean {

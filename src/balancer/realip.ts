@@ -23,14 +23,29 @@ export class RealIpResolver {
   readonly #any: boolean;
 
   constructor(options: RealIpOptions = {}) {
-    this.header = (options.header ?? "X-Real-IP").toLowerCase();
+    const header = options.header ?? "X-Real-IP";
+    if (typeof header !== "string" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(header)) {
+      throw new InvalidArgumentError(`options.header: ${JSON.stringify(header)} is not a header name`);
+    }
+    this.header = header.toLowerCase();
     const from =
-      options.from === undefined
+      options.from === undefined || options.from === null
         ? []
         : typeof options.from === "string"
           ? options.from.split(",")
           : options.from;
-    this.from = from.map((f) => f.trim()).filter((f) => f !== "");
+    if (!Array.isArray(from)) {
+      throw new InvalidArgumentError("options.from: expected a list of IP addresses or CIDRs");
+    }
+    this.from = from.map((f, i) => {
+      if (typeof f !== "string") {
+        throw new InvalidArgumentError(
+          `options.from[${i}]: ${JSON.stringify(f)} is not an IP address or CIDR`,
+        );
+      }
+      return f.trim();
+    });
+    this.from = this.from.filter((f) => f !== "");
     this.recursive = options.recursive === true;
     this.#trusted = new BlockList();
     for (const entry of this.from) addTrusted(this.#trusted, entry);
@@ -40,6 +55,7 @@ export class RealIpResolver {
   /** Whether the TCP peer (or any address) is inside `from`. */
   isTrusted(address: string | undefined): boolean {
     if (!this.#any || !address) return false;
+    address = normalizePeer(address);
     const family = isIP(address);
     if (family === 0) return false;
     return this.#trusted.check(address, family === 6 ? "ipv6" : "ipv4");
@@ -52,14 +68,17 @@ export class RealIpResolver {
     const raw = headers[this.header];
     if (raw === undefined) return p;
     const list = typeof raw === "string" ? raw.split(",") : raw.flatMap((line) => line.split(","));
+    let found: string | undefined;
     for (let i = list.length - 1; i >= 0; i--) {
+      // empty entries (`a, , b`, a trailing comma) are skipped, as nginx does
+      if (list[i].trim() === "") continue;
       const addr = parseAddress(list[i]);
-      if (addr === undefined) return p; // garbage: keep the peer, as nginx does
-      if (!this.recursive) return addr;
-      if (!this.isTrusted(addr)) return addr;
-      if (i === 0) return addr; // every hop is trusted: the left-most is the client
+      if (addr === undefined) return p; // garbage: keep the peer
+      found = addr;
+      if (!this.recursive || !this.isTrusted(addr)) return addr;
     }
-    return p;
+    // every hop is trusted: the left-most is the client
+    return found ?? p;
   }
 }
 

@@ -36,8 +36,7 @@ export class Server {
   readonly health: HealthSource | undefined;
   readonly wake: (() => Promise<void>) | undefined;
 
-  /** Requests in flight (least_conn, metrics, drain). */
-  inflight = 0;
+  #inflight = 0;
   /** Good and not passively ejected. Read by selectors on every pick. */
   available = true;
   /** Set by passive health (refused/reset); cleared when an active check succeeds. */
@@ -48,6 +47,8 @@ export class Server {
   upstream: unknown = undefined;
   /** Notified when `available` flips; set by the pool that owns this server. */
   onAvailabilityChange: ((server: Server) => void) | undefined;
+  /** Notified when `inflight` changes (least_conn keeps an ordered structure); set by the pool. */
+  onLoadChange: ((server: Server) => void) | undefined;
 
   constructor(options: ServerOptions) {
     if (!options || typeof options !== "object")
@@ -80,6 +81,18 @@ export class Server {
     this.health = health;
     this.wake = wake;
     this.available = isGood(this.#healthStatus());
+  }
+
+  /**
+   * Requests in flight (least_conn, metrics, drain). Whoever sends a request increments it and
+   * decrements it when the request ends; the owning pool is told so least_conn stays O(log n).
+   */
+  get inflight(): number {
+    return this.#inflight;
+  }
+  set inflight(n: number) {
+    this.#inflight = n;
+    if (this.onLoadChange !== undefined) this.onLoadChange(this);
   }
 
   #healthStatus(): HealthStatus {

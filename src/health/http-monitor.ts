@@ -36,7 +36,7 @@ export class HttpHealthMonitor implements HealthSource {
   #timer: NodeJS.Timeout | undefined;
   #signal: AbortSignal | undefined;
   #inFlight: Promise<void> | undefined;
-  #listeners = new Set<(s: HealthStatus) => void>();
+  #listeners = new Set<(s: HealthStatus, changed: boolean) => void>();
 
   constructor(url: string | URL, options: HttpHealthMonitorOptions = {}) {
     try {
@@ -45,6 +45,11 @@ export class HttpHealthMonitor implements HealthSource {
       throw new InvalidArgumentError(`HttpHealthMonitor: invalid url ${JSON.stringify(String(url))}`, {
         cause: err,
       });
+    }
+    if (this.url.protocol !== "http:" && this.url.protocol !== "https:") {
+      throw new InvalidArgumentError(
+        `HttpHealthMonitor: url must be http: or https:, got ${this.url.protocol}`,
+      );
     }
     const path = options.path ?? "/";
     if (!path.startsWith("/")) throw new InvalidArgumentError(`HttpHealthMonitor: path must start with "/"`);
@@ -76,9 +81,12 @@ export class HttpHealthMonitor implements HealthSource {
     return this.#signal !== undefined && !this.#signal.aborted;
   }
 
-  subscribe(listener: (s: HealthStatus) => void): () => void {
+  /** `listener` runs after every check (a success also ends a passive ejection); returns unsubscribe. */
+  subscribe(listener: (s: HealthStatus, changed: boolean) => void): () => void {
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
   }
 
   /** Starts probing at once, then every interval, until `signal` aborts. Idempotent while running. */
@@ -158,14 +166,15 @@ export class HttpHealthMonitor implements HealthSource {
     } else {
       this.#failures++;
       this.#detail = detail;
+      // a failed check below `retries` must not notify: listeners treat "healthy" as a success
       if (this.#failures >= this.retries) this.#set("unhealthy");
     }
   }
 
   #set(status: HealthStatus): void {
-    if (this.#status === status) return;
+    const changed = this.#status !== status;
     this.#status = status;
-    for (const l of this.#listeners) l(status);
+    for (const l of this.#listeners) l(status, changed);
   }
 
   toJSON() {

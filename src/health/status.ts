@@ -15,8 +15,11 @@ export interface HealthSource {
   latency?(): number;
   detail?(): string;
   start?(signal: AbortSignal): void;
-  /** Called on every status change; returns an unsubscribe function. */
-  subscribe?(listener: (status: HealthStatus) => void): () => void;
+  /**
+   * Called after every check with its resulting status (`changed` tells whether it differs
+   * from the previous one): a success also ends a passive ejection. Returns an unsubscribe function.
+   */
+  subscribe?(listener: (status: HealthStatus, changed: boolean) => void): () => void;
   /** Asks for a probe as soon as possible (used after a passive failure). */
   checkNow?(): void;
   toJSON?(): unknown;

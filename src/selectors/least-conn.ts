@@ -3,58 +3,156 @@ import { isTried, type PickContext, type PoolView, type Selector } from "./selec
 
 /**
  * Weighted least connections (nginx's least_conn): the available server with the lowest
- * inflight/weight; ties are broken by smooth weighted round robin among the tied servers,
- * so idle pools still follow the weights and never favour the first server.
+ * inflight/weight. Ties go to the tied server with the fewest picks relative to its weight
+ * (a divisor-method rotation), so an idle pool follows the weights exactly (every run of
+ * `total weight` picks gives each server its weight) and never favours the first server.
+ *
+ * The available servers sit in a binary min-heap ordered by (inflight/weight, picks/weight,
+ * position), compared by cross-multiplying integers, so a pick is O(log n). The pool tells the
+ * selector when a server's inflight changes (`loadChanged`) and the server is moved in the heap.
+ * The pick counts start again every `total weight` picks so a server's lag stays bounded.
+ * A server with a rebalanced weight of 0 is picked only when no weighted server can be.
  */
 export class LeastConnSelector implements Selector {
   readonly mode = "least_conn" as const;
-  #servers: Server[] = [];
-  #current = new Float64Array(0);
+  /** Available servers; a server's slot is its index here. */
+  #slots: Server[] = [];
+  #slotOf = new Map<Server, number>();
+  #weight = new Float64Array(0);
+  #picks = new Float64Array(0);
+  /** heap of slots */
+  #heap = new Int32Array(0);
+  /** slot → position in the heap */
+  #pos = new Int32Array(0);
+  #period = 0;
+  #sincereset = 0;
 
   rebuild(pool: PoolView): void {
-    this.#servers = pool.servers.filter((s) => s.available);
-    this.#current = new Float64Array(this.#servers.length);
+    const slots = pool.servers.filter((s) => s.available);
+    const n = slots.length;
+    this.#slots = slots;
+    this.#slotOf = new Map();
+    this.#weight = new Float64Array(n);
+    this.#picks = new Float64Array(n);
+    this.#heap = new Int32Array(n);
+    this.#pos = new Int32Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const w = slots[i].weight;
+      this.#slotOf.set(slots[i], i);
+      this.#weight[i] = Math.max(w, 0);
+      total += Math.max(w, 0);
+      this.#heap[i] = i;
+      this.#pos[i] = i;
+    }
+    this.#period = Math.max(total, n, 1);
+    this.#sincereset = 0;
+    this.#heapify();
+  }
+
+  /** Called by the pool when `server.inflight` changed. */
+  loadChanged(server: Server): void {
+    const slot = this.#slotOf.get(server);
+    if (slot === undefined) return;
+    const p = this.#pos[slot];
+    this.#siftUp(p);
+    this.#siftDown(this.#pos[slot]);
   }
 
   pick(ctx: PickContext): Server | undefined {
-    const list = this.#servers;
-    const n = list.length;
+    const n = this.#slots.length;
+    if (n === 0) return undefined;
+    let slot = this.#heap[0];
+    const root = this.#slots[slot];
+    if (!root.available || (ctx.tried !== null && isTried(ctx, root))) {
+      slot = this.#scan(ctx);
+      if (slot < 0) return undefined;
+    }
+    this.#picks[slot]++;
+    this.#siftDown(this.#pos[slot]);
+    if (++this.#sincereset >= this.#period) this.#resetPicks();
+    return this.#slots[slot];
+  }
+
+  /** The best slot that can take the request when the root cannot (retries, stale availability). */
+  #scan(ctx: PickContext): number {
     let best = -1;
-    let bestLoad = 0;
-    let bestWeight = 1;
-    let ties = 0;
+    for (let i = 0; i < this.#slots.length; i++) {
+      const s = this.#slots[i];
+      if (!s.available || (ctx.tried !== null && isTried(ctx, s))) continue;
+      if (best < 0 || this.#less(i, best)) best = i;
+    }
+    return best;
+  }
+
+  #resetPicks(): void {
+    this.#picks.fill(0);
+    this.#sincereset = 0;
+    this.#heapify();
+  }
+
+  /**
+   * a before b: lower inflight/weight, then fewer picks/weight, then earlier position. A server
+   * whose rebalanced weight is 0 comes after every weighted one (as in round_robin).
+   */
+  #less(a: number, b: number): boolean {
+    let wa = this.#weight[a];
+    let wb = this.#weight[b];
+    if (wa === 0 || wb === 0) {
+      if (wa !== wb) return wb === 0;
+      wa = wb = 1;
+    }
+    const la = this.#slots[a].inflight * wb;
+    const lb = this.#slots[b].inflight * wa;
+    if (la !== lb) return la < lb;
+    const pa = this.#picks[a] * wb;
+    const pb = this.#picks[b] * wa;
+    if (pa !== pb) return pa < pb;
+    return a < b;
+  }
+
+  #heapify(): void {
+    const heap = this.#heap;
+    const n = heap.length;
     for (let i = 0; i < n; i++) {
-      const s = list[i];
-      if (!s.available || (ctx.tried !== null && isTried(ctx, s))) continue;
-      const w = s.weight > 0 ? s.weight : 0.001;
-      const load = s.inflight;
-      // inflight/weight compared by cross-multiplying
-      const a = load * bestWeight;
-      const b = bestLoad * w;
-      if (best < 0 || a < b) {
-        best = i;
-        bestLoad = load;
-        bestWeight = w;
-        ties = 1;
-      } else if (a === b) {
-        ties++;
-      }
+      heap[i] = i;
+      this.#pos[i] = i;
     }
-    if (best < 0) return undefined;
-    if (ties === 1) return list[best];
-    const current = this.#current;
-    let total = 0;
-    let chosen = -1;
-    for (let i = best; i < n; i++) {
-      const s = list[i];
-      if (!s.available || (ctx.tried !== null && isTried(ctx, s))) continue;
-      const w = s.weight > 0 ? s.weight : 0.001;
-      if (s.inflight * bestWeight !== bestLoad * w) continue;
-      current[i] += w;
-      total += w;
-      if (chosen < 0 || current[i] > current[chosen]) chosen = i;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.#siftDown(i);
+  }
+
+  #siftUp(p: number): void {
+    const heap = this.#heap;
+    const pos = this.#pos;
+    const slot = heap[p];
+    while (p > 0) {
+      const parent = (p - 1) >> 1;
+      const ps = heap[parent];
+      if (!this.#less(slot, ps)) break;
+      heap[p] = ps;
+      pos[ps] = p;
+      p = parent;
     }
-    current[chosen] -= total;
-    return list[chosen];
+    heap[p] = slot;
+    pos[slot] = p;
+  }
+
+  #siftDown(p: number): void {
+    const heap = this.#heap;
+    const pos = this.#pos;
+    const n = heap.length;
+    const slot = heap[p];
+    for (;;) {
+      let c = 2 * p + 1;
+      if (c >= n) break;
+      if (c + 1 < n && this.#less(heap[c + 1], heap[c])) c++;
+      const cs = heap[c];
+      if (!this.#less(cs, slot)) break;
+      heap[p] = cs;
+      pos[cs] = p;
+      p = c;
+    }
+    heap[p] = slot;
+    pos[slot] = p;
   }
 }

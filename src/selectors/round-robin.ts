@@ -3,20 +3,27 @@ import { isTried, type PickContext, type PoolView, type Selector } from "./selec
 
 /**
  * Smooth weighted round robin (nginx). The sequence over the available servers is periodic
- * with period = total weight (100), so it is computed once per change and a pick is O(1).
+ * with period = total weight (100), so it is computed once per change (lazily, at the next
+ * pick, so adding many servers one by one costs one build) and a pick is O(1).
  */
 export class RoundRobinSelector implements Selector {
   readonly mode = "round_robin" as const;
   #schedule: Server[] = [];
   #pos = 0;
+  #good: Server[] = [];
+  #pending: PoolView | undefined;
 
   rebuild(pool: PoolView): void {
-    const good = pool.servers.filter((s) => s.available);
-    this.#schedule = smoothSchedule(good);
-    this.#pos = 0;
+    this.#pending = pool;
   }
 
   pick(ctx: PickContext): Server | undefined {
+    if (this.#pending !== undefined) {
+      this.#good = this.#pending.servers.filter((s) => s.available);
+      this.#schedule = smoothSchedule(this.#good);
+      this.#pending = undefined;
+      this.#pos = 0;
+    }
     const sched = this.#schedule;
     const n = sched.length;
     if (n === 0) return undefined;
@@ -25,6 +32,8 @@ export class RoundRobinSelector implements Selector {
       this.#pos = this.#pos + 1 === n ? 0 : this.#pos + 1;
       if (s.available && (ctx.tried === null || !isTried(ctx, s))) return s;
     }
+    // a retry whose weighted servers were all tried may still use one rounded down to weight 0
+    for (const s of this.#good) if (s.available && !isTried(ctx, s)) return s;
     return undefined;
   }
 }

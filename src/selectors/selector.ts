@@ -21,6 +21,8 @@ export interface Selector {
   readonly mode: Mode;
   rebuild(pool: PoolView): void;
   pick(ctx: PickContext): Server | undefined;
+  /** Optional: told when a server's `inflight` changed (only selectors that order by load need it). */
+  loadChanged?(server: Server): void;
 }
 
 export const MODES = ["round_robin", "least_conn", "ip_hash"] as const;
