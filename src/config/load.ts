@@ -110,11 +110,7 @@ export async function loadConfig(
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const reason =
-      e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.message;
-    const problem = `${file}: cannot read configuration file: ${reason}${e.code ? ` (${e.code})` : ""}`;
-    throw new ConfigError(problem, [], { cause: err });
+    throw new ConfigError(`${file}: cannot read configuration file: ${osReason(err)}`, [], { cause: err });
   }
   return parseConfig(text, file, overrides, env);
 }
