@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+/**
+ * The `switchyard` command: `serve` runs the load balancer, `check` validates a config file.
+ */
+import cluster from "node:cluster";
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+const USAGE = `Usage:
+  switchyard serve [-c FILE] [--listen ADDR]... [--admin ADDR] [--workers N] [--log-level LEVEL]
+  switchyard check -c FILE
+  switchyard --help | --version
+
+Commands:
+  serve   Run the load balancer. Without -c it reads ./switchyard.yaml; without that file it
+          runs a demo (three local backends behind one service) on the default ports.
+  check   Validate a configuration file: exit 0, or print every problem and exit 1.
+
+Options:
+  -c, --config FILE     configuration file (YAML, or a GoDoxy route file)
+      --listen ADDR     proxy address host:port, repeatable (default 0.0.0.0:8080; beats the file)
+      --admin ADDR      admin API address (default 127.0.0.1:8081; beats the file)
+      --workers N       worker processes (default 1; the primary runs health checks and admin)
+      --log-level L     fatal, error, warn, info, debug (one line per request), trace or silent
+  -h, --help            show this help
+  -v, --version         print the version
+
+Signals: SIGHUP reloads the configuration (so does saving the file); SIGTERM/SIGINT drain
+in-flight requests (up to timeouts.shutdown, default 30s) and exit 0.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (cluster.isWorker) {
+    const { runWorker } = await import("./server/cluster.ts");
+    await runWorker();
+    return -1; // keeps running; exits when the primary says so
+  }
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    process.stderr.write(`switchyard: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`switchyard ${version()}\n`);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (rest.length) {
+    process.stderr.write(`switchyard: unexpected argument ${JSON.stringify(rest[0])}\n\n${USAGE}`);
+    return 2;
+  }
+  switch (command) {
+    case "serve": {
+      let workers: number | undefined;
+      if (values.workers !== undefined) {
+        workers = Number(values.workers);
+        if (!/^\d+$/.test(values.workers) || workers < 1) {
+          process.stderr.write(`switchyard: --workers must be a whole number ≥ 1, got ${values.workers}\n`);
+          return 2;
+        }
+      }
+      const { serve } = await import("./server/serve.ts");
+      return serve({
+        file: values.config,
+        overrides: {
+          listen: values.listen,
+          admin: values.admin,
+          workers,
+          logLevel: values["log-level"],
+        },
+      });
+    }
+    case "check": {
+      if (values.config === undefined) {
+        process.stderr.write("switchyard check: -c FILE is required\n");
+        return 2;
+      }
+      const { checkConfig } = await import("./config/load.ts");
+      const result = await checkConfig(values.config);
+      (result.ok ? process.stdout : process.stderr).write(`${result.output}\n`);
+      return result.ok ? 0 : 1;
+    }
+    case undefined:
+      process.stderr.write(USAGE);
+      return 2;
+    default:
+      process.stderr.write(`switchyard: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: "string", short: "c" },
+      listen: { type: "string", multiple: true },
+      admin: { type: "string" },
+      workers: { type: "string" },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+    },
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    process.stderr.write(`switchyard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,409 @@
+/**
+ * `--workers N`: a node:cluster primary and N proxy workers.
+ *
+ * The primary owns health: it runs every monitor once and broadcasts status changes, so all
+ * workers see the same good and bad servers and no probe runs twice. Workers proxy; a passive
+ * failure a worker sees goes to the primary, which probes at once and broadcasts. The primary
+ * also serves the admin API (metrics aggregated from the workers), watches the config file,
+ * handles SIGHUP/SIGTERM and forwards the result to the workers.
+ *
+ * Why cluster rather than SO_REUSEPORT (`net` `reusePort`, Node ≥ 22.12): with cluster's default
+ * round-robin scheduling the primary accepts and hands each new connection to a worker — one
+ * IPC hop per connection, none per request on a keep-alive connection — and spreads connections
+ * evenly even when the kernel hash would not, keeps `:0` ports shared by all workers, and works
+ * on every platform. reusePort would skip that hop but is Linux/FreeBSD only, hashes connections
+ * without regard to load, and drops the queued connections of a worker that exits.
+ */
+import cluster, { type Worker } from "node:cluster";
+import type { Server } from "../balancer/server.ts";
+import type { ConfigOverrides } from "../config/load.ts";
+import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";
+import type { HealthSource, HealthStatus } from "../health/status.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { watchConfig } from "./reload.ts";
+import { Runtime } from "./runtime.ts";
+import { announce, type Source, waitForStop } from "./serve.ts";
+import { type HealthFactory, httpHealth, keyOf } from "./services.ts";
+
+type ToWorker =
+  | { sy: "config"; config: SwitchyardConfig }
+  | {
+      sy: "health";
+      service: string;
+      key: string;
+      status: HealthStatus;
+      latency: number;
+      detail: string;
+      /** The primary's monitor reported a change (else: a success confirming "healthy"). */
+      changed: boolean;
+      snapshot: boolean;
+    }
+  | { sy: "metrics"; id: number }
+  | { sy: "shutdown" };
+
+type ToPrimary =
+  | { sy: "hello" }
+  | { sy: "ready"; addresses: { address: string; tls: boolean }[] }
+  | { sy: "failed"; error: string }
+  | { sy: "applied" }
+  | { sy: "checkNow"; service: string; key: string }
+  | { sy: "metrics"; id: number; data: object[] };
+
+function isMessage<T extends { sy: string }>(m: unknown): m is T {
+  return typeof m === "object" && m !== null && typeof (m as { sy?: unknown }).sy === "string";
+}
+
+// ---------------------------------------------------------------------------------------------
+// primary
+
+export async function runPrimary(
+  source: Source,
+  overrides: ConfigOverrides,
+  logger: Logger,
+): Promise<number> {
+  const count = source.config.workers;
+  let stopping = false;
+  const ready = new Map<Worker, { address: string; tls: boolean }[]>();
+  const metricWaits = new Map<number, { pending: Set<Worker>; data: object[]; done: () => void }>();
+  let metricId = 0;
+
+  const send = (w: Worker, m: ToWorker) => {
+    if (w.isConnected()) w.send(m, (err: Error | null) => err && logger.debug({ err }, "IPC send failed"));
+  };
+  const broadcast = (m: ToWorker) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w) send(w, m);
+  };
+  const healthMessage = (
+    service: string,
+    key: string,
+    h: HealthSource,
+    changed: boolean,
+    snapshot: boolean,
+  ): ToWorker => ({
+    sy: "health",
+    service,
+    key,
+    status: h.status(),
+    latency: h.latency?.() ?? 0,
+    detail: h.detail?.() ?? "",
+    changed,
+    snapshot,
+  });
+  /** Servers a worker ejected passively: their next successful probe is broadcast even if unchanged. */
+  const passive = new Set<string>();
+  const primaryHealth: HealthFactory = (svc: ServiceConfig, srv: ServerConfig) => {
+    const h = httpHealth(svc, srv);
+    if (h) {
+      const key = keyOf(srv.url);
+      const id = `${svc.name}\n${key}`;
+      h.subscribe?.((status, changed) => {
+        if (changed || (status === "healthy" && passive.delete(id))) {
+          broadcast(healthMessage(svc.name, key, h, changed, false));
+        }
+      });
+    }
+    return h;
+  };
+  const sendSnapshot = (w: Worker) => {
+    for (const s of runtime.services.values()) {
+      for (const server of s.lb.servers) {
+        if (server.health) send(w, healthMessage(s.name, server.key, server.health, false, true));
+      }
+    }
+  };
+
+  const runtime: Runtime = new Runtime({
+    logger,
+    proxy: false,
+    admin: true,
+    ownsHealth: true,
+    health: primaryHealth,
+    onServicesChanged: () => {
+      if (runtime?.config) broadcast({ sy: "config", config: runtime.config });
+    },
+    workerMetrics: () =>
+      new Promise((resolve) => {
+        const id = ++metricId;
+        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w?.isConnected());
+        const wait = { pending: new Set(workers), data: [] as object[], done: () => {} };
+        const timer = setTimeout(() => wait.done(), 2000);
+        wait.done = () => {
+          clearTimeout(timer);
+          metricWaits.delete(id);
+          resolve(wait.data);
+        };
+        metricWaits.set(id, wait);
+        if (workers.length === 0) wait.done();
+        for (const w of workers) send(w, { sy: "metrics", id });
+      }),
+  });
+
+  try {
+    await runtime.start(source.config);
+  } catch (err) {
+    logger.fatal({ err }, "cannot start");
+    await runtime.shutdown();
+    await source.demo?.close();
+    return 1;
+  }
+
+  const onMessage = (w: Worker, m: unknown) => {
+    if (!isMessage<ToPrimary>(m)) return;
+    switch (m.sy) {
+      case "hello":
+        if (runtime.config) send(w, { sy: "config", config: runtime.config });
+        break;
+      case "ready":
+        ready.set(w, m.addresses);
+        sendSnapshot(w);
+        allReady.check();
+        break;
+      case "failed":
+        logger.fatal({ worker: w.id, error: m.error }, "worker could not start");
+        allReady.fail(new Error(m.error));
+        break;
+      case "applied":
+        sendSnapshot(w);
+        break;
+      case "checkNow": {
+        const server: Server | undefined = runtime.services
+          .get(m.service)
+          ?.lb.servers.find((s) => s.key === m.key);
+        if (server?.health?.checkNow) {
+          passive.add(`${m.service}\n${m.key}`);
+          server.health.checkNow();
+        }
+        break;
+      }
+      case "metrics": {
+        const wait = metricWaits.get(m.id);
+        if (wait) {
+          wait.data.push(...m.data);
+          wait.pending.delete(w);
+          if (wait.pending.size === 0) wait.done();
+        }
+        break;
+      }
+    }
+  };
+  cluster.on("message", onMessage);
+
+  const allReady = (() => {
+    let ok!: () => void;
+    let fail!: (e: Error) => void;
+    const promise = new Promise<void>((a, b) => {
+      ok = a;
+      fail = b;
+    });
+    return {
+      promise,
+      check: () => ready.size >= count && ok(),
+      fail: (e: Error) => fail(e),
+    };
+  })();
+
+  let restarts = 0;
+  cluster.on("exit", (w, code, signal) => {
+    ready.delete(w);
+    for (const wait of metricWaits.values()) {
+      wait.pending.delete(w);
+      if (wait.pending.size === 0) wait.done();
+    }
+    if (stopping) return;
+    logger.error({ worker: w.id, code, signal }, `worker ${w.id} exited unexpectedly; starting another`);
+    if (++restarts > 10 * count) {
+      logger.fatal("workers keep exiting; giving up");
+      process.exit(1);
+    }
+    setTimeout(() => cluster.fork(), Math.min(5000, 100 * restarts)).unref();
+  });
+
+  for (let i = 0; i < count; i++) cluster.fork();
+  try {
+    await allReady.promise;
+  } catch {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill();
+    await runtime.shutdown();
+    await source.demo?.close();
+    return 1;
+  }
+
+  const addresses = ready.values().next().value ?? [];
+  logger.info(
+    { proxy: addresses.map((a) => a.address), admin: runtime.admin?.address(), workers: count },
+    "listening",
+  );
+  announce(source, addresses, runtime.admin?.address(), logger);
+
+  const stop = new AbortController();
+  const file = source.file;
+  if (file !== undefined) {
+    const reload = () => {
+      void runtime.reload(file, overrides).then((ok) => {
+        if (ok && runtime.config && runtime.config.workers !== count) {
+          logger.warn(`workers changed to ${runtime.config.workers}; restart to apply (running ${count})`);
+        }
+      });
+    };
+    watchConfig(file, reload, stop.signal, logger);
+    process.on("SIGHUP", () => {
+      logger.info("SIGHUP: reloading the configuration");
+      reload();
+    });
+  } else {
+    process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
+  }
+
+  return waitForStop(logger, async () => {
+    stopping = true;
+    stop.abort();
+    const grace = runtime.config?.timeouts.shutdown ?? 30_000;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((done) => {
+            if (w.isDead()) return done();
+            const kill = setTimeout(() => w.process.kill("SIGKILL"), grace + 5000);
+            w.once("exit", () => {
+              clearTimeout(kill);
+              done();
+            });
+            send(w, { sy: "shutdown" });
+          }),
+      ),
+    );
+    cluster.off("message", onMessage);
+    await runtime.shutdown();
+    await source.demo?.close();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// worker
+
+/** A server's health as the primary reports it. */
+class RemoteHealth implements HealthSource {
+  readonly #service: string;
+  readonly #key: string;
+  #status: HealthStatus = "healthy";
+  #latency = 0;
+  #detail = "";
+  readonly #listeners = new Set<(s: HealthStatus, changed: boolean) => void>();
+
+  constructor(service: string, key: string) {
+    this.#service = service;
+    this.#key = key;
+  }
+  status(): HealthStatus {
+    return this.#status;
+  }
+  latency(): number {
+    return this.#latency;
+  }
+  detail(): string {
+    return this.#detail;
+  }
+  subscribe(listener: (s: HealthStatus, changed: boolean) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  /** A passive failure here: ask the primary to probe now. */
+  checkNow(): void {
+    const m: ToPrimary = { sy: "checkNow", service: this.#service, key: this.#key };
+    process.send?.(m);
+  }
+  /** Live updates always notify (a probe after a passive failure confirms "healthy"); snapshots only on change. */
+  update(status: HealthStatus, latency: number, detail: string, snapshot: boolean): void {
+    const changed = status !== this.#status;
+    this.#status = status;
+    this.#latency = latency;
+    this.#detail = detail;
+    if (changed || !snapshot) for (const l of this.#listeners) l(status, changed);
+  }
+}
+
+export async function runWorker(): Promise<void> {
+  const remotes = new Map<string, RemoteHealth>();
+  const remoteHealth: HealthFactory = (svc, srv) => {
+    if (!svc.healthcheck.enabled) return undefined;
+    const key = keyOf(srv.url);
+    const h = new RemoteHealth(svc.name, key);
+    remotes.set(`${svc.name}\n${key}`, h);
+    return h;
+  };
+  let runtime: Runtime | undefined;
+  let logger: Logger | undefined;
+  let stopping: Promise<void> | undefined;
+  const reply = (m: ToPrimary) => process.send?.(m);
+
+  const shutdown = () => {
+    stopping ??= (async () => {
+      await runtime?.shutdown();
+      process.exit(0);
+    })();
+  };
+  // a terminal's Ctrl-C or systemd signals the whole group: drain like the primary asks us to
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  process.on("SIGHUP", () => {});
+  process.on("disconnect", () => {
+    // the primary is gone: nobody feeds health or sends reloads; stop gracefully
+    shutdown();
+  });
+
+  process.on("message", (m: unknown) => {
+    if (!isMessage<ToWorker>(m)) return;
+    switch (m.sy) {
+      case "config":
+        if (runtime === undefined) {
+          void startWorker(m.config);
+        } else if (stopping === undefined) {
+          void runtime.applyLoaded(m.config).then(() => reply({ sy: "applied" }));
+        }
+        break;
+      case "health":
+        remotes.get(`${m.service}\n${m.key}`)?.update(m.status, m.latency, m.detail, m.snapshot);
+        break;
+      case "metrics":
+        if (runtime) {
+          void runtime.metrics.registry.getMetricsAsJSON().then(
+            (data) => reply({ sy: "metrics", id: m.id, data }),
+            () => reply({ sy: "metrics", id: m.id, data: [] }),
+          );
+        } else reply({ sy: "metrics", id: m.id, data: [] });
+        break;
+      case "shutdown":
+        shutdown();
+        break;
+    }
+  });
+
+  const startWorker = async (config: SwitchyardConfig) => {
+    const base = createLogger({ level: config.logLevel }).child({ worker: cluster.worker?.id });
+    logger = base;
+    // the primary logs health transitions once; workers log only what is theirs (warnings, errors, debug)
+    const quiet = base.isLevelEnabled("info") ? base.child({}, { level: "warn" }) : base;
+    const rt = new Runtime({
+      logger: base,
+      balancerLogger: quiet,
+      proxy: true,
+      admin: false,
+      ownsHealth: false,
+      health: remoteHealth,
+    });
+    runtime = rt;
+    try {
+      await rt.start(config);
+    } catch (err) {
+      logger.error({ err }, "worker cannot start");
+      reply({ sy: "failed", error: (err as Error).message });
+      setTimeout(() => process.exit(1), 100);
+      return;
+    }
+    reply({ sy: "ready", addresses: rt.listeners!.addresses() });
+  };
+
+  reply({ sy: "hello" });
+}

@@ -1,0 +1,221 @@
+/**
+ * Prometheus metrics on the server's own Registry. The per-request path only bumps plain
+ * numbers in a per-service `ServiceStats`; label sets are materialised at scrape time, so a
+ * request costs no label hashing or allocation in prom-client.
+ */
+import { Counter, collectDefaultMetrics, type MetricValue, Registry } from "prom-client";
+import type { LoadBalancer } from "../balancer/load-balancer.ts";
+import type { Server } from "../balancer/server.ts";
+
+/** Status classes, indexed by `classIndex`. */
+export const CODE_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx", "aborted"] as const;
+/** Upper bounds (seconds) of the latency histogram. */
+export const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** The class index for a response: 0..4 for 1xx..5xx, 5 when nothing was sent. */
+export function classIndex(status: number, headersSent: boolean): number {
+  if (!headersSent) return 5;
+  const c = (status / 100) | 0;
+  return c >= 1 && c <= 5 ? c - 1 : 5;
+}
+
+/** Request accounting of one service; numbers only, read at scrape time. */
+export class ServiceStats {
+  readonly name: string;
+  inflight = 0;
+  retries = 0;
+  /** Requests per server name ("none" when no server was picked), one slot per code class. */
+  readonly counts = new Map<string, number[]>();
+  readonly buckets = new Float64Array(BUCKETS.length);
+  count = 0;
+  sum = 0;
+  /** Cached lookup for the last server seen: most pools are small and hot. */
+  #lastServer: Server | undefined;
+  #lastRow: number[] | undefined;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** Records one finished request. */
+  record(server: Server | undefined, cls: number, seconds: number): void {
+    let row: number[] | undefined;
+    if (server !== undefined && server === this.#lastServer) row = this.#lastRow;
+    else {
+      const key = server === undefined ? "none" : server.name;
+      row = this.counts.get(key);
+      if (row === undefined) {
+        row = [0, 0, 0, 0, 0, 0];
+        this.counts.set(key, row);
+      }
+      if (server !== undefined) {
+        this.#lastServer = server;
+        this.#lastRow = row;
+      }
+    }
+    row![cls]++;
+    this.count++;
+    this.sum += seconds;
+    const b = this.buckets;
+    for (let i = 0; i < BUCKETS.length; i++) {
+      if (seconds <= BUCKETS[i]) {
+        b[i]++;
+        break;
+      }
+    }
+  }
+}
+
+type Kind = "counter" | "gauge" | "histogram";
+
+/** A metric whose values are produced on scrape (prom-client calls `get()`). */
+class ScrapeMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: Kind;
+  readonly aggregator: "sum" | "max";
+  readonly #values: () => MetricValue<string>[];
+  constructor(
+    name: string,
+    help: string,
+    type: Kind,
+    values: () => MetricValue<string>[],
+    aggregator: "sum" | "max" = "sum",
+  ) {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+    this.#values = values;
+    this.aggregator = aggregator;
+  }
+  get() {
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      values: this.#values(),
+      aggregator: this.aggregator,
+    };
+  }
+}
+
+export interface MetricsSource {
+  /** The services (with their stats) currently served in this process. */
+  stats(): Iterable<ServiceStats>;
+  /** The balancers whose server health this process knows authoritatively. */
+  balancers(): Iterable<LoadBalancer>;
+}
+
+export interface MetricsOptions {
+  /** Request metrics (processes that proxy). */
+  requests: boolean;
+  /** Server health and config reload metrics (the process that owns health). */
+  health: boolean;
+  /** Default process metrics. */
+  process: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly reloads: Counter<"result"> | undefined;
+
+  constructor(source: MetricsSource, options: MetricsOptions) {
+    const r = this.registry;
+    if (options.process) collectDefaultMetrics({ register: r });
+    if (options.requests) {
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_requests_total",
+          "Requests served, by service, server and status class.",
+          "counter",
+          () => {
+            const out: MetricValue<string>[] = [];
+            for (const s of source.stats()) {
+              for (const [server, row] of s.counts) {
+                for (let c = 0; c < row.length; c++) {
+                  if (row[c] !== 0) {
+                    out.push({
+                      labels: { service: s.name, server, code_class: CODE_CLASSES[c] },
+                      value: row[c],
+                    });
+                  }
+                }
+              }
+            }
+            return out;
+          },
+        ) as never,
+      );
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_request_duration_seconds",
+          "Time from request to the end of the response, by service.",
+          "histogram",
+          () => {
+            const out: MetricValue<string>[] = [];
+            const name = "switchyard_request_duration_seconds";
+            for (const s of source.stats()) {
+              let acc = 0;
+              for (let i = 0; i < BUCKETS.length; i++) {
+                acc += s.buckets[i];
+                out.push({
+                  metricName: `${name}_bucket`,
+                  labels: { le: BUCKETS[i], service: s.name },
+                  value: acc,
+                } as never);
+              }
+              out.push({
+                metricName: `${name}_bucket`,
+                labels: { le: "+Inf", service: s.name },
+                value: s.count,
+              } as never);
+              out.push({ metricName: `${name}_sum`, labels: { service: s.name }, value: s.sum } as never);
+              out.push({ metricName: `${name}_count`, labels: { service: s.name }, value: s.count } as never);
+            }
+            return out;
+          },
+        ) as never,
+      );
+      r.registerMetric(
+        new ScrapeMetric("switchyard_requests_in_flight", "Requests being served, by service.", "gauge", () =>
+          Array.from(source.stats(), (s) => ({ labels: { service: s.name }, value: s.inflight })),
+        ) as never,
+      );
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_upstream_retries_total",
+          "Requests retried on another server after a refused or reset connection, by service.",
+          "counter",
+          () => Array.from(source.stats(), (s) => ({ labels: { service: s.name }, value: s.retries })),
+        ) as never,
+      );
+    }
+    if (options.health) {
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_server_healthy",
+          "1 when the server can take requests (good and not passively ejected), else 0.",
+          "gauge",
+          () => {
+            const out: MetricValue<string>[] = [];
+            for (const lb of source.balancers()) {
+              for (const s of lb.servers) {
+                out.push({ labels: { service: lb.link, server: s.name }, value: s.available ? 1 : 0 });
+              }
+            }
+            return out;
+          },
+          "max",
+        ) as never,
+      );
+      this.reloads = new Counter({
+        name: "switchyard_config_reloads_total",
+        help: "Configuration reloads, by result (ok or error).",
+        labelNames: ["result"],
+        registers: [r],
+      });
+      this.reloads.inc({ result: "ok" }, 0);
+      this.reloads.inc({ result: "error" }, 0);
+    }
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The running server of one process: services (balancers), the proxy listeners, the admin
+ * listener and metrics, and applying a new config to all of them (hot reload). In cluster mode
+ * the primary runs one with health and admin but no proxy, each worker one with the proxy only.
+ */
+import type { LoadBalancer } from "../balancer/load-balancer.ts";
+import { type ConfigOverrides, loadConfig } from "../config/load.ts";
+import type { SwitchyardConfig } from "../config/types.ts";
+import { ConfigError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { AdminServer } from "./admin.ts";
+import { Front } from "./front.ts";
+import { Listeners } from "./listeners.ts";
+import { Metrics } from "./metrics.ts";
+import { type HealthFactory, httpHealth, Service } from "./services.ts";
+
+export interface RuntimeOptions {
+  logger: Logger;
+  /** Serve the proxy listeners in this process. */
+  proxy: boolean;
+  /** Serve the admin API in this process. */
+  admin: boolean;
+  /** Owns health (runs monitors, exports server health and reload metrics). */
+  ownsHealth: boolean;
+  health?: HealthFactory;
+  /** Logger for the balancers (default: `logger`). */
+  balancerLogger?: Logger;
+  /** Extra metrics to merge (cluster primary: the workers'). */
+  workerMetrics?: () => Promise<object[]>;
+  /** Called after services were added, changed or removed (cluster primary: re-sync workers). */
+  onServicesChanged?: () => void;
+}
+
+export class Runtime {
+  readonly logger: Logger;
+  readonly services = new Map<string, Service>();
+  readonly metrics: Metrics;
+  readonly front: Front | undefined;
+  readonly listeners: Listeners | undefined;
+  readonly admin: AdminServer | undefined;
+  #config: SwitchyardConfig | undefined;
+  readonly #options: RuntimeOptions;
+  readonly #retiring = new Set<Service>();
+  #reloading: Promise<boolean> | undefined;
+  #reloadAgain = false;
+
+  constructor(options: RuntimeOptions) {
+    this.#options = options;
+    this.logger = options.logger;
+    const self = this;
+    this.metrics = new Metrics(
+      {
+        *stats() {
+          for (const s of self.services.values()) yield s.stats;
+          for (const s of self.#retiring) yield s.stats;
+        },
+        *balancers(): Iterable<LoadBalancer> {
+          for (const s of self.services.values()) yield s.lb;
+        },
+      },
+      { requests: options.proxy, health: options.ownsHealth, process: true },
+    );
+    if (options.proxy) {
+      this.front = new Front(this.logger);
+      this.listeners = new Listeners(this.logger, this.front);
+    }
+    if (options.admin) {
+      this.admin = new AdminServer(this.logger, {
+        health: () => {
+          const out: Record<string, unknown> = {};
+          for (const [name, s] of this.services) out[name] = s.lb.toJSON();
+          return out;
+        },
+        metrics: async () => {
+          const registry = this.metrics.registry;
+          if (!options.workerMetrics)
+            return { contentType: registry.contentType, body: await registry.metrics() };
+          const { AggregatorRegistry } = await import("prom-client");
+          const all = [await registry.getMetricsAsJSON(), ...(await options.workerMetrics())];
+          const merged = AggregatorRegistry.aggregate(all as never);
+          return { contentType: registry.contentType, body: await merged.metrics() };
+        },
+      });
+    }
+  }
+
+  get config(): SwitchyardConfig | undefined {
+    return this.#config;
+  }
+
+  /** Applies the first config: binds listeners and admin (throws if it cannot) and starts the services. */
+  async start(config: SwitchyardConfig): Promise<void> {
+    await this.apply(config);
+  }
+
+  /**
+   * Makes `next` the running config. Listeners and admin are bound first: when that fails,
+   * nothing else changes and the error is thrown. Returns a description of what changed.
+   */
+  async apply(next: SwitchyardConfig): Promise<string[]> {
+    const prev = this.#config;
+    const changes: string[] = [];
+    if (this.admin) changes.push(...(await this.admin.apply(next.admin)));
+    if (this.listeners) changes.push(...(await this.listeners.apply(next.listen, next.file)));
+    const health = this.#options.health ?? httpHealth;
+    const lbLogger = this.#options.balancerLogger ?? this.logger;
+    const fresh: Service[] = [];
+    try {
+      for (const [name, sc] of Object.entries(next.services)) {
+        if (!this.services.has(name)) fresh.push(new Service(sc, next.timeouts, lbLogger, health));
+      }
+    } catch (err) {
+      for (const s of fresh) s.controller.abort();
+      throw err;
+    }
+    for (const s of fresh) {
+      this.services.set(s.name, s);
+      s.start();
+      changes.push(`+service ${s.name}`);
+    }
+    for (const [name, svc] of this.services) {
+      const sc = next.services[name];
+      if (sc === undefined) {
+        this.services.delete(name);
+        this.#retiring.add(svc);
+        changes.push(`-service ${name}`);
+        void svc.retire(next.timeouts.shutdown).then(() => this.#retiring.delete(svc));
+      } else if (prev !== undefined && !fresh.includes(svc)) {
+        const c = svc.apply(sc, next.timeouts);
+        if (c.length) changes.push(`${name}: ${c.join(", ")}`);
+      }
+    }
+    this.#config = next;
+    this.front?.setServices(this.services.values());
+    this.#options.onServicesChanged?.();
+    return changes;
+  }
+
+  /**
+   * Reloads the config file. A bad file is logged with every problem and the running config
+   * stays. Concurrent calls coalesce. Resolves true when the new config is running.
+   */
+  reload(file: string, overrides: ConfigOverrides): Promise<boolean> {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return this.#reloading;
+    }
+    this.#reloading = this.#reloadOnce(file, overrides).finally(() => {
+      this.#reloading = undefined;
+      if (this.#reloadAgain) {
+        this.#reloadAgain = false;
+        void this.reload(file, overrides);
+      }
+    });
+    return this.#reloading;
+  }
+
+  async #reloadOnce(file: string, overrides: ConfigOverrides): Promise<boolean> {
+    let next: SwitchyardConfig;
+    try {
+      next = await loadConfig(file, overrides);
+    } catch (err) {
+      this.metrics.reloads?.inc({ result: "error" });
+      const problems = err instanceof ConfigError ? err.problems : undefined;
+      this.logger.error({ err, problems }, `config reload failed; still serving the previous config`);
+      return false;
+    }
+    return this.applyLoaded(next);
+  }
+
+  /** Applies an already loaded config as a reload (logs and counts the result). */
+  async applyLoaded(next: SwitchyardConfig): Promise<boolean> {
+    try {
+      const changes = await this.apply(next);
+      this.metrics.reloads?.inc({ result: "ok" });
+      this.logger.info(
+        { changes },
+        changes.length ? `config reloaded: ${changes.join("; ")}` : "config reloaded: no changes",
+      );
+      return true;
+    } catch (err) {
+      this.metrics.reloads?.inc({ result: "error" });
+      this.logger.error({ err }, "config reload failed; still serving the previous config");
+      return false;
+    }
+  }
+
+  /**
+   * Graceful stop: stop accepting, let in-flight requests finish (at most `timeouts.shutdown`),
+   * close idle connections as they become idle, then close everything and stop monitors.
+   */
+  async shutdown(): Promise<void> {
+    const grace = this.#config?.timeouts.shutdown ?? 30_000;
+    const front = this.front;
+    if (front && this.listeners) {
+      front.drain();
+      this.listeners.stopAccepting();
+      const deadline = Date.now() + grace;
+      if (front.inflight > 0) {
+        this.logger.info(
+          { inflight: front.inflight, grace },
+          `draining ${front.inflight} in-flight request(s), at most ${grace}ms`,
+        );
+      }
+      while (front.inflight > 0 && Date.now() < deadline) {
+        this.listeners.closeIdle();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (front.inflight > 0) {
+        this.logger.warn({ inflight: front.inflight }, "grace period over; closing remaining connections");
+      }
+      this.listeners.destroyAll();
+      for (const s of front.upgrades) s.destroy();
+    }
+    this.admin?.close();
+    for (const s of this.services.values()) s.controller.abort();
+    for (const s of this.#retiring) s.controller.abort();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * `switchyard serve`: picks the config (file, ./switchyard.yaml, or the embedded demo), then runs
+ * one process or a cluster, with reload on file change / SIGHUP and graceful SIGTERM/SIGINT.
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { type ConfigOverrides, demoConfig, loadConfig } from "../config/load.ts";
+import type { SwitchyardConfig } from "../config/types.ts";
+import { ConfigError } from "../errors.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { runPrimary } from "./cluster.ts";
+import { type DemoBackends, startDemoBackends } from "./demo.ts";
+import { watchConfig } from "./reload.ts";
+import { Runtime } from "./runtime.ts";
+
+export interface ServeOptions {
+  /** -c FILE; undefined = ./switchyard.yaml if present, else the demo. */
+  file: string | undefined;
+  overrides: ConfigOverrides;
+}
+
+export interface Source {
+  file: string | undefined;
+  config: SwitchyardConfig;
+  demo: DemoBackends | undefined;
+}
+
+/** Resolves where the config comes from. Throws ConfigError for a bad file. */
+export async function resolveSource(options: ServeOptions): Promise<Source> {
+  let file = options.file;
+  if (file === undefined && existsSync("switchyard.yaml")) file = "switchyard.yaml";
+  if (file !== undefined) {
+    return { file, config: await loadConfig(file, options.overrides), demo: undefined };
+  }
+  const demo = await startDemoBackends(3);
+  try {
+    return { file: undefined, config: demoConfig(demo.backends, options.overrides), demo };
+  } catch (err) {
+    await demo.close();
+    throw err;
+  }
+}
+
+/** Runs the server until SIGTERM/SIGINT. Resolves with the exit code. */
+export async function serve(options: ServeOptions): Promise<number> {
+  let source: Source;
+  try {
+    source = await resolveSource(options);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: source.config.logLevel });
+  if (source.config.workers > 1) return runPrimary(source, options.overrides, logger);
+  return runSingle(source, options.overrides, logger);
+}
+
+async function runSingle(source: Source, overrides: ConfigOverrides, logger: Logger): Promise<number> {
+  const runtime = new Runtime({ logger, proxy: true, admin: true, ownsHealth: true });
+  try {
+    await runtime.start(source.config);
+  } catch (err) {
+    logger.fatal({ err }, "cannot start");
+    await runtime.shutdown();
+    await source.demo?.close();
+    return 1;
+  }
+  const addresses = runtime.listeners!.addresses();
+  // machine-readable: tests and scripts learn the bound ports (port 0) from this line
+  logger.info({ proxy: addresses.map((a) => a.address), admin: runtime.admin!.address() }, "listening");
+  announce(source, addresses, runtime.admin!.address(), logger);
+  const stop = new AbortController();
+  const file = source.file;
+  if (file !== undefined) {
+    const reload = () => void runtime.reload(file, overrides);
+    watchConfig(file, reload, stop.signal, logger);
+    process.on("SIGHUP", () => {
+      logger.info("SIGHUP: reloading the configuration");
+      reload();
+    });
+  } else {
+    process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
+  }
+  return waitForStop(logger, async () => {
+    stop.abort();
+    await runtime.shutdown();
+    await source.demo?.close();
+  });
+}
+
+/** Resolves 0 once a SIGTERM/SIGINT was handled by `shutdown`; a second signal exits at once. */
+export function waitForStop(logger: Logger, shutdown: () => Promise<void>): Promise<number> {
+  return new Promise((done) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting now`);
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info(`${signal}: shutting down gracefully`);
+      shutdown().then(
+        () => {
+          logger.info("stopped");
+          done(0);
+        },
+        (err) => {
+          logger.error({ err }, "shutdown failed");
+          done(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
+
+/** The few lines that tell a person where to send requests (and, for the demo, how to go further). */
+export function announce(
+  source: Source,
+  proxy: { address: string; tls: boolean }[],
+  admin: string | undefined,
+  logger: Logger,
+): void {
+  const urls = proxy.map((p) => `${p.tls ? "https" : "http"}://${browsable(p.address)}/`);
+  if (source.demo) {
+    const lines = [
+      "",
+      `switchyard demo: ${source.demo.backends.length} demo backends (${source.demo.backends.map((b) => b.name).join(", ")}) behind one service matching any Host`,
+      `  send requests:  curl ${urls[0]}      (repeat it: the answers rotate over the backends)`,
+      admin ? `  health (JSON):  curl http://${browsable(admin)}/api/health` : "",
+      admin ? `  metrics:        curl http://${browsable(admin)}/metrics` : "",
+      "  your own config: switchyard serve -c switchyard.yaml   (in a checkout: npm start -- -c FILE)",
+      "",
+    ];
+    process.stdout.write(
+      `${lines.filter((l, i) => l !== "" || i === 0 || i === lines.length - 1).join("\n")}\n`,
+    );
+  } else {
+    logger.info(
+      { file: source.file && resolve(source.file), services: Object.keys(source.config.services) },
+      `serving ${Object.keys(source.config.services).length} service(s) on ${urls.join(", ")}${admin ? `; admin on http://${admin}/api/health` : ""}`,
+    );
+  }
+}
+
+function browsable(address: string): string {
+  if (address.startsWith("0.0.0.0:")) return `localhost:${address.slice(8)}`;
+  if (address.startsWith("[::]:")) return `localhost:${address.slice(5)}`;
+  return address;
+}
