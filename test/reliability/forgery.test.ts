@@ -153,12 +153,13 @@ for (const host of ["iphash.test", "iphashx.test"]) {
     let moved = 0;
     const seen: Received[] = [];
     for (const ip of SPOOFED) {
-      for (const headers of [
+      const variants: Record<string, string | string[]>[] = [
         { "x-forwarded-for": ip },
         { "x-real-ip": ip },
         { "x-forwarded-for": [ip, "10.1.2.3"] },
         { "x-forwarded-for": `${ip}, 10.1.2.3`, "x-real-ip": ip },
-      ]) {
+      ];
+      for (const headers of variants) {
         const r = await get(host, {
           ...headers,
           "x-forwarded-host": "evil.example",
