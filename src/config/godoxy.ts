@@ -23,7 +23,7 @@ import {
   serviceNameProblem,
   weightSchema,
 } from "./fields.ts";
-import { describe, type Path, type Problems } from "./source.ts";
+import type { Path, Problems } from "./source.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig } from "./types.ts";
 
 const ROUTE_KEYS = ["alias", "scheme", "host", "port", "healthcheck", "load_balance", "homepage"] as const;
@@ -221,7 +221,9 @@ function buildService(p: Problems, name: string, members: Member[]): ServiceConf
         const what =
           k === "stickySecret"
             ? "sticky_secret differs from the one"
-            : `${SETTING_LABEL[k]} ${show(k, s.value)} conflicts with ${show(k, prev.value)}`;
+            : k === "options" || k === "healthcheck"
+              ? `${SETTING_LABEL[k]} (${fieldDiff(s.value, prev.value)}) conflicts with the one`
+              : `${SETTING_LABEL[k]} ${show(k, s.value)} conflicts with ${show(k, prev.value)}`;
         p.at(s.path, `${what} set by route "${prev.by}" (members of service "${name}" must agree)`);
       }
     }
@@ -240,9 +242,27 @@ function buildService(p: Problems, name: string, members: Member[]): ServiceConf
   };
 }
 
+const SNAKE: Record<string, string> = { useGet: "use_get", enabled: "disable" };
+
+/** `path "/y" vs "/x"` for the fields of two sections that differ. */
+function fieldDiff(a: unknown, b: unknown): string {
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const out: string[] = [];
+  for (const k of Object.keys(x)) {
+    if (isDeepStrictEqual(x[k], y[k])) continue;
+    const fmt = (v: unknown) =>
+      k === "enabled"
+        ? String(!v)
+        : (k === "interval" || k === "timeout") && typeof v === "number"
+          ? formatDuration(v)
+          : JSON.stringify(v);
+    out.push(`${SNAKE[k] ?? k} ${fmt(x[k])} vs ${fmt(y[k])}`);
+  }
+  return out.join(", ");
+}
+
 function show(k: SettingName, v: unknown): string {
   if (k === "stickyMaxAge" && typeof v === "number") return formatDuration(v);
-  if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  return describe(v) === "a map" ? JSON.stringify(v) : describe(v);
+  return JSON.stringify(v);
 }

@@ -31,7 +31,7 @@ import {
   weightSchema,
 } from "./fields.ts";
 import { isGoDoxyRouteFile, readGoDoxy } from "./godoxy.ts";
-import { type Env, type Path, Problems, readYaml } from "./source.ts";
+import { describe, type Env, type Path, Problems, readYaml } from "./source.ts";
 import type {
   AdminConfig,
   ListenConfig,
@@ -348,12 +348,6 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     }
   });
   return servers;
-}
-
-function describe(v: unknown): string {
-  if (v === null || v === undefined) return "nothing";
-  if (Array.isArray(v)) return "a list";
-  return typeof v === "object" ? "a map" : `${typeof v} ${JSON.stringify(v)}`;
 }
 
 function applyOverrides(p: Problems, draft: Draft, o: ConfigOverrides): void {
