@@ -1,0 +1,335 @@
+/**
+ * Helpers for end-to-end server tests: real backends on loopback, the real CLI as a child
+ * process (ports learned from its machine-readable "listening" log line), small HTTP clients.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const NODE = join(ROOT, "node_modules/.bin/node");
+export const CLI = join(ROOT, "src/cli.ts");
+
+export interface Backend {
+  name: string;
+  url: string;
+  port: number;
+  /** Requests seen, by method. */
+  counts: Record<string, number>;
+  server: http.Server;
+  stop(): Promise<void>;
+}
+
+/** A backend answering every request with its name; `/slow?ms=N` waits N ms first. */
+export async function startBackend(name: string, port = 0): Promise<Backend> {
+  const counts: Record<string, number> = {};
+  const server = http.createServer((req, res) => {
+    const m = req.method ?? "GET";
+    counts[m] = (counts[m] ?? 0) + 1;
+    const url = new URL(req.url ?? "/", "http://x");
+    const send = () => {
+      const body = `${name}\n`;
+      res.writeHead(200, { "content-type": "text/plain", "x-backend": name, "content-length": body.length });
+      res.end(m === "HEAD" ? undefined : body);
+    };
+    if (url.pathname === "/slow") setTimeout(send, Number(url.searchParams.get("ms") ?? 1000));
+    else send();
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once("error", fail);
+    server.listen(port, "127.0.0.1", () => ok());
+  });
+  const p = (server.address() as AddressInfo).port;
+  return {
+    name,
+    url: `http://127.0.0.1:${p}`,
+    port: p,
+    counts,
+    server,
+    stop: () =>
+      new Promise<void>((r) => {
+        if (!server.listening) return r();
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface Running {
+  child: ChildProcess;
+  proxy: string[];
+  admin: string | undefined;
+  /** Every stdout line so far (JSON log lines and plain text). */
+  lines: string[];
+  stderr: string[];
+  /** Resolves with the first log record (parsed) matching `pred`, past or future. */
+  waitForLog(
+    pred: (rec: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends SIGTERM (if still running) and waits for exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function parse(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `switchyard <args>` and waits for its "listening" line. */
+export async function startSwitchyard(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Running> {
+  const child = spawn(NODE, [CLI, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const stderr: string[] = [];
+  const waiters = new Set<{
+    pred: (r: Record<string, unknown>) => boolean;
+    ok: (r: Record<string, unknown>) => void;
+  }>();
+  let buf = "";
+  child.stdout!.setEncoding("utf8");
+  child.stdout!.on("data", (chunk: string) => {
+    buf += chunk;
+    let i = buf.indexOf("\n");
+    while (i >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      const rec = parse(line);
+      if (rec) {
+        for (const w of waiters) {
+          if (w.pred(rec)) {
+            waiters.delete(w);
+            w.ok(rec);
+          }
+        }
+      }
+      i = buf.indexOf("\n");
+    }
+  });
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => stderr.push(chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
+  const waitForLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
+    for (const l of lines) {
+      const rec = parse(l);
+      if (rec && pred(rec)) return Promise.resolve(rec);
+    }
+    return new Promise<Record<string, unknown>>((ok, fail) => {
+      const w = {
+        pred,
+        ok: (r: Record<string, unknown>) => {
+          clearTimeout(timer);
+          ok(r);
+        },
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(w);
+        fail(
+          new Error(
+            `log line not seen in ${timeoutMs}ms; stdout:\n${lines.join("\n")}\nstderr:\n${stderr.join("")}`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.add(w);
+      void exited.then(() => {
+        if (waiters.delete(w)) {
+          clearTimeout(timer);
+          fail(
+            new Error(
+              `exited before the log line; stdout:\n${lines.join("\n")}\nstderr:\n${stderr.join("")}`,
+            ),
+          );
+        }
+      });
+    });
+  };
+  let listening: Record<string, unknown>;
+  try {
+    listening = await waitForLog((r) => r.msg === "listening", options.timeoutMs ?? 15_000);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  return {
+    child,
+    proxy: listening.proxy as string[],
+    admin: listening.admin as string | undefined,
+    lines,
+    stderr,
+    waitForLog,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion (for `check`, `--help`). */
+export function runCli(
+  args: string[],
+  cwd = ROOT,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(NODE, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    child.once("exit", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+export interface Reply {
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+const agent = new http.Agent({ keepAlive: false });
+
+/** One HTTP/1.1 request to `address` (host:port) with the given Host header. */
+export function get(
+  address: string,
+  path = "/",
+  options: { host?: string; method?: string; headers?: http.OutgoingHttpHeaders } = {},
+): Promise<Reply> {
+  const [hostname, port] = splitAddress(address);
+  return new Promise((ok, fail) => {
+    const req = http.request(
+      {
+        host: hostname,
+        port,
+        path,
+        method: options.method ?? "GET",
+        agent,
+        headers: { ...(options.host ? { host: options.host } : {}), ...options.headers },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => ok({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on("error", fail);
+      },
+    );
+    req.on("error", fail);
+    req.end();
+  });
+}
+
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(":");
+  let host = address.slice(0, i);
+  if (host === "0.0.0.0" || host === "[::]") host = "127.0.0.1";
+  return [host.replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
+}
+
+/** Polls `fn` until it returns a truthy value (bounded); for states that have no event. */
+export async function eventually<T>(
+  fn: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function tempDir(prefix = "switchyard-test-"): {
+  dir: string;
+  write(name: string, text: string): string;
+  remove(): void;
+} {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    write(name, text) {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    },
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A self-signed certificate for localhost/127.0.0.1, generated with openssl into `dir`. */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-sha256",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    { stdio: "ignore" },
+  );
+  return { cert, key };
+}
+
+/** A YAML config with fast health checks for tests. */
+export function yamlConfig(
+  services: Record<
+    string,
+    { hosts?: string[]; servers: { name: string; url: string; weight?: number }[]; extra?: string }
+  >,
+  top = "",
+): string {
+  let out = `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n${top}services:\n`;
+  for (const [name, s] of Object.entries(services)) {
+    out += `  ${name}:\n`;
+    if (s.hosts) out += `    hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(", ")}]\n`;
+    out += "    healthcheck: { interval: 200ms, timeout: 200ms, retries: 1 }\n";
+    if (s.extra) out += s.extra;
+    out += "    servers:\n";
+    for (const v of s.servers) {
+      out += `      - { name: ${v.name}, url: "${v.url}"${v.weight !== undefined ? `, weight: ${v.weight}` : ""} }\n`;
+    }
+  }
+  return out;
+}
