@@ -5,7 +5,7 @@
 import type { Mode } from "../selectors/selector.ts";
 
 export interface TlsConfig {
-  /** Paths as given in the file (resolved relative to the config file's folder). */
+  /** Absolute paths (relative ones in the file are resolved against the config file's folder). */
   readonly cert: string;
   readonly key: string;
 }
