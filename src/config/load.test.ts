@@ -356,6 +356,16 @@ describe("mistakes are reported as file:line: path: message", () => {
       `${F}:4: YAML syntax error: Map keys must be unique`,
     ],
     [
+      "two YAML documents",
+      `${MINIMAL}---\nworkers: 2\n`,
+      `${F}:4: YAML syntax error: more than one YAML document (a second \`---\`): a configuration is one document`,
+    ],
+    [
+      "unknown YAML anchor",
+      `services:\n  api:\n    options: *opts\n    servers: [http://a:1]\n`,
+      `${F}:3: services.api.options: unknown YAML anchor "*opts"`,
+    ],
+    [
       "unset environment variable",
       `services:\n  api:\n    sticky_secret: \${NOPE}\n    servers: [http://a:1]\n`,
       `${F}:3: services.api.sticky_secret: environment variable NOPE is not set`,

@@ -43,7 +43,11 @@ export function readYaml(text: string, problems: Problems, env: Env): Source {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, merge: true, uniqueKeys: true });
   for (const err of doc.errors) {
     const line = lc.linePos(err.pos[0]).line;
-    problems.add(line, undefined, `YAML syntax error: ${err.message.split("\n")[0]}`);
+    const msg =
+      err.code === "MULTIPLE_DOCS"
+        ? "more than one YAML document (a second `---`): a configuration is one document"
+        : err.message.split("\n")[0];
+    problems.add(line, undefined, `YAML syntax error: ${msg}`);
   }
   const line = (node: Node | null | undefined, fallback: number) =>
     node?.range ? lc.linePos(node.range[0]).line : fallback;
@@ -79,7 +83,14 @@ type LineFn = (node: Node | null | undefined, fallback: number) => number;
 function build(node: Node | null, doc: Document, line: LineFn, problems: Problems, env: Env, path: Path) {
   if (path.length > 64) return undefined; // aliases that refer to their own ancestors
   if (node === null || node === undefined) return null;
-  if (isAlias(node)) return build(node.resolve(doc) as Node, doc, line, problems, env, [...path, "*"]);
+  if (isAlias(node)) {
+    const target = node.resolve(doc);
+    if (!target) {
+      problems.add(line(node, 1), path, `unknown YAML anchor "*${node.source}"`);
+      return null;
+    }
+    return build(target as Node, doc, line, problems, env, path);
+  }
   if (isScalar(node)) return scalar(node, line(node, 1), problems, env, path);
   if (isSeq(node)) {
     const out: unknown[] = [];
@@ -168,7 +179,6 @@ interface Problem {
 export class Problems {
   readonly file: string;
   source: Source | undefined;
-  /** Prefix for problems with no line, e.g. command-line flags. */
   readonly #list: Problem[] = [];
 
   constructor(file: string) {
