@@ -1,0 +1,358 @@
+/**
+ * The same faults against the real server (`switchyard serve` as a child process): hot reloads
+ * of the config file under load, SIGTERM during load, misbehaving backends counted in the
+ * server's own file descriptors, and the admin listener's bearer token.
+ */
+import * as assert from "node:assert/strict";
+import { once } from "node:events";
+import * as net from "node:net";
+import { after, test } from "node:test";
+import { Pool, request } from "undici";
+import {
+  type Backend,
+  type Cli,
+  type ProxySpec,
+  record,
+  runLoad,
+  type ServiceSpec,
+  startBackend,
+  startCli,
+  until,
+} from "./helpers.ts";
+
+const CONCURRENCY = 64;
+const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 12_000);
+
+const cleanup: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+async function backends(names: string[], handler?: Parameters<typeof startBackend>[1]): Promise<Backend[]> {
+  const out: Backend[] = [];
+  for (const n of names) {
+    const b = await startBackend(n, handler);
+    cleanup.push(() => b.close());
+    out.push(b);
+  }
+  return out;
+}
+
+async function cli(spec: ProxySpec & Record<string, unknown>, opts?: Parameters<typeof startCli>[1]) {
+  const c = await startCli(spec, opts);
+  cleanup.push(() => c.stop("SIGKILL"));
+  return c;
+}
+
+test("real server: 10 hot reloads of the config file under load, 0 failed requests", {
+  timeout: 90_000,
+}, async () => {
+  const bs = await backends(["r1", "r2", "r3", "r4", "r5"]);
+  const s = (i: number, weight?: number) => ({ name: bs[i].name, url: bs[i].url, weight });
+  const steps: ServiceSpec["servers"][] = [
+    [s(0), s(1), s(2)],
+    [s(0), s(1), s(2), s(3)],
+    [s(0, 10), s(1, 60), s(2, 30), s(3)],
+    [s(1, 60), s(2, 30), s(3, 10)],
+    [s(1), s(2), s(3), s(4)],
+    [s(2, 80), s(4, 20)],
+    [s(0), s(2, 80), s(4, 20)],
+    [s(0, 1), s(1, 1), s(2, 1), s(3, 1), s(4, 1)],
+    [s(3)],
+    [s(3), s(4, 70), s(0, 30)],
+    [s(0), s(1), s(2)],
+  ];
+  const spec = (servers: ServiceSpec["servers"]) => ({
+    services: { api: { healthcheck: { path: "/healthz", interval: "1s" }, servers } },
+  });
+  const c = await cli(spec(steps[0]));
+  let reloads = 0;
+  let done = 0;
+  let loadDone = false;
+  const every = Math.floor(TOTAL / (steps.length + 1));
+  const reloader = (async () => {
+    for (let i = 1; i < steps.length; i++) {
+      await until(() => done >= i * every || loadDone, 60_000, "load progress");
+      if (loadDone) break;
+      await c.reload(spec(steps[i]));
+      reloads++;
+    }
+  })();
+  const result = await runLoad({
+    url: c.url,
+    host: "api.test",
+    total: TOTAL,
+    concurrency: CONCURRENCY,
+    onProgress: (n) => {
+      done = n;
+    },
+  });
+  loadDone = true;
+  await reloader;
+  const failedReloads = c.logs.filter((l) => String(l.msg).startsWith("config reload failed")).length;
+  record({
+    suite: "faults",
+    scenario: "10 hot reloads of the config file (real server)",
+    requests: result.sent,
+    failed: result.failed,
+    faults: reloads,
+    concurrency: CONCURRENCY,
+    perBackend: result.bodies,
+  });
+  assert.equal(failedReloads, 0);
+  assert.equal(reloads, 10, "all ten reloads happened while the load ran");
+  assert.equal(result.failed, 0, `failed requests: ${result.errors.join("; ")}`);
+  for (const b of bs) assert.ok(b.served() > 0, `${b.name} served requests`);
+});
+
+test("real server: SIGTERM during load — every accepted request completes, exit 0 within the grace period", {
+  timeout: 60_000,
+}, async () => {
+  const GRACE = 5000;
+  const [slow] = await backends(["slow"], (req, res) => {
+    req.resume();
+    // long enough that SIGTERM lands while every one of them is in flight
+    setTimeout(() => res.end(`done ${req.headers["x-req-id"]}`), 600);
+  });
+  const c = await cli({
+    timeouts: { shutdown: `${GRACE / 1000}s` },
+    services: { api: { servers: [{ name: "slow", url: slow.url }] } },
+  });
+  const pool = new Pool(c.url, { connections: CONCURRENCY, pipelining: 1 });
+  cleanup.push(() => pool.destroy());
+  const answered = new Map<string, number>();
+  const errors: string[] = [];
+  let id = 0;
+  let stopping = false;
+  const one = async () => {
+    const rid = String(id++);
+    try {
+      const res = await pool.request({
+        path: "/",
+        method: "GET",
+        headers: { host: "api.test", "x-req-id": rid },
+      });
+      const body = await res.body.text();
+      answered.set(rid, res.statusCode);
+      if (res.statusCode === 200) assert.equal(body, `done ${rid}`);
+    } catch (err) {
+      errors.push((err as { code?: string }).code ?? String(err));
+    }
+  };
+  // 64 clients keep sending until the server is gone
+  const clients = Array.from({ length: CONCURRENCY }, async () => {
+    while (!stopping) await one();
+  });
+  await until(() => slow.served() >= CONCURRENCY * 2, 15_000, "the load to be running");
+  const t0 = Date.now();
+  c.child.kill("SIGTERM");
+  const code = await c.exited;
+  const took = Date.now() - t0;
+  stopping = true;
+  await Promise.all(clients);
+  // every request the backend received (so switchyard accepted and forwarded it) was answered 200
+  const received = slow.received
+    .filter((r) => r.headers["x-req-id"] !== undefined)
+    .map((r) => String(r.headers["x-req-id"]));
+  const lost = received.filter((rid) => answered.get(rid) !== 200);
+  const non200 = [...answered.values()].filter((s) => s !== 200).length;
+  record({
+    suite: "faults",
+    scenario: "SIGTERM during load (real server)",
+    requests: id,
+    failed: lost.length + non200,
+    faults: 1,
+    concurrency: CONCURRENCY,
+    acceptedAndCompleted: received.length - lost.length,
+    refusedAfterStop: errors.length,
+    exitCode: code,
+    exitMs: took,
+  });
+  assert.equal(code, 0, `exit code; stderr: ${c.stderr().slice(-500)}`);
+  assert.ok(took < GRACE, `exited within the grace period (${took}ms)`);
+  assert.deepEqual(lost, [], "every accepted request completed");
+  assert.equal(non200, 0, "no accepted request got an error status");
+  // what failed was refused at the door (the listener was closed), not cut off mid-way
+  for (const e of errors) assert.match(e, /ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|UND_ERR_CLOSED/);
+});
+
+test("real server: misbehaving backends leave no file descriptor or in-flight request behind", {
+  timeout: 60_000,
+}, async () => {
+  const [good] = await backends(["good"]);
+  const raws: net.Server[] = [];
+  const raw = async (fn: (s: net.Socket) => void) => {
+    const sockets = new Set<net.Socket>();
+    const srv = net.createServer((s) => {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => sockets.delete(s));
+      fn(s);
+    });
+    srv.listen(0, "127.0.0.1");
+    await once(srv, "listening");
+    raws.push(srv);
+    cleanup.push(async () => {
+      srv.close();
+      for (const s of sockets) s.destroy();
+    });
+    return `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+  };
+  const onHead = (s: net.Socket, fn: () => void) => {
+    let buf = "";
+    s.on("data", (d: Buffer) => {
+      if (buf.includes("\r\n\r\n")) return;
+      buf += d.toString("latin1");
+      if (buf.includes("\r\n\r\n")) fn();
+    });
+  };
+  const hang = await raw((s) => s.resume());
+  const garbage = await raw((s) => onHead(s, () => s.end("NOT HTTP\r\n\r\n")));
+  const midbody = await raw((s) =>
+    onHead(s, () => {
+      s.write("HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+      s.write(Buffer.alloc(5000, 1), () => s.destroy());
+    }),
+  );
+  const huge = await raw((s) =>
+    onHead(s, () => {
+      let head = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n";
+      while (head.length < 1024 * 1024) head += `x-filler: ${"h".repeat(1000)}\r\n`;
+      s.end(`${head}\r\nok`);
+    }),
+  );
+  const one = (url: string) => ({ servers: [{ name: "only", url }] });
+  const c = await cli({
+    timeouts: { response_header: "700ms", idle: "700ms" },
+    services: {
+      good: { servers: [{ name: "good", url: good.url }] },
+      hang: one(hang),
+      garbage: one(garbage),
+      midbody: one(midbody),
+      huge: one(huge),
+    },
+  });
+  const send = async (host: string) => {
+    try {
+      const res = await request(`${c.url}/`, {
+        headers: { host, connection: "close" },
+        signal: AbortSignal.timeout(8000),
+      });
+      try {
+        await res.body.text();
+        return String(res.statusCode);
+      } catch {
+        return `${res.statusCode} aborted`;
+      }
+    } catch (err) {
+      return `error ${(err as { code?: string }).code}`;
+    }
+  };
+  assert.equal(await send("good.test"), "200");
+  const base = c.fds();
+  const expected: Record<string, string> = {
+    hang: "504",
+    garbage: "502",
+    midbody: "200 aborted",
+    huge: "502",
+  };
+  const ROUNDS = 5;
+  for (let round = 0; round < ROUNDS; round++) {
+    const got = await Promise.all([
+      ...Object.keys(expected).map((h) => send(`${h}.test`)),
+      send("good.test"),
+    ]);
+    assert.deepEqual(got, [...Object.values(expected), "200"]);
+  }
+  const inflight = async () => {
+    const res = await request(`${c.adminUrl}/api/health`);
+    const all = (await res.body.json()) as Record<
+      string,
+      { extra: { pool: Record<string, { inflight: number }> } }
+    >;
+    return Object.values(all).reduce(
+      (n, svc) => n + Object.values(svc.extra.pool).reduce((m, s) => m + (s.inflight ?? 0), 0),
+      0,
+    );
+  };
+  await until(async () => (await inflight()) === 0, 5000, "in-flight back to 0");
+  // idle upstream keep-alive connections (one per service at most) may stay open
+  const slack = Object.keys(expected).length + 1;
+  await until(() => c.fds() <= base + slack, 5000, `fds back to baseline (${base}, now ${c.fds()})`);
+  const after = c.fds();
+  record({
+    suite: "bad-backend",
+    scenario: "all four through the real server, fd count",
+    requests: ROUNDS * 5,
+    outcome: `fds ${base} before, ${after} after ${ROUNDS} rounds`,
+    expected: "no growth",
+    ok: true,
+  });
+});
+
+test("admin: loopback needs no token", { timeout: 30_000 }, async () => {
+  const [b] = await backends(["a"]);
+  const c = await cli({ services: { api: { servers: [{ name: "a", url: b.url }] } } });
+  const res = await request(`${c.adminUrl}/api/health`);
+  await res.body.dump();
+  assert.equal(res.statusCode, 200);
+  assert.ok(c.logs.some((l) => /loopback only, no token/.test(String(l.msg))));
+});
+
+for (const how of ["config", "environment"] as const) {
+  test(`admin bound beyond loopback requires the bearer token from the ${how}`, {
+    timeout: 30_000,
+  }, async () => {
+    const [b] = await backends(["a"]);
+    const token = `tok-${how}-${Math.random().toString(36).slice(2)}`;
+    const c = await cli(
+      {
+        ...(how === "config" ? { admin: { address: "127.0.0.1:0", token } } : {}),
+        services: { api: { servers: [{ name: "a", url: b.url }] } },
+      },
+      // bound to every interface; the test still only talks to 127.0.0.1
+      { admin: "0.0.0.0:0", env: how === "environment" ? { SWITCHYARD_ADMIN_TOKEN: token } : {} },
+    );
+    assert.ok(
+      c.logs.some((l) => /requires Authorization: Bearer/.test(String(l.msg))),
+      "says at start that a token is required",
+    );
+    const status = async (path: string, auth?: string) => {
+      const res = await request(`${c.adminUrl}${path}`, { headers: auth ? { authorization: auth } : {} });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    const outcomes: string[] = [];
+    for (const path of ["/api/health", "/metrics", "/api/health/api"]) {
+      assert.equal(await status(path), 401, `${path} without a token`);
+      assert.equal(await status(path, "Bearer wrong"), 401, `${path} with a wrong token`);
+      assert.equal(await status(path, token), 401, `${path} with the token but no Bearer scheme`);
+      assert.equal(await status(path, `Bearer ${token}x`), 401, `${path} with a longer token`);
+      assert.equal(await status(path, `Bearer ${token}`), 200, `${path} with the token`);
+      outcomes.push(path);
+    }
+    record({
+      suite: "admin",
+      scenario: `admin on 0.0.0.0, token from the ${how}`,
+      requests: outcomes.length * 5,
+      outcome: "401 without / wrong / unprefixed token, 200 with it",
+      expected: "401 / 200",
+      ok: true,
+    });
+  });
+}
+
+test("admin bound beyond loopback without any token: refuses to start, and says why", {
+  timeout: 30_000,
+}, async () => {
+  const [b] = await backends(["a"]);
+  await assert.rejects(
+    cli(
+      { services: { api: { servers: [{ name: "a", url: b.url }] } } },
+      { admin: "0.0.0.0:0", env: { SWITCHYARD_ADMIN_TOKEN: "" } },
+    ),
+    /token|SWITCHYARD_ADMIN_TOKEN/,
+  );
+});
+
+export type { Cli };
