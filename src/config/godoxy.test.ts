@@ -157,6 +157,15 @@ Bad_Alias:
     ]);
   });
 
+  test("host with a port, and IPv6 hosts", () => {
+    assert.deepEqual(problems(`a:\n  host: 10.0.0.1:80\n`), [
+      `${F}:2: a.host: give the host without a port (the port goes in \`port\`)`,
+    ]);
+    const c = parseConfig(`a:\n  host: "::1"\n  port: 81\nb:\n  host: "[::2]"\n`, F, {}, {});
+    assert.equal(c.services.a.servers[0].url, "http://[::1]:81");
+    assert.equal(c.services.b.servers[0].url, "http://[::2]");
+  });
+
   test("two members on the same backend are refused", () => {
     assert.deepEqual(
       problems(

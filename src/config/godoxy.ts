@@ -4,6 +4,7 @@
  * alias. Keys match ignoring case and underscores, as GoDoxy does. Unlike GoDoxy (whose first
  * member to start wins, in no fixed order) members that disagree on a service setting are errors.
  */
+import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { formatDuration } from "../duration.ts";
@@ -163,7 +164,14 @@ function readMember(
       }),
     "http",
   );
-  const host = field(p, r.host, nonEmptyString, "localhost");
+  const host = field(
+    p,
+    r.host,
+    nonEmptyString.refine((h) => !h.includes(":") || isIP(h.replace(/^\[|\]$/g, "")) === 6, {
+      message: "give the host without a port (the port goes in `port`)",
+    }),
+    "localhost",
+  );
   const port = r.port
     ? p.parse(
         z
@@ -177,7 +185,7 @@ function readMember(
       ? 443
       : 80;
   if (port === undefined) return undefined;
-  const hostPart = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  const hostPart = isIP(host) === 6 ? `[${host}]` : host;
   const target = p.parse(serverUrl, `${scheme}://${hostPart}:${port}`, r.host?.path ?? path);
   if (!target) return undefined;
   const settings: Member["settings"] = {};
