@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { LoadBalancer } from "./load-balancer.ts";
 import { Server } from "./server.ts";

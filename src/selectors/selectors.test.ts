@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Server } from "../balancer/server.ts";
 import { effectiveWeights, rebalance } from "../balancer/weights.ts";
@@ -76,7 +76,7 @@ const share = (list: readonly Server[]) => {
   return out;
 };
 const ipv4 = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-const ipv6 = (i: number) => `2001:db8:${(i * 7919) & 0xffff}::${(i & 0xffff).toString(16)}`;
+const ipv6 = (i: number) => `2001:db8:${((i * 7919) & 0xffff).toString(16)}::${(i & 0xffff).toString(16)}`;
 
 const FACTORIES: [string, () => Selector][] = [
   ["round_robin", () => new RoundRobinSelector()],

@@ -64,7 +64,19 @@ export async function backend(name: string, cleanup: Cleanup): Promise<Backend> 
     },
     waitHeld(n: number) {
       if (b.held.length >= n) return Promise.resolve();
-      return new Promise<void>((resolve) => waiters.push({ n, resolve }));
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`backend ${name}: ${b.held.length} held requests, waited for ${n}`)),
+          5000,
+        );
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
     },
   } as unknown as Backend;
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
