@@ -1,8 +1,11 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
-import { type Dispatcher, Pool } from "undici";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import * as http from "node:http";
+import * as https from "node:https";
+import { isIP, type Socket } from "node:net";
+import { type Duplex, Readable } from "node:stream";
+import { buildConnector, type Dispatcher, Pool } from "undici";
 import type { Server } from "../balancer/server.ts";
-import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
+import { downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -10,6 +13,11 @@ export interface ForwarderOptions {
   idleTimeout: number;
   /** Attempts per request including the first (default 3). */
   maxAttempts?: number;
+  /**
+   * Verify `https://` backends' certificates (default false, as nginx's `proxy_ssl_verify off`:
+   * backends behind a balancer commonly use self-signed certificates).
+   */
+  verifyTls?: boolean;
 }
 
 /** What the forwarder needs from a balancer: retries and passive health. */
@@ -30,56 +38,95 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS"]);
+/**
+ * How an upstream attempt failed:
+ * - `connect`: no connection was made (refused, unreachable, DNS, connect timeout, TLS handshake);
+ * - `reset`: the connection broke before a response (reset, closed, EPIPE);
+ * - `timeout`: no response head within timeouts.responseHeader;
+ * - `other`: anything else (invalid response, aborted, ...).
+ */
+export type FailureKind = "connect" | "reset" | "timeout" | "other";
 
-type FailureKind = "refused" | "reset" | "timeout" | "other";
+const CONNECT_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "EADDRNOTAVAIL",
+  "ETIMEDOUT",
+]);
+const RESET_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
 
 export function classify(err: unknown): FailureKind {
-  const e = err as { code?: string; cause?: { code?: string } };
-  const code = e?.code ?? "";
-  const cause = e?.cause?.code ?? "";
-  if (
-    code === "ECONNREFUSED" ||
-    cause === "ECONNREFUSED" ||
-    code === "UND_ERR_CONNECT_TIMEOUT" ||
-    code === "ENOTFOUND" ||
-    code === "EHOSTUNREACH" ||
-    code === "ENETUNREACH"
-  )
-    return "refused";
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = typeof e?.code === "string" ? e.code : "";
+  const cause = typeof e?.cause?.code === "string" ? e.cause.code : "";
+  if (CONNECT_CODES.has(code) || CONNECT_CODES.has(cause)) return "connect";
+  if (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || /CERT|SELF_SIGNED/.test(code))
+    return "connect";
   if (code === "UND_ERR_HEADERS_TIMEOUT") return "timeout";
-  if (
-    code === "ECONNRESET" ||
-    code === "EPIPE" ||
-    code === "UND_ERR_SOCKET" ||
-    code === "UND_ERR_CLOSED" ||
-    cause === "ECONNRESET"
-  )
-    return "reset";
+  if (RESET_CODES.has(code) || RESET_CODES.has(cause)) return "reset";
   return "other";
 }
+
+/** Methods that may be replayed on another server after a broken connection (when bodiless). */
+const REPLAYABLE: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+
+const BAD_GATEWAY = "Bad Gateway";
+const GATEWAY_TIMEOUT = "Gateway Timeout";
 
 export function createForwarder(options: ForwarderOptions): Forwarder {
   return new UndiciForwarder(options);
 }
 
+/** Per-connection cache of the trust decision (keyed by the resolver that made it). */
+const kTrust = Symbol("switchyard.trust");
+type TrustCache = { resolver: object; trusted: boolean };
+
+function peerTrusted(host: ForwardHost, socket: Socket | undefined): boolean {
+  if (socket === undefined || socket === null) return false;
+  const s = socket as Socket & { [kTrust]?: TrustCache };
+  const c = s[kTrust];
+  const resolver = host.realIp;
+  if (c !== undefined && c.resolver === resolver) return c.trusted;
+  const trusted = resolver.isTrusted(socket.remoteAddress);
+  // http2 compat sockets are proxies that refuse new properties; the lookup is then just not cached
+  try {
+    s[kTrust] = { resolver, trusted };
+  } catch {}
+  return trusted;
+}
+
 class UndiciForwarder implements Forwarder {
-  readonly #opts: ForwarderOptions;
+  readonly opts: ForwarderOptions;
+  readonly maxAttempts: number;
   readonly #pools = new Map<Server, Pool>();
-  readonly #maxAttempts: number;
 
   constructor(opts: ForwarderOptions) {
-    this.#opts = opts;
-    this.#maxAttempts = opts.maxAttempts ?? 3;
+    this.opts = opts;
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
   }
 
-  #pool(server: Server): Pool {
+  pool(server: Server): Pool {
     let pool = this.#pools.get(server);
     if (pool === undefined) {
-      pool = new Pool(server.url.origin, {
-        connect: { timeout: this.#opts.connectTimeout },
-        headersTimeout: this.#opts.responseHeaderTimeout,
-        bodyTimeout: this.#opts.idleTimeout,
+      const url = server.url;
+      const tls = url.protocol === "https:";
+      // SNI from the backend URL (not the client's Host); none for IP addresses
+      const servername = tls && isIP(url.hostname.replace(/^\[|\]$/g, "")) === 0 ? url.hostname : undefined;
+      const base = buildConnector({
+        timeout: this.opts.connectTimeout,
+        rejectUnauthorized: this.opts.verifyTls === true,
+        ...(servername ? { servername } : {}),
+      });
+      const connect: buildConnector.connector = tls ? (o, cb) => base({ ...o, servername }, cb) : base;
+      pool = new Pool(url.origin, {
+        connect,
+        headersTimeout: this.opts.responseHeaderTimeout,
+        bodyTimeout: this.opts.idleTimeout,
         keepAliveTimeout: 4000,
         pipelining: 1,
       });
@@ -92,7 +139,7 @@ class UndiciForwarder implements Forwarder {
     const pool = this.#pools.get(server);
     if (!pool) return;
     this.#pools.delete(server);
-    void pool.close().catch(() => {});
+    pool.close().catch(() => {});
   }
 
   async close(): Promise<void> {
@@ -102,206 +149,500 @@ class UndiciForwarder implements Forwarder {
   }
 
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
-    const attempt = new Attempt(this, host, req, res);
-    attempt.send(server);
+    new Exchange(this, host, req, res).send(server);
   }
 
   upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
-    const headers = upstreamHeaders(req, {
-      clientIp: host.clientIp(req),
-      trusted: host.realIp.isTrusted(req.socket.remoteAddress),
-    });
-    // upstreamHeaders drops Connection/Upgrade as hop-by-hop; an upgrade must carry them
-    const upgradeTo = String(req.headers.upgrade ?? "websocket");
-    socket.on("error", () => {});
-    if (head.length) socket.unshift(head);
-    server.inflight++;
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        server.inflight--;
-      }
-    };
-    this.#pool(server)
-      .upgrade({ path: req.url ?? "/", method: req.method ?? "GET", headers, protocol: upgradeTo })
-      .then(
-        ({ headers: resHeaders, socket: upstream }) => {
-          let out = "HTTP/1.1 101 Switching Protocols\r\n";
-          for (const [k, v] of Object.entries(resHeaders)) {
-            if (v === undefined) continue;
-            for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
-          }
-          socket.write(`${out}\r\n`);
-          upstream.on("error", () => socket.destroy());
-          socket.on("error", () => upstream.destroy());
-          upstream.on("close", release);
-          socket.on("close", () => upstream.destroy());
-          upstream.pipe(socket);
-          socket.pipe(upstream);
-        },
-        (err: unknown) => {
-          release();
-          const kind = classify(err);
-          if (kind === "refused" || kind === "reset") host.reportFailure(server, err);
-          socket.end(
-            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nBad Gateway\n",
-          );
-        },
-      );
-  }
-
-  dispatch(server: Server, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
-    this.#pool(server).dispatch(opts, handler);
-  }
-
-  get maxAttempts(): number {
-    return this.#maxAttempts;
+    new Tunnel(this, host, req, socket, head).send(server);
   }
 }
 
-/** One client request's journey through one or more upstream attempts. */
-class Attempt implements Dispatcher.DispatchHandler {
-  readonly #fw: UndiciForwarder;
-  readonly #host: ForwardHost;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
-  #tried: Server[] = [];
-  #server!: Server;
-  #controller: Dispatcher.DispatchController | undefined;
-  #started = false;
-  #done = false;
-  #bodySent = false;
-  #headers: string[] | undefined;
-  readonly #hasBody: boolean;
+// ---------------------------------------------------------------------------------------------
+// Plain HTTP: one client request's journey through one or more upstream attempts.
+
+const kExchange = Symbol("switchyard.exchange");
+type ResWithExchange = ServerResponse & { [kExchange]?: Exchange };
+
+/** res 'close' (shared listener, no per-request closure): the client went away or the response ended. */
+function onResClose(this: ResWithExchange): void {
+  this[kExchange]?.clientClosed();
+}
+function onResDrain(this: ResWithExchange): void {
+  this[kExchange]?.drained();
+}
+
+/** Readable errors on the request stream must not crash: the exchange learns of them through res 'close'. */
+function noop(): void {}
+
+/**
+ * Uses undici's raw handler API (onConnect/onHeaders/onData/onComplete/onError): response headers
+ * arrive as raw Buffers and go to the client without an intermediate object.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly fw: UndiciForwarder;
+  readonly host: ForwardHost;
+  readonly req: IncomingMessage;
+  readonly res: ResWithExchange;
+  /** The server of the current attempt while it counts in server.inflight; null once released. */
+  server: Server | null = null;
+  tried: Server[] | null = null;
+  headers: string[] | null = null;
+  abort: ((err?: Error) => void) | null = null;
+  resume: (() => void) | null = null;
+  body: BodySource | null = null;
+  /** undici started writing the current attempt (onConnect): something may have reached the server. */
+  sent = false;
+  /** Response head written to the client. */
+  started = false;
+  done = false;
+  readonly hasBody: boolean;
 
   constructor(fw: UndiciForwarder, host: ForwardHost, req: IncomingMessage, res: ServerResponse) {
-    this.#fw = fw;
-    this.#host = host;
-    this.#req = req;
-    this.#res = res;
-    const te = req.headers["transfer-encoding"];
-    const cl = req.headers["content-length"];
-    this.#hasBody = te !== undefined || (cl !== undefined && cl !== "0");
-    res.once("close", () => {
-      if (!this.#done) {
-        this.#done = true;
-        this.#controller?.abort(new Error("client closed"));
-      }
-    });
-    res.on("drain", () => this.#controller?.resume());
+    this.fw = fw;
+    this.host = host;
+    this.req = req;
+    this.res = res;
+    this.hasBody = requestHasBody(req);
+    this.res[kExchange] = this;
+    res.on("close", onResClose);
+    req.on("error", noop);
   }
 
   send(server: Server): void {
-    this.#server = server;
-    this.#tried.push(server);
+    const req = this.req;
+    if (this.tried === null) this.tried = [server];
+    else this.tried.push(server);
+    this.server = server;
     server.inflight++;
-    this.#started = false;
-    const req = this.#req;
-    this.#headers ??= upstreamHeaders(req, {
-      clientIp: this.#host.clientIp(req),
-      trusted: this.#host.realIp.isTrusted(req.socket.remoteAddress),
-    });
-    if (this.#hasBody) this.#bodySent = true;
-    this.#fw.dispatch(
-      server,
-      {
-        path: req.url ?? "/",
-        method: req.method ?? "GET",
-        headers: this.#headers,
-        body: this.#hasBody ? req : null,
-      },
-      this,
-    );
+    this.sent = false;
+    this.abort = null;
+    if (this.headers === null) {
+      const trusted = peerTrusted(this.host, req.socket);
+      this.headers = upstreamHeaders(req, { clientIp: this.host.clientIp(req), trusted });
+    }
+    let body: BodySource | null = null;
+    if (this.hasBody) {
+      body = new BodySource(req);
+      this.body = body;
+    }
+    try {
+      this.fw
+        .pool(server)
+        .dispatch({ path: req.url || "/", method: req.method || "GET", headers: this.headers, body }, this);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  #release(): void {
+    const s = this.server;
+    if (s !== null) {
+      this.server = null;
+      s.inflight--;
+    }
   }
 
   #finish(): void {
-    this.#server.inflight--;
+    this.done = true;
+    this.#release();
+    this.res[kExchange] = undefined;
+    this.res.off("close", onResClose);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#done) controller.abort(new Error("client closed"));
+  clientClosed(): void {
+    if (this.done) return;
+    this.#finish();
+    const err = new Error("client closed the connection");
+    if (this.abort !== null) this.abort(err);
+    this.body?.destroy();
   }
 
-  onRequestUpgrade(
-    _c: Dispatcher.DispatchController,
-    _s: number,
-    _h: IncomingHttpHeaders,
-    socket: Duplex,
-  ): void {
-    socket.destroy();
+  drained(): void {
+    if (this.resume !== null && !this.done) this.resume();
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-    statusMessage?: string,
-  ): void {
-    if (statusCode < 200) return;
-    this.#started = true;
-    const res = this.#res;
-    if (res.destroyed) {
-      controller.abort(new Error("client closed"));
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.done) {
+      abort(new Error("client closed the connection"));
       return;
     }
-    res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
+    this.abort = abort;
+    this.sent = true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#res.write(chunk)) controller.pause();
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.done) return false;
+    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    const res = this.res;
+    const headers = downstreamHeaders(rawHeaders);
+    // headers the balancer set before (sticky cookie) survive writeHead's replacement of same-named ones
+    if (res.getHeaderNames().length !== 0) mergePreset(res, headers);
+    this.started = true;
+    this.resume = resume;
+    res.writeHead(statusCode, this.req.httpVersionMajor === 2 ? undefined : statusText || undefined, headers);
+    return true;
   }
 
-  onResponseEnd(): void {
-    this.#done = true;
+  onData(chunk: Buffer): boolean {
+    if (this.done) return false;
+    if (this.res.write(chunk)) return true;
+    this.res.once("drain", onResDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
     this.#finish();
-    this.#res.end();
+    this.res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.#finish();
-    if (this.#done) return;
-    const res = this.#res;
-    if (this.#started || res.headersSent) {
-      this.#done = true;
-      res.destroy(err);
+  onError(err: Error): void {
+    if (this.done) return;
+    const server = this.server;
+    this.#release();
+    const res = this.res;
+    if (this.started || res.headersSent) {
+      // mid-response (idle timeout, reset): the client cannot be told otherwise; abort its connection
+      this.#finish();
+      res.destroy();
       return;
     }
     const kind = classify(err);
-    const server = this.#server;
-    if (kind === "refused" || kind === "reset") this.#host.reportFailure(server, err);
-    const method = this.#req.method ?? "GET";
-    const retryable =
-      kind === "refused"
-        ? !this.#bodySent || !this.#hasBody || this.#req.readableDidRead === false
-        : kind === "reset" && IDEMPOTENT.has(method) && !this.#hasBody;
-    if (retryable && this.#tried.length < this.#fw.maxAttempts) {
-      const next = this.#host.pickRetry(this.#req, this.#tried);
-      if (next) {
-        this.#host.logger.debug({ server: server.name, next: next.name, err }, "retrying on another server");
+    if (server !== null && (kind === "connect" || kind === "reset")) this.host.reportFailure(server, err);
+    if (this.#retryable(kind) && this.tried!.length < this.fw.maxAttempts) {
+      const next = this.host.pickRetry(this.req, this.tried!);
+      if (next !== undefined) {
+        this.host.logger.debug({ server: server?.name, next: next.name, err }, "retrying on another server");
+        this.body?.destroy();
         this.send(next);
         return;
       }
     }
-    this.#done = true;
-    if (kind === "timeout") respond(res, 504, "Gateway Timeout");
-    else if (this.#tried.length > 0 && kind === "refused" && !this.#host.pickRetry(this.#req, this.#tried))
-      respond(res, 502, "Bad Gateway");
-    else respond(res, 502, "Bad Gateway");
+    this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
+    this.#finish();
+    this.body?.destroy();
+    if (kind === "timeout") sendError(res, 504, GATEWAY_TIMEOUT);
+    else sendError(res, 502, BAD_GATEWAY);
+  }
+
+  /**
+   * A retry is safe when the request provably did not reach the server: undici never started
+   * writing it (no onConnect) and none of the client's body was taken; or, for a replayable
+   * method without a body, when the connection broke before any response.
+   */
+  #retryable(kind: FailureKind): boolean {
+    const pulled = this.body !== null && this.body.pulled;
+    if (!this.sent && !pulled && kind !== "timeout") return true;
+    return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
 }
 
-function respond(res: ServerResponse, status: number, text: string): void {
+/** Headers set on `res` before the response head (e.g. the sticky cookie) are appended to `headers`. */
+function mergePreset(res: ServerResponse, headers: string[]): void {
+  for (const name of res.getHeaderNames()) {
+    const v = res.getHeader(name);
+    res.removeHeader(name);
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) headers.push(name, x);
+    else headers.push(name, String(v));
+  }
+}
+
+function requestHasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) {
+    // HTTP/2 has no framing headers for bodies: a body exists unless the stream already ended
+    const stream = (req as unknown as { stream?: { readableEnded?: boolean; endAfterHeaders?: boolean } })
+      .stream;
+    return !(stream?.endAfterHeaders === true || req.readableEnded);
+  }
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === 14 && n.toLowerCase() === "content-length") return raw[i + 1] !== "0";
+    if (n.length === 17 && n.toLowerCase() === "transfer-encoding") return true;
+  }
+  return false;
+}
+
+/**
+ * The client's request body as undici sees it, one per attempt. It takes nothing from the client
+ * until undici starts writing (after the connection is made), so a connect failure leaves the body
+ * untouched for a retry; and undici destroying it on an upstream error does not destroy the client
+ * request.
+ */
+class BodySource extends Readable {
+  readonly req: IncomingMessage;
+  /** Some of the client's body was taken: a retry could not send it whole. */
+  pulled = false;
+  #attached = false;
+
+  constructor(req: IncomingMessage) {
+    super({ highWaterMark: 64 * 1024 });
+    this.req = req;
+  }
+
+  override _read(): void {
+    const req = this.req;
+    if (!this.#attached) {
+      this.#attached = true;
+      (req as IncomingMessage & { [kSource]?: BodySource })[kSource] = this;
+      req.on("data", onBodyData);
+      req.on("end", onBodyEnd);
+      req.on("error", onBodyError);
+      req.on("aborted", onBodyAborted);
+    }
+    req.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#detach();
+    cb(err);
+  }
+
+  #detach(): void {
+    if (!this.#attached) return;
+    this.#attached = false;
+    const req = this.req as IncomingMessage & { [kSource]?: BodySource };
+    if (req[kSource] === this) req[kSource] = undefined;
+    req.off("data", onBodyData);
+    req.off("end", onBodyEnd);
+    req.off("error", onBodyError);
+    req.off("aborted", onBodyAborted);
+    req.pause();
+  }
+}
+
+const kSource = Symbol("switchyard.body");
+type ReqWithSource = IncomingMessage & { [kSource]?: BodySource };
+
+function onBodyData(this: ReqWithSource, chunk: Buffer): void {
+  const src = this[kSource];
+  if (src === undefined) return;
+  src.pulled = true;
+  if (!src.push(chunk)) this.pause();
+}
+function onBodyEnd(this: ReqWithSource): void {
+  this[kSource]?.push(null);
+}
+function onBodyError(this: ReqWithSource, err: Error): void {
+  this[kSource]?.destroy(err);
+}
+function onBodyAborted(this: ReqWithSource): void {
+  this[kSource]?.destroy(new Error("client aborted the request body"));
+}
+
+export function sendError(res: ServerResponse, status: number, text: string): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
   const body = `${text}\n`;
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.writeHead(status, {
     "content-type": "text/plain; charset=utf-8",
     "content-length": Buffer.byteLength(body),
     "cache-control": "no-store",
   });
   res.end(body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrades (WebSocket): node's own client, which reports both a 101 ('upgrade') and a refusal with
+// an ordinary response ('response') so the latter can be relayed as is.
+
+const STATUS_TEXT = http.STATUS_CODES;
+
+class Tunnel {
+  readonly fw: UndiciForwarder;
+  readonly host: ForwardHost;
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly upgradeTo: string;
+  tried: Server[] = [];
+  server: Server | null = null;
+  upstream: http.ClientRequest | null = null;
+  timer: NodeJS.Timeout | undefined;
+  done = false;
+  headers: string[] | null = null;
+
+  constructor(fw: UndiciForwarder, host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer) {
+    this.fw = fw;
+    this.host = host;
+    this.req = req;
+    this.socket = socket;
+    this.head = head;
+    const up = req.headers.upgrade;
+    this.upgradeTo = typeof up === "string" && up !== "" ? up : "websocket";
+    socket.on("error", noop);
+    socket.once("close", () => this.#clientGone());
+  }
+
+  send(server: Server): void {
+    this.tried.push(server);
+    this.server = server;
+    server.inflight++;
+    const req = this.req;
+    this.headers ??= upstreamHeaders(
+      req,
+      { clientIp: this.host.clientIp(req), trusted: peerTrusted(this.host, req.socket as Socket) },
+      this.upgradeTo,
+    );
+    const url = server.url;
+    const tls = url.protocol === "https:";
+    const hostname = url.hostname.replace(/^\[|\]$/g, "");
+    const options: https.RequestOptions = {
+      host: hostname,
+      port: url.port || (tls ? 443 : 80),
+      method: req.method || "GET",
+      path: req.url || "/",
+      headers: this.headers as unknown as http.OutgoingHttpHeaders,
+      setHost: false,
+      agent: false,
+    };
+    if (tls) {
+      options.rejectUnauthorized = this.fw.opts.verifyTls === true;
+      if (isIP(hostname) === 0) options.servername = hostname;
+    }
+    const up = (tls ? https : http).request(options);
+    this.upstream = up;
+    up.on("error", (err: Error) => this.#failed(server, up, err));
+    up.on("upgrade", (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) =>
+      this.#upgraded(up, res, upSocket, upHead),
+    );
+    up.on("response", (res: IncomingMessage) => this.#refused(up, res));
+    // connect timeout, then the response-head timeout
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => up.destroy(timeoutError("connect")), this.fw.opts.connectTimeout);
+    up.on("socket", (s: Socket) => {
+      const armHead = () => {
+        clearTimeout(this.timer);
+        this.timer = setTimeout(
+          () => up.destroy(timeoutError("response")),
+          this.fw.opts.responseHeaderTimeout,
+        );
+      };
+      if (s.connecting) s.once(tls ? "secureConnect" : "connect", armHead);
+      else armHead();
+    });
+    up.end();
+  }
+
+  #release(): void {
+    const s = this.server;
+    if (s !== null) {
+      this.server = null;
+      s.inflight--;
+    }
+  }
+
+  #clientGone(): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.upstream?.destroy();
+    this.#release();
+  }
+
+  #failed(server: Server, up: http.ClientRequest, err: Error & { kind?: FailureKind }): void {
+    if (this.done || this.upstream !== up) return;
+    clearTimeout(this.timer);
+    this.#release();
+    const kind = err.kind ?? classify(err);
+    if (kind === "connect" || kind === "reset") this.host.reportFailure(server, err);
+    // nothing of an upgrade request but its head was sent, and it is a bodiless GET
+    if ((kind === "connect" || kind === "reset") && this.tried.length < this.fw.maxAttempts) {
+      const next = this.host.pickRetry(this.req, this.tried);
+      if (next !== undefined) {
+        this.send(next);
+        return;
+      }
+    }
+    this.host.logger.warn({ server: server.name, err }, "upstream upgrade failed");
+    this.done = true;
+    endWithError(
+      this.socket,
+      kind === "timeout" ? 504 : 502,
+      kind === "timeout" ? GATEWAY_TIMEOUT : BAD_GATEWAY,
+    );
+  }
+
+  #upgraded(up: http.ClientRequest, res: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {
+    clearTimeout(this.timer);
+    const client = this.socket;
+    if (this.done || this.upstream !== up) {
+      upSocket.destroy();
+      return;
+    }
+    let head = `HTTP/1.1 101 ${res.statusMessage || "Switching Protocols"}\r\n`;
+    const h = downstreamRawHeaders(res.rawHeaders, true);
+    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+    client.write(`${head}\r\n`);
+    if (upHead.length) client.write(upHead);
+    if (this.head.length) upSocket.write(this.head);
+    upSocket.on("error", noop);
+    // from now on the pipes own the lifecycle: the server's in-flight count is held until both
+    // sides are gone
+    this.done = true;
+    this.upstream = null;
+    let open = 2;
+    const closed = () => {
+      if (--open === 0) this.#release();
+    };
+    upSocket.once("close", () => {
+      client.destroy();
+      closed();
+    });
+    client.once("close", () => {
+      upSocket.destroy();
+      closed();
+    });
+    if (client.destroyed) upSocket.destroy();
+    upSocket.pipe(client);
+    client.pipe(upSocket);
+  }
+
+  #refused(up: http.ClientRequest, res: IncomingMessage): void {
+    clearTimeout(this.timer);
+    if (this.done || this.upstream !== up) {
+      res.destroy();
+      return;
+    }
+    this.done = true;
+    const client = this.socket;
+    const status = res.statusCode ?? 502;
+    let head = `HTTP/1.1 ${status} ${res.statusMessage || STATUS_TEXT[status] || ""}\r\n`;
+    const h = downstreamRawHeaders(res.rawHeaders);
+    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+    // the body is relayed as it comes and delimited by closing the connection
+    client.write(`${head}connection: close\r\n\r\n`);
+    res.on("error", () => client.destroy());
+    res.on("end", () => {
+      client.end();
+      this.#release();
+    });
+    res.on("close", () => {
+      if (!res.complete) client.destroy();
+      this.#release();
+    });
+    client.once("close", () => res.destroy());
+    res.pipe(client, { end: false });
+  }
+}
+
+function timeoutError(phase: "connect" | "response"): Error & { kind: FailureKind } {
+  const err = new Error(
+    phase === "connect" ? "upstream connect timeout" : "upstream response header timeout",
+  ) as Error & { kind: FailureKind; code: string };
+  err.kind = phase === "connect" ? "connect" : "timeout";
+  err.code = phase === "connect" ? "UND_ERR_CONNECT_TIMEOUT" : "UND_ERR_HEADERS_TIMEOUT";
+  return err;
+}
+
+function endWithError(socket: Duplex, status: number, text: string): void {
+  if (socket.destroyed) return;
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

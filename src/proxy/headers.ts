@@ -1,7 +1,10 @@
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
 
-/** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies drop. */
+/**
+ * RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies drop. `expect` is
+ * answered by node:http itself (100-continue) and must not travel on.
+ */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
@@ -15,65 +18,121 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "http2-settings",
 ]);
 
-/** Headers named in `Connection` are hop-by-hop too. */
-export function connectionTokens(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
-  const text = Array.isArray(value) ? value.join(",") : value;
-  let set: Set<string> | null = null;
-  for (const t of text.split(",")) {
+/** The tokens of a Connection header that name further hop-by-hop headers (lower case). */
+export function connectionTokens(value: string): string[] {
+  const out: string[] = [];
+  for (const t of value.split(",")) {
     const name = t.trim().toLowerCase();
-    if (name === "" || name === "close" || name === "keep-alive") continue;
-    if (set === null) set = new Set();
-    set.add(name);
+    if (name === "" || name === "close" || name === "keep-alive" || name === "upgrade") continue;
+    out.push(name);
   }
-  return set;
+  return out;
+}
+
+/** Drops the headers named by `tokens` from a flat [name, value, ...] list (names compared lower-cased). */
+function dropNamed(list: string[], tokens: readonly string[]): string[] {
+  if (tokens.length === 0) return list;
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (!tokens.includes(list[i].toLowerCase())) out.push(list[i], list[i + 1]);
+  }
+  return out;
 }
 
 export interface ForwardedInfo {
-  /** Resolved client address. */
+  /** Resolved client address (real-IP). */
   clientIp: string;
   /** Whether the TCP peer is trusted (inside options.from). */
   trusted: boolean;
 }
 
+/** Why a request's own headers are skipped or kept, by lower-cased name. */
+const SKIP = 1;
+const XFF = 2;
+const XFP = 3;
+const XFH = 4;
+const HOST = 5;
+const CONNECTION = 6;
+const SPECIAL: ReadonlyMap<string, number> = new Map([
+  ...[...HOP_BY_HOP].map((h) => [h, SKIP] as const),
+  ["connection", CONNECTION],
+  ["expect", SKIP],
+  ["x-real-ip", SKIP],
+  ["x-forwarded-for", XFF],
+  ["x-forwarded-proto", XFP],
+  ["x-forwarded-host", XFH],
+  ["host", HOST],
+]);
+
 /**
- * Builds the upstream request headers as a flat [name, value, ...] list from rawHeaders:
- * hop-by-hop headers dropped, X-Forwarded-* appended for trusted peers and replaced for
- * everyone else, X-Real-IP set to the resolved client.
+ * The upstream request headers as a flat [name, value, ...] list, in one pass over rawHeaders:
+ * hop-by-hop headers (and those named in Connection) and HTTP/2 pseudo-headers dropped,
+ * X-Forwarded-For appended to and X-Forwarded-Proto/-Host kept for trusted peers, replaced for
+ * everyone else; X-Real-IP set to the resolved client. Host comes from :authority for HTTP/2.
+ * Without `upgrade` the Upgrade pair is dropped; with it, `Connection: upgrade` and
+ * `Upgrade: <upgrade>` are sent.
  */
-export function upstreamHeaders(req: IncomingMessage, info: ForwardedInfo): string[] {
+export function upstreamHeaders(req: IncomingMessage, info: ForwardedInfo, upgrade?: string): string[] {
   const raw = req.rawHeaders;
-  const conn = connectionTokens(req.headers.connection);
-  const out: string[] = [];
+  let out: string[] = [];
   let xff: string | undefined;
   let proto: string | undefined;
+  let fhost: string | undefined;
   let host: string | undefined;
+  let authority: string | undefined;
+  let conn: string | undefined;
+  const trusted = info.trusted;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || (conn !== null && conn.has(lower))) continue;
-    switch (lower) {
-      case "x-forwarded-for":
-        if (info.trusted) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`;
-        continue;
-      case "x-forwarded-proto":
-        if (info.trusted && proto === undefined) proto = raw[i + 1];
-        continue;
-      case "x-forwarded-host":
-        if (info.trusted && host === undefined) host = raw[i + 1];
-        continue;
-      case "x-real-ip":
-        continue;
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (name === ":authority") authority = raw[i + 1];
+      continue;
+    }
+    const kind = SPECIAL.get(name) ?? SPECIAL.get(name.toLowerCase());
+    if (kind !== undefined) {
+      const value = raw[i + 1];
+      switch (kind) {
+        case XFF:
+          if (trusted) xff = xff === undefined ? value : `${xff}, ${value}`;
+          continue;
+        case XFP:
+          if (trusted && proto === undefined) proto = value;
+          continue;
+        case XFH:
+          if (trusted && fhost === undefined) fhost = value;
+          continue;
+        case HOST:
+          // one Host only (a second would make the upstream request invalid)
+          if (host === undefined) {
+            host = value;
+            out.push(name, value);
+          }
+          continue;
+        case CONNECTION:
+          conn = conn === undefined ? value : `${conn},${value}`;
+          continue;
+        default:
+          continue;
+      }
     }
     out.push(name, raw[i + 1]);
   }
-  const peer = stripMapped(req.socket.remoteAddress ?? "");
-  out.push("x-forwarded-for", xff === undefined ? peer : `${xff}, ${peer}`);
-  out.push("x-forwarded-proto", proto ?? ((req.socket as TLSSocket).encrypted ? "https" : "http"));
-  const ownHost = req.headers.host ?? req.headers[":authority" as keyof IncomingHttpHeaders];
-  if (host !== undefined) out.push("x-forwarded-host", host);
-  else if (typeof ownHost === "string") out.push("x-forwarded-host", ownHost);
+  if (conn !== undefined) out = dropNamed(out, connectionTokens(conn));
+  if (host === undefined && authority !== undefined) {
+    host = authority;
+    out.push("host", authority);
+  }
+  const peer = stripMapped(req.socket?.remoteAddress ?? "");
+  out.push(
+    "x-forwarded-for",
+    xff === undefined ? peer : `${xff}, ${peer}`,
+    "x-forwarded-proto",
+    proto ?? ((req.socket as TLSSocket | undefined)?.encrypted === true ? "https" : "http"),
+  );
+  if (fhost !== undefined) out.push("x-forwarded-host", fhost);
+  else if (host !== undefined) out.push("x-forwarded-host", host);
   out.push("x-real-ip", info.clientIp || peer);
+  if (upgrade !== undefined) out.push("connection", "upgrade", "upgrade", upgrade);
   return out;
 }
 
@@ -81,16 +140,47 @@ function stripMapped(a: string): string {
   return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
 }
 
-/** Response headers for the client: hop-by-hop (and Connection-named) removed, as a flat list. */
-export function downstreamHeaders(headers: IncomingHttpHeaders): string[] {
-  const conn = connectionTokens(headers.connection);
+/** Lower-cased hop-by-hop names by length, to test raw response header names without lower-casing most. */
+const HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((h) => h.length));
+
+/**
+ * Response headers for the client from undici's raw [name, value, ...] Buffers, as a flat list of
+ * latin1 strings (byte-transparent): hop-by-hop headers and those named in Connection removed.
+ */
+export function downstreamHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || (conn !== null && conn.has(name))) continue;
-    const v = headers[name];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) out.push(name, x);
-    else out.push(name, v);
+  let conn: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const nb = raw[i];
+    const name = nb.toString("latin1");
+    if (HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === "connection") {
+          const v = raw[i + 1].toString("latin1");
+          conn = conn === undefined ? v : `${conn},${v}`;
+        }
+        continue;
+      }
+    }
+    const vb = raw[i + 1];
+    out.push(name, vb.toString("latin1"));
   }
-  return out;
+  return conn === undefined ? out : dropNamed(out, connectionTokens(conn));
+}
+
+/** Like downstreamHeaders, for node:http's rawHeaders strings; keeps Connection/Upgrade when `upgrade`. */
+export function downstreamRawHeaders(raw: readonly string[], upgrade = false): string[] {
+  const out: string[] = [];
+  let conn: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === "connection") conn = conn === undefined ? raw[i + 1] : `${conn},${raw[i + 1]}`;
+      if (!(upgrade && (lower === "connection" || lower === "upgrade"))) continue;
+    }
+    out.push(name, raw[i + 1]);
+  }
+  return conn === undefined ? out : dropNamed(out, connectionTokens(conn));
 }

@@ -1,0 +1,188 @@
+/**
+ * Quick proxy throughput loop: 3 tiny upstreams, then each proxy in turn (a bare node:http +
+ * undici.request + pipeline proxy, and switchyard's lb.handle with health, sticky and real-IP
+ * configured), each pinned to core 0, loaded by wrk on core 1.
+ *
+ *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard]
+ *   node bench/quick-proxy.ts upstream|bare|switchyard PORT [UPSTREAM_PORTS...]   (used internally)
+ *
+ * Needs `wrk` and `taskset` on PATH. Prints req/s and latency percentiles per proxy.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import * as http from "node:http";
+import * as net from "node:net";
+import { pipeline } from "node:stream";
+import { fileURLToPath } from "node:url";
+
+const self = fileURLToPath(import.meta.url);
+const [, , role, ...rest] = process.argv;
+// exit through process.exit so --cpu-prof writes its profile
+if (role === "upstream" || role === "bare" || role === "switchyard")
+  process.on("SIGINT", () => process.exit(0));
+
+if (role === "upstream") {
+  // A canned-response HTTP/1.1 server on raw `net`: far cheaper than node:http, so the core it
+  // shares with wrk is not the bottleneck. Requests are bodiless GET/HEAD (wrk, health checks).
+  const get = Buffer.from(
+    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nkeep-alive: timeout=60\r\n\r\nhello world\n",
+  );
+  const head = Buffer.from(
+    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nkeep-alive: timeout=60\r\n\r\n",
+  );
+  const srv = net.createServer((sock) => {
+    sock.setNoDelay(true);
+    let pending = "";
+    sock.on("data", (chunk: Buffer) => {
+      pending += chunk.toString("latin1");
+      let end = pending.indexOf("\r\n\r\n");
+      while (end >= 0) {
+        sock.write(pending.startsWith("HEAD") ? head : get);
+        pending = pending.slice(end + 4);
+        end = pending.indexOf("\r\n\r\n");
+      }
+    });
+    sock.on("error", () => {});
+  });
+  srv.listen(Number(rest[0]), "127.0.0.1");
+} else if (role === "bare") {
+  const { Pool } = await import("undici");
+  const pools = rest.slice(1).map((p) => new Pool(`http://127.0.0.1:${p}`, { pipelining: 1 }));
+  let i = 0;
+  const srv = http.createServer((req, res) => {
+    const pool = pools[i++ % pools.length];
+    const headers = { ...req.headers };
+    delete headers.connection;
+    delete headers["keep-alive"];
+    delete headers["transfer-encoding"];
+    pool
+      .request({
+        path: req.url ?? "/",
+        method: (req.method ?? "GET") as "GET",
+        headers,
+        body: req.method === "GET" || req.method === "HEAD" ? null : req,
+      })
+      .then(
+        (up) => {
+          const h = { ...up.headers };
+          delete h.connection;
+          delete h["keep-alive"];
+          delete h["transfer-encoding"];
+          if (res.destroyed) {
+            up.body.on("error", () => {});
+            up.body.destroy();
+            return;
+          }
+          res.writeHead(up.statusCode, h as http.OutgoingHttpHeaders);
+          pipeline(up.body, res, () => {});
+        },
+        () => {
+          res.statusCode = 502;
+          res.end("Bad Gateway\n");
+        },
+      );
+  });
+  srv.keepAliveTimeout = 60_000;
+  srv.listen(Number(rest[0]), "127.0.0.1");
+} else if (role === "switchyard") {
+  const { LoadBalancer, Server, HttpHealthMonitor } = await import("../src/index.ts");
+  const sticky = process.env.QP_STICKY === "1";
+  const lb = new LoadBalancer({
+    link: "bench",
+    mode: process.env.QP_MODE ?? "round_robin",
+    sticky,
+    options: { header: "X-Forwarded-For", from: ["10.0.0.0/8"], recursive: true },
+  });
+  const ac = new AbortController();
+  for (const p of rest.slice(1)) {
+    const url = `http://127.0.0.1:${p}`;
+    lb.addServer(
+      new Server({ name: `up-${p}`, url, health: new HttpHealthMonitor(url, { interval: 5000 }) }),
+    );
+  }
+  lb.start(ac.signal);
+  const srv = http.createServer(lb.handle);
+  srv.on("upgrade", lb.handleUpgrade);
+  srv.keepAliveTimeout = 60_000;
+  srv.listen(Number(rest[0]), "127.0.0.1");
+} else {
+  await main();
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const port = (s.address() as net.AddressInfo).port;
+  s.close();
+  return port;
+}
+
+async function waitUp(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const r = http.get({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode === 200));
+      });
+      r.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} did not come up`);
+}
+
+function start(cpu: string, args: string[], extraNodeArgs: string[] = []): ChildProcess {
+  return spawn("taskset", ["-c", cpu, process.execPath, ...extraNodeArgs, self, ...args], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+}
+
+function wrk(port: number, duration: number, connections: number): { rps: number; p50: string; p99: string } {
+  const out = execFileSync(
+    "taskset",
+    ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${duration}s`, "--latency", `http://127.0.0.1:${port}/`],
+    { encoding: "utf8" },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? "?";
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? "?";
+  if (/Non-2xx|Socket errors/.test(out)) process.stderr.write(out);
+  return { rps, p50, p99 };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const opt = (name: string, def: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : def;
+  };
+  const duration = Number(opt("duration", "5"));
+  const connections = Number(opt("connections", "64"));
+  const rounds = Number(opt("rounds", "1"));
+  const only = opt("only", "bare,switchyard").split(",");
+  const prof = args.includes("--cpu-prof");
+  const children: ChildProcess[] = [];
+  try {
+    const ups = [await freePort(), await freePort(), await freePort()];
+    for (const p of ups) children.push(start("1", ["upstream", String(p)]));
+    for (const p of ups) await waitUp(p);
+    for (let r = 0; r < rounds; r++) {
+      for (const kind of only) {
+        const port = await freePort();
+        const extra = prof ? ["--cpu-prof", "--cpu-prof-dir=/tmp/qp-prof"] : [];
+        const child = start("0", [kind, String(port), ...ups.map(String)], extra);
+        await waitUp(port);
+        wrk(port, 1, connections); // warm-up (JIT, pools)
+        const res = wrk(port, duration, connections);
+        console.log(
+          `${kind.padEnd(11)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50}  p99 ${res.p99}`,
+        );
+        child.kill("SIGINT");
+        await once(child, "exit");
+      }
+    }
+  } finally {
+    for (const c of children) c.kill();
+  }
+}

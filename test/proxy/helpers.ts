@@ -1,0 +1,185 @@
+import { execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
+import { Server } from "../../src/balancer/server.ts";
+
+/** Things to close at the end of a test, in reverse order. */
+export class Cleanup {
+  #fns: (() => unknown)[] = [];
+  add(fn: () => unknown): void {
+    this.#fns.push(fn);
+  }
+  async run(): Promise<void> {
+    const fns = this.#fns.reverse();
+    this.#fns = [];
+    for (const fn of fns) await fn();
+  }
+}
+
+export async function listen(server: net.Server, cleanup: Cleanup): Promise<number> {
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  cleanup.add(
+    () =>
+      new Promise<void>((resolve) => {
+        (server as http.Server).closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  );
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A node:http backend running `handler`; records the client sockets it saw. */
+export async function httpBackend(
+  cleanup: Cleanup,
+  handler: http.RequestListener,
+): Promise<{ server: http.Server; url: string; port: number; sockets: Set<net.Socket>; requests: number }> {
+  const server = http.createServer();
+  const b = { server, url: "", port: 0, sockets: new Set<net.Socket>(), requests: 0 };
+  server.on("request", (req, res) => {
+    b.requests++;
+    b.sockets.add(req.socket);
+    handler(req, res);
+  });
+  b.port = await listen(server, cleanup);
+  b.url = `http://127.0.0.1:${b.port}`;
+  return b;
+}
+
+/** A raw TCP backend: `onConn` gets each connection (for misbehaving servers). */
+export async function tcpBackend(
+  cleanup: Cleanup,
+  onConn: (socket: net.Socket) => void,
+): Promise<{ url: string; port: number; connections: number }> {
+  const b = { url: "", port: 0, connections: 0 };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    b.connections++;
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => {});
+    onConn(s);
+  });
+  b.port = await listen(server, cleanup);
+  cleanup.add(() => {
+    for (const s of sockets) s.destroy();
+  });
+  b.url = `http://127.0.0.1:${b.port}`;
+  return b;
+}
+
+/** A port with nothing listening (connections are refused). */
+export async function deadPort(): Promise<number> {
+  const s = net.createServer().listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A balancer with the given server URLs behind a real node:http listener (upgrades too). */
+export async function proxy(
+  cleanup: Cleanup,
+  urls: string[],
+  options: Partial<LoadBalancerOptions> = {},
+): Promise<{ lb: LoadBalancer; servers: Server[]; port: number; url: string; listener: http.Server }> {
+  const lb = new LoadBalancer({ link: "svc", ...options });
+  const ac = new AbortController();
+  const servers = urls.map((url, i) => new Server({ name: `s${i}`, url }));
+  for (const s of servers) lb.addServer(s);
+  lb.start(ac.signal);
+  cleanup.add(() => ac.abort());
+  const listener = http.createServer(lb.handle);
+  listener.on("upgrade", lb.handleUpgrade);
+  const port = await listen(listener, cleanup);
+  return { lb, servers, port, url: `http://127.0.0.1:${port}`, listener };
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+/** One request through `agent` (keep-alive unless told); resolves with the whole answer. */
+export function request(
+  port: number,
+  opts: http.RequestOptions & { body?: Buffer | string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const { body, ...rest } = opts;
+    const req = http.request({ host: "127.0.0.1", port, path: "/", ...rest }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body: Buffer.concat(chunks),
+        }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Polls `cond` until true or the deadline passes (for state that has no event). */
+export async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let certCache: { key: string; cert: string } | undefined;
+
+/** A self-signed certificate for 127.0.0.1 / localhost, made with openssl at test time. */
+export function selfSigned(): { key: string; cert: string } {
+  if (certCache) return certCache;
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-cert-"));
+  try {
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    certCache = {
+      key: readFileSync(join(dir, "key.pem"), "utf8"),
+      cert: readFileSync(join(dir, "cert.pem"), "utf8"),
+    };
+    return certCache;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Total in-flight count of the servers. */
+export function inflight(servers: readonly Server[]): number {
+  return servers.reduce((a, s) => a + s.inflight, 0);
+}
