@@ -39,9 +39,9 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () 
 
   after(async () => {
     const exit = await sy?.stop();
-    assert.equal(exit?.code, 0);
     await Promise.all(Object.values(backends).map((b) => b.stop()));
     tmp.remove();
+    assert.equal(exit?.code, 0);
   });
 
   test("Host routing: exact, then wildcard, then first label; case and port ignored; else 404", async () => {
