@@ -1,7 +1,8 @@
 import * as assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { checkConfig, loadConfig } from "./load.ts";
+import { checkConfig, loadConfig, parseConfig } from "./load.ts";
 
 const example = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
 
@@ -39,5 +40,18 @@ test("examples/godoxy-routes.yaml passes check and groups by link", async () => 
       ["app-2", "http://127.0.0.1:3002", 1],
       ["app-3", "http://127.0.0.1:3003", 0],
     ],
+  );
+});
+
+test("the YAML examples in docs/config.md parse", async () => {
+  const md = await readFile(fileURLToPath(new URL("../../docs/config.md", import.meta.url)), "utf8");
+  const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.equal(blocks.length, 2);
+  const main = parseConfig(blocks[0], "config.md", {}, {});
+  assert.equal(main.services.api.servers.length, 2);
+  const routes = parseConfig(blocks[1], "config.md", {}, {});
+  assert.deepEqual(
+    routes.services.app.servers.map((s) => s.weight),
+    [2, 1],
   );
 });
