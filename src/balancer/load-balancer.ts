@@ -196,10 +196,15 @@ export class LoadBalancer {
     this.#logger.debug({ server: server.name, servers: this.#members.length }, "server added");
   }
 
-  /** Removes a server (or the server with that key); in-flight requests to it finish. */
+  /**
+   * Removes that server (or the server with that key); in-flight requests to it finish. A server
+   * that was already replaced by another with its key is not in the pool: false, nothing removed.
+   */
   removeServer(serverOrKey: Server | string): boolean {
-    const key = typeof serverOrKey === "string" ? serverOrKey : serverOrKey.key;
-    const i = this.#members.findIndex((m) => m.server.key === key);
+    const i =
+      typeof serverOrKey === "string"
+        ? this.#members.findIndex((m) => m.server.key === serverOrKey)
+        : this.#members.findIndex((m) => m.server === serverOrKey);
     if (i < 0) return false;
     const [m] = this.#members.splice(i, 1);
     this.#stopMember(m);

@@ -1,0 +1,264 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
+import { Server } from "../../src/balancer/server.ts";
+import type { HealthStatus } from "../../src/health/status.ts";
+import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
+import { addServer, type Backend, backend, Cleanup, front, listen, type Reply, request } from "./helpers.ts";
+
+const COOKIE_RE = new RegExp(
+  `^${STICKY_COOKIE}=([A-Za-z0-9_-]+); Path=/; Max-Age=(\\d+); HttpOnly; SameSite=Lax(; Secure)?$`,
+);
+
+function stickyCookie(r: Reply): { value: string; maxAge: number; secure: boolean; raw: string } | undefined {
+  const set = r.headers["set-cookie"];
+  if (!set) return undefined;
+  const mine = set.filter((c) => c.startsWith(`${STICKY_COOKIE}=`));
+  assert.equal(mine.length, 1, `one sticky cookie: ${set}`);
+  const m = COOKIE_RE.exec(mine[0]);
+  assert.ok(m, `cookie has exactly the SPEC's attributes: ${mine[0]}`);
+  return { value: m[1], maxAge: Number(m[2]), secure: m[3] !== undefined, raw: mine[0] };
+}
+
+async function threeBackends(c: Cleanup): Promise<Backend[]> {
+  return Promise.all(["a", "b", "c"].map((n) => backend(n, c)));
+}
+
+describe("sticky sessions", { timeout: 30000 }, () => {
+  test("first response sets the cookie with the SPEC's attributes; a valid cookie pins without a new Set-Cookie", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const bs = await threeBackends(c);
+    const { lb, port } = await front({ sticky: true }, c);
+    for (const b of bs) addServer(lb, { name: b.name, url: b.url });
+    const first = await request(port);
+    const cookie = stickyCookie(first);
+    assert.ok(cookie, "a cookie is set");
+    assert.equal(cookie.maxAge, 86400, "default max age is 24h");
+    assert.equal(cookie.secure, false, "plain HTTP from an untrusted peer is not Secure");
+    for (let i = 0; i < 10; i++) {
+      const r = await request(port, "/x", { cookie: `other=1; ${STICKY_COOKIE}=${cookie.value}; more=2` });
+      assert.equal(r.body, first.body, "the same server every time");
+      assert.equal(r.headers["set-cookie"], undefined, "no new cookie for a valid one");
+    }
+    // every server has its own value; each pins to its server
+    const values = new Map<string, string>();
+    for (let i = 0; i < 6; i++) {
+      const r = await request(port);
+      const v = stickyCookie(r)!.value;
+      values.set(v, r.body);
+    }
+    assert.equal(values.size, 3);
+    for (const [v, name] of values) {
+      assert.equal((await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` })).body, name);
+    }
+  });
+
+  test("sticky_max_age is honoured and the value never contains the address, even encoded", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const [a] = await threeBackends(c);
+    for (const secret of [undefined, "s3cret"]) {
+      const { lb, port } = await front({ sticky: true, stickyMaxAge: "1h30m", stickySecret: secret }, c);
+      const s = addServer(lb, { name: "a", url: a.url });
+      const cookie = stickyCookie(await request(port))!;
+      assert.equal(cookie.maxAge, 5400);
+      const forms = [s.key, s.url.hostname, String(a.port), s.url.href];
+      for (const f of forms) {
+        for (const enc of ["utf8", "hex", "base64", "base64url"] as const) {
+          const encoded = Buffer.from(f).toString(enc).replace(/=+$/, "");
+          assert.ok(!cookie.value.includes(encoded), `value ${cookie.value} contains ${f} as ${enc}`);
+        }
+      }
+      for (const enc of ["base64url", "hex"] as const) {
+        const decoded = Buffer.from(cookie.value, enc).toString("latin1");
+        assert.ok(!decoded.includes("127.0.0.1") && !decoded.includes(String(a.port)));
+      }
+    }
+  });
+
+  test("same key and secret → same value on another instance; a different secret → a different value", () => {
+    const make = (secret?: string) => {
+      const lb = new LoadBalancer({ link: "s", sticky: true, stickySecret: secret });
+      lb.addServer(new Server({ name: "x", url: "http://10.0.0.11:3000" }));
+      lb.addServer(new Server({ name: "y", url: "http://10.0.0.12:3000" }));
+      return lb;
+    };
+    const value = (lb: LoadBalancer, i: number) => {
+      const headers: Record<string, string[]> = {};
+      const res = {
+        getHeader: (n: string) => headers[n],
+        setHeader: (n: string, v: string | string[]) => {
+          headers[n] = Array.isArray(v) ? v : [v];
+        },
+      };
+      lb.setStickyCookie(
+        { socket: { remoteAddress: "192.0.2.1" }, headers: {} } as never,
+        res as never,
+        lb.servers[i],
+      );
+      return headers["set-cookie"][0].split(";")[0].split("=")[1];
+    };
+    const one = make("k1");
+    const two = make("k1");
+    assert.equal(value(one, 0), value(two, 0));
+    assert.equal(value(one, 1), value(two, 1));
+    assert.notEqual(value(one, 0), value(one, 1));
+    assert.notEqual(value(make("k2"), 0), value(one, 0));
+    assert.notEqual(value(make(), 0), value(one, 0));
+    assert.equal(value(make(), 0), value(make(), 0));
+    assert.equal(value(one, 0), stickyValue("10.0.0.11:3000", "k1"));
+  });
+
+  test("missing, malformed, forged and stale cookies get a fresh pick and a new cookie, never an error", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const bs = await threeBackends(c);
+    const { lb, port } = await front({ sticky: true, stickySecret: "secret" }, c);
+    const state: Record<string, HealthStatus> = { a: "healthy", b: "healthy", c: "healthy" };
+    for (const b of bs) addServer(lb, { name: b.name, url: b.url, health: { status: () => state[b.name] } });
+    const unsigned = stickyValue(lb.servers[0].key, undefined);
+    for (const bad of ["", "garbage", "%%%", "a".repeat(5000), unsigned, `${unsigned}x`]) {
+      const r = await request(port, "/", { cookie: `${STICKY_COOKIE}=${bad}` });
+      assert.equal(r.status, 200, `cookie ${bad.slice(0, 20)}`);
+      const cookie = stickyCookie(r);
+      assert.ok(cookie && cookie.value !== bad, "a new cookie");
+    }
+    // stale: its server is not good, then removed
+    const pinned = await request(port);
+    const v = stickyCookie(pinned)!.value;
+    state[pinned.body] = "unhealthy";
+    const moved = await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` });
+    assert.equal(moved.status, 200);
+    assert.notEqual(moved.body, pinned.body);
+    assert.notEqual(stickyCookie(moved)!.value, v);
+    state[pinned.body] = "healthy";
+    assert.equal((await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` })).body, pinned.body, "back");
+    lb.removeServer(lb.servers.find((s) => s.name === pinned.body)!);
+    const gone = await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` });
+    assert.equal(gone.status, 200);
+    assert.notEqual(gone.body, pinned.body);
+    assert.ok(stickyCookie(gone));
+  });
+
+  test("Secure for a trusted peer that sent X-Forwarded-Proto: https, not for an untrusted one", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const [a] = await threeBackends(c);
+    const trusted = await front({ sticky: true, options: { from: ["127.0.0.0/8"] } }, c);
+    addServer(trusted.lb, { name: "a", url: a.url });
+    assert.equal(
+      stickyCookie(await request(trusted.port, "/", { "x-forwarded-proto": "https" }))!.secure,
+      true,
+    );
+    assert.equal(
+      stickyCookie(await request(trusted.port, "/", { "x-forwarded-proto": "HTTPS" }))!.secure,
+      true,
+    );
+    assert.equal(
+      stickyCookie(await request(trusted.port, "/", { "x-forwarded-proto": "http" }))!.secure,
+      false,
+    );
+    assert.equal(stickyCookie(await request(trusted.port))!.secure, false);
+    const untrusted = await front({ sticky: true, options: { from: ["10.0.0.0/8"] } }, c);
+    addServer(untrusted.lb, { name: "a", url: a.url });
+    assert.equal(
+      stickyCookie(await request(untrusted.port, "/", { "x-forwarded-proto": "https" }))!.secure,
+      false,
+    );
+  });
+
+  test("Secure when the client connection is TLS", async (t) => {
+    let dir: string;
+    try {
+      dir = mkdtempSync(join(tmpdir(), "switchyard-tls-"));
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-keyout",
+          join(dir, "key.pem"),
+          "-out",
+          join(dir, "cert.pem"),
+        ].concat(["-days", "1", "-subj", "/CN=localhost"]),
+        { stdio: "ignore" },
+      );
+    } catch {
+      t.skip("openssl is not available to make a test certificate");
+      return;
+    }
+    const c = new Cleanup();
+    t.after(() => c.run());
+    c.add(() => rmSync(dir, { recursive: true, force: true }));
+    const [a] = await threeBackends(c);
+    const lb = new LoadBalancer({ link: "tls", sticky: true });
+    lb.addServer(new Server({ name: "a", url: a.url }));
+    const controller = new AbortController();
+    lb.start(controller.signal);
+    c.add(() => controller.abort());
+    const server = https.createServer(
+      { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+      lb.handle,
+    );
+    const port = await listen(server, c);
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const req = https.request(
+        { host: "127.0.0.1", port, path: "/", rejectUnauthorized: false, agent: false },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => {
+            body += d;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, "a");
+    assert.equal(stickyCookie(reply)!.secure, true);
+  });
+
+  test("the loading-page paths and /favicon.ico take the sticky path even when sticky is off", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const bs = await threeBackends(c);
+    const { lb, port } = await front({ sticky: false }, c);
+    for (const b of bs) addServer(lb, { name: b.name, url: b.url });
+    const plain = await request(port, "/");
+    assert.equal(plain.headers["set-cookie"], undefined, "no cookie when sticky is off");
+    for (const path of ["/$switchyard/loading.css", "/$switchyard/loading.js?v=1", "/favicon.ico"]) {
+      const first = await request(port, path);
+      const cookie = stickyCookie(first);
+      assert.ok(cookie, `${path} sets the sticky cookie`);
+      for (let i = 0; i < 4; i++) {
+        const again = await request(port, path, { cookie: `${STICKY_COOKIE}=${cookie.value}` });
+        assert.equal(again.body, first.body, `${path} keeps its server`);
+        assert.equal(again.headers["set-cookie"], undefined);
+      }
+      const pinned = lb.pick({
+        socket: { remoteAddress: "127.0.0.1" },
+        headers: { cookie: `${STICKY_COOKIE}=${cookie.value}` },
+        url: path,
+      } as never);
+      assert.equal(pinned?.name, first.body, "lb.pick agrees");
+    }
+    // other paths ignore the cookie when sticky is off: round robin continues
+    const names = new Set<string>();
+    const v = stickyValue(lb.servers[0].key, undefined);
+    for (let i = 0; i < 6; i++)
+      names.add((await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` })).body);
+    assert.equal(names.size, 3);
+  });
+});
