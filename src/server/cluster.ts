@@ -178,7 +178,7 @@ export async function runPrimary(
       case "metrics": {
         const wait = metricWaits.get(m.id);
         if (wait) {
-          wait.data.push(...m.data);
+          wait.data.push(m.data);
           wait.pending.delete(w);
           if (wait.pending.size === 0) wait.done();
         }

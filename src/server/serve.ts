@@ -97,6 +97,8 @@ export function waitForStop(logger: Logger, shutdown: () => Promise<void>): Prom
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
+        // a second Ctrl-C means "now"; repeated SIGTERMs (process-group kills, supervisors) do not
+        if (signal !== "SIGINT") return;
         logger.warn(`${signal} again: exiting now`);
         process.exit(1);
       }

@@ -324,7 +324,7 @@ export function yamlConfig(
   for (const [name, s] of Object.entries(services)) {
     out += `  ${name}:\n`;
     if (s.hosts) out += `    hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(", ")}]\n`;
-    out += "    healthcheck: { interval: 200ms, timeout: 200ms, retries: 1 }\n";
+    out += "    healthcheck: { interval: 200ms, timeout: 1s, retries: 1 }\n";
     if (s.extra) out += s.extra;
     out += "    servers:\n";
     for (const v of s.servers) {

@@ -31,7 +31,7 @@ describe("switchyard serve: TLS, HTTP/2, WebSocket", { timeout: 60_000 }, () => 
     wss.on("connection", (socket) => socket.on("message", (data, binary) => socket.send(data, { binary })));
     await new Promise<void>((r) => wsBackend.listen(0, "127.0.0.1", () => r()));
     const wsPort = (wsBackend.address() as AddressInfo).port;
-    const { cert, key } = selfSignedCert(tmp.dir);
+    const { cert } = selfSignedCert(tmp.dir);
     ca = readFileSync(cert);
     const file = tmp.write(
       "s.yaml",

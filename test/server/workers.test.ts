@@ -1,0 +1,82 @@
+import * as assert from "node:assert/strict";
+import { test } from "node:test";
+import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
+
+const INTERVAL = 200;
+
+test("--workers 2: health is shared (a killed backend leaves both workers) and probes run once", {
+  timeout: 90_000,
+}, async () => {
+  const tmp = tempDir();
+  const b = [await startBackend("w-1"), await startBackend("w-2"), await startBackend("w-3")];
+  const file = tmp.write(
+    "s.yaml",
+    yamlConfig({ web: { hosts: ["*"], servers: b.map((x) => ({ name: x.name, url: x.url })) } }),
+  );
+  const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
+    timeoutMs: 30_000,
+  });
+  try {
+    // no duplicate probes: over a window, each backend sees about one HEAD per interval, not one per process
+    const before = b.map((x) => x.counts.HEAD ?? 0);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, INTERVAL * 8));
+    const elapsed = performance.now() - t0;
+    const probes = b.map((x, i) => (x.counts.HEAD ?? 0) - before[i]);
+    const max = Math.ceil(elapsed / INTERVAL) + 1;
+    for (const p of probes) assert.ok(p >= 2 && p <= max, `HEAD probes per backend ${probes} (max ${max})`);
+
+    // requests reach both workers (one connection per request; cluster hands connections round robin)
+    const pids = (from: number) =>
+      new Set(
+        sy.lines
+          .slice(from)
+          .map((l) => (l.startsWith("{") ? JSON.parse(l) : {}))
+          .filter((r) => r.msg === "request")
+          .map((r) => r.pid),
+      );
+    for (let i = 0; i < 12; i++) assert.equal((await get(sy.proxy[0], "/")).status, 200);
+    await eventually(() => pids(0).size === 2, 5000, "requests on both workers");
+
+    await b[1].stop();
+    // the primary's monitor sees it and tells both workers
+    await eventually(
+      async () =>
+        JSON.parse((await get(sy.admin!, "/api/health/web")).body).detail === "2/3 servers are healthy",
+      5000,
+      "health 2/3",
+    );
+    await new Promise((r) => setTimeout(r, INTERVAL));
+    const mark = sy.lines.length;
+    const bodies: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await get(sy.proxy[0], "/");
+      assert.equal(r.status, 200);
+      bodies.push(r.body.trim());
+    }
+    assert.ok(!bodies.includes("w-2"), `no worker sends to the killed backend: ${bodies}`);
+    assert.deepEqual(new Set(bodies), new Set(["w-1", "w-3"]));
+    await eventually(() => pids(mark).size === 2, 5000, "both workers served after the kill");
+    const primary = (await sy.waitForLog((r) => r.msg === "listening")).pid;
+    const transitions = sy.lines
+      .filter((l) => l.includes('"msg":"server w-2 is unhealthy"'))
+      .map((l) => JSON.parse(l).pid);
+    assert.ok(transitions.length >= 1);
+    assert.ok(
+      transitions.every((pid) => pid === primary),
+      "health transitions are logged by the primary only",
+    );
+
+    const metrics = (await get(sy.admin!, "/metrics")).body;
+    const total = [
+      ...metrics.matchAll(/^switchyard_requests_total\{[^}]*code_class="2xx"\} (\d+)$/gm),
+    ].reduce((n, m) => n + Number(m[1]), 0);
+    assert.equal(total, 32, "metrics are aggregated over the workers");
+    assert.match(metrics, /switchyard_server_healthy\{service="web",server="w-2"\} 0/);
+  } finally {
+    const exit = await sy.stop();
+    await Promise.all(b.map((x) => x.stop()));
+    tmp.remove();
+    assert.equal(exit.code, 0);
+  }
+});
