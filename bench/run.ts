@@ -1,0 +1,640 @@
+/**
+ * `npm run bench`: switchyard against the ceiling (direct), nginx (1 worker), HAProxy (1 thread),
+ * a bare node:http + undici proxy, and switchyard with 1 and N workers — interleaved by round, loaded
+ * by wrk on loopback, the balancer pinned apart from wrk + upstreams. Writes bench/results/latest.md.
+ *
+ *   npm run bench                         # default: 3 rounds × 10 s, 64 and 256 connections (~11 min)
+ *   npm run bench -- --quick              # smoke run (~2 min)
+ *   npm run bench -- --balancer-cpus 0-3 --load-cpus 4-7 --workers 4 --duration 20 --rounds 5
+ *   npm run bench -- --help
+ *
+ * Needs root on a fresh machine (installs nginx, haproxy, wrk with apt-get when missing).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  ECHO_MODULE,
+  haproxyBalancer,
+  nginxBalancer,
+  nginxUpstreams,
+  switchyardYaml,
+} from "./lib/configs.ts";
+import {
+  cpuList,
+  cpuTimes,
+  freePort,
+  killAllSync,
+  type Spawned,
+  sampleRss,
+  selfCpuSeconds,
+  sleep,
+  start,
+  stop,
+  stopAll,
+  treeCpuSeconds,
+  treeRss,
+  waitHttp,
+} from "./lib/procs.ts";
+import { type Measurement, type Report, render } from "./lib/report.ts";
+import { wrk } from "./lib/wrk.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const NODE = process.execPath;
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    duration: { type: "string" },
+    warmup: { type: "string" },
+    rounds: { type: "string" },
+    connections: { type: "string" },
+    "slow-connections": { type: "string" },
+    "slow-delay": { type: "string", default: "5" },
+    workers: { type: "string" },
+    "balancer-cpus": { type: "string" },
+    "load-cpus": { type: "string" },
+    "idle-connections": { type: "string", default: "10000" },
+    only: { type: "string" },
+    driver: { type: "string", default: "auto" },
+    "skip-slow": { type: "boolean", default: false },
+    "skip-idle": { type: "boolean", default: false },
+    "skip-pick": { type: "boolean", default: false },
+    "no-install": { type: "boolean", default: false },
+    out: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+
+if (flags.help) {
+  console.log(`npm run bench -- [options]
+  --quick                 smoke run: 1 round, 3 s measurements, 1 s warm-up, 2,000 idle connections
+  --duration S            seconds per measurement (default 10)
+  --warmup S              seconds of warm-up load after each candidate starts (default 2)
+  --rounds N              rounds, candidates interleaved per round; medians reported (default 3)
+  --connections L         wrk connections, fast upstreams (default 64,256)
+  --slow-connections L    wrk connections, delayed upstreams (default 64)
+  --slow-delay MS         upstream delay of the second variant (default 5)
+  --workers N             workers of the multi-worker switchyard candidate (default: cores = ${os.availableParallelism()})
+  --balancer-cpus LIST    taskset list for the balancer (default 0)
+  --load-cpus LIST        taskset list for wrk and the upstreams (default 1)
+  --idle-connections N    idle keep-alive connections for the RSS check (default 10000)
+  --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-wN
+  --driver auto|cli|lib   how to run switchyard (default auto: the CLI when it works, else the library)
+  --skip-slow --skip-idle --skip-pick --no-install
+  --out FILE              markdown output (default bench/results/latest.md)`);
+  process.exit(0);
+}
+
+const quick = flags.quick;
+const cores = os.availableParallelism();
+const cfg = {
+  duration: Number(flags.duration ?? (quick ? 3 : 10)),
+  warmup: Number(flags.warmup ?? (quick ? 1 : 2)),
+  rounds: Number(flags.rounds ?? (quick ? 1 : 3)),
+  connections: list(flags.connections ?? "64,256"),
+  slowConnections: list(flags["slow-connections"] ?? "64"),
+  slowDelay: Number(flags["slow-delay"]),
+  workers: Number(flags.workers ?? cores),
+  balancerCpus: flags["balancer-cpus"] ?? "0",
+  loadCpus: flags["load-cpus"] ?? (cores > 1 ? "1" : "0"),
+  idleConnections: Number(
+    flags["idle-connections"] !== "10000" ? flags["idle-connections"] : quick ? 2000 : 10000,
+  ),
+  out: path.resolve(flags.out ?? path.join(ROOT, "bench/results/latest.md")),
+};
+const loadCount = cpuCount(cfg.loadCpus);
+const allCpus = [...new Set([...cpuList(cfg.balancerCpus), ...cpuList(cfg.loadCpus)])];
+
+function list(s: string): number[] {
+  return s
+    .split(",")
+    .map((x) => Number(x.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+}
+
+function cpuCount(spec: string): number {
+  let n = 0;
+  for (const part of spec.split(",")) {
+    const [a, b] = part.split("-").map(Number);
+    n += b === undefined ? 1 : b - a + 1;
+  }
+  return Math.max(1, n);
+}
+
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+// ---- cleanup on every exit path -------------------------------------------------------------------
+let tmp = "";
+let cleaning = false;
+async function cleanup(): Promise<void> {
+  if (cleaning) return;
+  cleaning = true;
+  await stopAll();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.on("exit", () => {
+  killAllSync();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    log(`${sig}: stopping every process the bench started`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---- tools ----------------------------------------------------------------------------------------
+function has(cmd: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+function ensureTools(): void {
+  const missing = ["nginx", "haproxy", "wrk", "taskset"].filter((c) => !has(c));
+  const wantEcho = !fs.existsSync(ECHO_MODULE);
+  if (missing.length === 0 && !wantEcho) return;
+  if (missing.length > 0 && (flags["no-install"] || process.getuid?.() !== 0)) {
+    throw new Error(`missing ${missing.join(", ")}: run as root, or apt-get install -y nginx haproxy wrk`);
+  }
+  if (flags["no-install"] || process.getuid?.() !== 0) return;
+  log(
+    `installing ${[...missing, wantEcho ? "nginx echo module" : ""].filter(Boolean).join(", ")} with apt-get`,
+  );
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  execFileSync("apt-get", ["update"], { stdio: "inherit", env });
+  if (missing.length > 0)
+    execFileSync("apt-get", ["install", "-y", "nginx", "haproxy", "wrk"], { stdio: "inherit", env });
+  // Optional: echo_sleep gives cheap delayed upstreams; without it, Node upstreams stand in.
+  spawnSync("apt-get", ["install", "-y", "libnginx-mod-http-echo"], { stdio: "inherit", env });
+  // Debian starts the packaged services; the bench uses its own configs and ports.
+  for (const svc of ["nginx", "haproxy"]) {
+    spawnSync("sh", ["-c", `systemctl stop ${svc} 2>/dev/null || service ${svc} stop 2>/dev/null`], {
+      stdio: "ignore",
+    });
+  }
+}
+
+function version(cmd: string, args: string[], re: RegExp): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  const m = re.exec(`${r.stdout}${r.stderr}`);
+  return m ? m[1] : "?";
+}
+
+function raiseFdLimit(): void {
+  // Children inherit the limit; 10,000 idle connections need more than the usual 1024. Without
+  // CAP_SYS_RESOURCE only the soft limit can rise, up to the hard one.
+  for (const n of ["200000:200000", `${hardFdLimit()}:${hardFdLimit()}`]) {
+    if (
+      spawnSync("prlimit", ["--pid", String(process.pid), `--nofile=${n}`], { stdio: "ignore" }).status === 0
+    )
+      return;
+  }
+}
+
+function hardFdLimit(): string {
+  const m = /Max open files\s+\d+\s+(\d+)/.exec(fs.readFileSync("/proc/self/limits", "utf8"));
+  return m ? m[1] : "1024";
+}
+
+function fdLimit(): string {
+  const m = /Max open files\s+(\d+)/.exec(fs.readFileSync("/proc/self/limits", "utf8"));
+  return m ? m[1] : "?";
+}
+
+// ---- candidates -----------------------------------------------------------------------------------
+interface Running {
+  port: number;
+  proc: Spawned | undefined;
+}
+
+interface Candidate {
+  id: string;
+  label: string;
+  launch(ups: number[]): Promise<Running>;
+}
+
+type Driver = "cli" | "lib";
+const drivers: Record<string, Driver> = {};
+
+async function launchSwitchyard(ups: number[], workers: number, driver: Driver): Promise<Running> {
+  const port = await freePort();
+  let proc: Spawned;
+  if (driver === "cli") {
+    const admin = await freePort();
+    const file = path.join(tmp, `switchyard-${port}.yaml`);
+    fs.writeFileSync(file, switchyardYaml(port, admin, ups));
+    const args = [
+      "src/cli.ts",
+      "serve",
+      "-c",
+      file,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--admin",
+      `127.0.0.1:${admin}`,
+      "--log-level",
+      "warn",
+    ];
+    if (workers > 1) args.push("--workers", String(workers));
+    proc = start("switchyard", cfg.balancerCpus, NODE, args, {
+      cwd: ROOT,
+      env: { ...process.env, NODE_ENV: "production" },
+    });
+  } else {
+    proc = start("switchyard-lib", cfg.balancerCpus, NODE, [
+      path.join(ROOT, "bench/roles/switchyard-lib.ts"),
+      String(port),
+      String(workers),
+      ...ups.map(String),
+    ]);
+  }
+  await waitHttp(port, proc, 15_000);
+  return { port, proc };
+}
+
+/** Decides once per worker count whether the CLI serves (auto), falling back to the library driver. */
+async function switchyardDriver(ups: number[], workers: number): Promise<Driver> {
+  const key = String(workers);
+  if (drivers[key]) return drivers[key];
+  let d: Driver = flags.driver === "lib" ? "lib" : "cli";
+  if (d === "cli" && !fs.existsSync(path.join(ROOT, "src/cli.ts"))) d = "lib";
+  if (d === "cli" && flags.driver !== "cli") {
+    try {
+      const r = await launchSwitchyard(ups, workers, "cli");
+      await stop(r.proc!);
+    } catch (err) {
+      log(
+        `switchyard CLI (workers ${workers}) did not serve, using the library driver: ${(err as Error).message.split("\n")[0]}`,
+      );
+      d = "lib";
+    }
+  }
+  drivers[key] = d;
+  return d;
+}
+
+const candidates: Candidate[] = [
+  {
+    id: "direct",
+    label: "direct (1 upstream, ceiling)",
+    launch: async (ups) => ({ port: ups[0], proc: undefined }),
+  },
+  {
+    id: "nginx",
+    label: "nginx, 1 worker",
+    async launch(ups) {
+      const port = await freePort();
+      const file = path.join(tmp, `nginx-lb-${port}.conf`);
+      fs.writeFileSync(file, nginxBalancer(tmp, port, ups));
+      const proc = start("nginx", cfg.balancerCpus, "nginx", [
+        "-c",
+        file,
+        "-p",
+        tmp,
+        "-e",
+        path.join(tmp, "nginx-lb-error.log"),
+      ]);
+      await waitHttp(port, proc);
+      return { port, proc };
+    },
+  },
+  {
+    id: "haproxy",
+    label: "HAProxy, nbthread 1",
+    async launch(ups) {
+      const port = await freePort();
+      const file = path.join(tmp, `haproxy-${port}.cfg`);
+      fs.writeFileSync(file, haproxyBalancer(port, ups, Number(fdLimit())));
+      const proc = start("haproxy", cfg.balancerCpus, "haproxy", ["-db", "-f", file]);
+      await waitHttp(port, proc);
+      return { port, proc };
+    },
+  },
+  {
+    id: "bare",
+    label: "bare node:http + undici",
+    async launch(ups) {
+      const port = await freePort();
+      const proc = start("bare", cfg.balancerCpus, NODE, [
+        path.join(ROOT, "bench/roles/bare-proxy.ts"),
+        String(port),
+        ...ups.map(String),
+      ]);
+      await waitHttp(port, proc);
+      return { port, proc };
+    },
+  },
+  {
+    id: "switchyard",
+    label: "switchyard, 1 worker",
+    launch: async (ups) => launchSwitchyard(ups, 1, await switchyardDriver(ups, 1)),
+  },
+  {
+    id: "switchyard-wN",
+    label: `switchyard, ${cfg.workers} workers`,
+    launch: async (ups) => launchSwitchyard(ups, cfg.workers, await switchyardDriver(ups, cfg.workers)),
+  },
+];
+
+// ---- upstreams ------------------------------------------------------------------------------------
+interface Upstreams {
+  ports: number[];
+  proc: Spawned;
+  kind: string;
+}
+
+async function startUpstreams(delayMs: number): Promise<Upstreams> {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  let proc: Spawned;
+  let kind: string;
+  if (delayMs === 0 || fs.existsSync(ECHO_MODULE)) {
+    const name = delayMs > 0 ? "upstream-slow" : "upstream";
+    const file = path.join(tmp, `${name}.conf`);
+    fs.writeFileSync(file, nginxUpstreams(tmp, ports, loadCount, delayMs));
+    proc = start(name, cfg.loadCpus, "nginx", [
+      "-c",
+      file,
+      "-p",
+      tmp,
+      "-e",
+      path.join(tmp, `${name}-error.log`),
+    ]);
+    kind =
+      delayMs > 0
+        ? `nginx echo_sleep ${delayMs} ms (${loadCount} worker${loadCount > 1 ? "s" : ""}, chunked ~100-byte body)`
+        : `nginx \`return 200\` ~100-byte body (${loadCount} worker${loadCount > 1 ? "s" : ""})`;
+  } else {
+    proc = start("slow-upstream", cfg.loadCpus, NODE, [
+      path.join(ROOT, "bench/roles/slow-upstream.ts"),
+      String(delayMs),
+      ...ports.map(String),
+    ]);
+    kind = `Node http + setTimeout(${delayMs} ms), ~100-byte body (no nginx echo module)`;
+  }
+  for (const p of ports) await waitHttp(p, proc);
+  return { ports, proc, kind };
+}
+
+// ---- one variant: rounds × candidates × connection counts ----------------------------------------
+async function runVariant(name: string, delayMs: number, conns: number[], chosen: Candidate[]) {
+  const ups = await startUpstreams(delayMs);
+  const results: Measurement[] = [];
+  const failures: string[] = [];
+  try {
+    for (let round = 1; round <= cfg.rounds; round++) {
+      // Rotate the start so no candidate always runs first (or right after the same neighbour).
+      const order = chosen.map((_, i) => chosen[(i + round - 1) % chosen.length]);
+      for (const c of order) {
+        let running: Running;
+        try {
+          running = await c.launch(ups.ports);
+        } catch (err) {
+          failures.push(`${c.id} (round ${round}): ${(err as Error).message.split("\n")[0]}`);
+          log(`${name} r${round} ${c.id}: did not start: ${(err as Error).message}`);
+          continue;
+        }
+        try {
+          const url = `http://127.0.0.1:${running.port}/`;
+          if (cfg.warmup > 0) {
+            await wrk({
+              cpus: cfg.loadCpus,
+              threads: loadCount,
+              connections: Math.max(...conns),
+              seconds: cfg.warmup,
+              url,
+            });
+          }
+          for (const n of conns) {
+            const root = running.proc?.pid;
+            const sampler = root ? sampleRss(root) : undefined;
+            const mine = () =>
+              (root ? treeCpuSeconds(root) : 0) + treeCpuSeconds(ups.proc.pid) + selfCpuSeconds();
+            const cpu0 = root ? treeCpuSeconds(root) : 0;
+            const mine0 = mine();
+            const sys0 = cpuTimes(allCpus);
+            const t0 = performance.now();
+            let r: Awaited<ReturnType<typeof wrk>>;
+            try {
+              r = await wrk({
+                cpus: cfg.loadCpus,
+                threads: loadCount,
+                connections: n,
+                seconds: cfg.duration,
+                url,
+              });
+            } finally {
+              sampler?.();
+            }
+            const wall = (performance.now() - t0) / 1000;
+            const cpu = root ? (treeCpuSeconds(root) - cpu0) / wall : undefined;
+            const sys1 = cpuTimes(allCpus);
+            // CPU that neither the candidate, the upstreams, wrk nor the bench used: other tenants.
+            const other = Math.max(0, (sys1.busy - sys0.busy - (mine() - mine0)) / wall);
+            const steal = (sys1.steal - sys0.steal) / wall;
+            const rss = sampler?.();
+            results.push({
+              variant: name,
+              candidate: c.id,
+              label: c.label,
+              connections: n,
+              round,
+              ...r,
+              cpu,
+              rss,
+              other,
+              steal,
+            });
+            log(
+              `${name} r${round}/${cfg.rounds} ${c.id.padEnd(13)} c${String(n).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  ` +
+                `p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  err ${r.errors}` +
+                (rss ? `  rss ${(rss.sum / 2 ** 20).toFixed(0)} MB` : "") +
+                (cpu !== undefined ? `  cpu ${(cpu * 100).toFixed(0)}%` : "") +
+                `  other ${(other * 100).toFixed(0)}% steal ${(steal * 100).toFixed(0)}%`,
+            );
+          }
+        } catch (err) {
+          const died = running.proc && running.proc.child.exitCode !== null;
+          const why = died
+            ? `${c.id} exited (${running.proc!.child.exitCode}): ${running.proc!.output().trim().split("\n").slice(-3).join(" | ")}`
+            : (err as Error).message.replace(/\s+/g, " ").slice(0, 300);
+          failures.push(`${c.id} (round ${round}): ${why}`);
+          log(
+            `${name} r${round} ${c.id}: ${(err as Error).message}${died ? `\n${running.proc!.output().slice(-3000)}` : ""}`,
+          );
+        } finally {
+          if (running.proc) await stop(running.proc);
+        }
+      }
+    }
+  } finally {
+    await stop(ups.proc);
+  }
+  return { results, failures, upstream: ups.kind };
+}
+
+// ---- idle connections ----------------------------------------------------------------------------
+async function idleRss(count: number): Promise<Report["idle"]> {
+  const ups = await startUpstreams(0);
+  let sy: Running | undefined;
+  let clients: Spawned | undefined;
+  try {
+    sy = await launchSwitchyard(ups.ports, 1, await switchyardDriver(ups.ports, 1));
+    const root = sy.proc!.pid;
+    await sleep(500);
+    const before = treeRss(root).reduce((a, b) => a + b, 0);
+    clients = start("idle-clients", cfg.loadCpus, NODE, [
+      path.join(ROOT, "bench/roles/idle-clients.ts"),
+      String(sy.port),
+      String(count),
+    ]);
+    const deadline = Date.now() + 120_000;
+    while (!/READY /.test(clients.output())) {
+      if (Date.now() > deadline || clients.child.exitCode !== null) {
+        throw new Error(`idle clients did not finish: ${clients.output().slice(-500)}`);
+      }
+      await sleep(100);
+    }
+    // Let the handshakes settle and GC run its course, then sample for a while.
+    const sampler = sampleRss(root, 200);
+    await sleep(quick ? 2000 : 5000);
+    const rss = sampler();
+    const lines = clients.output().match(/(?:READY|STATUS) (\{.*\})/g) ?? [];
+    const last = JSON.parse(lines[lines.length - 1].replace(/^\w+ /, "")) as {
+      open: number;
+      failed: number;
+      non2xx: number;
+      ms: number;
+    };
+    log(
+      `idle: ${last.open}/${count} open, rss ${(before / 2 ** 20).toFixed(0)} → ${(rss.sum / 2 ** 20).toFixed(0)} MB`,
+    );
+    return {
+      count,
+      open: last.open,
+      failed: last.failed,
+      non2xx: last.non2xx,
+      openMs: last.ms,
+      before,
+      after: rss.sum,
+    };
+  } finally {
+    if (clients) await stop(clients);
+    if (sy?.proc) await stop(sy.proc);
+    await stop(ups.proc);
+  }
+}
+
+// ---- bench:pick -----------------------------------------------------------------------------------
+function pickBench(): Report["pick"] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+    scripts?: Record<string, string>;
+  };
+  const script = pkg.scripts?.["bench:pick"];
+  if (!script) return { status: "skipped: no bench:pick script in package.json", output: "" };
+  if (!fs.existsSync(path.join(ROOT, "bench/pick.ts")))
+    return { status: "skipped: bench/pick.ts does not exist yet", output: "" };
+  log("npm run bench:pick");
+  const r = spawnSync("taskset", ["-c", cfg.balancerCpus, "npm", "run", "-s", "bench:pick"], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: quick ? 120_000 : 240_000,
+    // The pinned Node first on PATH, as npm scripts have it.
+    env: { ...process.env, PATH: `${path.dirname(NODE)}${path.delimiter}${process.env.PATH}` },
+    killSignal: "SIGKILL",
+  });
+  const output = `${r.stdout ?? ""}${r.stderr ? `\n${r.stderr}` : ""}`.trim();
+  if (r.error) return { status: `failed: ${r.error.message}`, output };
+  if (r.status !== 0) return { status: `failed: exit ${r.status}`, output };
+  return { status: "ok", output };
+}
+
+// ---- main -----------------------------------------------------------------------------------------
+async function main(): Promise<void> {
+  ensureTools();
+  raiseFdLimit();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "switchyard-bench-"));
+  const only = flags.only ? new Set(flags.only.split(",")) : undefined;
+  const chosen = candidates.filter((c) => !only || only.has(c.id));
+  const started = new Date();
+  const perVariant = (n: number) => cfg.rounds * chosen.length * (cfg.warmup + n * (cfg.duration + 0.3) + 1);
+  const estimate =
+    perVariant(cfg.connections.length) +
+    (flags["skip-slow"] ? 0 : perVariant(cfg.slowConnections.length)) +
+    30;
+  log(
+    `${chosen.length} candidates × ${cfg.rounds} rounds × ${cfg.duration}s; balancer cpus ${cfg.balancerCpus}, ` +
+      `load cpus ${cfg.loadCpus}; fd limit ${fdLimit()}; estimated ${Math.round(estimate / 60)} min`,
+  );
+
+  const fast = await runVariant("fast", 0, cfg.connections, chosen);
+  const slow = flags["skip-slow"]
+    ? undefined
+    : await runVariant(`${cfg.slowDelay}ms`, cfg.slowDelay, cfg.slowConnections, chosen);
+  let idle: Report["idle"];
+  if (!flags["skip-idle"]) {
+    try {
+      idle = await idleRss(cfg.idleConnections);
+    } catch (err) {
+      idle = { error: (err as Error).message.split("\n")[0], count: cfg.idleConnections };
+    }
+  }
+  const pick = flags["skip-pick"] ? undefined : pickBench();
+
+  const cpuModel =
+    /model name\s*:\s*(.*)/.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? os.cpus()[0]?.model;
+  const git = (args: string[]) =>
+    spawnSync("git", args, { cwd: ROOT, encoding: "utf8" }).stdout?.trim() ?? "";
+  const report: Report = {
+    started,
+    seconds: (Date.now() - started.getTime()) / 1000,
+    quick,
+    machine: {
+      cpu: `${cpuModel}`,
+      cores,
+      memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+      kernel: `${os.type()} ${os.release()}`,
+    },
+    versions: {
+      node: process.version,
+      undici: JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/undici/package.json"), "utf8"))
+        .version,
+      nginx: version("nginx", ["-v"], /nginx\/(\S+)/),
+      haproxy: version("haproxy", ["-v"], /version (\S+)/),
+      wrk: version("wrk", ["-v"], /wrk (\S+)/),
+    },
+    commit: `${git(["rev-parse", "--short", "HEAD"])}${git(["status", "--porcelain", "--", "src"]) ? " (+ uncommitted src changes)" : ""}`,
+    settings: {
+      ...cfg,
+      drivers: {
+        switchyard: drivers["1"] ?? "-",
+        [`switchyard-w${cfg.workers}`]: drivers[String(cfg.workers)] ?? "-",
+      },
+    },
+    fast,
+    slow,
+    slowDelay: cfg.slowDelay,
+    idle,
+    pick,
+    workers: cfg.workers,
+  };
+  const md = render(report);
+  fs.mkdirSync(path.dirname(cfg.out), { recursive: true });
+  fs.writeFileSync(cfg.out, md);
+  process.stdout.write(`${md}\n`);
+  log(`wrote ${path.relative(process.cwd(), cfg.out)} in ${Math.round(report.seconds)} s`);
+}
+
+try {
+  await main();
+} catch (err) {
+  log(`failed: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+// Keep-alive sockets of the readiness probes must not hold the process open.
+process.exit();
