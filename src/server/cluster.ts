@@ -229,13 +229,6 @@ export async function runPrimary(
     return 1;
   }
 
-  const addresses = ready.values().next().value ?? [];
-  logger.info(
-    { proxy: addresses.map((a) => a.address), admin: runtime.admin?.address(), workers: count },
-    "listening",
-  );
-  announce(source, addresses, runtime.admin?.address(), logger);
-
   const stop = new AbortController();
   const file = source.file;
   if (file !== undefined) {
@@ -255,7 +248,7 @@ export async function runPrimary(
     process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
   }
 
-  return waitForStop(logger, async () => {
+  const stopped = waitForStop(logger, async () => {
     stopping = true;
     stop.abort();
     const grace = runtime.config?.timeouts.shutdown ?? 30_000;
@@ -278,6 +271,14 @@ export async function runPrimary(
     await runtime.shutdown();
     await source.demo?.close();
   });
+
+  const addresses = ready.values().next().value ?? [];
+  logger.info(
+    { proxy: addresses.map((a) => a.address), admin: runtime.admin?.address(), workers: count },
+    "listening",
+  );
+  announce(source, addresses, runtime.admin?.address(), logger);
+  return stopped;
 }
 
 // ---------------------------------------------------------------------------------------------

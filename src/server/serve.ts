@@ -68,10 +68,6 @@ async function runSingle(source: Source, overrides: ConfigOverrides, logger: Log
     await source.demo?.close();
     return 1;
   }
-  const addresses = runtime.listeners!.addresses();
-  // machine-readable: tests and scripts learn the bound ports (port 0) from this line
-  logger.info({ proxy: addresses.map((a) => a.address), admin: runtime.admin!.address() }, "listening");
-  announce(source, addresses, runtime.admin!.address(), logger);
   const stop = new AbortController();
   const file = source.file;
   if (file !== undefined) {
@@ -84,11 +80,16 @@ async function runSingle(source: Source, overrides: ConfigOverrides, logger: Log
   } else {
     process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
   }
-  return waitForStop(logger, async () => {
+  const stopped = waitForStop(logger, async () => {
     stop.abort();
     await runtime.shutdown();
     await source.demo?.close();
   });
+  // last, once reload and signals are wired: machine-readable, tests and scripts learn the bound ports here
+  const addresses = runtime.listeners!.addresses();
+  logger.info({ proxy: addresses.map((a) => a.address), admin: runtime.admin!.address() }, "listening");
+  announce(source, addresses, runtime.admin!.address(), logger);
+  return stopped;
 }
 
 /** Resolves 0 once a SIGTERM/SIGINT was handled by `shutdown`; a second signal exits at once. */

@@ -1,0 +1,184 @@
+import * as assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
+import { test } from "node:test";
+import { WebSocket, WebSocketServer } from "ws";
+import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const reloaded = (pattern: RegExp) => (r: Record<string, unknown>) =>
+  typeof r.msg === "string" && r.msg.startsWith("config reloaded") && pattern.test(r.msg);
+
+test("reload: a removed server finishes its in-flight request, a kept server's WebSocket stays open, re-weighting applies, listeners re-bind", {
+  timeout: 60_000,
+}, async () => {
+  const tmp = tempDir();
+  const gone = await startBackend("gone");
+  const stays = await startBackend("stays");
+  // a WebSocket echo backend that stays in the config throughout
+  const wsHttp = http.createServer((_q, s) => s.end("ws\n"));
+  const wss = new WebSocketServer({ server: wsHttp });
+  wss.on("connection", (s) => s.on("message", (d) => s.send(String(d))));
+  await new Promise<void>((r) => wsHttp.listen(0, "127.0.0.1", () => r()));
+  const wsUrl = `http://127.0.0.1:${(wsHttp.address() as AddressInfo).port}`;
+  const conf = (servers: { name: string; url: string; weight?: number }[], listen = "127.0.0.1:0") =>
+    yamlConfig({
+      web: { hosts: ["web.test"], servers },
+      ws: { hosts: ["ws.test"], servers: [{ name: "echo", url: wsUrl }] },
+    }).replace("listen: 127.0.0.1:0", `listen: ${listen}`);
+  const file = tmp.write(
+    "s.yaml",
+    conf([
+      { name: "gone", url: gone.url },
+      { name: "stays", url: stays.url },
+    ]),
+  );
+  const sy = await startSwitchyard(["serve", "-c", file]);
+  const ws = new WebSocket(`ws://${sy.proxy[0]}/`, { headers: { host: "ws.test" } });
+  try {
+    await new Promise<void>((ok, fail) => {
+      ws.once("open", () => ok());
+      ws.once("error", fail);
+    });
+    let wsClosed = false;
+    ws.once("close", () => (wsClosed = true));
+
+    // a slow request that lands on "gone" (round robin: first pick is the first server)
+    const slow = get(sy.proxy[0], "/slow?ms=1000", { host: "web.test" });
+    await eventually(() => gone.counts.GET === 1, 5000, "slow request at 'gone'");
+    writeFileSync(file, conf([{ name: "stays", url: stays.url }]));
+    await sy.waitForLog(reloaded(/-gone/));
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, "gone\n");
+    for (let i = 0; i < 5; i++)
+      assert.equal((await get(sy.proxy[0], "/", { host: "web.test" })).body, "stays\n");
+
+    // the WebSocket to the kept service survived the reload
+    assert.equal(wsClosed, false);
+    const echo = new Promise<string>((ok) => ws.once("message", (d) => ok(String(d))));
+    ws.send("still here");
+    assert.equal(await echo, "still here");
+
+    // re-weight: add "gone" back with weight 1 and "stays" at 3 → 25/75 over 100 picks
+    writeFileSync(
+      file,
+      conf([
+        { name: "stays", url: stays.url, weight: 3 },
+        { name: "gone", url: gone.url, weight: 1 },
+      ]),
+    );
+    await sy.waitForLog(reloaded(/\+gone/));
+    writeFileSync(
+      file,
+      conf([
+        { name: "stays", url: stays.url, weight: 1 },
+        { name: "gone", url: gone.url, weight: 1 },
+      ]),
+    );
+    await sy.waitForLog(reloaded(/stays weight 3→1/));
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 100; i++) {
+      const b = (await get(sy.proxy[0], "/", { host: "web.test" })).body.trim();
+      counts[b] = (counts[b] ?? 0) + 1;
+    }
+    assert.deepEqual(counts, { stays: 50, gone: 50 });
+    const health = JSON.parse((await get(sy.admin!, "/api/health/web")).body);
+    assert.equal(health.detail, "2/2 servers are healthy");
+
+    // listeners: a new address is bound, the old one closed
+    const port = await freePort();
+    writeFileSync(
+      file,
+      conf(
+        [
+          { name: "stays", url: stays.url, weight: 1 },
+          { name: "gone", url: gone.url, weight: 1 },
+        ],
+        `127.0.0.1:${port}`,
+      ),
+    );
+    await sy.waitForLog(reloaded(/\+listen 127\.0\.0\.1:\d+/));
+    assert.equal((await get(`127.0.0.1:${port}`, "/", { host: "web.test" })).status, 200);
+    await eventually(
+      () =>
+        get(sy.proxy[0], "/", { host: "web.test" }).then(
+          () => false,
+          () => true,
+        ),
+      5000,
+      "old listener closed",
+    );
+  } finally {
+    ws.terminate();
+    const exit = await sy.stop();
+    await gone.stop();
+    await stays.stop();
+    wss.close();
+    await new Promise<void>((r) => {
+      wsHttp.close(() => r());
+      wsHttp.closeAllConnections();
+    });
+    tmp.remove();
+    assert.equal(exit.code, 0);
+  }
+});
+
+test("reload with --workers 2: every worker picks up a new server", { timeout: 90_000 }, async () => {
+  const tmp = tempDir();
+  const a = await startBackend("c-1");
+  const b = await startBackend("c-2");
+  const conf = (n: number) =>
+    yamlConfig({
+      web: { hosts: ["*"], servers: [a, b].slice(0, n).map((x) => ({ name: x.name, url: x.url })) },
+    });
+  const file = tmp.write("s.yaml", conf(1));
+  const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
+    timeoutMs: 30_000,
+  });
+  try {
+    writeFileSync(file, conf(2));
+    await sy.waitForLog(reloaded(/\+c-2/));
+    // after the primary's reload, each worker applies the config; poll until both serve c-2
+    const seenOn = new Set<number>();
+    await eventually(
+      async () => {
+        const mark = sy.lines.length;
+        const r = await get(sy.proxy[0], "/");
+        if (r.body.trim() === "c-2") {
+          await eventually(
+            () => sy.lines.slice(mark).some((l) => l.includes('"msg":"request"')),
+            2000,
+            "log",
+          );
+          const rec = sy.lines
+            .slice(mark)
+            .filter((l) => l.includes('"msg":"request"'))
+            .map((l) => JSON.parse(l))[0];
+          seenOn.add(rec.pid);
+        }
+        return seenOn.size === 2;
+      },
+      15_000,
+      "c-2 served by both workers",
+    );
+  } finally {
+    const exit = await sy.stop();
+    await a.stop();
+    await b.stop();
+    tmp.remove();
+    assert.equal(exit.code, 0);
+  }
+});
