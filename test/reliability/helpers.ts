@@ -399,8 +399,16 @@ export async function rawRequest(
   await once(socket, "connect");
   let data = "";
   let closed = false;
+  let answered: () => void = () => {};
+  const answeredP = new Promise<void>((r) => {
+    answered = r;
+  });
   socket.on("data", (c: Buffer) => {
     data += c.toString("latin1");
+    // one complete response (with a Content-Length) is all we wait for
+    const end = data.indexOf("\r\n\r\n");
+    const m = end < 0 ? null : /\r\ncontent-length:\s*(\d+)/i.exec(data.slice(0, end));
+    if (m && data.length - end - 4 >= Number(m[1])) answered();
   });
   const closedP = new Promise<void>((resolve) =>
     socket.once("close", () => {
@@ -414,7 +422,7 @@ export async function rawRequest(
     else socket.write(c);
   }
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([closedP, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+  await Promise.race([closedP, answeredP, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
   clearTimeout(timer);
   socket.destroy();
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(data);

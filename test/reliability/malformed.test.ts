@@ -5,32 +5,56 @@
  * another connection succeeds while it happens.
  */
 import * as assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import {
-  type Backend,
-  rawRequest,
-  record,
-  type Proxy as SwitchyardProxy,
-  startBackend,
-  startProxy,
-} from "./helpers.ts";
+import { after, before, describe, test } from "node:test";
+import { type Backend, rawRequest, record, startBackend, startCli, startProxy } from "./helpers.ts";
 
-let backend: Backend;
-let proxy: SwitchyardProxy;
 const HEADERS_TIMEOUT = 1000;
 
+interface Target {
+  name: string;
+  port: number;
+  backend: Backend;
+  /** The server's headers timeout is short enough to test slowloris here. */
+  slowloris: boolean;
+  close(): Promise<void>;
+}
+
+const targets: Record<string, Target> = {};
+
 before(async () => {
-  backend = await startBackend("api-1");
-  proxy = await startProxy(
-    { services: { api: { servers: [{ name: "api-1", url: backend.url }] } } },
+  const b1 = await startBackend("api-1");
+  const lib = await startProxy(
+    { services: { api: { servers: [{ name: "api-1", url: b1.url }] } } },
     // the server's slowloris guard, shortened for the test
     { http: { headersTimeout: HEADERS_TIMEOUT, requestTimeout: 5000, connectionsCheckingInterval: 100 } },
   );
+  targets.library = {
+    name: "library",
+    port: lib.port,
+    backend: b1,
+    slowloris: true,
+    close: async () => {
+      await lib.close();
+      await b1.close();
+    },
+  };
+  const b2 = await startBackend("api-1");
+  const cli = await startCli({ services: { api: { servers: [{ name: "api-1", url: b2.url }] } } });
+  targets.server = {
+    name: "server",
+    port: cli.port,
+    backend: b2,
+    // the server's headers timeout is fixed at 30s (no config key yet): too slow for npm test
+    slowloris: false,
+    close: async () => {
+      await cli.stop("SIGKILL");
+      await b2.close();
+    },
+  };
 });
 
 after(async () => {
-  await proxy.close();
-  await backend.close();
+  for (const t of Object.values(targets)) await t.close();
 });
 
 type Expect = { status: number[]; orClosed?: boolean };
@@ -43,6 +67,7 @@ interface Case {
   /** The backend may see this request (with exactly this url) but never a different one. */
   mayReach?: boolean;
   wait?: number;
+  slowloris?: boolean;
 }
 
 const H = "Host: api.test\r\n";
@@ -216,60 +241,81 @@ const corpus: Case[] = [
     })(),
     expect: { status: [408], orClosed: true },
     wait: 3000,
+    slowloris: true,
   },
 ];
 
-const results: { name: string; outcome: string; expected: string; ok: boolean }[] = [];
-
-for (const c of corpus) {
-  test(`malformed: ${c.name}`, { timeout: 20_000 }, async () => {
-    const seenBefore = backend.received.length;
-    const [r, good] = await Promise.all([
-      rawRequest(proxy.port, c.chunks, c.wait ?? 1500),
-      // a good request on another connection, sent while the bad one is in progress
-      rawRequest(proxy.port, [`GET /good HTTP/1.1\r\n${H}Connection: close\r\n\r\n`], 3000),
-    ]);
-    const outcome = r.status !== undefined ? String(r.status) : r.closed ? "closed" : "no answer";
-    const expected = c.expect.status.join("/") + (c.expect.orClosed ? " or closed" : "");
-    const ok =
-      (r.status !== undefined && c.expect.status.includes(r.status)) ||
-      (c.expect.orClosed === true && r.status === undefined && r.closed);
-    results.push({ name: c.name, outcome, expected, ok });
-    record({ suite: "malformed", scenario: c.name, requests: 1, outcome, expected, ok });
-    assert.equal(good.status, 200, "a good request on another connection succeeds meanwhile");
-    assert.ok(
-      ok,
-      `${c.name}: got ${outcome} (${JSON.stringify(r.data.slice(0, 120))}), expected ${expected}`,
-    );
-    const seen = backend.received.slice(seenBefore).filter((x) => x.url !== "/good");
-    if (c.path !== "" && c.mayReach) {
-      // the backend may have started reading it, but never as a complete request, and never as
-      // anything else
-      for (const x of seen) {
-        assert.equal(
-          x.url,
-          c.path,
-          `the backend saw a request the client did not send: ${x.method} ${x.url}`,
+for (const targetName of ["library", "server"]) {
+  describe(`malformed requests (${targetName})`, () => {
+    for (const c of corpus) {
+      test(c.name, { timeout: 20_000 }, async (t) => {
+        const target = targets[targetName];
+        if (c.slowloris && !target.slowloris) {
+          t.todo(
+            "the server's headers timeout is not configurable (fixed 30s): slowloris runs against the library only",
+          );
+          return;
+        }
+        const { backend, port } = target;
+        const seenBefore = backend.received.length;
+        const [r, good] = await Promise.all([
+          rawRequest(port, c.chunks, c.wait ?? 1500),
+          // a good request on another connection, sent while the bad one is in progress
+          rawRequest(port, [`GET /good HTTP/1.1\r\n${H}Connection: close\r\n\r\n`], 3000),
+        ]);
+        const outcome = r.status !== undefined ? String(r.status) : r.closed ? "closed" : "no answer";
+        const expected = c.expect.status.join("/") + (c.expect.orClosed ? " or closed" : "");
+        const ok =
+          (r.status !== undefined && c.expect.status.includes(r.status)) ||
+          (c.expect.orClosed === true && r.status === undefined && r.closed);
+        record({
+          suite: "malformed",
+          target: targetName,
+          scenario: c.name,
+          requests: 1,
+          outcome,
+          expected,
+          ok,
+        });
+        assert.equal(good.status, 200, "a good request on another connection succeeds meanwhile");
+        assert.ok(
+          ok,
+          `${c.name}: got ${outcome} (${JSON.stringify(r.data.slice(0, 160))}), expected ${expected}`,
         );
-        assert.equal(x.complete, false, "a rejected body must not reach the backend as complete");
-      }
-    } else {
-      assert.deepEqual(
-        seen.map((x) => `${x.method} ${x.url}`),
-        [],
-        "a rejected request must not reach the backend",
-      );
+        const seen = backend.received
+          .slice(seenBefore)
+          .filter((x) => x.url !== "/good" && x.method !== "HEAD");
+        if (c.path !== "" && c.mayReach) {
+          // the backend may have started reading it, but never as a complete request, and never
+          // as anything else
+          for (const x of seen) {
+            assert.equal(
+              x.url,
+              c.path,
+              `the backend saw a request the client did not send: ${x.method} ${x.url}`,
+            );
+            assert.equal(x.complete, false, "a rejected body must not reach the backend as complete");
+          }
+        } else {
+          assert.deepEqual(
+            seen.map((x) => `${x.method} ${x.url}`),
+            [],
+            "a rejected request must not reach the backend",
+          );
+        }
+      });
     }
+
+    test("the backend never saw a smuggled request, and the server still serves", {
+      timeout: 10_000,
+    }, async () => {
+      const { backend, port } = targets[targetName];
+      assert.deepEqual(
+        backend.received.filter((x) => x.url.includes("smuggled")).map((x) => x.url),
+        [],
+      );
+      const r = await rawRequest(port, [`GET /after HTTP/1.1\r\n${H}Connection: close\r\n\r\n`], 3000);
+      assert.equal(r.status, 200);
+    });
   });
 }
-
-test("the backend never saw a smuggled request, and the proxy still serves", {
-  timeout: 10_000,
-}, async () => {
-  assert.deepEqual(
-    backend.received.filter((x) => x.url.includes("smuggled")).map((x) => x.url),
-    [],
-  );
-  const r = await rawRequest(proxy.port, [`GET /after HTTP/1.1\r\n${H}Connection: close\r\n\r\n`], 3000);
-  assert.equal(r.status, 200);
-});

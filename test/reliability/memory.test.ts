@@ -1,0 +1,64 @@
+/**
+ * Memory: N requests through one server process; RSS after a full GC at the end is within 10%
+ * of RSS after a full GC at N/10. `npm test` runs N = 40,000 (RELIABILITY_MEMORY_REQUESTS);
+ * `npm run soak` runs the full 200,000.
+ */
+import * as assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type Backend, type Cli, record, runLoad, startBackend, startCli } from "./helpers.ts";
+
+const N = Number(process.env.RELIABILITY_MEMORY_REQUESTS ?? 40_000);
+const CONCURRENCY = 32;
+
+let backends: Backend[] = [];
+let cli: Cli | undefined;
+after(async () => {
+  await cli?.stop("SIGKILL");
+  for (const b of backends) await b.close();
+});
+
+async function gcStats(c: Cli): Promise<{ rss: number; heapUsed: number }> {
+  const seen = c.logs.filter((l) => l.msg === "gc-stats").length;
+  // settle: let keep-alive timers and pending closes run before measuring
+  await new Promise((r) => setTimeout(r, 300));
+  c.child.kill("SIGUSR2");
+  await c.waitLog(() => c.logs.filter((l) => l.msg === "gc-stats").length > seen, 10_000, "gc stats");
+  const l = c.logs.filter((x) => x.msg === "gc-stats")[seen];
+  assert.equal(l.gc, true, "the server runs with --expose-gc");
+  return { rss: Number(l.rss), heapUsed: Number(l.heapUsed) };
+}
+
+test(`memory: ${N} requests through one worker, RSS after GC within 10% of the value at ${N / 10}`, {
+  timeout: 600_000,
+}, async () => {
+  backends = [await startBackend("m1"), await startBackend("m2")];
+  cli = await startCli(
+    { services: { api: { servers: backends.map((b) => ({ name: b.name, url: b.url })) } } },
+    {
+      nodeArgs: ["--expose-gc", "--import", fileURLToPath(new URL("./gc-hook.ts", import.meta.url))],
+    },
+  );
+  const load = async (total: number) => {
+    const r = await runLoad({ url: cli!.url, host: "api.test", total, concurrency: CONCURRENCY });
+    assert.equal(r.failed, 0, r.errors.join("; "));
+    return r;
+  };
+  const first = await load(N / 10);
+  const early = await gcStats(cli);
+  const rest = await load(N - N / 10);
+  const late = await gcStats(cli);
+  const growth = (late.rss - early.rss) / early.rss;
+  record({
+    suite: "memory",
+    scenario: `${N} requests, one worker`,
+    requests: first.sent + rest.sent,
+    failed: first.failed + rest.failed,
+    rssEarlyMiB: +(early.rss / 2 ** 20).toFixed(1),
+    rssLateMiB: +(late.rss / 2 ** 20).toFixed(1),
+    heapEarlyMiB: +(early.heapUsed / 2 ** 20).toFixed(1),
+    heapLateMiB: +(late.heapUsed / 2 ** 20).toFixed(1),
+    rssGrowthPct: +(growth * 100).toFixed(1),
+  });
+  assert.ok(growth <= 0.1, `RSS grew ${(growth * 100).toFixed(1)}% (${early.rss} → ${late.rss})`);
+});
