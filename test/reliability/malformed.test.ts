@@ -248,18 +248,19 @@ const corpus: Case[] = [
 for (const targetName of ["library", "server"]) {
   describe(`malformed requests (${targetName})`, () => {
     for (const c of corpus) {
-      test(c.name, { timeout: 20_000 }, async (t) => {
+      test(c.name, { timeout: 90_000 }, async (t) => {
         const target = targets[targetName];
-        if (c.slowloris && !target.slowloris) {
-          t.todo(
-            "the server's headers timeout is not configurable (fixed 30s): slowloris runs against the library only",
-          );
+        const soak = process.env.RELIABILITY_SOAK === "1";
+        if (c.slowloris && !target.slowloris && !soak) {
+          t.todo("the server's headers timeout is fixed at 30s: its slowloris run is in `npm run soak`");
           return;
         }
+        // node checks headers timeouts every 30s: the server's 30s limit can take up to 60s to bite
+        const wait = c.slowloris && !target.slowloris ? 65_000 : (c.wait ?? 1500);
         const { backend, port } = target;
         const seenBefore = backend.received.length;
         const [r, good] = await Promise.all([
-          rawRequest(port, c.chunks, c.wait ?? 1500),
+          rawRequest(port, c.chunks, wait),
           // a good request on another connection, sent while the bad one is in progress
           rawRequest(port, [`GET /good HTTP/1.1\r\n${H}Connection: close\r\n\r\n`], 3000),
         ]);
