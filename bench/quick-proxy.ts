@@ -21,6 +21,27 @@ const [, , role, ...rest] = process.argv;
 if (role === "upstream" || role === "bare" || role === "switchyard")
   process.on("SIGINT", () => process.exit(0));
 
+// CPU time per request: robust to a busy machine where req/s is not. SIGUSR2 starts the window,
+// SIGUSR1 prints `cpu <µs per request> <requests>` on stderr.
+let counted = 0;
+let base = process.cpuUsage();
+let baseCount = 0;
+process.on("SIGUSR2", () => {
+  base = process.cpuUsage();
+  baseCount = counted;
+});
+process.on("SIGUSR1", () => {
+  const u = process.cpuUsage(base);
+  const n = counted - baseCount;
+  process.stderr.write(`cpu ${((u.user + u.system) / Math.max(1, n)).toFixed(1)} ${n}\n`);
+});
+function counting(srv: http.Server): http.Server {
+  srv.prependListener("request", () => {
+    counted++;
+  });
+  return srv;
+}
+
 if (role === "upstream") {
   // A canned-response HTTP/1.1 server on raw `net`: far cheaper than node:http, so the core it
   // shares with wrk is not the bottleneck. Requests are bodiless GET/HEAD (wrk, health checks).
@@ -83,7 +104,7 @@ if (role === "upstream") {
       );
   });
   srv.keepAliveTimeout = 60_000;
-  srv.listen(Number(rest[0]), "127.0.0.1");
+  counting(srv).listen(Number(rest[0]), "127.0.0.1");
 } else if (role === "switchyard") {
   const { LoadBalancer, Server, HttpHealthMonitor } = await import("../src/index.ts");
   const sticky = process.env.QP_STICKY === "1";
@@ -104,7 +125,7 @@ if (role === "upstream") {
   const srv = http.createServer(lb.handle);
   srv.on("upgrade", lb.handleUpgrade);
   srv.keepAliveTimeout = 60_000;
-  srv.listen(Number(rest[0]), "127.0.0.1");
+  counting(srv).listen(Number(rest[0]), "127.0.0.1");
 } else {
   await main();
 }
@@ -134,8 +155,22 @@ async function waitUp(port: number): Promise<void> {
 
 function start(cpu: string, args: string[], extraNodeArgs: string[] = []): ChildProcess {
   return spawn("taskset", ["-c", cpu, process.execPath, ...extraNodeArgs, self, ...args], {
-    stdio: ["ignore", "inherit", "inherit"],
+    stdio: ["ignore", "inherit", "pipe"],
   });
+}
+
+async function cpuPerRequest(child: ChildProcess): Promise<string> {
+  let text = "";
+  const got = new Promise<void>((resolve) => {
+    child.stderr?.on("data", (d: Buffer) => {
+      text += d.toString();
+      if (/cpu \S+ \d+\n/.test(text)) resolve();
+    });
+  });
+  child.kill("SIGUSR1");
+  await got;
+  const m = /cpu (\S+) (\d+)/.exec(text);
+  return m ? `${m[1]} µs CPU/req` : "?";
 }
 
 function wrk(port: number, duration: number, connections: number): { rps: number; p50: string; p99: string } {
@@ -172,11 +207,16 @@ async function main(): Promise<void> {
         const port = await freePort();
         const extra = prof ? ["--cpu-prof", "--cpu-prof-dir=/tmp/qp-prof"] : [];
         const child = start("0", [kind, String(port), ...ups.map(String)], extra);
+        child.stderr?.on("data", (d: Buffer) => {
+          if (!d.toString().startsWith("cpu ")) process.stderr.write(d);
+        });
         await waitUp(port);
         wrk(port, 1, connections); // warm-up (JIT, pools)
+        child.kill("SIGUSR2");
         const res = wrk(port, duration, connections);
+        const cpu = await cpuPerRequest(child);
         console.log(
-          `${kind.padEnd(11)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50}  p99 ${res.p99}`,
+          `${kind.padEnd(11)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50}  p99 ${res.p99}  ${cpu}`,
         );
         child.kill("SIGINT");
         await once(child, "exit");

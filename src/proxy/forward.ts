@@ -194,6 +194,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   sent = false;
   /** Response head written to the client. */
   started = false;
+  /** Response body bytes still expected by Content-Length (-1: unknown): the last chunk ends the response. */
+  contentLength = -1;
   done = false;
   readonly hasBody: boolean;
 
@@ -205,7 +207,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.hasBody = requestHasBody(req);
     this.res[kExchange] = this;
     res.on("close", onResClose);
-    req.on("error", noop);
   }
 
   send(server: Server): void {
@@ -218,7 +219,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abort = null;
     if (this.headers === null) {
       const trusted = peerTrusted(this.host, req.socket);
-      this.headers = upstreamHeaders(req, { clientIp: this.host.clientIp(req), trusted });
+      // an untrusted peer is its own client: skip the resolver
+      this.headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
     }
     let body: BodySource | null = null;
     if (this.hasBody) {
@@ -274,7 +276,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return false;
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.res;
-    const headers = downstreamHeaders(rawHeaders);
+    const headers = downstreamHeaders(rawHeaders, this);
     // headers the balancer set before (sticky cookie) survive writeHead's replacement of same-named ones
     if (res.getHeaderNames().length !== 0) mergePreset(res, headers);
     this.started = true;
@@ -285,6 +287,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
+    if (this.contentLength > 0) {
+      this.contentLength -= chunk.length;
+      if (this.contentLength === 0) {
+        // head and body leave in one write; undici's onComplete follows and finds the exchange done
+        this.#finish();
+        this.res.end(chunk);
+        return true;
+      }
+    }
     if (this.res.write(chunk)) return true;
     this.res.once("drain", onResDrain);
     return false;
@@ -483,11 +494,14 @@ class Tunnel {
     this.server = server;
     server.inflight++;
     const req = this.req;
-    this.headers ??= upstreamHeaders(
-      req,
-      { clientIp: this.host.clientIp(req), trusted: peerTrusted(this.host, req.socket as Socket) },
-      this.upgradeTo,
-    );
+    if (this.headers === null) {
+      const trusted = peerTrusted(this.host, req.socket as Socket);
+      this.headers = upstreamHeaders(
+        req,
+        { clientIp: trusted ? this.host.clientIp(req) : "", trusted },
+        this.upgradeTo,
+      );
+    }
     const url = server.url;
     const tls = url.protocol === "https:";
     const hostname = url.hostname.replace(/^\[|\]$/g, "");

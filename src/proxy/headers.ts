@@ -40,7 +40,7 @@ function dropNamed(list: string[], tokens: readonly string[]): string[] {
 }
 
 export interface ForwardedInfo {
-  /** Resolved client address (real-IP). */
+  /** Resolved client address (real-IP); "" = the TCP peer. */
   clientIp: string;
   /** Whether the TCP peer is trusted (inside options.from). */
   trusted: boolean;
@@ -137,7 +137,9 @@ export function upstreamHeaders(req: IncomingMessage, info: ForwardedInfo, upgra
 }
 
 function stripMapped(a: string): string {
-  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
+  return a.length > 7 && a.charCodeAt(0) === 58 && a.startsWith("::ffff:") && a.includes(".")
+    ? a.slice(7)
+    : a;
 }
 
 /** Lower-cased hop-by-hop names by length, to test raw response header names without lower-casing most. */
@@ -146,14 +148,16 @@ const HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((h) => h.le
 /**
  * Response headers for the client from undici's raw [name, value, ...] Buffers, as a flat list of
  * latin1 strings (byte-transparent): hop-by-hop headers and those named in Connection removed.
+ * `meta.contentLength` receives the Content-Length (-1 when absent).
  */
-export function downstreamHeaders(raw: readonly Buffer[]): string[] {
+export function downstreamHeaders(raw: readonly Buffer[], meta: { contentLength: number }): string[] {
   const out: string[] = [];
   let conn: string | undefined;
+  let length = -1;
   for (let i = 0; i < raw.length; i += 2) {
-    const nb = raw[i];
-    const name = nb.toString("latin1");
-    if (HOP_LENGTHS.has(name.length)) {
+    const name = raw[i].toString("latin1");
+    const n = name.length;
+    if (HOP_LENGTHS.has(n)) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower)) {
         if (lower === "connection") {
@@ -163,9 +167,11 @@ export function downstreamHeaders(raw: readonly Buffer[]): string[] {
         continue;
       }
     }
-    const vb = raw[i + 1];
-    out.push(name, vb.toString("latin1"));
+    const value = raw[i + 1].toString("latin1");
+    if (n === 14 && name.toLowerCase() === "content-length") length = Number(value);
+    out.push(name, value);
   }
+  meta.contentLength = Number.isSafeInteger(length) ? length : -1;
   return conn === undefined ? out : dropNamed(out, connectionTokens(conn));
 }
 
