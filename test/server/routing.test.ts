@@ -17,6 +17,9 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () 
 
   before(async () => {
     backends = {};
+    const gone = await startBackend("gone");
+    const deadUrl = gone.url;
+    await gone.stop();
     for (const n of ["exact", "wild", "label", "any", "rr-1", "rr-2", "rr-3", "down-1"]) {
       backends[n] = await startBackend(n);
     }
@@ -31,7 +34,11 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () 
           servers: ["rr-1", "rr-2", "rr-3"].map((n) => ({ name: n, url: backends[n].url })),
         },
         dead: { hosts: ["dead.test"], servers: [{ name: "down-1", url: backends["down-1"].url }] },
-      }),
+      }).replace(
+        "services:\n",
+        // no active check: only the proxy's own retry and passive health deal with the refused port
+        `services:\n  retry:\n    hosts: [retry.test]\n    healthcheck: { disable: true }\n    servers:\n      - { name: refused, url: "${deadUrl}" }\n      - { name: live, url: "${backends["rr-1"].url}" }\n`,
+      ),
     );
     // the "*" service only for the catch-all test: a second file would need a second process
     sy = await startSwitchyard(["serve", "-c", file]);
@@ -74,7 +81,7 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () 
 
   test("admin: /api/health, /api/health/<service>, unknown service 404, / 404", async () => {
     const all = JSON.parse((await get(sy.admin!, "/api/health")).body);
-    assert.deepEqual(Object.keys(all).sort(), ["dead", "exact", "rr", "shop", "wild"]);
+    assert.deepEqual(Object.keys(all).sort(), ["dead", "exact", "retry", "rr", "shop", "wild"]);
     assert.equal(all.rr.detail, "3/3 servers are healthy");
     assert.equal(all.rr.extra.config.mode, "round_robin");
     const one = await get(sy.admin!, "/api/health/rr");
@@ -98,6 +105,18 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () 
     const h = JSON.parse((await get(sy.admin!, "/api/health/dead")).body);
     assert.equal(h.status, "unhealthy");
     assert.equal(h.detail, "0/1 servers are healthy");
+  });
+
+  test("a refused connection is retried on another server, counted, and the server is taken out", async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await get(sy.proxy[0], "/", { host: "retry.test" });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "rr-1\n");
+    }
+    const m = (await get(sy.admin!, "/metrics")).body;
+    assert.match(m, /switchyard_upstream_retries_total\{service="retry"\} 1$/m);
+    assert.match(m, /switchyard_server_healthy\{service="retry",server="refused"\} 0/);
+    assert.match(m, /switchyard_requests_total\{service="retry",server="live",code_class="2xx"\} 4/);
   });
 
   test("metrics: requests by service/server/class, histogram, in-flight, health, reloads, process", async () => {
