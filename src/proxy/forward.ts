@@ -43,9 +43,10 @@ export interface Forwarder {
  * - `connect`: no connection was made (refused, unreachable, DNS, connect timeout, TLS handshake);
  * - `reset`: the connection broke before a response (reset, closed, EPIPE);
  * - `timeout`: no response head within timeouts.responseHeader;
+ * - `invalid`: undici refused the request itself (a header it does not accept): no server would;
  * - `other`: anything else (invalid response, aborted, ...).
  */
-export type FailureKind = "connect" | "reset" | "timeout" | "other";
+export type FailureKind = "connect" | "reset" | "timeout" | "invalid" | "other";
 
 const CONNECT_CODES: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
@@ -68,6 +69,7 @@ export function classify(err: unknown): FailureKind {
   if (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || /CERT|SELF_SIGNED/.test(code))
     return "connect";
   if (code === "UND_ERR_HEADERS_TIMEOUT") return "timeout";
+  if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") return "invalid";
   if (RESET_CODES.has(code) || RESET_CODES.has(cause)) return "reset";
   return "other";
 }
@@ -279,9 +281,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const headers = downstreamHeaders(rawHeaders, this);
     // headers the balancer set before (sticky cookie) survive writeHead's replacement of same-named ones
     if (res.getHeaderNames().length !== 0) mergePreset(res, headers);
-    this.started = true;
     this.resume = resume;
+    // throws on a header value node:http refuses: onError then answers 502
     res.writeHead(statusCode, this.req.httpVersionMajor === 2 ? undefined : statusText || undefined, headers);
+    this.started = true;
     return true;
   }
 
@@ -343,7 +346,7 @@ class Exchange implements Dispatcher.DispatchHandler {
    */
   #retryable(kind: FailureKind): boolean {
     const pulled = this.body !== null && this.body.pulled;
-    if (!this.sent && !pulled && kind !== "timeout") return true;
+    if (!this.sent && !pulled && kind !== "timeout" && kind !== "invalid") return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
 }

@@ -390,3 +390,72 @@ async function readResponse(
   }
   return { status: Number(statusLine.split(" ")[1]), headers };
 }
+
+test("HEAD, 204/304 and Expect: 100-continue pass through", { timeout: 20_000 }, async () => {
+  const c = new Cleanup();
+  try {
+    let sawExpect: string | undefined = "unset";
+    const b = await httpBackend(c, (req, res) => {
+      if (req.url === "/204") {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      if (req.url === "/304") {
+        res.writeHead(304, { etag: '"x"' });
+        res.end();
+        return;
+      }
+      sawExpect = req.headers.expect;
+      let body = "";
+      req.on("data", (d) => {
+        body += d;
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "text/plain", "content-length": 11 + body.length });
+        res.end(`hello world${body}`);
+      });
+    });
+    const p = await proxy(c, [b.url]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    c.add(() => agent.destroy());
+    const head = await request(p.port, { agent, method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers["content-length"], "11");
+    assert.equal(head.body.length, 0);
+    assert.equal((await request(p.port, { agent, path: "/204" })).status, 204);
+    const nm = await request(p.port, { agent, path: "/304" });
+    assert.equal(nm.status, 304);
+    assert.equal(nm.headers.etag, '"x"');
+    const get = await request(p.port, { agent });
+    assert.equal(get.body.toString(), "hello world");
+    // Expect: 100-continue is answered by switchyard's listener and not forwarded
+    const r = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request({
+        port: p.port,
+        host: "127.0.0.1",
+        method: "POST",
+        agent,
+        headers: { expect: "100-continue", "content-length": 3 },
+      });
+      req.on("continue", () => {
+        continued = true;
+        req.end("abc");
+      });
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (d) => {
+          body += d;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, continued }));
+      });
+      req.on("error", reject);
+    });
+    assert.deepEqual(r, { status: 200, body: "hello worldabc", continued: true });
+    assert.equal(sawExpect, undefined);
+    assert.equal(inflight(p.servers), 0);
+  } finally {
+    await c.run();
+  }
+});
