@@ -65,15 +65,11 @@ services:
     assert.equal(exit?.code, 0);
   });
 
-  test("an HTTP/2 client negotiates h2 by ALPN and is proxied", async () => {
+  async function h2Get(): Promise<{ status: number; body: string; alpn: string | false }> {
     const [host, port] = splitAddress(sy.proxy[1]);
     const session = http2.connect(`https://localhost:${port}`, { ca, host, servername: "localhost" });
     try {
-      const { status, body, alpn } = await new Promise<{
-        status: number;
-        body: string;
-        alpn: string | false;
-      }>((ok, fail) => {
+      return await new Promise((ok, fail) => {
         const req = session.request({ ":path": "/h2", ":method": "GET" });
         let status = 0;
         let body = "";
@@ -84,12 +80,25 @@ services:
         req.on("error", fail);
         req.end();
       });
-      assert.equal(alpn, "h2");
-      assert.equal(status, 200);
-      assert.equal(body, "tls-backend\n");
     } finally {
       session.close();
     }
+  }
+
+  test("after a reload (certificates re-read), TLS listeners still negotiate h2", async () => {
+    sy.child.kill("SIGHUP");
+    await sy.waitForLog((r) => typeof r.msg === "string" && r.msg.startsWith("config reloaded"));
+    const r = await h2Get();
+    assert.equal(r.alpn, "h2");
+    assert.equal(r.status, 200);
+    assert.equal(r.body, "tls-backend\n");
+  });
+
+  test("an HTTP/2 client negotiates h2 by ALPN and is proxied", async () => {
+    const { status, body, alpn } = await h2Get();
+    assert.equal(alpn, "h2");
+    assert.equal(status, 200);
+    assert.equal(body, "tls-backend\n");
   });
 
   test("an HTTP/1.1 TLS client falls back to HTTP/1.1", async () => {
