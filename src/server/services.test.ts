@@ -1,0 +1,107 @@
+import * as assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ServiceConfig, TimeoutsConfig } from "../config/types.ts";
+import { silentLogger } from "../log.ts";
+import { httpHealth, keyOf, Service } from "./services.ts";
+
+const timeouts: TimeoutsConfig = { connect: 5000, responseHeader: 60000, idle: 60000, shutdown: 30000 };
+
+function svc(over: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    name: "api",
+    hosts: [],
+    mode: "round_robin",
+    sticky: false,
+    stickyMaxAge: 86_400_000,
+    stickySecret: undefined,
+    options: { header: "X-Real-IP", from: [], recursive: false },
+    healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
+    servers: [
+      { name: "a", url: "http://127.0.0.1:9001", weight: 1 },
+      { name: "b", url: "http://127.0.0.1:9002", weight: 1 },
+    ],
+    ...over,
+  };
+}
+
+test("re-weighting replaces the server in place and keeps its monitor; removal and addition", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  const [a0, b0] = s.lb.servers;
+  assert.deepEqual(
+    s.lb.servers.map((x) => x.weight),
+    [50, 50],
+  );
+  const changes = s.apply(
+    svc({
+      servers: [
+        { name: "a", url: "http://127.0.0.1:9001", weight: 3 },
+        { name: "c", url: "http://127.0.0.1:9003", weight: 1 },
+      ],
+    }),
+    timeouts,
+  );
+  assert.deepEqual(changes, ["a weight 1→3", "+c", "-b"]);
+  const [a1, c1] = s.lb.servers;
+  assert.notEqual(a1, a0);
+  assert.equal(a1.health, a0.health, "same monitor, same health state");
+  assert.equal(a1.key, a0.key);
+  assert.deepEqual(
+    s.lb.servers.map((x) => [x.name, x.weight]),
+    [
+      ["a", 75],
+      ["c", 25],
+    ],
+  );
+  assert.ok(!s.lb.servers.includes(b0));
+  assert.equal(c1.key, keyOf("http://127.0.0.1:9003"));
+  s.controller.abort();
+});
+
+test("healthcheck, mode, sticky and timeout changes reach the running balancer", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  const before = s.lb.servers.map((x) => x.health);
+  const changes = s.apply(
+    svc({
+      mode: "least_conn",
+      sticky: true,
+      healthcheck: {
+        path: "/healthz",
+        useGet: true,
+        interval: 1000,
+        timeout: 500,
+        retries: 2,
+        enabled: true,
+      },
+    }),
+    { ...timeouts, responseHeader: 1000 },
+  );
+  assert.ok(changes.includes("healthcheck"));
+  assert.ok(changes.includes("mode round_robin→least_conn"));
+  assert.ok(changes.includes("sticky false→true"));
+  assert.ok(changes.includes("timeouts"));
+  assert.equal(s.lb.config.mode, "least_conn");
+  assert.equal(s.lb.config.sticky, true);
+  assert.equal(s.lb.config.timeouts.responseHeader, 1000);
+  const after = s.lb.servers.map((x) => x.health);
+  assert.ok(
+    after.every((h, i) => h !== before[i]),
+    "new monitors for a new healthcheck",
+  );
+  assert.equal((after[0] as unknown as { path: string }).path, "/healthz");
+  // an identical config changes nothing
+  assert.deepEqual(s.apply(s.config, { ...timeouts, responseHeader: 1000 }), []);
+  s.controller.abort();
+});
+
+test("a disabled healthcheck means no monitor (always healthy)", () => {
+  const s = new Service(
+    svc({
+      healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: false },
+    }),
+    timeouts,
+    silentLogger,
+    httpHealth,
+  );
+  assert.ok(s.lb.servers.every((x) => x.health === undefined && x.available));
+  s.controller.abort();
+});
