@@ -78,6 +78,7 @@ export function classify(err: unknown): FailureKind {
 const REPLAYABLE: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
 const BAD_GATEWAY = "Bad Gateway";
+const CLOSE_GRACE = 30_000;
 const GATEWAY_TIMEOUT = "Gateway Timeout";
 
 export function createForwarder(options: ForwarderOptions): Forwarder {
@@ -144,9 +145,21 @@ class UndiciForwarder implements Forwarder {
     pool.close().catch(() => {});
   }
 
+  /**
+   * Lets in-flight requests finish (a config change must not drop them), then closes the pools;
+   * whatever is still running after `CLOSE_GRACE` ms is destroyed. The timer does not hold the process.
+   */
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
+    if (pools.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_GRACE);
+      timer.unref();
+    });
+    await Promise.race([Promise.allSettled(pools.map((p) => p.close())), deadline]);
+    clearTimeout(timer);
     await Promise.allSettled(pools.map((p) => p.destroy()));
   }
 

@@ -308,3 +308,58 @@ test("server.inflight counts a request for its whole life and never leaks", { ti
     await c.run();
   }
 });
+
+test("a client that aborts mid-upload aborts the upstream request", { timeout: 20_000 }, async () => {
+  const c = new Cleanup();
+  try {
+    let received = 0;
+    let aborted = false;
+    const b = await httpBackend(c, (req, res) => {
+      req.on("data", (d: Buffer) => {
+        received += d.length;
+      });
+      req.on("error", () => {});
+      req.on("close", () => {
+        if (!req.complete) aborted = true;
+      });
+      req.on("end", () => res.end("done"));
+    });
+    const p = await proxy(c, [b.url]);
+    const req = http.request({
+      port: p.port,
+      host: "127.0.0.1",
+      method: "POST",
+      agent: false,
+      headers: { "content-length": 1_000_000 },
+    });
+    req.on("error", () => {});
+    req.write(Buffer.alloc(10_000, 1));
+    await until(() => received === 10_000, 5000, "first part upstream");
+    req.destroy();
+    await until(() => aborted, 5000, "upstream request aborted");
+    await until(() => inflight(p.servers) === 0, 5000, "inflight 0");
+  } finally {
+    await c.run();
+  }
+});
+
+test("config changes do not drop in-flight requests", { timeout: 20_000 }, async () => {
+  const c = new Cleanup();
+  try {
+    let held: http.ServerResponse | undefined;
+    const b = await httpBackend(c, (_req, res) => {
+      held = res;
+    });
+    const p = await proxy(c, [b.url]);
+    const pending = request(p.port, { agent: false });
+    await until(() => held !== undefined, 5000, "request held upstream");
+    p.lb.updateConfig({ timeouts: { responseHeader: 30_000 } });
+    await new Promise((r) => setImmediate(r));
+    held?.end("still here");
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), "still here");
+  } finally {
+    await c.run();
+  }
+});
