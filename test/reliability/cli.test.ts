@@ -21,7 +21,7 @@ import {
 } from "./helpers.ts";
 
 const CONCURRENCY = 64;
-const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 12_000);
+const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 6_000);
 
 const cleanup: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -280,6 +280,7 @@ test("real server: misbehaving backends leave no file descriptor or in-flight re
   const slack = Object.keys(expected).length + 1;
   await until(() => c.fds() <= base + slack, 5000, `fds back to baseline (${base}, now ${c.fds()})`);
   const after = c.fds();
+  assert.equal(c.child.exitCode, null, "the server is still running");
   record({
     suite: "bad-backend",
     scenario: "all four through the real server, fd count",

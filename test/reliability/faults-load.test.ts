@@ -16,7 +16,7 @@ import {
 } from "./helpers.ts";
 
 const CONCURRENCY = 64;
-const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 12_000);
+const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 6_000);
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {

@@ -277,7 +277,7 @@ export async function startProxy(spec: ProxySpec, options: ProxyOptions = {}): P
   const server = http.createServer({ keepAliveTimeout: 10_000, ...options.http }, (req, res) => {
     const lb = route(req);
     if (!lb) {
-      res.writeHead(404, { "content-type": "text/plain" }).end("Not Found\n");
+      res.writeHead(404, { "content-type": "text/plain", "content-length": 10 }).end("Not Found\n");
       return;
     }
     lb.handle(req, res);

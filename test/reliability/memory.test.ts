@@ -1,6 +1,6 @@
 /**
  * Memory: N requests through one server process; RSS after a full GC at the end is within 10%
- * of RSS after a full GC at N/10. `npm test` runs N = 20,000 (RELIABILITY_MEMORY_REQUESTS);
+ * of RSS after a full GC at N/10. `npm test` runs N = 10,000 (RELIABILITY_MEMORY_REQUESTS);
  * `npm run soak` runs the full 200,000.
  */
 import * as assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Backend, type Cli, record, runLoad, startBackend, startCli } from "./helpers.ts";
 
-const N = Number(process.env.RELIABILITY_MEMORY_REQUESTS ?? 20_000);
+const N = Number(process.env.RELIABILITY_MEMORY_REQUESTS ?? 10_000);
 const CONCURRENCY = 32;
 
 let backends: Backend[] = [];
