@@ -49,3 +49,13 @@ test("no match and no * → undefined; the first service wins a duplicate patter
   assert.equal(r.match("x.test"), "a");
   assert.equal(r.match("y.test"), undefined);
 });
+
+test("the Host cache returns the same answers, misses included, and stays bounded", () => {
+  const r = new HostRouter([{ name: "a", hosts: ["a.test"], target: "a" }]);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(r.match("A.test:80"), "a");
+    assert.equal(r.match("b.test"), undefined);
+  }
+  for (let i = 0; i < 5000; i++) assert.equal(r.match(`x${i}.test`), undefined);
+  assert.equal(r.match("a.test"), "a");
+});

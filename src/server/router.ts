@@ -17,6 +17,7 @@ export class HostRouter<T> {
   readonly #wildcard = new Map<string, T>();
   readonly #label = new Map<string, T>();
   #any: T | undefined;
+  readonly #cache = new Map<string, T | typeof MISS>();
 
   constructor(routes: Iterable<Route<T>>) {
     for (const r of routes) {
@@ -37,7 +38,17 @@ export class HostRouter<T> {
   /** The target for a Host header value (any case, with or without port), or undefined. */
   match(host: string | undefined): T | undefined {
     if (host === undefined || host === "") return this.#any;
-    const h = normalizeHost(host);
+    // clients repeat the same few Host values: one lookup on the raw header in the common case
+    const hit = this.#cache.get(host);
+    if (hit !== undefined) return hit === MISS ? undefined : (hit as T);
+    const found = this.#resolve(normalizeHost(host));
+    // bounded: random Host values cannot grow it without limit
+    if (this.#cache.size >= CACHE_SIZE) this.#cache.clear();
+    this.#cache.set(host, found === undefined ? MISS : found);
+    return found;
+  }
+
+  #resolve(h: string): T | undefined {
     const exact = this.#exact.get(h);
     if (exact !== undefined) return exact;
     const dot = h.indexOf(".");
@@ -53,6 +64,9 @@ export class HostRouter<T> {
   }
 }
 
+const MISS: unique symbol = Symbol("miss");
+const CACHE_SIZE = 1024;
+
 function setFirst<T>(map: Map<string, T>, key: string, value: T): void {
   // the first service in file order wins a duplicate pattern (the loader reports duplicates)
   if (!map.has(key)) map.set(key, value);
@@ -60,24 +74,30 @@ function setFirst<T>(map: Map<string, T>, key: string, value: T): void {
 
 /** Lower-cases and strips the port: `API.example.com:8080` → `api.example.com`, `[::1]:80` → `[::1]`. */
 export function normalizeHost(host: string): string {
-  let end = host.length;
+  const n = host.length;
+  let end = n;
+  let upper = false;
   if (host.charCodeAt(0) === 91 /* [ */) {
     const close = host.indexOf("]");
     if (close > 0) end = close + 1;
+    for (let i = 1; i < end; i++) {
+      const c = host.charCodeAt(i);
+      if (c >= 65 && c <= 90) upper = true;
+    }
   } else {
-    const colon = host.lastIndexOf(":");
+    let colons = 0;
+    let colon = -1;
+    for (let i = 0; i < n; i++) {
+      const c = host.charCodeAt(i);
+      if (c === 58 /* : */) {
+        colons++;
+        colon = i;
+      } else if (c >= 65 && c <= 90) upper = true;
+    }
     // a bare IPv6 literal without brackets has several colons: keep it whole
-    if (colon >= 0 && host.indexOf(":") === colon) end = colon;
+    if (colons === 1) end = colon;
   }
-  let h = end === host.length ? host : host.slice(0, end);
-  if (h.charCodeAt(h.length - 1) === 46 /* . */) h = h.slice(0, -1); // FQDN trailing dot
-  return hasUpper(h) ? h.toLowerCase() : h;
-}
-
-function hasUpper(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) return true;
-  }
-  return false;
+  if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end--; // FQDN trailing dot
+  const h = end === n ? host : host.slice(0, end);
+  return upper ? h.toLowerCase() : h;
 }
