@@ -31,12 +31,14 @@ import {
   type Spawned,
   sampleRss,
   selfCpuSeconds,
+  setNiceness,
   sleep,
   start,
   stop,
   stopAll,
   treeCpuSeconds,
   treeRss,
+  treeRunqueueWait,
   waitHttp,
 } from "./lib/procs.ts";
 import { type Measurement, type Report, render } from "./lib/report.ts";
@@ -58,6 +60,8 @@ const { values: flags } = parseArgs({
     "balancer-cpus": { type: "string" },
     "load-cpus": { type: "string" },
     "idle-connections": { type: "string", default: "10000" },
+    "quiet-wait": { type: "string", default: "0" },
+    nice: { type: "string", default: "0" },
     only: { type: "string" },
     driver: { type: "string", default: "auto" },
     "skip-slow": { type: "boolean", default: false },
@@ -82,6 +86,9 @@ if (flags.help) {
   --balancer-cpus LIST    taskset list for the balancer (default 0)
   --load-cpus LIST        taskset list for wrk and the upstreams (default 1)
   --idle-connections N    idle keep-alive connections for the RSS check (default 10000)
+  --quiet-wait S          before each candidate, wait up to S s for other processes' load on the bench's
+                          CPUs to fall under 25% of a core (for shared machines; default 0 = off)
+  --nice=N                run every bench process with \`nice -n N\` (e.g. --nice=-10 on a shared machine)
   --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-wN
   --driver auto|cli|lib   how to run switchyard (default auto: the CLI when it works, else the library)
   --skip-slow --skip-idle --skip-pick --no-install
@@ -104,10 +111,15 @@ const cfg = {
   idleConnections: Number(
     flags["idle-connections"] !== "10000" ? flags["idle-connections"] : quick ? 2000 : 10000,
   ),
+  quietWait: Number(flags["quiet-wait"]),
+  nice: Number(flags.nice),
   out: path.resolve(flags.out ?? path.join(ROOT, "bench/results/latest.md")),
 };
 const loadCount = cpuCount(cfg.loadCpus);
-const allCpus = [...new Set([...cpuList(cfg.balancerCpus), ...cpuList(cfg.loadCpus)])];
+const balancerCpus = cpuList(cfg.balancerCpus);
+const loadCpus = cpuList(cfg.loadCpus);
+const allCpus = [...new Set([...balancerCpus, ...loadCpus])];
+const disjoint = allCpus.length === balancerCpus.length + loadCpus.length;
 
 function list(s: string): number[] {
   return s
@@ -256,25 +268,31 @@ async function launchSwitchyard(ups: number[], workers: number, driver: Driver):
   return { port, proc };
 }
 
-/** Decides once per worker count whether the CLI serves (auto), falling back to the library driver. */
-async function switchyardDriver(ups: number[], workers: number): Promise<Driver> {
+/**
+ * Starts switchyard with the driver decided for this worker count. The first start decides (auto):
+ * the CLI when it serves, else the library driver for the rest of the run.
+ */
+async function switchyard(ups: number[], workers: number): Promise<Running> {
   const key = String(workers);
-  if (drivers[key]) return drivers[key];
-  let d: Driver = flags.driver === "lib" ? "lib" : "cli";
-  if (d === "cli" && !fs.existsSync(path.join(ROOT, "src/cli.ts"))) d = "lib";
-  if (d === "cli" && flags.driver !== "cli") {
-    try {
-      const r = await launchSwitchyard(ups, workers, "cli");
-      await stop(r.proc!);
-    } catch (err) {
-      log(
-        `switchyard CLI (workers ${workers}) did not serve, using the library driver: ${(err as Error).message.split("\n")[0]}`,
-      );
-      d = "lib";
-    }
+  const known = drivers[key];
+  if (known) return launchSwitchyard(ups, workers, known);
+  const cliExists = fs.existsSync(path.join(ROOT, "src/cli.ts"));
+  if (flags.driver === "lib" || (!cliExists && flags.driver !== "cli")) {
+    drivers[key] = "lib";
+    return launchSwitchyard(ups, workers, "lib");
   }
-  drivers[key] = d;
-  return d;
+  try {
+    const r = await launchSwitchyard(ups, workers, "cli");
+    drivers[key] = "cli";
+    return r;
+  } catch (err) {
+    if (flags.driver === "cli") throw err;
+    log(
+      `switchyard CLI (workers ${workers}) did not serve, using the library driver: ${(err as Error).message.split("\n")[0]}`,
+    );
+    drivers[key] = "lib";
+    return launchSwitchyard(ups, workers, "lib");
+  }
 }
 
 const candidates: Candidate[] = [
@@ -331,12 +349,12 @@ const candidates: Candidate[] = [
   {
     id: "switchyard",
     label: "switchyard, 1 worker",
-    launch: async (ups) => launchSwitchyard(ups, 1, await switchyardDriver(ups, 1)),
+    launch: (ups) => switchyard(ups, 1),
   },
   {
     id: "switchyard-wN",
     label: `switchyard, ${cfg.workers} workers`,
-    launch: async (ups) => launchSwitchyard(ups, cfg.workers, await switchyardDriver(ups, cfg.workers)),
+    launch: (ups) => switchyard(ups, cfg.workers),
   },
 ];
 
@@ -379,6 +397,27 @@ async function startUpstreams(delayMs: number): Promise<Upstreams> {
   return { ports, proc, kind };
 }
 
+// ---- shared machines: wait for other tenants to calm down ---------------------------------------
+let quietWaited = 0;
+async function quiet(ups: Upstreams): Promise<void> {
+  if (cfg.quietWait <= 0) return;
+  const t0 = Date.now();
+  for (;;) {
+    const s0 = cpuTimes(allCpus).busy;
+    const m0 = treeCpuSeconds(ups.proc.pid) + selfCpuSeconds();
+    await sleep(1000);
+    const other = cpuTimes(allCpus).busy - s0 - (treeCpuSeconds(ups.proc.pid) + selfCpuSeconds() - m0);
+    if (other < 0.25 || Date.now() - t0 >= cfg.quietWait * 1000) {
+      if (Date.now() - t0 > 1500)
+        log(
+          `waited ${((Date.now() - t0) / 1000).toFixed(0)} s for other load (now ${(other * 100).toFixed(0)}%)`,
+        );
+      quietWaited += Date.now() - t0;
+      return;
+    }
+  }
+}
+
 // ---- one variant: rounds × candidates × connection counts ----------------------------------------
 async function runVariant(name: string, delayMs: number, conns: number[], chosen: Candidate[]) {
   const ups = await startUpstreams(delayMs);
@@ -390,8 +429,11 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
       const order = chosen.map((_, i) => chosen[(i + round - 1) % chosen.length]);
       for (const c of order) {
         let running: Running;
+        await quiet(ups);
+        const launched = Date.now();
         try {
           running = await c.launch(ups.ports);
+          if (Date.now() - launched > 3000) log(`${c.id} took ${Date.now() - launched} ms to serve`);
         } catch (err) {
           failures.push(`${c.id} (round ${round}): ${(err as Error).message.split("\n")[0]}`);
           log(`${name} r${round} ${c.id}: did not start: ${(err as Error).message}`);
@@ -411,11 +453,13 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
           for (const n of conns) {
             const root = running.proc?.pid;
             const sampler = root ? sampleRss(root) : undefined;
-            const mine = () =>
-              (root ? treeCpuSeconds(root) : 0) + treeCpuSeconds(ups.proc.pid) + selfCpuSeconds();
+            // The load side: upstreams, wrk (reaped: counted in our children's time) and the bench itself.
+            const loadSide = () => treeCpuSeconds(ups.proc.pid) + selfCpuSeconds();
             const cpu0 = root ? treeCpuSeconds(root) : 0;
-            const mine0 = mine();
-            const sys0 = cpuTimes(allCpus);
+            const wait0 = root ? treeRunqueueWait(root) : 0;
+            const load0 = loadSide();
+            const bal0 = cpuTimes(balancerCpus);
+            const lo0 = cpuTimes(loadCpus);
             const t0 = performance.now();
             let r: Awaited<ReturnType<typeof wrk>>;
             try {
@@ -431,10 +475,20 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
             }
             const wall = (performance.now() - t0) / 1000;
             const cpu = root ? (treeCpuSeconds(root) - cpu0) / wall : undefined;
-            const sys1 = cpuTimes(allCpus);
+            // Time the balancer was runnable but not running: how much others (or its own workers) got in its way.
+            const wait = root ? (treeRunqueueWait(root) - wait0) / wall : undefined;
+            const bal1 = cpuTimes(balancerCpus);
+            const lo1 = cpuTimes(loadCpus);
             // CPU that neither the candidate, the upstreams, wrk nor the bench used: other tenants.
-            const other = Math.max(0, (sys1.busy - sys0.busy - (mine() - mine0)) / wall);
-            const steal = (sys1.steal - sys0.steal) / wall;
+            const candidateCpu = (cpu ?? 0) * wall;
+            const loadCpu = loadSide() - load0;
+            const other = disjoint
+              ? {
+                  balancer: Math.max(0, (bal1.busy - bal0.busy - candidateCpu) / wall),
+                  load: Math.max(0, (lo1.busy - lo0.busy - loadCpu) / wall),
+                }
+              : { balancer: 0, load: Math.max(0, (lo1.busy - lo0.busy - candidateCpu - loadCpu) / wall) };
+            const steal = (bal1.steal - bal0.steal + lo1.steal - lo0.steal) / wall;
             const rss = sampler?.();
             results.push({
               variant: name,
@@ -447,13 +501,16 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
               rss,
               other,
               steal,
+              wait,
             });
             log(
               `${name} r${round}/${cfg.rounds} ${c.id.padEnd(13)} c${String(n).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  ` +
                 `p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  err ${r.errors}` +
                 (rss ? `  rss ${(rss.sum / 2 ** 20).toFixed(0)} MB` : "") +
-                (cpu !== undefined ? `  cpu ${(cpu * 100).toFixed(0)}%` : "") +
-                `  other ${(other * 100).toFixed(0)}% steal ${(steal * 100).toFixed(0)}%`,
+                (cpu !== undefined
+                  ? `  cpu ${(cpu * 100).toFixed(0)}% wait ${((wait ?? 0) * 100).toFixed(0)}%`
+                  : "") +
+                `  other ${(other.balancer * 100).toFixed(0)}%/${(other.load * 100).toFixed(0)}% steal ${(steal * 100).toFixed(0)}%`,
             );
           }
         } catch (err) {
@@ -466,7 +523,9 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
             `${name} r${round} ${c.id}: ${(err as Error).message}${died ? `\n${running.proc!.output().slice(-3000)}` : ""}`,
           );
         } finally {
+          const t0 = Date.now();
           if (running.proc) await stop(running.proc);
+          if (Date.now() - t0 > 1500) log(`${c.id} took ${Date.now() - t0} ms to stop`);
         }
       }
     }
@@ -482,7 +541,7 @@ async function idleRss(count: number): Promise<Report["idle"]> {
   let sy: Running | undefined;
   let clients: Spawned | undefined;
   try {
-    sy = await launchSwitchyard(ups.ports, 1, await switchyardDriver(ups.ports, 1));
+    sy = await switchyard(ups.ports, 1);
     const root = sy.proc!.pid;
     await sleep(500);
     const before = treeRss(root).reduce((a, b) => a + b, 0);
@@ -538,7 +597,8 @@ function pickBench(): Report["pick"] {
   if (!fs.existsSync(path.join(ROOT, "bench/pick.ts")))
     return { status: "skipped: bench/pick.ts does not exist yet", output: "" };
   log("npm run bench:pick");
-  const r = spawnSync("taskset", ["-c", cfg.balancerCpus, "npm", "run", "-s", "bench:pick"], {
+  const niced = cfg.nice !== 0 ? ["nice", "-n", String(cfg.nice)] : [];
+  const r = spawnSync("taskset", ["-c", cfg.balancerCpus, ...niced, "npm", "run", "-s", "bench:pick"], {
     cwd: ROOT,
     encoding: "utf8",
     timeout: quick ? 120_000 : 240_000,
@@ -556,6 +616,9 @@ function pickBench(): Report["pick"] {
 async function main(): Promise<void> {
   ensureTools();
   raiseFdLimit();
+  setNiceness(cfg.nice);
+  // The bench's own sampling stays off the balancer's CPUs.
+  spawnSync("taskset", ["-a", "-p", "-c", cfg.loadCpus, String(process.pid)], { stdio: "ignore" });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "switchyard-bench-"));
   const only = flags.only ? new Set(flags.only.split(",")) : undefined;
   const chosen = candidates.filter((c) => !only || only.has(c.id));
@@ -607,6 +670,8 @@ async function main(): Promise<void> {
       wrk: version("wrk", ["-v"], /wrk (\S+)/),
     },
     commit: `${git(["rev-parse", "--short", "HEAD"])}${git(["status", "--porcelain", "--", "src"]) ? " (+ uncommitted src changes)" : ""}`,
+    loadavg: fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+    quietWaited: quietWaited / 1000,
     settings: {
       ...cfg,
       drivers: {

@@ -8,6 +8,13 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 
 const live = new Set<ChildProcess>();
+let closing = false;
+let niceness = 0;
+
+/** Scheduling priority for everything started from now on (negative: ahead of other tenants; root only). */
+export function setNiceness(n: number): void {
+  niceness = n;
+}
 
 export interface Spawned {
   child: ChildProcess;
@@ -25,9 +32,20 @@ export function start(
   args: string[],
   opts: SpawnOptions = {},
 ): Spawned {
-  const [file, argv] = cpus ? ["taskset", ["-c", cpus, cmd, ...args]] : [cmd, args];
+  if (closing) throw new Error(`not starting ${name}: the bench is stopping`);
+  const niced = niceness !== 0 ? ["nice", "-n", String(niceness), cmd, ...args] : [cmd, ...args];
+  const [file, argv] = cpus ? ["taskset", ["-c", cpus, ...niced]] : [niced[0], niced.slice(1)];
   const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], detached: true, ...opts });
   live.add(child);
+  if (niceness !== 0 && child.pid !== undefined) {
+    // With sched_autogroup the scheduler shares CPU between sessions first; a detached child is its own
+    // session, so its autogroup's nice is what ranks it against other tenants.
+    try {
+      fs.writeFileSync(`/proc/${child.pid}/autogroup`, String(niceness));
+    } catch {
+      // no autogroup support: `nice` alone applies
+    }
+  }
   let out = "";
   const keep = (b: Buffer) => {
     out += b.toString();
@@ -78,6 +96,7 @@ export function killAllSync(): void {
 }
 
 export async function stopAll(): Promise<void> {
+  closing = true;
   await Promise.all(
     [...live].map((child) =>
       stop(
@@ -255,4 +274,16 @@ export function selfCpuSeconds(): number {
   const stat = safeRead("/proc/self/stat") ?? "";
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS;
+}
+
+/** Seconds the tree's threads spent runnable but waiting for a CPU (/proc/<pid>/task/<tid>/schedstat). */
+export function treeRunqueueWait(root: number): number {
+  let ns = 0;
+  for (const pid of processTree(root)) {
+    for (const tid of safeReaddir(`/proc/${pid}/task`)) {
+      const s = safeRead(`/proc/${pid}/task/${tid}/schedstat`);
+      if (s) ns += Number(s.split(" ")[1]) || 0;
+    }
+  }
+  return ns / 1e9;
 }

@@ -11,9 +11,11 @@ export interface Measurement extends WrkResult {
   cpu: number | undefined;
   /** Max RSS (bytes) of the balancer's process tree during the measurement, and of its largest process. */
   rss: { sum: number; maxProc: number; procs: number } | undefined;
-  /** CPU (in cores) used on the bench's CPUs by processes the bench did not start, and steal. */
-  other: number;
+  /** CPU (in cores) used on the balancer's and the load CPUs by processes the bench did not start; steal. */
+  other: { balancer: number; load: number };
   steal: number;
+  /** Run-queue wait of the balancer's threads / wall time (summed over threads). */
+  wait: number | undefined;
 }
 
 export interface VariantResult {
@@ -29,6 +31,9 @@ export interface Report {
   machine: { cpu: string; cores: number; memory: string; kernel: string };
   versions: Record<string, string>;
   commit: string;
+  /** /proc/loadavg at the end, and seconds spent waiting for other load to calm down. */
+  loadavg: string;
+  quietWaited: number;
   settings: {
     duration: number;
     warmup: number;
@@ -36,6 +41,8 @@ export interface Report {
     balancerCpus: string;
     loadCpus: string;
     workers: number;
+    quietWait: number;
+    nice: number;
     drivers: Record<string, string>;
   };
   fast: VariantResult;
@@ -69,8 +76,9 @@ export interface Row {
   rssSum: number | undefined;
   rssMaxProc: number | undefined;
   cpu: number | undefined;
-  other: number;
+  other: { balancer: number; load: number };
   steal: number;
+  wait: number | undefined;
 }
 
 export function median(xs: number[]): number {
@@ -105,8 +113,9 @@ export function summarize(ms: Measurement[]): Row[] {
       rssSum: rss.length ? Math.max(...rss.map((r) => r.sum)) : undefined,
       rssMaxProc: rss.length ? Math.max(...rss.map((r) => r.maxProc)) : undefined,
       cpu: cpu.length ? median(cpu) : undefined,
-      other: median(g.map((m) => m.other)),
+      other: { balancer: median(g.map((m) => m.other.balancer)), load: median(g.map((m) => m.other.load)) },
       steal: median(g.map((m) => m.steal)),
+      wait: cpu.length ? median(g.map((m) => m.wait ?? 0)) : undefined,
     });
   }
   return rows;
@@ -125,7 +134,7 @@ const find = (rows: Row[], candidate: string, connections: number) =>
 function table(rows: Row[]): string {
   const conns = [...new Set(rows.map((r) => r.connections))].sort((a, b) => a - b);
   const out = [
-    "| candidate | conns | req/s (median) | × direct | × nginx | p50 ms | p99 ms | errors | RSS MB (tree / largest proc) | balancer CPU | other load / steal | req/s per round |",
+    "| candidate | conns | req/s (median) | × direct | × nginx | p50 ms | p99 ms | errors | RSS MB (tree / largest proc) | balancer CPU / run-queue wait | other load (bal. / load CPUs) | req/s per round |",
     "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
   ];
   for (const n of conns) {
@@ -136,7 +145,7 @@ function table(rows: Row[]): string {
         `| ${r.label} | ${n} | ${fmt(r.rps)} | ${fmt(ratio(r.rps, direct), 2)} | ${fmt(ratio(r.rps, nginx), 2)} | ` +
           `${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ` +
           `${r.rssSum === undefined ? "—" : `${fmt(r.rssSum / MB)} / ${fmt(r.rssMaxProc! / MB)}`} | ` +
-          `${r.cpu === undefined ? "—" : `${fmt(r.cpu * 100)}%`} | ${fmt(r.other * 100)}% / ${fmt(r.steal * 100)}% | ${r.rounds.map((x) => fmt(x)).join(", ")} |`,
+          `${r.cpu === undefined ? "—" : `${fmt(r.cpu * 100)}% / ${fmt((r.wait ?? 0) * 100)}%`} | ${r.candidate === "direct" ? "—" : `${fmt(r.other.balancer * 100)}%`} / ${fmt(r.other.load * 100)}% | ${r.rounds.map((x) => fmt(x)).join(", ")} |`,
       );
     }
   }
@@ -234,10 +243,11 @@ function anomalies(report: Report, fast: Row[], slow: Row[]): string[] {
         notes.push(
           `${name}: ${r.label} at ${r.connections} conns had ${r.errors} errors (non-2xx/3xx + socket errors).`,
         );
-      if (r.other > 0.15 || r.steal > 0.1) {
+      const otherBal = r.candidate === "direct" ? 0 : r.other.balancer;
+      if (otherBal > 0.1 || r.steal > 0.05) {
         notes.push(
-          `${name}: during ${r.label} at ${r.connections} conns, processes outside the bench used ${fmt(r.other * 100)}% of a core ` +
-            `and the hypervisor stole ${fmt(r.steal * 100)}% (medians) on the bench's CPUs: figures are disturbed.`,
+          `${name}: during ${r.label} at ${r.connections} conns, processes outside the bench used ` +
+            `${fmt(otherBal * 100)}% of the balancer's CPUs (steal ${fmt(r.steal * 100)}%, medians): its figure is disturbed.`,
         );
       }
       if (r.rounds.length > 1) {
@@ -293,7 +303,14 @@ export function render(report: Report): string {
       .join("; ")}.`,
     "- RSS: max VmRSS sampled every 250 ms during each measurement, summed over the balancer's process tree; " +
       "“largest proc” is the biggest single process (the per-worker figure). Balancer CPU: CPU time of the tree / wall time (100% = one core). " +
-      "Other load: CPU used on the bench's CPUs by processes the bench did not start, and hypervisor steal (the machine's noise).",
+      "Run-queue wait: time the balancer's threads (all of them, summed) were runnable but not running, from schedstat — " +
+      "mostly its own threads or workers competing for its CPUs. " +
+      "Other load: CPU (100% = one core) used on the balancer's CPUs and on the load CPUs by processes the bench did not start — the machine's noise.",
+    `- Machine load (other tenants): load average ${report.loadavg} at the end` +
+      (s.quietWait > 0
+        ? `; waited up to ${s.quietWait} s before each candidate for others' load to drop (${fmt(report.quietWaited)} s in all).`
+        : ".") +
+      (s.nice !== 0 ? ` Every bench process ran with \`nice -n ${s.nice}\`.` : ""),
     "- Errors: wrk's non-2xx/3xx responses plus socket errors (connect, read, write, timeout), summed over rounds.",
     "",
   );
