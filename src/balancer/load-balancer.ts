@@ -84,6 +84,8 @@ export class LoadBalancer {
   #config: BalancerConfig;
   #members: Member[] = [];
   #servers: Server[] = [];
+  /** Membership changed since the last rebuild. */
+  #dirty = false;
   /** Servers whose health cannot notify; refreshed before each pick. */
   #polled: Server[] = [];
   #selector!: Selector;
@@ -125,6 +127,7 @@ export class LoadBalancer {
   }
   /** The servers in the order they were added, each with its rebalanced weight. */
   get servers(): readonly Server[] {
+    if (this.#dirty) this.#rebuild();
     return this.#servers;
   }
   /** Resolves client addresses for this service (used by forwarded headers and logs). */
@@ -192,7 +195,7 @@ export class LoadBalancer {
     }
     server.onAvailabilityChange = this.#onAvailability;
     if (this.#signal && !this.#signal.aborted) this.#startMember(member);
-    this.#rebuild();
+    this.#dirty = true;
     this.#logger.debug({ server: server.name, servers: this.#members.length }, "server added");
   }
 
@@ -210,7 +213,7 @@ export class LoadBalancer {
     this.#stopMember(m);
     m.server.onAvailabilityChange = undefined;
     m.server.onLoadChange = undefined;
-    this.#rebuild();
+    this.#dirty = true;
     this.#forwarder.release(m.server);
     this.#logger.debug({ server: m.server.name, servers: this.#members.length }, "server removed");
     return true;
@@ -274,7 +277,12 @@ export class LoadBalancer {
     m.cooldown = undefined;
   }
 
+  /**
+   * Rebalances weights and rebuilds the selectors. Membership changes only mark the pool dirty
+   * and the next read (a pick, `servers`, health) rebuilds, so adding n servers costs O(n), not O(n²).
+   */
   #rebuild(): void {
+    this.#dirty = false;
     const servers = this.#members.map((m) => m.server);
     const configured = servers.map((s) => s.configuredWeight);
     const weights = rebalance(configured);
@@ -296,7 +304,8 @@ export class LoadBalancer {
   }
 
   #availabilityChanged(server: Server): void {
-    if (server.index < 0 || this.#servers[server.index] !== server) return;
+    // a dirty pool recomputes every server's availability when it rebuilds
+    if (this.#dirty || server.index < 0 || this.#servers[server.index] !== server) return;
     this.#sticky.rebuild({ servers: this.#servers });
   }
 
@@ -344,6 +353,7 @@ export class LoadBalancer {
   }
 
   #pickWith(ctx: Ctx, sticky: boolean): Server | undefined {
+    if (this.#dirty) this.#rebuild();
     if (this.#polled.length) this.#refreshPolled();
     return sticky ? this.#sticky.pick(ctx) : this.#selector.pick(ctx);
   }
@@ -366,10 +376,10 @@ export class LoadBalancer {
       return;
     }
     const url = req.url ?? "/";
-    const stickyPath = url.charCodeAt(1) === 36 /* $ */ || url === "/favicon.ico" ? isStickyPath(url) : false;
+    const stickyPath = isStickyPath(url);
     const sticky = this.#config.sticky || stickyPath;
     if (stickyPath && pathOf(url) === WAKE_EVENTS_PATH) {
-      void streamWakeEvents(this.#servers, res).catch((err) => {
+      void streamWakeEvents(this.servers, res).catch((err) => {
         this.#logger.error({ err }, "wake events failed");
         res.destroy();
       });
@@ -432,6 +442,7 @@ export class LoadBalancer {
   }
 
   setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {
+    if (this.#dirty) this.#rebuild();
     const secure = (req.socket as TLSSocket).encrypted === true || this.#forwardedHttps(req);
     const value = `${STICKY_COOKIE}=${this.#sticky.valueFor(server)}${secure ? this.#cookieTailSecure : this.#cookieTail}`;
     const prev = res.getHeader("set-cookie");
@@ -451,13 +462,15 @@ export class LoadBalancer {
   // ---- health aggregation ----
 
   status(): HealthStatus {
-    if (this.#servers.length === 0) return "unknown";
-    return this.#servers.some((s) => s.available) ? "healthy" : "unhealthy";
+    const servers = this.servers;
+    if (servers.length === 0) return "unknown";
+    return servers.some((s) => s.available) ? "healthy" : "unhealthy";
   }
 
   detail(): string {
-    const good = this.#servers.filter((s) => s.available).length;
-    return `${good}/${this.#servers.length} servers are healthy`;
+    const servers = this.servers;
+    const good = servers.filter((s) => s.available).length;
+    return `${good}/${servers.length} servers are healthy`;
   }
 
   /** ms since start (0 before start). */
@@ -467,7 +480,7 @@ export class LoadBalancer {
 
   /** Mean latency (ms) over good servers. */
   latency(): number {
-    const good = this.#servers.filter((s) => s.available);
+    const good = this.servers.filter((s) => s.available);
     if (good.length === 0) return 0;
     return good.reduce((a, s) => a + s.latency(), 0) / good.length;
   }
@@ -475,7 +488,7 @@ export class LoadBalancer {
   toJSON(): ServiceJSON {
     const c = this.#config;
     const pool: Record<string, Record<string, unknown>> = {};
-    for (const s of this.#servers) {
+    for (const s of this.servers) {
       pool[s.key] = {
         name: s.name,
         url: s.url.href.replace(/\/$/, ""),
@@ -546,8 +559,11 @@ function pathOf(url: string): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
+/** Whether `url` is one of the idle-wake paths (cheap first-character test before the lookup). */
 function isStickyPath(url: string | undefined): boolean {
-  return url !== undefined && STICKY_PATHS.has(pathOf(url));
+  if (url === undefined || url.length < 2) return false;
+  const c = url.charCodeAt(1);
+  return (c === 36 /* $ */ || c === 102) /* f */ && STICKY_PATHS.has(pathOf(url));
 }
 
 export function sendError(res: ServerResponse, status: number, text: string): void {

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { BlockList, isIP } from "node:net";
 import { describe, test } from "node:test";
 import { normalizePeer, parseAddress, RealIpResolver } from "./realip.ts";
 
@@ -109,5 +110,69 @@ describe("RealIpResolver (nginx realip)", () => {
     assert.throws(() => new RealIpResolver({ header: "bad header" }), /options\.header: "bad header"/);
     // a comma-separated string is accepted (as GoDoxy does)
     assert.deepEqual(new RealIpResolver({ from: "10.0.0.0/8, 127.0.0.1" }).from, ["10.0.0.0/8", "127.0.0.1"]);
+  });
+
+  test("the hand-written parser and matcher agree with node:net (isIP, BlockList) on random input", () => {
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const v4 = () => `${rnd(256)}.${rnd(256)}.${rnd(256)}.${rnd(256)}`;
+    const v6 = () => {
+      const g = Array.from({ length: 8 }, () => (rnd(3) === 0 ? 0 : rnd(65536)).toString(16));
+      let text = g.join(":");
+      if (rnd(2)) text = new URL(`http://[${text}]/`).hostname.slice(1, -1); // node's compressed form
+      if (rnd(8) === 0) text = `::ffff:${v4()}`;
+      if (rnd(8) === 0) text = `${g.slice(0, 6).join(":")}:${v4()}`;
+      return rnd(4) === 0 ? text.toUpperCase() : text;
+    };
+    const alphabet = "0123456789abcdef:.x% ";
+    const mutate = (t: string) => {
+      const i = rnd(t.length + 1);
+      switch (rnd(3)) {
+        case 0:
+          return t.slice(0, i) + alphabet[rnd(alphabet.length)] + t.slice(i);
+        case 1:
+          return t.slice(0, i) + t.slice(i + 1);
+        default:
+          return (
+            t.slice(0, i) +
+            t
+              .slice(i, i + 2)
+              .split("")
+              .reverse()
+              .join("") +
+            t.slice(i + 2)
+          );
+      }
+    };
+    for (let k = 0; k < 20000; k++) {
+      let text = rnd(2) ? v4() : v6();
+      if (rnd(2)) text = mutate(text);
+      if (/^[0-9.]+:\d+$/.test(text) || text.trim() !== text || text.includes(" ")) continue; // host:port forms are ours
+      assert.equal(parseAddress(text) !== undefined, isIP(text) !== 0, JSON.stringify(text));
+    }
+    const matched = [0, 0];
+    for (let k = 0; k < 3000; k++) {
+      const six = rnd(2) === 1;
+      const net = six ? v6().replace(/^::ffff:.*/, "2001:db8::") : v4();
+      const bits = rnd(six ? 129 : 33);
+      const list = new BlockList();
+      list.addSubnet(net, bits, six ? "ipv6" : "ipv4");
+      const r = new RealIpResolver({ from: [`${net}/${bits}`] });
+      for (let j = 0; j < 10; j++) {
+        // addresses near the network and random ones
+        let addr = six ? v6() : v4();
+        if (addr.startsWith("::ffff:") || (!six && rnd(2))) addr = six ? "2001:db8::1" : net;
+        if (!six && rnd(2)) addr = addr.replace(/\d+$/, String(rnd(256)));
+        if (six && rnd(2)) addr = net.replace(/[0-9a-f]+$/i, rnd(65536).toString(16));
+        if (isIP(addr) !== (six ? 6 : 4)) continue;
+        const inside = list.check(addr, six ? "ipv6" : "ipv4");
+        matched[inside ? 1 : 0]++;
+        assert.equal(r.isTrusted(addr), inside, `${addr} in ${net}/${bits}`);
+      }
+    }
+    assert.ok(matched[0] > 1000 && matched[1] > 1000, `both outcomes were exercised: ${matched}`);
   });
 });

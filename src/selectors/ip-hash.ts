@@ -4,110 +4,131 @@ import { isTried, type PickContext, type PoolView, type Selector } from "./selec
 
 /** Fixed so that a client's bucket never depends on the pool size. */
 const BUCKETS = 65536;
+/** Adding more servers than this at once drops the table instead of updating it bucket by bucket. */
+const INCREMENTAL_ADDS = 4;
+
+interface Entry {
+  server: Server;
+  weight: number;
+  seed: number;
+}
+
+/** Servers of one effective weight: within a class the highest u wins, so one log per class. */
+interface WeightClass {
+  weight: number;
+  members: Entry[];
+}
 
 /**
  * Weighted rendezvous (HRW) hashing, tabulated. A client address hashes to one of 65,536
- * buckets; each bucket belongs to the server with the highest weighted score
- * ln(u)/w for that bucket. Removing a server only reassigns its own buckets (every other
- * bucket keeps its highest scorer), and adding one only takes buckets it now wins. Scores
- * use the servers' effective weights (ratios), which rebalancing to 100 does not change.
- * A pick is one table read; a client whose server is not available (or already tried) goes
- * to its next rendezvous choice among available servers, and returns when its server does.
+ * buckets; each bucket belongs to the server with the highest weighted score ln(u)/w for that
+ * bucket. Removing a server only reassigns its own buckets (every other bucket keeps its highest
+ * scorer), and adding one only takes buckets it now wins. Scores use the servers' effective
+ * weights (ratios), which rebalancing to 100 does not change.
+ *
+ * Bucket owners are computed on first use and kept until a change concerns them, so a pool
+ * change never stalls a request on a whole-table build: a pick is one table read, or one
+ * O(n) scoring (n hashes, one log per distinct weight) the first time a bucket is seen.
+ * A client whose server is not available (or already tried) goes to its next rendezvous choice
+ * among the servers that can take it, and returns when its server does.
  */
 export class IpHashSelector implements Selector {
   readonly mode = "ip_hash" as const;
-  #servers: Server[] = [];
   #owner: (Server | undefined)[] = new Array(BUCKETS).fill(undefined);
-  #score = new Float64Array(BUCKETS).fill(Number.NEGATIVE_INFINITY);
-  /** key → weight the table was built with */
-  #built = new Map<string, { server: Server; weight: number; seed: number }>();
-  #dirty = false;
+  #score = new Float64Array(BUCKETS);
+  /** 1 when #owner/#score hold the bucket's winner */
+  #known = new Uint8Array(BUCKETS);
+  /** key → entry the table was built with */
+  #built = new Map<string, Entry>();
+  #classes: WeightClass[] = [];
   #pending: PoolView | undefined;
+  /** The server list the table was synced with (the pool passes a new array when membership changes). */
+  #list: readonly Server[] | undefined;
 
   rebuild(pool: PoolView): void {
-    // Availability changes reach here too, but do not touch the table; defer real work to
-    // the next pick so adding 1,000 servers one by one costs one build.
-    this.#pending = pool;
-    this.#dirty = true;
+    // availability changes pass the same list and never touch the table; real work waits for a pick
+    if (pool.servers !== this.#list) this.#pending = pool;
   }
 
   #sync(): void {
     const pool = this.#pending!;
-    this.#dirty = false;
     this.#pending = undefined;
-    this.#servers = pool.servers.slice();
-    const next = new Map<string, { server: Server; weight: number; seed: number }>();
-    for (const s of pool.servers)
-      next.set(s.key, { server: s, weight: s.effectiveWeight, seed: hashString(s.key) });
-    let full = false;
-    const removed: Server[] = [];
-    const added: { server: Server; weight: number; seed: number }[] = [];
+    this.#list = pool.servers;
+    const next = new Map<string, Entry>();
+    for (const s of pool.servers) {
+      const old = this.#built.get(s.key);
+      next.set(s.key, { server: s, weight: s.effectiveWeight, seed: old ? old.seed : hashString(s.key) });
+    }
+    let reweighted = false;
+    const removed = new Set<Server>();
     for (const [key, old] of this.#built) {
       const cur = next.get(key);
-      if (!cur) removed.push(old.server);
-      else if (cur.weight !== old.weight) full = true;
+      if (!cur) removed.add(old.server);
+      else if (cur.weight !== old.weight) reweighted = true;
+      else if (cur.server !== old.server) this.#replaceOwner(old.server, cur.server); // same key keeps its buckets
     }
+    const added: Entry[] = [];
     for (const [key, cur] of next) if (!this.#built.has(key)) added.push(cur);
-    // a replaced server object with the same key keeps its buckets
-    for (const [key, cur] of next) {
-      const old = this.#built.get(key);
-      if (old && old.server !== cur.server) this.#replaceOwner(old.server, cur.server);
-    }
     this.#built = next;
-    if (full || added.length + removed.length > next.size) {
-      this.#buildAll();
+    this.#classes = classesOf(next);
+    if (reweighted || added.length > INCREMENTAL_ADDS) {
+      this.#known.fill(0);
       return;
     }
-    if (removed.length) {
-      const gone = new Set(removed);
-      for (let b = 0; b < BUCKETS; b++) {
-        const o = this.#owner[b];
-        if (o !== undefined && gone.has(o)) this.#rescore(b);
-      }
+    const owner = this.#owner;
+    const known = this.#known;
+    if (removed.size) {
+      for (let b = 0; b < BUCKETS; b++) if (known[b] && removed.has(owner[b]!)) known[b] = 0;
     }
     for (const a of added) {
-      const w = a.weight;
       for (let b = 0; b < BUCKETS; b++) {
-        const sc = Math.log(unit(b, a.seed)) / w;
+        if (!known[b]) continue;
+        const sc = Math.log(unit(b, a.seed)) / a.weight;
         if (sc > this.#score[b]) {
           this.#score[b] = sc;
-          this.#owner[b] = a.server;
+          owner[b] = a.server;
         }
       }
     }
   }
 
   #replaceOwner(from: Server, to: Server): void {
-    for (let b = 0; b < BUCKETS; b++) if (this.#owner[b] === from) this.#owner[b] = to;
+    const owner = this.#owner;
+    for (let b = 0; b < BUCKETS; b++) if (owner[b] === from) owner[b] = to;
   }
 
-  #buildAll(): void {
-    this.#score.fill(Number.NEGATIVE_INFINITY);
-    this.#owner.fill(undefined);
-    for (const entry of this.#built.values()) {
-      const { server, weight, seed } = entry;
-      for (let b = 0; b < BUCKETS; b++) {
-        const sc = Math.log(unit(b, seed)) / weight;
-        if (sc > this.#score[b]) {
-          this.#score[b] = sc;
-          this.#owner[b] = server;
-        }
-      }
-    }
-  }
-
-  #rescore(b: number): void {
+  /** The winner of bucket b among the servers `ok` accepts (all when ok is undefined). */
+  #best(b: number, ctx: PickContext | undefined): Server | undefined {
     let best: Server | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
-    for (const { server, weight, seed } of this.#built.values()) {
-      const sc = Math.log(unit(b, seed)) / weight;
+    const classes = this.#classes;
+    for (let c = 0; c < classes.length; c++) {
+      const members = classes[c].members;
+      let top: Entry | undefined;
+      let topU = -1;
+      for (let i = 0; i < members.length; i++) {
+        const e = members[i];
+        if (ctx !== undefined && (!e.server.available || (ctx.tried !== null && isTried(ctx, e.server))))
+          continue;
+        const u = unit(b, e.seed);
+        if (u > topU) {
+          topU = u;
+          top = e;
+        }
+      }
+      if (top === undefined) continue;
+      const sc = Math.log(topU) / top.weight;
       if (sc > bestScore) {
         bestScore = sc;
-        best = server;
+        best = top.server;
       }
     }
-    this.#owner[b] = best;
-    this.#score[b] = bestScore;
+    if (ctx === undefined) {
+      this.#owner[b] = best;
+      this.#score[b] = bestScore;
+      this.#known[b] = 1;
+    }
+    return best;
   }
 
   /** The bucket a client address falls in. */
@@ -116,22 +137,25 @@ export class IpHashSelector implements Selector {
   }
 
   pick(ctx: PickContext): Server | undefined {
-    if (this.#dirty) this.#sync();
+    if (this.#pending !== undefined) this.#sync();
     const b = hashString(ctx.ip) & (BUCKETS - 1);
-    const s = this.#owner[b];
+    const s = this.#known[b] ? this.#owner[b] : this.#best(b, undefined);
     if (s === undefined) return undefined;
     if (s.available && (ctx.tried === null || !isTried(ctx, s))) return s;
-    // next rendezvous choice among the servers that can take it
-    let best: Server | undefined;
-    let bestScore = Number.NEGATIVE_INFINITY;
-    for (const { server, weight, seed } of this.#built.values()) {
-      if (!server.available || (ctx.tried !== null && isTried(ctx, server))) continue;
-      const sc = Math.log(unit(b, seed)) / weight;
-      if (sc > bestScore) {
-        bestScore = sc;
-        best = server;
-      }
-    }
-    return best;
+    // the client's next rendezvous choice among the servers that can take it
+    return this.#best(b, ctx);
   }
+}
+
+function classesOf(entries: Map<string, Entry>): WeightClass[] {
+  const byWeight = new Map<number, WeightClass>();
+  for (const e of entries.values()) {
+    let c = byWeight.get(e.weight);
+    if (c === undefined) {
+      c = { weight: e.weight, members: [] };
+      byWeight.set(e.weight, c);
+    }
+    c.members.push(e);
+  }
+  return [...byWeight.values()];
 }

@@ -19,6 +19,8 @@ export class LeastConnSelector implements Selector {
   #slots: Server[] = [];
   #slotOf = new Map<Server, number>();
   #weight = new Float64Array(0);
+  /** slot → the server's inflight, copied when the pool reports a change */
+  #load = new Float64Array(0);
   #picks = new Float64Array(0);
   /** heap of slots */
   #heap = new Int32Array(0);
@@ -26,13 +28,22 @@ export class LeastConnSelector implements Selector {
   #pos = new Int32Array(0);
   #period = 0;
   #sincereset = 0;
+  #pending: PoolView | undefined;
 
   rebuild(pool: PoolView): void {
+    // built lazily at the next pick, so adding 1,000 servers one by one costs one build
+    this.#pending = pool;
+  }
+
+  #sync(): void {
+    const pool = this.#pending!;
+    this.#pending = undefined;
     const slots = pool.servers.filter((s) => s.available);
     const n = slots.length;
     this.#slots = slots;
     this.#slotOf = new Map();
     this.#weight = new Float64Array(n);
+    this.#load = new Float64Array(n);
     this.#picks = new Float64Array(n);
     this.#heap = new Int32Array(n);
     this.#pos = new Int32Array(n);
@@ -41,6 +52,7 @@ export class LeastConnSelector implements Selector {
       const w = slots[i].weight;
       this.#slotOf.set(slots[i], i);
       this.#weight[i] = Math.max(w, 0);
+      this.#load[i] = slots[i].inflight;
       total += Math.max(w, 0);
       this.#heap[i] = i;
       this.#pos[i] = i;
@@ -52,14 +64,17 @@ export class LeastConnSelector implements Selector {
 
   /** Called by the pool when `server.inflight` changed. */
   loadChanged(server: Server): void {
+    if (this.#pending !== undefined) return; // the build reads inflight
     const slot = this.#slotOf.get(server);
     if (slot === undefined) return;
+    this.#load[slot] = server.inflight;
     const p = this.#pos[slot];
     this.#siftUp(p);
     this.#siftDown(this.#pos[slot]);
   }
 
   pick(ctx: PickContext): Server | undefined {
+    if (this.#pending !== undefined) this.#sync();
     const n = this.#slots.length;
     if (n === 0) return undefined;
     let slot = this.#heap[0];
@@ -102,8 +117,8 @@ export class LeastConnSelector implements Selector {
       if (wa !== wb) return wb === 0;
       wa = wb = 1;
     }
-    const la = this.#slots[a].inflight * wb;
-    const lb = this.#slots[b].inflight * wa;
+    const la = this.#load[a] * wb;
+    const lb = this.#load[b] * wa;
     if (la !== lb) return la < lb;
     const pa = this.#picks[a] * wb;
     const pb = this.#picks[b] * wa;

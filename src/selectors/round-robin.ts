@@ -38,7 +38,14 @@ export class RoundRobinSelector implements Selector {
   }
 }
 
-/** nginx's smooth weighted round robin, unrolled over one period. */
+/**
+ * nginx's smooth weighted round robin, unrolled over one period (= total weight). nginx adds
+ * every weight to its server's `current`, takes the first server with the highest `current`
+ * and subtracts the total from it; so at step k a server's `current` is k·w − total·picks. Among
+ * servers of equal weight the winner is the one with the fewest picks (then the first), i.e.
+ * they take turns in order, so only one candidate per distinct weight has to be compared:
+ * O(total × distinct weights) instead of O(total × n).
+ */
 export function smoothSchedule(servers: readonly Server[]): Server[] {
   const n = servers.length;
   if (n === 0) return [];
@@ -46,6 +53,49 @@ export function smoothSchedule(servers: readonly Server[]): Server[] {
   let total = weights.reduce((a, b) => a + b, 0);
   if (total === 0) {
     // every good server was rounded to weight 0: share equally rather than serve nobody
+    weights = servers.map(() => 1);
+    total = n;
+  }
+  const byWeight = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const w = weights[i];
+    if (w <= 0) continue;
+    let members = byWeight.get(w);
+    if (members === undefined) {
+      members = [];
+      byWeight.set(w, members);
+    }
+    members.push(i);
+  }
+  const classes = [...byWeight].map(([weight, members]) => ({ weight, members, next: 0, picks: 0 }));
+  const out: Server[] = new Array(total);
+  for (let k = 1; k <= total; k++) {
+    let best = classes[0];
+    let bestKey = k * best.weight - total * best.picks;
+    for (let c = 1; c < classes.length; c++) {
+      const cl = classes[c];
+      const key = k * cl.weight - total * cl.picks;
+      if (key > bestKey || (key === bestKey && cl.members[cl.next] < best.members[best.next])) {
+        best = cl;
+        bestKey = key;
+      }
+    }
+    out[k - 1] = servers[best.members[best.next]];
+    if (++best.next === best.members.length) {
+      best.next = 0;
+      best.picks++;
+    }
+  }
+  return out;
+}
+
+/** The plain O(total × n) nginx loop, kept as the reference the tests compare against. */
+export function smoothScheduleReference(servers: readonly Server[]): Server[] {
+  const n = servers.length;
+  if (n === 0) return [];
+  let weights = servers.map((s) => s.weight);
+  let total = weights.reduce((a, b) => a + b, 0);
+  if (total === 0) {
     weights = servers.map(() => 1);
     total = n;
   }

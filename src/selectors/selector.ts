@@ -8,7 +8,11 @@ export interface PickContext {
   tried: readonly Server[] | null;
 }
 
-/** The pool as selectors see it: every server (add order) and which can take requests. */
+/**
+ * The pool as selectors see it: every server (add order) and which can take requests. The
+ * balancer passes a new array whenever membership or weights change and the same array when
+ * only availability changed, so a selector may skip work that depends on membership alone.
+ */
 export interface PoolView {
   readonly servers: readonly Server[];
 }

@@ -13,7 +13,7 @@ import {
 } from "./index.ts";
 import { IpHashSelector } from "./ip-hash.ts";
 import { LeastConnSelector } from "./least-conn.ts";
-import { RoundRobinSelector, smoothSchedule } from "./round-robin.ts";
+import { RoundRobinSelector, smoothSchedule, smoothScheduleReference } from "./round-robin.ts";
 import type { PickContext, Selector } from "./selector.ts";
 
 /** Servers with weights rebalanced as the balancer does. */
@@ -225,6 +225,24 @@ describe("round_robin: nginx smooth weighted round robin", () => {
     applyWeights(shrunk); // 50,20,25 of 95 → 52,21,26 + 1
     use(sel, shrunk);
     assert.deepEqual(share(picks(sel, 100)), { a: 53, c: 21, [grown[3].name]: 26 });
+  });
+
+  test("the per-weight-class schedule equals nginx's plain loop for random pools", () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    for (let k = 0; k < 300; k++) {
+      const n = k % 10 === 0 ? 101 + rnd(300) : 1 + rnd(12);
+      const servers = pool(Array.from({ length: n }, () => (rnd(4) === 0 ? 0 : rnd(k % 3 === 0 ? 3 : 60))));
+      if (rnd(5) === 0) for (const s of servers) s.weight = 0; // all rounded down to 0
+      const fast = smoothSchedule(servers);
+      const slow = smoothScheduleReference(servers);
+      assert.equal(fast.length, slow.length);
+      for (let i = 0; i < fast.length; i++)
+        assert.equal(fast[i], slow[i], `pool ${k} (${n} servers), pick ${i}`);
+    }
   });
 
   test("an unavailable server's share goes to the others in their ratio", () => {

@@ -26,6 +26,9 @@ export class StickySelector implements Selector {
   readonly #secret: string | undefined;
   #byValue = new Map<string, Server>();
   #valueOf = new Map<Server, string>();
+  /** The server list the maps were built from; availability changes keep it and cost nothing. */
+  #built: readonly Server[] | undefined;
+  #pending: readonly Server[] | undefined;
 
   constructor(inner: Selector, secret: string | undefined) {
     this.inner = inner;
@@ -37,29 +40,40 @@ export class StickySelector implements Selector {
   }
 
   rebuild(pool: PoolView): void {
+    // the maps are rebuilt lazily (adding 1,000 servers one by one costs one build)
+    if (pool.servers !== this.#built) this.#pending = pool.servers;
+    this.inner.rebuild(pool);
+  }
+
+  #sync(): void {
+    const servers = this.#pending!;
+    this.#pending = undefined;
+    this.#built = servers;
     const byValue = new Map<string, Server>();
     const values = new Map<Server, string>();
-    for (const s of pool.servers) {
+    for (const s of servers) {
       const v = this.#valueOf.get(s) ?? stickyValue(s.key, this.#secret);
       byValue.set(v, s);
       values.set(s, v);
     }
     this.#byValue = byValue;
     this.#valueOf = values;
-    this.inner.rebuild(pool);
   }
 
   /** The cookie value that pins a client to `server`. */
   valueFor(server: Server): string {
+    if (this.#pending !== undefined) this.#sync();
     return this.#valueOf.get(server) ?? stickyValue(server.key, this.#secret);
   }
 
   /** The server a cookie value names, whatever its state. */
   lookup(value: string | undefined): Server | undefined {
+    if (this.#pending !== undefined) this.#sync();
     return value === undefined ? undefined : this.#byValue.get(value);
   }
 
   pick(ctx: PickContext & { cookie?: string }): Server | undefined {
+    if (this.#pending !== undefined) this.#sync();
     const pinned = ctx.cookie === undefined ? undefined : this.#byValue.get(ctx.cookie);
     if (pinned !== undefined && pinned.available && (ctx.tried === null || !isTried(ctx, pinned)))
       return pinned;

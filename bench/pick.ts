@@ -1,0 +1,146 @@
+// Cost of one pick, per mode and pool size: `npm run bench:pick`.
+// Prints ns/pick (median of several timed runs after a warm-up) for the selector alone and for
+// `lb.pick(req)` (real-IP resolution, cookie parsing, health polling included). A benchmark, not a test.
+import type { IncomingMessage } from "node:http";
+import { LoadBalancer } from "../src/balancer/load-balancer.ts";
+import { Server } from "../src/balancer/server.ts";
+import {
+  createSelector,
+  type Mode,
+  type PickContext,
+  type Selector,
+  STICKY_COOKIE,
+  StickySelector,
+  stickyValue,
+} from "../src/selectors/index.ts";
+
+const SIZES = [10, 100, 1000];
+const RUNS = Number(process.env.RUNS ?? 5);
+const PICKS = Number(process.env.PICKS ?? 200_000);
+const TARGET_NS = 1000;
+
+interface Case {
+  label: string;
+  mode: Mode;
+  sticky: boolean;
+}
+const CASES: Case[] = [
+  { label: "round_robin", mode: "round_robin", sticky: false },
+  { label: "least_conn", mode: "least_conn", sticky: false },
+  { label: "ip_hash", mode: "ip_hash", sticky: false },
+  { label: "sticky(round_robin)", mode: "round_robin", sticky: true },
+];
+
+/** ns per call of `fn(i)` over RUNS runs of PICKS calls, after a warm-up: [median, min]. */
+function measure(fn: (i: number) => unknown): [number, number] {
+  let sink = 0;
+  for (let i = 0; i < PICKS; i++) if (fn(i)) sink++;
+  const results: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < PICKS; i++) if (fn(i)) sink++;
+    results.push(Number(process.hrtime.bigint() - t0) / PICKS);
+  }
+  if (sink === -1) console.log(sink); // keep the result alive
+  results.sort((a, b) => a - b);
+  return [results[results.length >> 1], results[0]];
+}
+
+function serversFor(n: number): Server[] {
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      new Server({
+        name: `s${i}`,
+        url: `http://10.${(i >> 8) & 255}.${i & 255}.1:8080`,
+        weight: (i % 5) + 1,
+      }),
+  );
+}
+
+/** Requests from 1,024 different clients (behind a trusted proxy), reused round the loop. */
+function requests(n: number, cookieFor: (i: number) => string | undefined): IncomingMessage[] {
+  return Array.from(
+    { length: 1024 },
+    (_, i) =>
+      ({
+        socket: { remoteAddress: "10.0.0.1" },
+        headers: {
+          host: "api.example.com",
+          "x-real-ip": i % 2 ? `198.51.${(i >> 8) & 255}.${i & 255}` : `2001:db8::${i.toString(16)}`,
+          cookie: cookieFor(i % n),
+        },
+        url: "/api/items?page=2",
+      }) as unknown as IncomingMessage,
+  );
+}
+
+const rows: string[][] = [];
+let missed = false;
+for (const c of CASES) {
+  for (const n of SIZES) {
+    const lb = new LoadBalancer({
+      link: "bench",
+      mode: c.mode,
+      sticky: c.sticky,
+      options: { from: ["10.0.0.0/8"] },
+    });
+    const t0 = performance.now();
+    for (const s of serversFor(n)) lb.addServer(s);
+    const servers = lb.servers; // rebalances once
+    const values = servers.map((s) => stickyValue(s.key, undefined));
+    const reqs = requests(n, (i) => (c.sticky ? `lang=en; ${STICKY_COOKIE}=${values[i]}` : "lang=en"));
+    lb.pick(reqs[0]); // builds the selector
+    const buildMs = performance.now() - t0;
+    // the selector alone, over the balancer's servers (rebalanced weights)
+    const inner = createSelector(c.mode);
+    const sel: Selector = c.sticky ? new StickySelector(inner, undefined) : inner;
+    sel.rebuild({ servers });
+    const ctxs: (PickContext & { cookie?: string })[] = Array.from({ length: 1024 }, (_, i) => ({
+      ip: i % 2 ? `198.51.${(i >> 8) & 255}.${i & 255}` : `2001:db8::${i.toString(16)}`,
+      tried: null,
+      cookie: c.sticky ? values[i % n] : undefined,
+    }));
+    const selNs = measure((i) => sel.pick(ctxs[i & 1023]));
+    const lbNs = measure((i) => lb.pick(reqs[i & 1023]));
+    if (selNs[0] > TARGET_NS || lbNs[0] > TARGET_NS) missed = true;
+    rows.push([c.label, String(n), fmt(selNs), fmt(lbNs), buildMs.toFixed(1)]);
+  }
+}
+
+// least_conn as the proxy drives it: every pick opens a request, the oldest of 64 open ones ends
+for (const n of SIZES) {
+  const lb = new LoadBalancer({ link: "bench", mode: "least_conn" });
+  for (const s of serversFor(n)) lb.addServer(s);
+  const reqs = requests(n, () => undefined);
+  const open: Server[] = new Array(64);
+  const ns = measure((i) => {
+    const slot = i & 63;
+    const done = open[slot];
+    if (done !== undefined) done.inflight--;
+    const s = lb.pick(reqs[i & 1023])!;
+    s.inflight++;
+    open[slot] = s;
+    return s;
+  });
+  for (const s of open) if (s) s.inflight--;
+  if (ns[0] > TARGET_NS) missed = true;
+  rows.push(["least_conn +inflight churn", String(n), "-", fmt(ns), "-"]);
+}
+
+function fmt([median, min]: [number, number]): string {
+  return `${median.toFixed(0)} (${min.toFixed(0)})`;
+}
+
+const head = ["mode", "servers", "Selector.pick ns", "lb.pick(req) ns", "add all + first pick ms"];
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const line = (r: string[]) =>
+  r.map((x, i) => (i < 2 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join("  ");
+console.log(
+  `node ${process.version}, ${RUNS} runs × ${PICKS} picks after a warm-up; ns per pick: median (fastest run)`,
+);
+console.log(line(head));
+for (const r of rows) console.log(line(r));
+console.log(
+  missed ? `some figure is above the ${TARGET_NS} ns target` : `all within the ${TARGET_NS} ns target`,
+);
