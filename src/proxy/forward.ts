@@ -5,6 +5,7 @@ import { isIP, type Socket } from "node:net";
 import { type Duplex, Readable } from "node:stream";
 import { buildConnector, type Dispatcher, Pool } from "undici";
 import type { Server } from "../balancer/server.ts";
+import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
 
 export interface ForwarderOptions {
@@ -27,6 +28,8 @@ export interface ForwardHost {
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
   pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
+  /** Sets the sticky cookie for `server`; used to re-point a cookie set for a server that failed. */
+  setStickyCookie?(req: IncomingMessage, res: ServerResponse, server: Server): void;
 }
 
 export interface Forwarder {
@@ -77,6 +80,7 @@ export function classify(err: unknown): FailureKind {
 /** Methods that may be replayed on another server after a broken connection (when bodiless). */
 const REPLAYABLE: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
+const STICKY_PREFIX = `${STICKY_COOKIE}=`;
 const BAD_GATEWAY = "Bad Gateway";
 const CLOSE_GRACE = 30_000;
 const GATEWAY_TIMEOUT = "Gateway Timeout";
@@ -341,6 +345,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (next !== undefined) {
         this.host.logger.debug({ server: server?.name, next: next.name, err }, "retrying on another server");
         this.body?.destroy();
+        if (this.host.setStickyCookie !== undefined) restick(this.host, this.req, res, next);
         this.send(next);
         return;
       }
@@ -362,6 +367,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (!this.sent && !pulled && kind !== "timeout" && kind !== "invalid") return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
+}
+
+/** A sticky cookie already set for the failed server now names the server the request went to. */
+function restick(host: ForwardHost, req: IncomingMessage, res: ServerResponse, next: Server): void {
+  const prev = res.getHeader("set-cookie");
+  if (prev === undefined) return;
+  const list = Array.isArray(prev) ? prev : [String(prev)];
+  const kept = list.filter((c) => !c.startsWith(STICKY_PREFIX));
+  if (kept.length === list.length) return;
+  if (kept.length > 0) res.setHeader("set-cookie", kept);
+  else res.removeHeader("set-cookie");
+  host.setStickyCookie?.(req, res, next);
 }
 
 /** Headers set on `res` before the response head (e.g. the sticky cookie) are appended to `headers`. */

@@ -363,3 +363,26 @@ test("config changes do not drop in-flight requests", { timeout: 20_000 }, async
     await c.run();
   }
 });
+
+test("sticky: a cookie set for a server that refused names the server that answered", {
+  timeout: 20_000,
+}, async () => {
+  const c = new Cleanup();
+  try {
+    const dead = await deadPort();
+    const good = await httpBackend(c, (_req, res) => res.end("ok"));
+    const p = await proxy(c, [`http://127.0.0.1:${dead}`, good.url], { sticky: true });
+    const first = await request(p.port, { agent: false });
+    assert.equal(first.status, 200);
+    const cookies = first.headers["set-cookie"] ?? [];
+    assert.equal(cookies.length, 1, String(cookies));
+    const cookie = cookies[0].split(";")[0];
+    // with that cookie the next request stays on the good server and needs no new cookie
+    const second = await request(p.port, { agent: false, headers: { cookie } });
+    assert.equal(second.status, 200);
+    assert.equal(second.headers["set-cookie"], undefined);
+    assert.equal(good.requests, 2);
+  } finally {
+    await c.run();
+  }
+});
