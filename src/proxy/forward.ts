@@ -77,6 +77,10 @@ export function classify(err: unknown): FailureKind {
   return "other";
 }
 
+function isConnectTimeout(err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === "UND_ERR_CONNECT_TIMEOUT";
+}
+
 /** Methods that may be replayed on another server after a broken connection (when bodiless). */
 const REPLAYABLE: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -353,7 +357,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
     this.#finish();
     this.body?.destroy();
-    if (kind === "timeout") sendError(res, 504, GATEWAY_TIMEOUT);
+    // a timeout while connecting is a timeout too (as nginx answers it)
+    if (kind === "timeout" || isConnectTimeout(err)) sendError(res, 504, GATEWAY_TIMEOUT);
     else sendError(res, 502, BAD_GATEWAY);
   }
 
@@ -607,11 +612,8 @@ class Tunnel {
     }
     this.host.logger.warn({ server: server.name, err }, "upstream upgrade failed");
     this.done = true;
-    endWithError(
-      this.socket,
-      kind === "timeout" ? 504 : 502,
-      kind === "timeout" ? GATEWAY_TIMEOUT : BAD_GATEWAY,
-    );
+    const timedOut = kind === "timeout" || isConnectTimeout(err);
+    endWithError(this.socket, timedOut ? 504 : 502, timedOut ? GATEWAY_TIMEOUT : BAD_GATEWAY);
   }
 
   #upgraded(up: http.ClientRequest, res: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {

@@ -386,3 +386,23 @@ test("sticky: a cookie set for a server that refused names the server that answe
     await c.run();
   }
 });
+
+test("connect timeout (a TLS backend that never completes its handshake): retried, then 504", {
+  timeout: 20_000,
+}, async () => {
+  const c = new Cleanup();
+  try {
+    const mute = await tcpBackend(c, (s) => s.resume());
+    const good = await httpBackend(c, (_req, res) => res.end("ok"));
+    const p = await proxy(c, [`https://127.0.0.1:${mute.port}`, good.url], { timeouts: { connect: 300 } });
+    const r = await request(p.port, { agent: false, method: "POST", body: "payload" });
+    assert.equal(r.status, 200, "nothing was sent: retried on the other server");
+    assert.equal(p.servers[0].passiveDown, true);
+    const only = await proxy(c, [`https://127.0.0.1:${mute.port}`], { timeouts: { connect: 300 } });
+    const r2 = await request(only.port, { agent: false });
+    assert.equal(r2.status, 504);
+    assert.equal(inflight([...p.servers, ...only.servers]), 0);
+  } finally {
+    await c.run();
+  }
+});

@@ -138,3 +138,26 @@ test("WebSocket: no server left gives 502; a refusal with a normal response is r
     await c.run();
   }
 });
+
+test("WebSocket: connect and response-head timeouts give 504", { timeout: 20_000 }, async () => {
+  const c = new Cleanup();
+  try {
+    const mute = await tcpBackend(c, (s) => s.resume());
+    // TLS never completes: the connect timeout
+    const p = await proxy(c, [`https://127.0.0.1:${mute.port}`], { timeouts: { connect: 200 } });
+    const ws = connect(p.port, c);
+    const [, res] = (await once(ws, "unexpected-response")) as [unknown, http.IncomingMessage];
+    assert.equal(res.statusCode, 504);
+    res.resume();
+    // connected, but no answer: the response-head timeout
+    const p2 = await proxy(c, [mute.url], { timeouts: { responseHeader: 200 } });
+    const ws2 = connect(p2.port, c);
+    const [, res2] = (await once(ws2, "unexpected-response")) as [unknown, http.IncomingMessage];
+    assert.equal(res2.statusCode, 504);
+    res2.resume();
+    assert.equal(p2.servers[0].passiveDown, false);
+    await until(() => inflight([...p.servers, ...p2.servers]) === 0, 5000, "inflight 0");
+  } finally {
+    await c.run();
+  }
+});
