@@ -114,14 +114,15 @@ if (forgery.length || admin.length) {
 
 if (memory.length) {
   out.push(
-    "#### Memory",
+    "#### Memory (one server process, 32 keep-alive clients)",
     "",
-    "| requests | RSS after GC at 10% | RSS after GC at the end | growth | heap used (10% → end) |",
-    "|---:|---:|---:|---:|---:|",
+    "| requests | first GC'd RSS, after | RSS after GC | RSS after GC at the end | growth | heap used (first → end) |",
+    "|---:|---:|---:|---:|---:|---:|",
   );
   for (const e of memory)
     row([
       n(e.requests),
+      n(e.warmup ?? (typeof e.requests === "number" ? e.requests / 10 : undefined)),
       `${e.rssEarlyMiB} MiB`,
       `${e.rssLateMiB} MiB`,
       `${e.rssGrowthPct}%`,
