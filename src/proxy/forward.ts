@@ -115,35 +115,48 @@ class UndiciForwarder implements Forwarder {
   readonly opts: ForwarderOptions;
   readonly maxAttempts: number;
   readonly #pools = new Map<Server, Pool>();
+  #closed = false;
 
   constructor(opts: ForwarderOptions) {
     this.opts = opts;
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
   }
 
-  pool(server: Server): Pool {
+  /** Sends one upstream attempt through the server's pool. */
+  dispatch(server: Server, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    if (this.#closed) {
+      // a retry of a request that outlived its forwarder (config change): a one-off pool
+      const pool = this.#newPool(server);
+      pool.dispatch(opts, handler);
+      pool.close().catch(noop);
+      return;
+    }
     let pool = this.#pools.get(server);
     if (pool === undefined) {
-      const url = server.url;
-      const tls = url.protocol === "https:";
-      // SNI from the backend URL (not the client's Host); none for IP addresses
-      const servername = tls && isIP(url.hostname.replace(/^\[|\]$/g, "")) === 0 ? url.hostname : undefined;
-      const base = buildConnector({
-        timeout: this.opts.connectTimeout,
-        rejectUnauthorized: this.opts.verifyTls === true,
-        ...(servername ? { servername } : {}),
-      });
-      const connect: buildConnector.connector = tls ? (o, cb) => base({ ...o, servername }, cb) : base;
-      pool = new Pool(url.origin, {
-        connect,
-        headersTimeout: this.opts.responseHeaderTimeout,
-        bodyTimeout: this.opts.idleTimeout,
-        keepAliveTimeout: 4000,
-        pipelining: 1,
-      });
+      pool = this.#newPool(server);
       this.#pools.set(server, pool);
     }
-    return pool;
+    pool.dispatch(opts, handler);
+  }
+
+  #newPool(server: Server): Pool {
+    const url = server.url;
+    const tls = url.protocol === "https:";
+    // SNI from the backend URL (not the client's Host); none for IP addresses
+    const servername = tls && isIP(url.hostname.replace(/^\[|\]$/g, "")) === 0 ? url.hostname : undefined;
+    const base = buildConnector({
+      timeout: this.opts.connectTimeout,
+      rejectUnauthorized: this.opts.verifyTls === true,
+      ...(servername ? { servername } : {}),
+    });
+    const connect: buildConnector.connector = tls ? (o, cb) => base({ ...o, servername }, cb) : base;
+    return new Pool(url.origin, {
+      connect,
+      headersTimeout: this.opts.responseHeaderTimeout,
+      bodyTimeout: this.opts.idleTimeout,
+      keepAliveTimeout: 4000,
+      pipelining: 1,
+    });
   }
 
   release(server: Server): void {
@@ -158,6 +171,7 @@ class UndiciForwarder implements Forwarder {
    * whatever is still running after `CLOSE_GRACE` ms is destroyed. The timer does not hold the process.
    */
   async close(): Promise<void> {
+    this.#closed = true;
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     if (pools.length === 0) return;
@@ -194,7 +208,7 @@ function onResDrain(this: ResWithExchange): void {
   this[kExchange]?.drained();
 }
 
-/** Readable errors on the request stream must not crash: the exchange learns of them through res 'close'. */
+/** Swallows errors that are handled elsewhere (socket errors end in 'close'). */
 function noop(): void {}
 
 /**
@@ -251,9 +265,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.body = body;
     }
     try {
-      this.fw
-        .pool(server)
-        .dispatch({ path: req.url || "/", method: req.method || "GET", headers: this.headers, body }, this);
+      this.fw.dispatch(
+        server,
+        { path: req.url || "/", method: req.method || "GET", headers: this.headers, body },
+        this,
+      );
     } catch (err) {
       this.onError(err as Error);
     }
@@ -271,7 +287,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.done = true;
     this.#release();
     this.res[kExchange] = undefined;
-    this.res.off("close", onResClose);
   }
 
   clientClosed(): void {
