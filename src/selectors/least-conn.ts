@@ -106,24 +106,8 @@ export class LeastConnSelector implements Selector {
     this.#heapify();
   }
 
-  /**
-   * a before b: lower inflight/weight, then fewer picks/weight, then earlier position. A server
-   * whose rebalanced weight is 0 comes after every weighted one (as in round_robin).
-   */
   #less(a: number, b: number): boolean {
-    let wa = this.#weight[a];
-    let wb = this.#weight[b];
-    if (wa === 0 || wb === 0) {
-      if (wa !== wb) return wb === 0;
-      wa = wb = 1;
-    }
-    const la = this.#load[a] * wb;
-    const lb = this.#load[b] * wa;
-    if (la !== lb) return la < lb;
-    const pa = this.#picks[a] * wb;
-    const pb = this.#picks[b] * wa;
-    if (pa !== pb) return pa < pb;
-    return a < b;
+    return less(a, b, this.#weight, this.#load, this.#picks);
   }
 
   #heapify(): void {
@@ -139,11 +123,14 @@ export class LeastConnSelector implements Selector {
   #siftUp(p: number): void {
     const heap = this.#heap;
     const pos = this.#pos;
+    const w = this.#weight;
+    const load = this.#load;
+    const picks = this.#picks;
     const slot = heap[p];
     while (p > 0) {
       const parent = (p - 1) >> 1;
       const ps = heap[parent];
-      if (!this.#less(slot, ps)) break;
+      if (!less(slot, ps, w, load, picks)) break;
       heap[p] = ps;
       pos[ps] = p;
       p = parent;
@@ -155,14 +142,17 @@ export class LeastConnSelector implements Selector {
   #siftDown(p: number): void {
     const heap = this.#heap;
     const pos = this.#pos;
+    const w = this.#weight;
+    const load = this.#load;
+    const picks = this.#picks;
     const n = heap.length;
     const slot = heap[p];
     for (;;) {
       let c = 2 * p + 1;
       if (c >= n) break;
-      if (c + 1 < n && this.#less(heap[c + 1], heap[c])) c++;
+      if (c + 1 < n && less(heap[c + 1], heap[c], w, load, picks)) c++;
       const cs = heap[c];
-      if (!this.#less(cs, slot)) break;
+      if (!less(cs, slot, w, load, picks)) break;
       heap[p] = cs;
       pos[cs] = p;
       p = c;
@@ -170,4 +160,25 @@ export class LeastConnSelector implements Selector {
     heap[p] = slot;
     pos[slot] = p;
   }
+}
+
+/**
+ * Slot a before slot b: lower inflight/weight, then fewer picks/weight, then earlier position
+ * (cross-multiplied, exact). A server whose rebalanced weight is 0 comes after every weighted one
+ * (as in round_robin).
+ */
+function less(a: number, b: number, w: Float64Array, load: Float64Array, picks: Float64Array): boolean {
+  let wa = w[a];
+  let wb = w[b];
+  if (wa === 0 || wb === 0) {
+    if (wa !== wb) return wb === 0;
+    wa = wb = 1;
+  }
+  const la = load[a] * wb;
+  const lb = load[b] * wa;
+  if (la !== lb) return la < lb;
+  const pa = picks[a] * wb;
+  const pb = picks[b] * wa;
+  if (pa !== pb) return pa < pb;
+  return a < b;
 }

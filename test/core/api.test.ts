@@ -1,4 +1,6 @@
 import * as assert from "node:assert/strict";
+import { once } from "node:events";
+import * as http from "node:http";
 import { describe, test } from "node:test";
 import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
@@ -76,6 +78,38 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
     );
     assert.equal(bodyOfRaw(allTrusted), "10.0.0.9");
     assert.equal((await request(port, "/", { "x-forwarded-for": "1.2.3.4, garbage" })).body, "127.0.0.1");
+  });
+});
+
+describe("IPv4-mapped peers on a dual-stack listener", { timeout: 30000 }, () => {
+  test("a peer seen as ::ffff:127.0.0.1 is trusted by 127.0.0.1 and reported as 127.0.0.1", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const lb = new LoadBalancer({ link: "v6", options: { from: ["127.0.0.1"] } });
+    let peer = "";
+    lb.addServer(
+      new Server({
+        name: "echo",
+        url: "http://127.0.0.1:9",
+        handler: (req, res) => {
+          peer = req.socket.remoteAddress ?? "";
+          res.end(lb.clientIp(req));
+        },
+      }),
+    );
+    const server = http.createServer(lb.handle);
+    try {
+      server.listen({ port: 0, host: "::", ipv6Only: false });
+      await once(server, "listening");
+    } catch {
+      t.skip("no IPv6 dual-stack sockets here");
+      return;
+    }
+    c.add(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as { port: number }).port;
+    assert.equal((await request(port, "/", { "x-real-ip": "203.0.113.4" })).body, "203.0.113.4");
+    assert.equal((await request(port, "/")).body, "127.0.0.1");
+    assert.equal(peer, "::ffff:127.0.0.1", "the socket really saw an IPv4-mapped peer");
   });
 });
 
