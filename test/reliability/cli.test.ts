@@ -21,7 +21,8 @@ import {
 } from "./helpers.ts";
 
 const CONCURRENCY = 64;
-const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 6_000);
+// smaller than the in-process runs: here every request crosses two processes
+const TOTAL = Number(process.env.RELIABILITY_CLI_LOAD ?? 4_000);
 
 const cleanup: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -70,11 +71,24 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
   let done = 0;
   let loadDone = false;
   const every = Math.floor(TOTAL / (steps.length + 1));
+  // reload i starts once i*every responses are in; request (i+1)*every waits for it to be
+  // applied, so every reload lands while requests are in flight, on a fast or a slow machine
+  const applied: Promise<void>[] = [];
+  const started: (() => void)[] = [];
+  for (let i = 1; i < steps.length; i++) {
+    applied.push(
+      new Promise<void>((resolve, reject) => {
+        started.push(() => c.reload(spec(steps[i])).then(resolve, reject));
+      }),
+    );
+  }
+  for (const p of applied) p.catch(() => {});
   const reloader = (async () => {
     for (let i = 1; i < steps.length; i++) {
-      await until(() => done >= i * every || loadDone, 60_000, "load progress");
+      await until(() => done >= i * every || loadDone, 120_000, "load progress");
       if (loadDone) break;
-      await c.reload(spec(steps[i]));
+      started[i - 1]();
+      await applied[i - 1];
       reloads++;
     }
   })();
@@ -85,6 +99,10 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
     concurrency: CONCURRENCY,
     onProgress: (n) => {
       done = n;
+    },
+    gate: (index) => {
+      const i = Math.floor(index / every) - 2;
+      return index % every === 0 && i >= 0 && i < applied.length ? applied[i] : undefined;
     },
   });
   loadDone = true;
@@ -103,6 +121,68 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
   assert.equal(reloads, 10, "all ten reloads happened while the load ran");
   assert.equal(result.failed, 0, `failed requests: ${result.errors.join("; ")}`);
   for (const b of bs) assert.ok(b.served() > 0, `${b.name} served requests`);
+});
+
+test("real server: one of three backends killed and restarted under load, 0 failed requests", {
+  timeout: 90_000,
+}, async () => {
+  const bs = await backends(["k1", "k2", "k3"]);
+  const victim = bs[1];
+  const c = await cli({
+    services: {
+      api: {
+        healthcheck: { path: "/healthz", interval: "100ms", timeout: "1s" },
+        servers: bs.map((b) => ({ name: b.name, url: b.url })),
+      },
+    },
+  });
+  let phase: Promise<void> | undefined;
+  let receivedAtRestart = 0;
+  const result = await runLoad({
+    url: c.url,
+    host: "api.test",
+    total: TOTAL,
+    concurrency: CONCURRENCY,
+    onProgress: (done) => {
+      if (done !== Math.floor(TOTAL * 0.15)) return;
+      phase = (async () => {
+        await victim.kill();
+        // out: the admin API says so (passive health, then the failing probes)
+        await until(
+          async () => {
+            const res = await request(`${c.adminUrl}/api/health/api`);
+            const h = (await res.body.json()) as { extra: { pool: Record<string, { status: string }> } };
+            return h.extra.pool[`127.0.0.1:${victim.port}`]?.status !== "healthy";
+          },
+          5000,
+          "the killed backend to be out",
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        const served = victim.served();
+        receivedAtRestart = victim.received.length;
+        await victim.restart();
+        await until(() => victim.served() > served, 10_000, "the restarted backend to get traffic");
+      })();
+    },
+  });
+  await phase;
+  let probesBeforeTraffic = 0;
+  for (const r of victim.received.slice(receivedAtRestart)) {
+    if (!r.url.startsWith("/healthz")) break;
+    probesBeforeTraffic++;
+  }
+  record({
+    suite: "faults",
+    scenario: "kill + restart 1 of 3 backends (real server)",
+    requests: result.sent,
+    failed: result.failed,
+    faults: 2,
+    concurrency: CONCURRENCY,
+    probesBeforeTraffic,
+    perBackend: result.bodies,
+  });
+  assert.equal(result.failed, 0, `failed requests: ${result.errors.join("; ")}`);
+  assert.ok(probesBeforeTraffic <= 1, `back within one successful probe (took ${probesBeforeTraffic})`);
 });
 
 test("real server: SIGTERM during load — every accepted request completes, exit 0 within the grace period", {

@@ -331,6 +331,8 @@ export async function runLoad(opts: {
   concurrency: number;
   path?: string;
   onProgress?: (done: number) => void | Promise<void>;
+  /** Called before request number `index` (0-based) is sent; a promise holds that request back. */
+  gate?: (index: number) => Promise<void> | undefined;
   signal?: AbortSignal;
 }): Promise<LoadResult> {
   const pool = new Pool(opts.url, { connections: opts.concurrency, pipelining: 1 });
@@ -339,7 +341,9 @@ export async function runLoad(opts: {
   let done = 0;
   const worker = async () => {
     while (next < opts.total && !opts.signal?.aborted) {
-      next++;
+      const index = next++;
+      const held = opts.gate?.(index);
+      if (held) await held;
       result.sent++;
       try {
         const res = await pool.request({

@@ -62,6 +62,8 @@ if (loads.length) {
   );
   for (const e of loads) {
     const notes: string[] = [];
+    if (e.failedAttempts === undefined && e.probesBeforeTraffic !== undefined)
+      notes.push(`back after ${e.probesBeforeTraffic} probe(s)`);
     if (e.failedAttempts !== undefined)
       notes.push(
         `${e.failedAttempts} upstream attempts failed and were retried; ${e.picksWhileOut} picks of the dead server after its first failure; back after ${e.probesBeforeTraffic} probe(s)`,
