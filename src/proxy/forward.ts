@@ -267,7 +267,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     try {
       this.fw.dispatch(
         server,
-        { path: req.url || "/", method: req.method || "GET", headers: this.headers, body },
+        { path: originForm(req.url), method: req.method || "GET", headers: this.headers, body },
         this,
       );
     } catch (err) {
@@ -410,6 +410,16 @@ function mergePreset(res: ServerResponse, headers: string[]): void {
     if (Array.isArray(v)) for (const x of v) headers.push(name, x);
     else headers.push(name, String(v));
   }
+}
+
+/** The request target in origin form: an absolute-form target (`GET http://h/p`) becomes `/p`. */
+function originForm(url: string | undefined): string {
+  if (url === undefined || url === "") return "/";
+  if (url.charCodeAt(0) === 47 /* / */) return url;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(url);
+  if (m === null) return url;
+  const rest = m[1];
+  return rest === "" ? "/" : rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
 }
 
 function requestHasBody(req: IncomingMessage): boolean {
@@ -562,7 +572,7 @@ class Tunnel {
       host: hostname,
       port: url.port || (tls ? 443 : 80),
       method: req.method || "GET",
-      path: req.url || "/",
+      path: originForm(req.url),
       headers: this.headers as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: false,

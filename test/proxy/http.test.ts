@@ -459,3 +459,23 @@ test("HEAD, 204/304 and Expect: 100-continue pass through", { timeout: 20_000 },
     await c.run();
   }
 });
+
+test("an absolute-form request target reaches the backend in origin form", { timeout: 20_000 }, async () => {
+  const c = new Cleanup();
+  try {
+    let seen = "";
+    const b = await httpBackend(c, (req, res) => {
+      seen = req.url ?? "";
+      res.end("ok");
+    });
+    const p = await proxy(c, [b.url]);
+    const sock = net.connect(p.port, "127.0.0.1");
+    c.add(() => sock.destroy());
+    sock.write("GET http://app.example/abs?q=1 HTTP/1.1\r\nHost: app.example\r\n\r\n");
+    const r = await readResponse(sock);
+    assert.equal(r.status, 200);
+    assert.equal(seen, "/abs?q=1");
+  } finally {
+    await c.run();
+  }
+});
