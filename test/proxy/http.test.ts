@@ -479,3 +479,67 @@ test("an absolute-form request target reaches the backend in origin form", { tim
     await c.run();
   }
 });
+
+test("a slow-reading backend holds the uploading client back (no whole-body buffering)", {
+  timeout: 30_000,
+}, async () => {
+  const c = new Cleanup();
+  try {
+    let upstreamReq: http.IncomingMessage | undefined;
+    let received = 0;
+    const b = await httpBackend(c, (req, res) => {
+      upstreamReq = req;
+      req.pause(); // reads nothing until told
+      req.on("data", (d: Buffer) => {
+        received += d.length;
+      });
+      req.on("end", () => res.end(String(received)));
+    });
+    const p = await proxy(c, [b.url]);
+    const total = 64 * 1024 * 1024;
+    const req = http.request({
+      port: p.port,
+      host: "127.0.0.1",
+      method: "POST",
+      agent: false,
+      headers: { "content-length": total },
+    });
+    const response = once(req, "response");
+    const chunk = Buffer.alloc(64 * 1024, 2);
+    let written = 0;
+    // write until the pipes are full
+    const fill = async () => {
+      while (written < total) {
+        written += chunk.length;
+        if (!req.write(chunk)) {
+          const drained = await Promise.race([
+            once(req, "drain").then(() => true),
+            new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
+          ]);
+          if (!drained) return;
+        }
+      }
+    };
+    await fill();
+    await until(() => upstreamReq !== undefined, 5000, "backend got the request");
+    assert.ok(written < total, "the client could not write everything");
+    assert.ok(written < 24 * 1024 * 1024, `only socket buffers' worth was accepted (${written} bytes)`);
+    // the backend reading lets the rest through
+    upstreamReq?.resume();
+    while (written < total) {
+      written += chunk.length;
+      if (!req.write(chunk)) await once(req, "drain");
+    }
+    req.end();
+    const [res] = (await response) as [http.IncomingMessage];
+    let body = "";
+    res.on("data", (d) => {
+      body += d;
+    });
+    await once(res, "end");
+    assert.equal(body, String(total));
+    assert.equal(inflight(p.servers), 0);
+  } finally {
+    await c.run();
+  }
+});
