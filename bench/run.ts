@@ -59,7 +59,7 @@ const { values: flags } = parseArgs({
     workers: { type: "string" },
     "balancer-cpus": { type: "string" },
     "load-cpus": { type: "string" },
-    "idle-connections": { type: "string", default: "10000" },
+    "idle-connections": { type: "string" },
     "quiet-wait": { type: "string", default: "0" },
     nice: { type: "string", default: "0" },
     only: { type: "string" },
@@ -108,9 +108,7 @@ const cfg = {
   workers: Number(flags.workers ?? cores),
   balancerCpus: flags["balancer-cpus"] ?? "0",
   loadCpus: flags["load-cpus"] ?? (cores > 1 ? "1" : "0"),
-  idleConnections: Number(
-    flags["idle-connections"] !== "10000" ? flags["idle-connections"] : quick ? 2000 : 10000,
-  ),
+  idleConnections: Number(flags["idle-connections"] ?? (quick ? 2000 : 10_000)),
   quietWait: Number(flags["quiet-wait"]),
   nice: Number(flags.nice),
   out: path.resolve(flags.out ?? path.join(ROOT, "bench/results/latest.md")),
@@ -622,6 +620,12 @@ async function main(): Promise<void> {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "switchyard-bench-"));
   const only = flags.only ? new Set(flags.only.split(",")) : undefined;
   const chosen = candidates.filter((c) => !only || only.has(c.id));
+  const unknown = [...(only ?? [])].filter((id) => !candidates.some((c) => c.id === id));
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown candidate ${unknown.join(", ")}; known: ${candidates.map((c) => c.id).join(", ")}`,
+    );
+  }
   const started = new Date();
   const perVariant = (n: number) => cfg.rounds * chosen.length * (cfg.warmup + n * (cfg.duration + 0.3) + 1);
   const estimate =
