@@ -15,7 +15,7 @@ function freePort(): Promise<number> {
   });
 }
 
-describe("switchyard CLI", { timeout: 60_000 }, () => {
+describe("switchyard CLI", { timeout: 240_000 }, () => {
   test("check: a file with three different mistakes exits 1 and lists all three with lines", async () => {
     const tmp = tempDir();
     try {

@@ -19,13 +19,16 @@ export interface Backend {
   port: number;
   /** Requests seen, by method. */
   counts: Record<string, number>;
+  /** Answers every request held on `/hold`. */
+  release(): void;
   server: http.Server;
   stop(): Promise<void>;
 }
 
-/** A backend answering every request with its name; `/slow?ms=N` waits N ms first. */
+/** A backend answering every request with its name; `/slow?ms=N` waits N ms first, `/hold` until release(). */
 export async function startBackend(name: string, port = 0): Promise<Backend> {
   const counts: Record<string, number> = {};
+  const held: (() => void)[] = [];
   const server = http.createServer((req, res) => {
     const m = req.method ?? "GET";
     counts[m] = (counts[m] ?? 0) + 1;
@@ -36,6 +39,7 @@ export async function startBackend(name: string, port = 0): Promise<Backend> {
       res.end(m === "HEAD" ? undefined : body);
     };
     if (url.pathname === "/slow") setTimeout(send, Number(url.searchParams.get("ms") ?? 1000));
+    else if (url.pathname === "/hold") held.push(send);
     else send();
   });
   await new Promise<void>((ok, fail) => {
@@ -49,6 +53,9 @@ export async function startBackend(name: string, port = 0): Promise<Backend> {
     port: p,
     counts,
     server,
+    release: () => {
+      for (const f of held.splice(0)) f();
+    },
     stop: () =>
       new Promise<void>((r) => {
         if (!server.listening) return r();
@@ -75,6 +82,21 @@ export interface Running {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const children = new Set<ChildProcess>();
+/** A test that times out never reaches its cleanup: do not leave switchyard processes behind. */
+function track(child: ChildProcess): void {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    process.once("exit", killAll);
+  }
+}
+let exitHook = false;
+function killAll(): void {
+  for (const c of children) c.kill("SIGKILL");
+}
+
 function parse(line: string): Record<string, unknown> | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
@@ -94,6 +116,7 @@ export async function startSwitchyard(
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  track(child);
   const lines: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{
@@ -162,7 +185,8 @@ export async function startSwitchyard(
   };
   let listening: Record<string, unknown>;
   try {
-    listening = await waitForLog((r) => r.msg === "listening", options.timeoutMs ?? 15_000);
+    // generous: CI machines run two test files at once and a cluster start loads several processes
+    listening = await waitForLog((r) => r.msg === "listening", options.timeoutMs ?? 45_000);
   } catch (err) {
     child.kill("SIGKILL");
     throw err;
@@ -189,6 +213,7 @@ export function runCli(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(NODE, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    track(child);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
@@ -324,7 +349,7 @@ export function yamlConfig(
   for (const [name, s] of Object.entries(services)) {
     out += `  ${name}:\n`;
     if (s.hosts) out += `    hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(", ")}]\n`;
-    out += "    healthcheck: { interval: 200ms, timeout: 1s, retries: 1 }\n";
+    out += "    healthcheck: { interval: 200ms, timeout: 2s, retries: 2 }\n";
     if (s.extra) out += s.extra;
     out += "    servers:\n";
     for (const v of s.servers) {

@@ -5,7 +5,7 @@ import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } f
 
 const INTERVAL = 200;
 
-describe("switchyard serve: health, reload, shutdown", { timeout: 90_000 }, () => {
+describe("switchyard serve: health, reload, shutdown", { timeout: 180_000 }, () => {
   test("a backend stopped under traffic: GETs keep succeeding, it stops getting traffic, health says 2/3", async () => {
     const tmp = tempDir();
     const b = [await startBackend("h-1"), await startBackend("h-2"), await startBackend("h-3")];
@@ -132,16 +132,18 @@ describe("switchyard serve: health, reload, shutdown", { timeout: 90_000 }, () =
     );
     const sy = await startSwitchyard(["serve", "-c", file]);
     try {
-      const pending = get(sy.proxy[0], "/slow?ms=800");
-      await eventually(() => a.counts.GET === 1, 5000, "the request at the backend");
+      const pending = get(sy.proxy[0], "/hold");
+      await eventually(() => a.counts.GET === 1, 10_000, "the request at the backend");
       sy.child.kill("SIGTERM");
+      await sy.waitForLog((r) => /draining 1 in-flight/.test(String(r.msg)));
+      // while draining: no new connections, the held request still open
+      await assert.rejects(get(sy.proxy[0], "/"));
+      a.release();
       const r = await pending;
       assert.equal(r.status, 200);
       assert.equal(r.body, "slow\n");
       const exit = await sy.exited;
       assert.equal(exit.code, 0);
-      // no longer accepting
-      await assert.rejects(get(sy.proxy[0], "/"));
     } finally {
       await sy.stop();
       await a.stop();

@@ -16,7 +16,7 @@ import {
   tempDir,
 } from "./helpers.ts";
 
-describe("switchyard serve: TLS, HTTP/2, WebSocket", { timeout: 60_000 }, () => {
+describe("switchyard serve: TLS, HTTP/2, WebSocket", { timeout: 120_000 }, () => {
   const tmp = tempDir();
   let backend: Backend;
   let wsBackend: http.Server;

@@ -22,7 +22,7 @@ const reloaded = (pattern: RegExp) => (r: Record<string, unknown>) =>
   typeof r.msg === "string" && r.msg.startsWith("config reloaded") && pattern.test(r.msg);
 
 test("reload: a removed server finishes its in-flight request, a kept server's WebSocket stays open, re-weighting applies, listeners re-bind", {
-  timeout: 60_000,
+  timeout: 120_000,
 }, async () => {
   const tmp = tempDir();
   const gone = await startBackend("gone");
@@ -55,11 +55,14 @@ test("reload: a removed server finishes its in-flight request, a kept server's W
     let wsClosed = false;
     ws.once("close", () => (wsClosed = true));
 
-    // a slow request that lands on "gone" (round robin: first pick is the first server)
-    const slow = get(sy.proxy[0], "/slow?ms=1000", { host: "web.test" });
-    await eventually(() => gone.counts.GET === 1, 5000, "slow request at 'gone'");
+    // a request held at "gone" (round robin: the first pick is the first server) across its removal
+    let answered = false;
+    const slow = get(sy.proxy[0], "/hold", { host: "web.test" }).finally(() => (answered = true));
+    await eventually(() => gone.counts.GET === 1, 10_000, "held request at 'gone'");
     writeFileSync(file, conf([{ name: "stays", url: stays.url }]));
     await sy.waitForLog(reloaded(/-gone/));
+    assert.equal(answered, false);
+    gone.release();
     const r = await slow;
     assert.equal(r.status, 200);
     assert.equal(r.body, "gone\n");
@@ -136,7 +139,7 @@ test("reload: a removed server finishes its in-flight request, a kept server's W
   }
 });
 
-test("reload with --workers 2: every worker picks up a new server", { timeout: 90_000 }, async () => {
+test("reload with --workers 2: every worker picks up a new server", { timeout: 180_000 }, async () => {
   const tmp = tempDir();
   const a = await startBackend("c-1");
   const b = await startBackend("c-2");
@@ -146,7 +149,7 @@ test("reload with --workers 2: every worker picks up a new server", { timeout: 9
     });
   const file = tmp.write("s.yaml", conf(1));
   const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
-    timeoutMs: 30_000,
+    timeoutMs: 90_000,
   });
   try {
     writeFileSync(file, conf(2));

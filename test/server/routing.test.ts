@@ -10,7 +10,7 @@ import {
   yamlConfig,
 } from "./helpers.ts";
 
-describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () => {
+describe("switchyard serve: routing, balancing, admin", { timeout: 120_000 }, () => {
   const tmp = tempDir();
   let backends: Record<string, Backend>;
   let sy: Running;
@@ -143,7 +143,7 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 60_000 }, () 
   });
 });
 
-describe("switchyard serve: the '*' service", { timeout: 30_000 }, () => {
+describe("switchyard serve: the '*' service", { timeout: 90_000 }, () => {
   test("'*' catches any Host, but exact names still win", async () => {
     const tmp = tempDir();
     const a = await startBackend("star");

@@ -5,7 +5,7 @@ import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } f
 const INTERVAL = 200;
 
 test("--workers 2: health is shared (a killed backend leaves both workers) and probes run once", {
-  timeout: 90_000,
+  timeout: 180_000,
 }, async () => {
   const tmp = tempDir();
   const b = [await startBackend("w-1"), await startBackend("w-2"), await startBackend("w-3")];
@@ -14,7 +14,7 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
     yamlConfig({ web: { hosts: ["*"], servers: b.map((x) => ({ name: x.name, url: x.url })) } }),
   );
   const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
-    timeoutMs: 30_000,
+    timeoutMs: 90_000,
   });
   try {
     // no duplicate probes: over a window, each backend sees about one HEAD per interval, not one per process
