@@ -292,6 +292,48 @@ describe("least_conn", () => {
     assert.equal(sel.pick(ctx()), c);
   });
 
+  test("random load changes: every pick has the lowest inflight/weight among the servers it may use", () => {
+    let seed = 99;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    for (const n of [1, 2, 7, 40, 150]) {
+      const servers = pool(Array.from({ length: n }, () => rnd(10)));
+      const sel = use(new LeastConnSelector(), servers);
+      for (let step = 0; step < 3000; step++) {
+        const op = rnd(10);
+        if (op < 4) {
+          const s = servers[rnd(n)];
+          s.inflight = Math.max(0, s.inflight + (rnd(2) ? 1 : -1) * (1 + rnd(3)));
+        } else if (op === 4) {
+          const s = servers[rnd(n)];
+          s.available = !s.available;
+          sel.rebuild({ servers });
+        }
+        const tried = rnd(4) === 0 ? servers.filter(() => rnd(3) === 0) : null;
+        const got = sel.pick(ctx("192.0.2.1", tried));
+        const usable = servers.filter((s) => s.available && !tried?.includes(s));
+        if (usable.length === 0) {
+          assert.equal(got, undefined);
+          continue;
+        }
+        assert.ok(got && usable.includes(got), `step ${step}: picked a usable server`);
+        const weighted = usable.filter((s) => s.weight > 0);
+        const field = got.weight > 0 ? weighted : usable;
+        if (got.weight === 0)
+          assert.equal(weighted.length, 0, "weight 0 only when no weighted server is usable");
+        const w = (s: Server) => (got.weight > 0 ? s.weight : 1);
+        for (const s of field) {
+          assert.ok(
+            got.inflight * w(s) <= s.inflight * w(got),
+            `step ${step}: ${got.name} (${got.inflight}/${got.weight}) over ${s.name} (${s.inflight}/${s.weight})`,
+          );
+        }
+      }
+    }
+  });
+
   test("ties between loaded servers rotate instead of always going to the first", () => {
     const servers = pool([1, 1, 1, 1]); // 25 each: equal loads are exact ties
     const sel = use(new LeastConnSelector(), servers);
