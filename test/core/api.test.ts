@@ -400,6 +400,32 @@ describe("library API surface and errors", () => {
     assert.equal(lb.pick(fakeReq("192.0.2.1")), undefined);
   });
 
+  test("updateConfig on a live balancer: sticky on/off, mode and real-IP options take effect at once", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const [a, b] = await Promise.all([backend("a", c), backend("b", c)]);
+    const { lb, port } = await front({}, c);
+    addServer(lb, { name: "a", url: a.url });
+    addServer(lb, { name: "b", url: b.url });
+    assert.equal((await request(port)).headers["set-cookie"], undefined);
+    lb.updateConfig({ sticky: true, stickyMaxAge: 60_000 });
+    const r = await request(port);
+    assert.match(
+      String(r.headers["set-cookie"]),
+      /^switchyard_lb_sticky=[\w-]+; Path=\/; Max-Age=60; HttpOnly; SameSite=Lax$/,
+    );
+    lb.updateConfig({ sticky: false, mode: "ip_hash", options: { from: ["127.0.0.1"] } });
+    assert.equal(lb.config.mode, "ip_hash");
+    const seen = new Set<string>();
+    for (let i = 0; i < 40; i++)
+      seen.add((await request(port, "/", { "x-real-ip": `198.51.100.${i}` })).body);
+    assert.deepEqual([...seen].sort(), ["a", "b"], "the real IP now spreads clients");
+    const one = (await request(port, "/", { "x-real-ip": "198.51.100.77" })).body;
+    for (let i = 0; i < 5; i++)
+      assert.equal((await request(port, "/", { "x-real-ip": "198.51.100.77" })).body, one);
+    assert.equal(lb.servers.length, 2, "servers stay across config changes");
+  });
+
   test("lb.pick has no side effects beyond the algorithm's state", () => {
     const lb = new LoadBalancer({ link: "x", sticky: true, mode: "least_conn" });
     lb.addServer(new Server({ name: "a", url: "http://10.0.0.1" }));
