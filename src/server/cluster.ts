@@ -313,7 +313,7 @@ class RemoteHealth implements HealthSource {
   /** A passive failure here: ask the primary to probe now. */
   checkNow(): void {
     const m: ToPrimary = { sy: "checkNow", service: this.#service, key: this.#key };
-    process.send?.(m);
+    if (process.connected) process.send?.(m);
   }
   /** Live updates always notify (a probe after a passive failure confirms "healthy"); snapshots only on change. */
   update(status: HealthStatus, latency: number, detail: string, snapshot: boolean): void {
@@ -337,7 +337,9 @@ export async function runWorker(): Promise<void> {
   let runtime: Runtime | undefined;
   let logger: Logger | undefined;
   let stopping: Promise<void> | undefined;
-  const reply = (m: ToPrimary) => process.send?.(m);
+  const reply = (m: ToPrimary) => {
+    if (process.connected) process.send?.(m);
+  };
 
   const shutdown = () => {
     stopping ??= (async () => {
