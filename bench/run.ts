@@ -165,21 +165,19 @@ function has(cmd: string): boolean {
 
 function ensureTools(): void {
   const missing = ["nginx", "haproxy", "wrk", "taskset"].filter((c) => !has(c));
-  const wantEcho = !fs.existsSync(ECHO_MODULE);
-  if (missing.length === 0 && !wantEcho) return;
-  if (missing.length > 0 && (flags["no-install"] || process.getuid?.() !== 0)) {
+  if (missing.length === 0) return;
+  if (flags["no-install"] || process.getuid?.() !== 0) {
     throw new Error(`missing ${missing.join(", ")}: run as root, or apt-get install -y nginx haproxy wrk`);
   }
-  if (flags["no-install"] || process.getuid?.() !== 0) return;
-  log(
-    `installing ${[...missing, wantEcho ? "nginx echo module" : ""].filter(Boolean).join(", ")} with apt-get`,
-  );
+  log(`installing ${missing.join(", ")} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   execFileSync("apt-get", ["update"], { stdio: "inherit", env });
-  if (missing.length > 0)
-    execFileSync("apt-get", ["install", "-y", "nginx", "haproxy", "wrk"], { stdio: "inherit", env });
+  const packages = ["nginx", "haproxy", "wrk", ...(missing.includes("taskset") ? ["util-linux"] : [])];
+  execFileSync("apt-get", ["install", "-y", ...packages], { stdio: "inherit", env });
   // Optional: echo_sleep gives cheap delayed upstreams; without it, Node upstreams stand in.
-  spawnSync("apt-get", ["install", "-y", "libnginx-mod-http-echo"], { stdio: "inherit", env });
+  if (!fs.existsSync(ECHO_MODULE)) {
+    spawnSync("apt-get", ["install", "-y", "libnginx-mod-http-echo"], { stdio: "inherit", env });
+  }
   // Debian starts the packaged services; the bench uses its own configs and ports.
   for (const svc of ["nginx", "haproxy"]) {
     spawnSync("sh", ["-c", `systemctl stop ${svc} 2>/dev/null || service ${svc} stop 2>/dev/null`], {
@@ -213,6 +211,10 @@ function hardFdLimit(): string {
 function fdLimit(): string {
   const m = /Max open files\s+(\d+)/.exec(fs.readFileSync("/proc/self/limits", "utf8"));
   return m ? m[1] : "?";
+}
+
+function loadavg(): string {
+  return fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 }
 
 // ---- candidates -----------------------------------------------------------------------------------
@@ -627,6 +629,7 @@ async function main(): Promise<void> {
     );
   }
   const started = new Date();
+  const loadStart = loadavg();
   const perVariant = (n: number) => cfg.rounds * chosen.length * (cfg.warmup + n * (cfg.duration + 0.3) + 1);
   const estimate =
     perVariant(cfg.connections.length) +
@@ -674,7 +677,8 @@ async function main(): Promise<void> {
       wrk: version("wrk", ["-v"], /wrk (\S+)/),
     },
     commit: `${git(["rev-parse", "--short", "HEAD"])}${git(["status", "--porcelain", "--", "src"]) ? " (+ uncommitted src changes)" : ""}`,
-    loadavg: fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+    loadavg: { start: loadStart, end: loadavg() },
+    balancerCores: balancerCpus.length,
     quietWaited: quietWaited / 1000,
     settings: {
       ...cfg,

@@ -31,8 +31,9 @@ export interface Report {
   machine: { cpu: string; cores: number; memory: string; kernel: string };
   versions: Record<string, string>;
   commit: string;
-  /** /proc/loadavg at the end, and seconds spent waiting for other load to calm down. */
-  loadavg: string;
+  /** /proc/loadavg at the start and the end, and seconds spent waiting for other load to calm down. */
+  loadavg: { start: string; end: string };
+  balancerCores: number;
   quietWaited: number;
   settings: {
     duration: number;
@@ -227,6 +228,13 @@ function targets(report: Report, fast: Row[], slow: Row[]): Target[] {
 
 function anomalies(report: Report, fast: Row[], slow: Row[]): string[] {
   const notes: string[] = [];
+  if (report.workers > report.balancerCores) {
+    notes.push(
+      `switchyard with ${report.workers} workers ran on ${report.balancerCores} balancer CPU${report.balancerCores > 1 ? "s" : ""}: ` +
+        "its workers compete for the same CPUs (see the run-queue wait), so it cannot beat one worker here; " +
+        "give it as many balancer CPUs as workers (`--balancer-cpus`) to measure scaling.",
+    );
+  }
   for (const [name, v] of [
     ["fast", report.fast],
     ["delayed", report.slow],
@@ -243,8 +251,10 @@ function anomalies(report: Report, fast: Row[], slow: Row[]): string[] {
         notes.push(
           `${name}: ${r.label} at ${r.connections} conns had ${r.errors} errors (non-2xx/3xx + socket errors).`,
         );
+      // Others using the balancer's CPUs only matters when those CPUs were full (else they used idle time).
       const otherBal = r.candidate === "direct" ? 0 : r.other.balancer;
-      if (otherBal > 0.1 || r.steal > 0.05) {
+      const full = (r.cpu ?? 0) + otherBal >= 0.85 * report.balancerCores;
+      if ((otherBal > 0.1 && full) || r.steal > 0.05) {
         notes.push(
           `${name}: during ${r.label} at ${r.connections} conns, processes outside the bench used ` +
             `${fmt(otherBal * 100)}% of the balancer's CPUs (steal ${fmt(r.steal * 100)}%, medians): its figure is disturbed.`,
@@ -306,7 +316,7 @@ export function render(report: Report): string {
       "Run-queue wait: time the balancer's threads (all of them, summed) were runnable but not running, from schedstat — " +
       "mostly its own threads or workers competing for its CPUs. " +
       "Other load: CPU (100% = one core) used on the balancer's CPUs and on the load CPUs by processes the bench did not start — the machine's noise.",
-    `- Machine load (other tenants): load average ${report.loadavg} at the end` +
+    `- Machine load (other tenants): load average ${report.loadavg.start} at the start, ${report.loadavg.end} at the end` +
       (s.quietWait > 0
         ? `; waited up to ${s.quietWait} s before each candidate for others' load to drop (${fmt(report.quietWaited)} s in all).`
         : ".") +
