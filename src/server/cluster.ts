@@ -141,7 +141,7 @@ export async function runPrimary(
   try {
     await runtime.start(source.config);
   } catch (err) {
-    logger.fatal({ err }, "cannot start");
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
     await runtime.shutdown();
     await source.demo?.close();
     return 1;

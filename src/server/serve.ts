@@ -63,7 +63,7 @@ async function runSingle(source: Source, overrides: ConfigOverrides, logger: Log
   try {
     await runtime.start(source.config);
   } catch (err) {
-    logger.fatal({ err }, "cannot start");
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
     await runtime.shutdown();
     await source.demo?.close();
     return 1;
