@@ -28,7 +28,7 @@ export class Server {
   readonly key: string;
   /** Weight as configured (0 = equal share). */
   readonly configuredWeight: number;
-  /** Weight after the pool's rebalance to 100; written by the balancer. */
+  /** Weight after the pool's rebalance to 100; written by the balancer when it is next read (`lb.servers`, a pick). */
   weight = 0;
   /** configuredWeight with 0 replaced by the pool's mean; what ip_hash uses (ratios survive rebalancing). */
   effectiveWeight = 0;

@@ -44,8 +44,18 @@ export class IpHashSelector implements Selector {
   #pending: PoolView | undefined;
   /** The server list the table was synced with (the pool passes a new array when membership changes). */
   #list: readonly Server[] | undefined;
+  /**
+   * Next choices for clients whose server cannot take requests, valid while the pool's
+   * availability is unchanged (`#epoch` moves on every rebuild), so an outage costs one O(n)
+   * scoring per bucket rather than one per request.
+   */
+  #alt: (Server | undefined)[] = new Array(BUCKETS).fill(undefined);
+  #altEpoch = new Uint32Array(BUCKETS);
+  #epoch = 1;
 
   rebuild(pool: PoolView): void {
+    this.#epoch = this.#epoch === 0xffffffff ? 1 : this.#epoch + 1;
+    if (this.#epoch === 1) this.#altEpoch.fill(0);
     // availability changes pass the same list and never touch the table; real work waits for a pick
     if (pool.servers !== this.#list) this.#pending = pool;
   }
@@ -143,7 +153,15 @@ export class IpHashSelector implements Selector {
     if (s === undefined) return undefined;
     if (s.available && (ctx.tried === null || !isTried(ctx, s))) return s;
     // the client's next rendezvous choice among the servers that can take it
-    return this.#best(b, ctx);
+    if (ctx.tried !== null) return this.#best(b, ctx);
+    if (this.#altEpoch[b] === this.#epoch) {
+      const alt = this.#alt[b];
+      if (alt === undefined || alt.available) return alt;
+    }
+    const alt = this.#best(b, ctx);
+    this.#alt[b] = alt;
+    this.#altEpoch[b] = this.#epoch;
+    return alt;
   }
 }
 

@@ -451,6 +451,14 @@ describe("ip_hash: weighted consistent hashing", () => {
       if (s !== servers[2]) assert.equal(now, s);
       assert.equal(now, byRemoval.get(ip));
     }
+    assert.deepEqual(assign(sel), during, "the next choices are stable (and cached)");
+    // a second outage: both servers' clients go where removing both would send them
+    servers[0].available = false;
+    sel.rebuild({ servers });
+    const twoDown = assign(sel);
+    const removedTwo = assign(use(new IpHashSelector(), [servers[1], servers[3], servers[4]]));
+    for (const [ip, s] of twoDown) assert.equal(s, removedTwo.get(ip));
+    servers[0].available = true;
     servers[2].available = true;
     sel.rebuild({ servers });
     const after = assign(sel);
