@@ -145,6 +145,23 @@ services:
     }
   });
 
+  test("HTTP/2 and TLS requests are counted per server in the metrics", async () => {
+    await h2Get();
+    const m = await new Promise<string>((ok, fail) => {
+      const [host, port] = splitAddress(sy.admin!);
+      http
+        .get({ host, port, path: "/metrics", agent: false }, (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (body += c));
+          res.on("end", () => ok(body));
+        })
+        .on("error", fail);
+    });
+    const n = /switchyard_requests_total\{service="web",server="b",code_class="2xx"\} (\d+)/.exec(m);
+    assert.ok(n && Number(n[1]) >= 3, m);
+  });
+
   test("a malformed request gets 400 and the server keeps serving", async () => {
     const [, port] = splitAddress(sy.proxy[0]);
     const net = await import("node:net");
