@@ -543,3 +543,36 @@ test("a slow-reading backend holds the uploading client back (no whole-body buff
     await c.run();
   }
 });
+
+test("an HTTP/2 client resetting its stream aborts the upstream request", { timeout: 20_000 }, async () => {
+  const c = new Cleanup();
+  try {
+    let upstreamClosed = false;
+    const b = await httpBackend(c, (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("start");
+      res.on("close", () => {
+        upstreamClosed = true;
+      });
+    });
+    const p = await proxy(c, [b.url]);
+    const { key, cert } = selfSigned();
+    const h2 = http2.createSecureServer(
+      { key, cert, allowHTTP1: true },
+      p.lb.handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
+    const port = await listen(h2, c);
+    const session = http2.connect(`https://localhost:${port}`, { ca: cert });
+    session.on("error", () => {});
+    c.add(() => session.destroy());
+    const stream = session.request({ ":path": "/stream" });
+    stream.on("error", () => {});
+    await once(stream, "data");
+    assert.equal(p.servers[0].inflight, 1);
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => upstreamClosed, 5000, "upstream aborted");
+    await until(() => inflight(p.servers) === 0, 5000, "inflight 0");
+  } finally {
+    await c.run();
+  }
+});
