@@ -1,12 +1,14 @@
 /**
- * Quick proxy throughput loop: 3 tiny upstreams, then each proxy in turn (a bare node:http +
- * undici.request + pipeline proxy, and switchyard's lb.handle with health, sticky and real-IP
- * configured), each pinned to core 0, loaded by wrk on core 1.
+ * Quick proxy throughput loop: 3 canned-response upstreams (raw `net`, cheap) and wrk on core 1;
+ * each proxy in turn on core 0: a bare node:http + undici `Pool.request` + `pipeline` proxy, and
+ * switchyard's `lb.handle` (active health monitors, real-IP trust configured; QP_STICKY=1 adds sticky
+ * cookies, QP_MODE picks the mode). Prints req/s, latency percentiles and the proxy's CPU time per
+ * request (the figure that survives a busy machine best).
  *
- *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard]
+ *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard] [--cpu-prof]
  *   node bench/quick-proxy.ts upstream|bare|switchyard PORT [UPSTREAM_PORTS...]   (used internally)
  *
- * Needs `wrk` and `taskset` on PATH. Prints req/s and latency percentiles per proxy.
+ * Needs `wrk` and `taskset` on PATH. --cpu-prof writes profiles to /tmp/qp-prof.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
