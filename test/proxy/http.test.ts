@@ -576,3 +576,24 @@ test("an HTTP/2 client resetting its stream aborts the upstream request", { time
     await c.run();
   }
 });
+
+test("interim 1xx responses (103 Early Hints) are not mistaken for the response", {
+  timeout: 20_000,
+}, async () => {
+  const c = new Cleanup();
+  try {
+    const b = await httpBackend(c, (_req, res) => {
+      res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
+      res.writeHead(200, { "x-final": "yes" });
+      res.end("final");
+    });
+    const p = await proxy(c, [b.url]);
+    const r = await request(p.port, { agent: false });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers["x-final"], "yes");
+    assert.equal(r.body.toString(), "final");
+    assert.equal(inflight(p.servers), 0);
+  } finally {
+    await c.run();
+  }
+});
