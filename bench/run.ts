@@ -64,6 +64,7 @@ const { values: flags } = parseArgs({
     nice: { type: "string", default: "0" },
     only: { type: "string" },
     driver: { type: "string", default: "auto" },
+    source: { type: "string", default: "js" },
     "skip-slow": { type: "boolean", default: false },
     "skip-idle": { type: "boolean", default: false },
     "skip-pick": { type: "boolean", default: false },
@@ -91,6 +92,8 @@ if (flags.help) {
   --nice=N                run every bench process with \`nice -n N\` (e.g. --nice=-10 on a shared machine)
   --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-wN
   --driver auto|cli|lib   how to run switchyard (default auto: the CLI when it works, else the library)
+  --source js|ts          js (default): run the Node candidates as JavaScript compiled from the working tree
+                          (tsc --noCheck, what users run from dist/); ts: the .ts files via type stripping
   --skip-slow --skip-idle --skip-pick --no-install
   --out FILE              markdown output (default bench/results/latest.md)`);
   process.exit(0);
@@ -217,6 +220,68 @@ function loadavg(): string {
   return fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 }
 
+// ---- Node code: compiled like dist/ (type stripping alone costs ~30 MB RSS), or the .ts sources ----
+const JS_DIR = path.join(ROOT, "node_modules/.cache/switchyard-bench/js");
+let compiled = false;
+let sourceNote = "";
+
+/** Compiles src/ and the bench roles with tsc (no type check: others' work in progress must not stop the bench). */
+function compile(): void {
+  if (flags.source === "ts") {
+    sourceNote = "TypeScript sources run by Node's type stripping (`--source ts`)";
+    return;
+  }
+  fs.rmSync(JS_DIR, { recursive: true, force: true });
+  const entries = [
+    "src/cli.ts",
+    "src/index.ts",
+    ...["bare-proxy", "switchyard-lib", "slow-upstream", "idle-clients"].map((r) => `bench/roles/${r}.ts`),
+  ];
+  const r = spawnSync(
+    NODE,
+    [
+      path.join(ROOT, "node_modules/typescript/bin/tsc"),
+      "--noCheck",
+      "--skipLibCheck",
+      "--module",
+      "nodenext",
+      "--moduleResolution",
+      "nodenext",
+      "--target",
+      "es2023",
+      "--types",
+      "node",
+      "--rewriteRelativeImportExtensions",
+      "--allowImportingTsExtensions",
+      "--verbatimModuleSyntax",
+      "--outDir",
+      JS_DIR,
+      "--rootDir",
+      ROOT,
+      ...entries,
+    ],
+    { cwd: ROOT, encoding: "utf8" },
+  );
+  if (r.status === 0 && fs.existsSync(path.join(JS_DIR, "src/cli.js"))) {
+    // Under node_modules there is no package scope: say these files are ES modules.
+    fs.writeFileSync(path.join(JS_DIR, "package.json"), '{ "type": "module", "private": true }\n');
+    compiled = true;
+    sourceNote =
+      "JavaScript compiled from the working tree with `tsc --noCheck` (as `npm run build` would emit it)";
+  } else {
+    sourceNote =
+      "TypeScript sources run by Node's type stripping (compiling failed: " +
+      `${r.stdout}${r.stderr}`.trim().split("\n")[0] +
+      ")";
+    log(`compiling for the bench failed, running the .ts sources: ${r.stdout}${r.stderr}`);
+  }
+}
+
+/** The file to run for a module of the tree ("src/cli", "bench/roles/bare-proxy"). */
+function code(module: string): string {
+  return compiled ? path.join(JS_DIR, `${module}.js`) : path.join(ROOT, `${module}.ts`);
+}
+
 // ---- candidates -----------------------------------------------------------------------------------
 interface Running {
   port: number;
@@ -240,7 +305,7 @@ async function launchSwitchyard(ups: number[], workers: number, driver: Driver):
     const file = path.join(tmp, `switchyard-${port}.yaml`);
     fs.writeFileSync(file, switchyardYaml(port, admin, ups));
     const args = [
-      "src/cli.ts",
+      code("src/cli"),
       "serve",
       "-c",
       file,
@@ -258,7 +323,7 @@ async function launchSwitchyard(ups: number[], workers: number, driver: Driver):
     });
   } else {
     proc = start("switchyard-lib", cfg.balancerCpus, NODE, [
-      path.join(ROOT, "bench/roles/switchyard-lib.ts"),
+      code(`bench/roles/switchyard-lib`),
       String(port),
       String(workers),
       ...ups.map(String),
@@ -338,7 +403,7 @@ const candidates: Candidate[] = [
     async launch(ups) {
       const port = await freePort();
       const proc = start("bare", cfg.balancerCpus, NODE, [
-        path.join(ROOT, "bench/roles/bare-proxy.ts"),
+        code(`bench/roles/bare-proxy`),
         String(port),
         ...ups.map(String),
       ]);
@@ -387,7 +452,7 @@ async function startUpstreams(delayMs: number): Promise<Upstreams> {
         : `nginx \`return 200\` ~100-byte body (${loadCount} worker${loadCount > 1 ? "s" : ""})`;
   } else {
     proc = start("slow-upstream", cfg.loadCpus, NODE, [
-      path.join(ROOT, "bench/roles/slow-upstream.ts"),
+      code(`bench/roles/slow-upstream`),
       String(delayMs),
       ...ports.map(String),
     ]);
@@ -546,7 +611,7 @@ async function idleRss(count: number): Promise<Report["idle"]> {
     await sleep(500);
     const before = treeRss(root).reduce((a, b) => a + b, 0);
     clients = start("idle-clients", cfg.loadCpus, NODE, [
-      path.join(ROOT, "bench/roles/idle-clients.ts"),
+      code(`bench/roles/idle-clients`),
       String(sy.port),
       String(count),
     ]);
@@ -616,6 +681,7 @@ function pickBench(): Report["pick"] {
 async function main(): Promise<void> {
   ensureTools();
   raiseFdLimit();
+  compile();
   setNiceness(cfg.nice);
   // The bench's own sampling stays off the balancer's CPUs.
   spawnSync("taskset", ["-a", "-p", "-c", cfg.loadCpus, String(process.pid)], { stdio: "ignore" });
@@ -680,6 +746,7 @@ async function main(): Promise<void> {
     loadavg: { start: loadStart, end: loadavg() },
     balancerCores: balancerCpus.length,
     quietWaited: quietWaited / 1000,
+    source: sourceNote,
     settings: {
       ...cfg,
       drivers: {

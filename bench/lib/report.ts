@@ -34,6 +34,8 @@ export interface Report {
   /** /proc/loadavg at the start and the end, and seconds spent waiting for other load to calm down. */
   loadavg: { start: string; end: string };
   balancerCores: number;
+  /** How the Node candidates ran (compiled JS or type-stripped TS). */
+  source: string;
   quietWaited: number;
   settings: {
     duration: number;
@@ -305,6 +307,7 @@ export function render(report: Report): string {
       `rotating order), ${s.warmup} s warm-up per candidate start, ${s.duration} s per measurement, medians over rounds. ` +
       `Balancer pinned to CPU ${s.balancerCpus} (\`taskset -c ${s.balancerCpus}\`); wrk and upstreams to CPU ${s.loadCpus}.`,
     `- Upstreams: three, ${report.fast.upstream}.`,
+    `- Node candidates (bare proxy, switchyard) ran as ${report.source}.`,
     `- switchyard driven by: ${Object.entries(s.drivers)
       .map(
         ([k, v]) =>
