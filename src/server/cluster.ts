@@ -152,6 +152,8 @@ export async function runPrimary(
     switch (m.sy) {
       case "hello":
         if (runtime.config) send(w, { sy: "config", config: runtime.config });
+        // before it listens: a new worker must not believe a down server is up
+        sendSnapshot(w);
         break;
       case "ready":
         ready.set(w, m.addresses);
@@ -327,11 +329,16 @@ class RemoteHealth implements HealthSource {
 
 export async function runWorker(): Promise<void> {
   const remotes = new Map<string, RemoteHealth>();
+  /** The last status the primary reported per server, also for servers not built yet. */
+  const known = new Map<string, { status: HealthStatus; latency: number; detail: string }>();
   const remoteHealth: HealthFactory = (svc, srv) => {
     if (!svc.healthcheck.enabled) return undefined;
     const key = keyOf(srv.url);
+    const id = `${svc.name}\n${key}`;
     const h = new RemoteHealth(svc.name, key);
-    remotes.set(`${svc.name}\n${key}`, h);
+    const k = known.get(id);
+    if (k) h.update(k.status, k.latency, k.detail, true);
+    remotes.set(id, h);
     return h;
   };
   let runtime: Runtime | undefined;
@@ -366,9 +373,12 @@ export async function runWorker(): Promise<void> {
           void runtime.applyLoaded(m.config).then(() => reply({ sy: "applied" }));
         }
         break;
-      case "health":
-        remotes.get(`${m.service}\n${m.key}`)?.update(m.status, m.latency, m.detail, m.snapshot);
+      case "health": {
+        const id = `${m.service}\n${m.key}`;
+        known.set(id, { status: m.status, latency: m.latency, detail: m.detail });
+        remotes.get(id)?.update(m.status, m.latency, m.detail, m.snapshot);
         break;
+      }
       case "metrics":
         if (runtime) {
           void runtime.metrics.registry.getMetricsAsJSON().then(

@@ -73,6 +73,22 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
     ].reduce((n, m) => n + Number(m[1]), 0);
     assert.equal(total, 32, "metrics are aggregated over the workers");
     assert.match(metrics, /switchyard_server_healthy\{service="web",server="w-2"\} 0/);
+
+    // a worker that dies is replaced; the new one starts with the primary's view of health
+    const known = pids(0);
+    process.kill([...known][0], "SIGKILL");
+    await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)));
+    const wrong: string[] = [];
+    await eventually(
+      async () => {
+        const r = await get(sy.proxy[0], "/").catch(() => undefined);
+        if (r && (r.status !== 200 || r.body.trim() === "w-2")) wrong.push(`${r.status} ${r.body}`);
+        return [...pids(0)].some((p) => !known.has(p));
+      },
+      60_000,
+      "a replacement worker serving",
+    );
+    assert.deepEqual(wrong, []);
   } finally {
     const exit = await sy.stop();
     await Promise.all(b.map((x) => x.stop()));
