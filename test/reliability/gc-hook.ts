@@ -9,6 +9,6 @@ process.on("SIGUSR2", () => {
   gc?.();
   const m = process.memoryUsage();
   process.stdout.write(
-    `${JSON.stringify({ msg: "gc-stats", gc: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, external: m.external })}\n`,
+    `${JSON.stringify({ msg: "gc-stats", gc: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`,
   );
 });
