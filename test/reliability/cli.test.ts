@@ -10,7 +10,6 @@ import { after, test } from "node:test";
 import { Pool, request } from "undici";
 import {
   type Backend,
-  type Cli,
   type ProxySpec,
   record,
   runLoad,
@@ -435,5 +434,3 @@ test("admin bound beyond loopback without any token: refuses to start, and says 
     /token|SWITCHYARD_ADMIN_TOKEN/,
   );
 });
-
-export type { Cli };

@@ -47,8 +47,6 @@ test("one of three backends killed and restarted under load: 0 failed requests",
   const origDispatch = lb.dispatch.bind(lb);
   lb.dispatch = (req, res, server) => {
     events.push({ kind: "pick", server: server.name, t: seq++ });
-    if (process.env.DEBUG_REL && server === target && killedAt >= 0)
-      console.log("dispatch", seq, server.available, server.passiveDown, server.status());
     origDispatch(req, res, server);
   };
   const origRetry = lb.pickRetry.bind(lb);
@@ -61,8 +59,6 @@ test("one of three backends killed and restarted under load: 0 failed requests",
   let outAfterFirstFailure: boolean | undefined;
   lb.reportFailure = (server: Server, err: unknown) => {
     events.push({ kind: "fail", server: server.name, t: seq++ });
-    if (process.env.DEBUG_REL)
-      console.log("fail", seq, server.name, server.available, (err as Error).message);
     origFail(server, err);
     if (server === target && outAfterFirstFailure === undefined) outAfterFirstFailure = !server.available;
   };
