@@ -130,7 +130,9 @@ test("real server: one of three backends killed and restarted under load, 0 fail
   const c = await cli({
     services: {
       api: {
-        healthcheck: { path: "/healthz", interval: "100ms", timeout: "1s" },
+        // long enough that, even on a busy machine, traffic follows the first good probe
+        // before the next probe is due (passive ejection does not wait for the interval)
+        healthcheck: { path: "/healthz", interval: "500ms", timeout: "1s" },
         servers: bs.map((b) => ({ name: b.name, url: b.url })),
       },
     },
