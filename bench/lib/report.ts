@@ -271,6 +271,16 @@ function anomalies(report: Report, fast: Row[], slow: Row[]): string[] {
         }
       }
     }
+    if (name === "delayed") {
+      for (const r of rows) {
+        if (r.cpu !== undefined && r.cpu >= 0.9 * report.balancerCores) {
+          notes.push(
+            `delayed: ${r.label} at ${r.connections} conns used ${fmt(r.cpu * 100)}% of its CPUs: it is CPU-bound even with ` +
+              `${report.slowDelay} ms upstreams, so its ratio to direct is capped by its throughput, not by added latency.`,
+          );
+        }
+      }
+    }
     for (const n of [...new Set(rows.map((r) => r.connections))]) {
       const direct = find(rows, "direct", n);
       for (const ref of ["nginx", "haproxy"]) {
@@ -311,7 +321,7 @@ export function render(report: Report): string {
     `- switchyard driven by: ${Object.entries(s.drivers)
       .map(
         ([k, v]) =>
-          `${k} → ${v === "cli" ? "the CLI (`src/cli.ts serve -c` generated YAML)" : v === "lib" ? "the library (`bench/roles/switchyard-lib.ts`: LoadBalancer + Server, node:http; workers share the port with SO_REUSEPORT)" : v}`,
+          `${k} → ${v === "cli" ? "the CLI (`switchyard serve -c` with a generated YAML file)" : v === "lib" ? "the library (`bench/roles/switchyard-lib.ts`: LoadBalancer + Server, node:http; workers share the port with SO_REUSEPORT)" : v}`,
       )
       .join("; ")}.`,
     "- RSS: max VmRSS sampled every 250 ms during each measurement, summed over the balancer's process tree; " +
