@@ -42,7 +42,7 @@ const faults =
 const last = all.map((e) => e.at).sort();
 
 out.push(
-  `Figures from one run of the reliability suite (${last[0]?.slice(0, 16).replace("T", " ")} – ${last.at(-1)?.slice(11, 16)} UTC,`,
+  `Figures from the latest run of each scenario (${last[0]?.slice(0, 16).replace("T", " ")} – ${last.at(-1)?.slice(11, 16)} UTC,`,
   `Node ${process.version}, ${availableParallelism()} cores, loopback only).`,
   "",
 );
@@ -118,7 +118,7 @@ if (memory.length) {
   out.push(
     "#### Memory (one server process, 32 keep-alive clients)",
     "",
-    "| requests | first GC'd RSS, after | RSS after GC | RSS after GC at the end | growth | heap used (first → end) |",
+    "| requests | first measured after | RSS after GC then | RSS after GC at the end | growth | heap used after GC (then → end) |",
     "|---:|---:|---:|---:|---:|---:|",
   );
   for (const e of memory)
