@@ -230,7 +230,7 @@ function targets(report: Report, fast: Row[], slow: Row[]): Target[] {
 
 function anomalies(report: Report, fast: Row[], slow: Row[]): string[] {
   const notes: string[] = [];
-  if (report.workers > report.balancerCores) {
+  if (report.workers > report.balancerCores && fast.some((r) => r.candidate === "switchyard-wN")) {
     notes.push(
       `switchyard with ${report.workers} workers ran on ${report.balancerCores} balancer CPU${report.balancerCores > 1 ? "s" : ""}: ` +
         "its workers compete for the same CPUs (see the run-queue wait), so it cannot beat one worker here; " +
@@ -273,7 +273,7 @@ function anomalies(report: Report, fast: Row[], slow: Row[]): string[] {
     }
     if (name === "delayed") {
       for (const r of rows) {
-        if (r.cpu !== undefined && r.cpu >= 0.9 * report.balancerCores) {
+        if (r.cpu !== undefined && r.cpu >= 0.85 * report.balancerCores) {
           notes.push(
             `delayed: ${r.label} at ${r.connections} conns used ${fmt(r.cpu * 100)}% of its CPUs: it is CPU-bound even with ` +
               `${report.slowDelay} ms upstreams, so its ratio to direct is capped by its throughput, not by added latency.`,
@@ -319,6 +319,7 @@ export function render(report: Report): string {
     `- Upstreams: three, ${report.fast.upstream}.`,
     `- Node candidates (bare proxy, switchyard) ran as ${report.source}.`,
     `- switchyard driven by: ${Object.entries(s.drivers)
+      .filter(([, v]) => v !== "-")
       .map(
         ([k, v]) =>
           `${k} → ${v === "cli" ? "the CLI (`switchyard serve -c` with a generated YAML file)" : v === "lib" ? "the library (`bench/roles/switchyard-lib.ts`: LoadBalancer + Server, node:http; workers share the port with SO_REUSEPORT)" : v}`,
