@@ -235,3 +235,90 @@ test("the proxy is still serving after all of it", { timeout: 10_000 }, async ()
   const o = await send("good.test");
   assert.equal(o.status, 200);
 });
+
+// ---- misbehaving clients: the other side of the same connections ----
+
+test("a client that disconnects mid-upload or mid-download: upstream aborted, nothing left behind", {
+  timeout: 30_000,
+}, async () => {
+  let uploaded = 0;
+  let uploadEnded = false;
+  const big = await startBackend("big", (req, res) => {
+    if (req.method === "POST") {
+      // reads whatever arrives; answers only at the end (which never comes)
+      req.on("data", (c: Buffer) => {
+        uploaded += c.length;
+      });
+      req.on("end", () => {
+        uploadEnded = true;
+      });
+      return;
+    }
+    // a 64 MiB body written as fast as the proxy takes it
+    res.writeHead(200, { "content-length": 64 * 1024 * 1024 });
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    let left = 1024;
+    const pump = () => {
+      while (left > 0) {
+        left--;
+        if (!res.write(chunk)) {
+          res.once("drain", pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+  });
+  proxy.reload({
+    timeouts: { response_header: "800ms", idle: "800ms", connect: "800ms" },
+    services: {
+      ...Object.fromEntries(
+        [...proxy.lbs.keys()].map((k) => [
+          k,
+          { servers: proxy.lbs.get(k)!.servers.map((s) => ({ name: s.name, url: s.url.origin })) },
+        ]),
+      ),
+      big: { servers: [{ name: "big", url: big.url }] },
+    },
+  });
+  const lb = proxy.lbs.get("big")!;
+  const sockets = socketCount();
+  try {
+    // mid-upload: headers announce 10 MB, 1 MB is sent, then the client vanishes
+    const up = net.connect(proxy.port, "127.0.0.1");
+    await once(up, "connect");
+    up.write(`POST /upload HTTP/1.1\r\nHost: big.test\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
+    up.write(Buffer.alloc(1024 * 1024, 2));
+    await until(() => uploaded > 0, 5000, "upload to start");
+    up.resetAndDestroy();
+    // mid-download: read a little of the 64 MiB answer, then vanish
+    const down = net.connect(proxy.port, "127.0.0.1");
+    await once(down, "connect");
+    down.write("GET /download HTTP/1.1\r\nHost: big.test\r\n\r\n");
+    let got = 0;
+    await new Promise<void>((resolve) =>
+      down.on("data", (c: Buffer) => {
+        got += c.length;
+        if (got > 256 * 1024) resolve();
+      }),
+    );
+    down.resetAndDestroy();
+    await until(() => lb.servers.every((s) => s.inflight === 0), 5000, "inflight back to 0");
+    await until(() => socketCount() <= sockets + 2, 5000, "sockets back to baseline");
+    assert.equal(uploadEnded, false, "the backend never sees the truncated upload as complete");
+    assert.ok(uploaded < 10 * 1024 * 1024);
+    const ok = await send("good.test");
+    assert.equal(ok.status, 200, "still serving");
+    record({
+      suite: "bad-backend",
+      scenario: "client disconnects mid-upload and mid-download",
+      requests: 2,
+      outcome: "upstream aborted, in-flight 0, sockets back to baseline",
+      expected: "no leak",
+      ok: true,
+    });
+  } finally {
+    await big.close();
+  }
+});
