@@ -315,8 +315,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.res;
     const headers = downstreamHeaders(rawHeaders, this);
-    // headers the balancer set before (sticky cookie) survive writeHead's replacement of same-named ones
-    if (res.getHeaderNames().length !== 0) mergePreset(res, headers);
+    // writeHead replaces headers set before with same-named ones: a Set-Cookie set before (the sticky
+    // cookie) must be sent next to the backend's own
+    const preset = res.getHeader("set-cookie");
+    if (preset !== undefined) {
+      res.removeHeader("set-cookie");
+      if (Array.isArray(preset)) for (const v of preset) headers.push("set-cookie", v);
+      else headers.push("set-cookie", String(preset));
+    }
     this.resume = resume;
     // throws on a header value node:http refuses: onError then answers 502
     res.writeHead(statusCode, this.req.httpVersionMajor === 2 ? undefined : statusText || undefined, headers);
@@ -399,17 +405,6 @@ function restick(host: ForwardHost, req: IncomingMessage, res: ServerResponse, n
   if (kept.length > 0) res.setHeader("set-cookie", kept);
   else res.removeHeader("set-cookie");
   host.setStickyCookie?.(req, res, next);
-}
-
-/** Headers set on `res` before the response head (e.g. the sticky cookie) are appended to `headers`. */
-function mergePreset(res: ServerResponse, headers: string[]): void {
-  for (const name of res.getHeaderNames()) {
-    const v = res.getHeader(name);
-    res.removeHeader(name);
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) headers.push(name, x);
-    else headers.push(name, String(v));
-  }
 }
 
 /** The request target in origin form: an absolute-form target (`GET http://h/p`) becomes `/p`. */
