@@ -220,6 +220,22 @@ const corpus: Case[] = [
     expect: { status: [400] },
   },
   {
+    name: "WebSocket upgrade with two Host headers",
+    path: "/m-ws2host",
+    chunks: [
+      `GET /m-ws2host HTTP/1.1\r\n${H}Host: evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    ],
+    expect: { status: [400] },
+  },
+  {
+    name: "WebSocket upgrade with an absolute-form URL to another host",
+    path: "/m-wsabs",
+    chunks: [
+      `GET http://evil.example/m-wsabs HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    ],
+    expect: { status: [400, 404] },
+  },
+  {
     name: "no Host in HTTP/1.1",
     path: "/m-nohost",
     chunks: ["GET /m-nohost HTTP/1.1\r\n\r\n"],
