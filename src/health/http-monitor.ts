@@ -1,4 +1,4 @@
-import { request } from "undici";
+import { Agent, request } from "undici";
 import { toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HealthSource, HealthStatus } from "./status.ts";
@@ -148,6 +148,7 @@ export class HttpHealthMonitor implements HealthSource {
         headers: { "user-agent": "switchyard-healthcheck", accept: "*/*", "cache-control": "no-cache" },
         headersTimeout: this.timeout,
         bodyTimeout: this.timeout,
+        dispatcher: this.url.protocol === "https:" ? insecureAgent() : undefined,
       });
       await res.body.dump().catch(() => {});
       ok = res.statusCode >= 200 && res.statusCode < 400;
@@ -189,6 +190,16 @@ export class HttpHealthMonitor implements HealthSource {
       lastSeen: this.#lastSeen ? new Date(this.#lastSeen).toISOString() : null,
     };
   }
+}
+
+/**
+ * The proxy does not verify backends' certificates (as nginx's `proxy_ssl_verify off`), so the
+ * checker must not either: a self-signed backend the proxy can reach is healthy.
+ */
+let insecure: Agent | undefined;
+function insecureAgent(): Agent {
+  insecure ??= new Agent({ connect: { rejectUnauthorized: false } });
+  return insecure;
 }
 
 function describe(err: unknown): string {
