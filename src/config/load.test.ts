@@ -31,7 +31,13 @@ describe("defaults", () => {
     assert.equal(c.file, F);
     assert.deepEqual(c.listen, [{ address: "0.0.0.0:8080", host: "0.0.0.0", port: 8080, tls: undefined }]);
     assert.deepEqual(c.admin, { address: "127.0.0.1:8081", host: "127.0.0.1", port: 8081, token: undefined });
-    assert.deepEqual(c.timeouts, { connect: 5000, responseHeader: 60000, idle: 60000, shutdown: 30000 });
+    assert.deepEqual(c.timeouts, {
+      connect: 5000,
+      responseHeader: 60000,
+      idle: 60000,
+      clientHeader: 30000,
+      shutdown: 30000,
+    });
     assert.equal(c.workers, 1);
     assert.equal(c.logLevel, "info");
     assert.deepEqual(c.services.api, {
@@ -120,7 +126,7 @@ describe("every key", () => {
   - "[::1]:8080"
   - { address: ":8443", tls: { cert: cert.pem, key: ./key.pem } }
 admin: { address: 0.0.0.0:9090, token: s3cret }
-timeouts: { connect: 1s, response_header: 2m, idle: 1h30m, shutdown: 0s }
+timeouts: { connect: 1s, response_header: 2m, idle: 1h30m, client_header: 10s, shutdown: 0s }
 workers: 4
 log_level: DEBUG
 services:
@@ -152,7 +158,13 @@ services:
       },
     ]);
     assert.deepEqual(c.admin, { address: "0.0.0.0:9090", host: "0.0.0.0", port: 9090, token: "s3cret" });
-    assert.deepEqual(c.timeouts, { connect: 1000, responseHeader: 120_000, idle: 5_400_000, shutdown: 0 });
+    assert.deepEqual(c.timeouts, {
+      connect: 1000,
+      responseHeader: 120_000,
+      idle: 5_400_000,
+      clientHeader: 10_000,
+      shutdown: 0,
+    });
     assert.equal(c.workers, 4);
     assert.equal(c.logLevel, "debug");
     const web = c.services.web;

@@ -54,7 +54,7 @@ export interface ConfigOverrides {
 type Draft = { -readonly [K in keyof SwitchyardConfig]: SwitchyardConfig[K] };
 
 const TOP_KEYS = ["listen", "admin", "timeouts", "workers", "log_level", "services"] as const;
-const TIMEOUT_KEYS = ["connect", "response_header", "idle", "shutdown"] as const;
+const TIMEOUT_KEYS = ["connect", "response_header", "idle", "client_header", "shutdown"] as const;
 const SERVICE_KEYS = [
   "hosts",
   "mode",
@@ -228,6 +228,7 @@ function readTimeouts(p: Problems, entry: Entry | undefined): TimeoutsConfig {
     connect: field(p, m.connect, duration("positive"), d.connect),
     responseHeader: field(p, m.response_header, duration("positive"), d.responseHeader),
     idle: field(p, m.idle, duration("positive"), d.idle),
+    clientHeader: field(p, m.client_header, duration("positive"), d.clientHeader),
     shutdown: field(p, m.shutdown, duration("non-negative"), d.shutdown),
   };
 }

@@ -58,6 +58,8 @@ export interface TimeoutsConfig {
   readonly connect: number;
   readonly responseHeader: number;
   readonly idle: number;
+  /** Time a client may take to send a request's headers (slowloris bound); 408 after it. */
+  readonly clientHeader: number;
   /** Grace period for in-flight requests on SIGTERM. */
   readonly shutdown: number;
 }

@@ -16,12 +16,24 @@ export interface ListenerHandler {
   upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
-/** Server-side timeouts: bounded header time (slowloris), bounded whole-request time, keep-alive idle. */
+/** Server-side timeouts: bounded whole-request time, keep-alive idle (headers: `timeouts.client_header`). */
 export const SERVER_TIMEOUTS = {
-  headersTimeout: 30_000,
   requestTimeout: 300_000,
   keepAliveTimeout: 30_000,
 } as const;
+
+/**
+ * node:http enforces the header timeout on a periodic sweep (default every 30 s); sweep often
+ * enough that a slowloris client is cut off close to the configured time.
+ */
+function headerOptions(clientHeader: number) {
+  return {
+    headersTimeout: clientHeader,
+    // node refuses a header timeout longer than the whole-request timeout
+    requestTimeout: Math.max(SERVER_TIMEOUTS.requestTimeout, clientHeader),
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(clientHeader / 4))),
+  };
+}
 
 interface Bound {
   key: string;
@@ -40,6 +52,7 @@ export class Listeners {
   readonly #logger: Logger;
   readonly #handler: ListenerHandler;
   #bound: Bound[] = [];
+  #clientHeader = 30_000;
 
   constructor(logger: Logger, handler: ListenerHandler) {
     this.#logger = logger;
@@ -59,7 +72,12 @@ export class Listeners {
    * Binds what is new, closes what is gone, keeps what is unchanged (TLS certificates are
    * re-read). A listener that fails to bind rejects with every failure; nothing is closed then.
    */
-  async apply(listen: readonly ListenConfig[], file: string | undefined): Promise<string[]> {
+  async apply(
+    listen: readonly ListenConfig[],
+    file: string | undefined,
+    clientHeader = 30_000,
+  ): Promise<string[]> {
+    this.#clientHeader = clientHeader;
     const base = file ? dirname(resolve(file)) : process.cwd();
     const keep: Bound[] = [];
     const fresh: Bound[] = [];
@@ -71,6 +89,8 @@ export class Listeners {
       const existing = current.get(key);
       if (existing) {
         current.delete(key);
+        // the sweep interval is fixed at bind time; the timeout itself applies to new requests
+        Object.assign(existing.server, headerOptions(clientHeader));
         if (c.tls) {
           try {
             (existing.server as http2.Http2SecureServer).setSecureContext(readTls(c, base));
@@ -109,7 +129,10 @@ export class Listeners {
       const s = http2.createSecureServer({
         ...tls,
         allowHTTP1: true,
-        http1Options: { keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeout },
+        http1Options: {
+          keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeout,
+          ...headerOptions(this.#clientHeader),
+        },
       });
       s.on("request", h.request as never);
       s.on("upgrade", h.upgrade);
@@ -128,7 +151,7 @@ export class Listeners {
       s.setTimeout(SERVER_TIMEOUTS.requestTimeout);
       server = s;
     } else {
-      const s = http.createServer({ ...SERVER_TIMEOUTS }, h.request);
+      const s = http.createServer({ ...SERVER_TIMEOUTS, ...headerOptions(this.#clientHeader) }, h.request);
       s.on("upgrade", h.upgrade);
       server = s;
     }

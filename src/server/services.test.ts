@@ -4,7 +4,13 @@ import type { ServiceConfig, TimeoutsConfig } from "../config/types.ts";
 import { silentLogger } from "../log.ts";
 import { httpHealth, keyOf, Service } from "./services.ts";
 
-const timeouts: TimeoutsConfig = { connect: 5000, responseHeader: 60000, idle: 60000, shutdown: 30000 };
+const timeouts: TimeoutsConfig = {
+  connect: 5000,
+  responseHeader: 60000,
+  idle: 60000,
+  clientHeader: 30000,
+  shutdown: 30000,
+};
 
 function svc(over: Partial<ServiceConfig> = {}): ServiceConfig {
   return {

@@ -185,7 +185,13 @@ export interface ServiceSpec {
   servers: { name: string; url: string; weight?: number }[];
 }
 export interface ProxySpec {
-  timeouts?: { connect?: string; response_header?: string; idle?: string; shutdown?: string };
+  timeouts?: {
+    connect?: string;
+    response_header?: string;
+    idle?: string;
+    client_header?: string;
+    shutdown?: string;
+  };
   services: Record<string, ServiceSpec>;
 }
 
