@@ -101,7 +101,8 @@ export class Runtime {
     const prev = this.#config;
     const changes: string[] = [];
     if (this.admin) changes.push(...(await this.admin.apply(next.admin)));
-    if (this.listeners) changes.push(...(await this.listeners.apply(next.listen, next.file, next.timeouts.clientHeader)));
+    if (this.listeners)
+      changes.push(...(await this.listeners.apply(next.listen, next.file, next.timeouts.clientHeader)));
     const health = this.#options.health ?? httpHealth;
     const lbLogger = this.#options.balancerLogger ?? this.logger;
     const fresh: Service[] = [];
