@@ -20,9 +20,9 @@ import type { ConfigOverrides } from "../config/load.ts";
 import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";
 import type { HealthSource, HealthStatus } from "../health/status.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { watchConfig } from "./reload.ts";
+import { reloadOnChange } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
-import { announce, type Source, waitForStop } from "./serve.ts";
+import { announce, type Source, startRuntime, waitForStop } from "./serve.ts";
 import { type HealthFactory, httpHealth, keyOf } from "./services.ts";
 
 type ToWorker =
@@ -138,14 +138,7 @@ export async function runPrimary(
       }),
   });
 
-  try {
-    await runtime.start(source.config);
-  } catch (err) {
-    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
-    await runtime.shutdown();
-    await source.demo?.close();
-    return 1;
-  }
+  if (!(await startRuntime(runtime, source, logger))) return 1;
 
   const onMessage = (w: Worker, m: unknown) => {
     if (!isMessage<ToPrimary>(m)) return;
@@ -232,23 +225,14 @@ export async function runPrimary(
   }
 
   const stop = new AbortController();
-  const file = source.file;
-  if (file !== undefined) {
-    const reload = () => {
-      void runtime.reload(file, overrides).then((ok) => {
-        if (ok && runtime.config && runtime.config.workers !== count) {
-          logger.warn(`workers changed to ${runtime.config.workers}; restart to apply (running ${count})`);
-        }
-      });
-    };
-    watchConfig(file, reload, stop.signal, logger);
-    process.on("SIGHUP", () => {
-      logger.info("SIGHUP: reloading the configuration");
-      reload();
+  const reload = (file: string) => {
+    void runtime.reload(file, overrides).then((ok) => {
+      if (ok && runtime.config && runtime.config.workers !== count) {
+        logger.warn(`workers changed to ${runtime.config.workers}; restart to apply (running ${count})`);
+      }
     });
-  } else {
-    process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
-  }
+  };
+  reloadOnChange(source.file, reload, stop.signal, logger);
 
   const stopped = waitForStop(logger, async () => {
     stopping = true;
@@ -274,12 +258,7 @@ export async function runPrimary(
     await source.demo?.close();
   });
 
-  const addresses = ready.values().next().value ?? [];
-  logger.info(
-    { proxy: addresses.map((a) => a.address), admin: runtime.admin?.address(), workers: count },
-    "listening",
-  );
-  announce(source, addresses, runtime.admin?.address(), logger);
+  announce(source, ready.values().next().value ?? [], runtime.admin?.address(), logger, { workers: count });
   return stopped;
 }
 

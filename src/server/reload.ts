@@ -60,3 +60,24 @@ export function watchConfig(
     { once: true },
   );
 }
+
+/**
+ * Reloads on a change of `file` and on SIGHUP; without a file (the demo) SIGHUP is only logged.
+ * The file watch ends when `signal` aborts.
+ */
+export function reloadOnChange(
+  file: string | undefined,
+  reload: (file: string) => void,
+  signal: AbortSignal,
+  logger: Logger,
+): void {
+  if (file === undefined) {
+    process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
+    return;
+  }
+  watchConfig(file, () => reload(file), signal, logger);
+  process.on("SIGHUP", () => {
+    logger.info("SIGHUP: reloading the configuration");
+    reload(file);
+  });
+}

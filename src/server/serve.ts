@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runPrimary } from "./cluster.ts";
 import { type DemoBackends, startDemoBackends } from "./demo.ts";
-import { watchConfig } from "./reload.ts";
+import { reloadOnChange } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
 
 export interface ServeOptions {
@@ -60,36 +60,29 @@ export async function serve(options: ServeOptions): Promise<number> {
 
 async function runSingle(source: Source, overrides: ConfigOverrides, logger: Logger): Promise<number> {
   const runtime = new Runtime({ logger, proxy: true, admin: true, ownsHealth: true });
-  try {
-    await runtime.start(source.config);
-  } catch (err) {
-    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
-    await runtime.shutdown();
-    await source.demo?.close();
-    return 1;
-  }
+  if (!(await startRuntime(runtime, source, logger))) return 1;
   const stop = new AbortController();
-  const file = source.file;
-  if (file !== undefined) {
-    const reload = () => void runtime.reload(file, overrides);
-    watchConfig(file, reload, stop.signal, logger);
-    process.on("SIGHUP", () => {
-      logger.info("SIGHUP: reloading the configuration");
-      reload();
-    });
-  } else {
-    process.on("SIGHUP", () => logger.info("SIGHUP ignored: the demo has no configuration file"));
-  }
+  reloadOnChange(source.file, (file) => void runtime.reload(file, overrides), stop.signal, logger);
   const stopped = waitForStop(logger, async () => {
     stop.abort();
     await runtime.shutdown();
     await source.demo?.close();
   });
-  // last, once reload and signals are wired: machine-readable, tests and scripts learn the bound ports here
-  const addresses = runtime.listeners!.addresses();
-  logger.info({ proxy: addresses.map((a) => a.address), admin: runtime.admin!.address() }, "listening");
-  announce(source, addresses, runtime.admin!.address(), logger);
+  announce(source, runtime.listeners!.addresses(), runtime.admin!.address(), logger);
   return stopped;
+}
+
+/** Starts `runtime` on the source's config; on failure logs why, releases everything and returns false. */
+export async function startRuntime(runtime: Runtime, source: Source, logger: Logger): Promise<boolean> {
+  try {
+    await runtime.start(source.config);
+    return true;
+  } catch (err) {
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    await runtime.shutdown();
+    await source.demo?.close();
+    return false;
+  }
 }
 
 /** Resolves 0 once a SIGTERM/SIGINT was handled by `shutdown`; a second signal exits at once. */
@@ -121,13 +114,19 @@ export function waitForStop(logger: Logger, shutdown: () => Promise<void>): Prom
   });
 }
 
-/** The few lines that tell a person where to send requests (and, for the demo, how to go further). */
+/**
+ * The "listening" log line, then the few lines that tell a person where to send requests (and,
+ * for the demo, how to go further). Call it last, once reload and signals are wired.
+ */
 export function announce(
   source: Source,
   proxy: { address: string; tls: boolean }[],
   admin: string | undefined,
   logger: Logger,
+  extra: { workers?: number } = {},
 ): void {
+  // machine-readable: tests and scripts learn the bound ports here
+  logger.info({ proxy: proxy.map((a) => a.address), admin, ...extra }, "listening");
   const urls = proxy.map((p) => `${p.tls ? "https" : "http"}://${browsable(p.address)}/`);
   if (source.demo) {
     const lines = [
