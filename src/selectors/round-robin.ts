@@ -38,6 +38,15 @@ export class RoundRobinSelector implements Selector {
   }
 }
 
+/** The weights one period is made of, and the period (their total). */
+function periodWeights(servers: readonly Server[]): { weights: number[]; total: number } {
+  const weights = servers.map((s) => s.weight);
+  const total = weights.reduce((a, b) => a + b, 0);
+  // every good server was rounded to weight 0: share equally rather than serve nobody
+  if (total === 0) return { weights: servers.map(() => 1), total: servers.length };
+  return { weights, total };
+}
+
 /**
  * nginx's smooth weighted round robin, unrolled over one period (= total weight). nginx adds
  * every weight to its server's `current`, takes the first server with the highest `current`
@@ -49,13 +58,7 @@ export class RoundRobinSelector implements Selector {
 export function smoothSchedule(servers: readonly Server[]): Server[] {
   const n = servers.length;
   if (n === 0) return [];
-  let weights = servers.map((s) => s.weight);
-  let total = weights.reduce((a, b) => a + b, 0);
-  if (total === 0) {
-    // every good server was rounded to weight 0: share equally rather than serve nobody
-    weights = servers.map(() => 1);
-    total = n;
-  }
+  const { weights, total } = periodWeights(servers);
   const byWeight = new Map<number, number[]>();
   for (let i = 0; i < n; i++) {
     const w = weights[i];
@@ -93,12 +96,7 @@ export function smoothSchedule(servers: readonly Server[]): Server[] {
 export function smoothScheduleReference(servers: readonly Server[]): Server[] {
   const n = servers.length;
   if (n === 0) return [];
-  let weights = servers.map((s) => s.weight);
-  let total = weights.reduce((a, b) => a + b, 0);
-  if (total === 0) {
-    weights = servers.map(() => 1);
-    total = n;
-  }
+  const { weights, total } = periodWeights(servers);
   const current = new Float64Array(n);
   const out: Server[] = new Array(total);
   for (let k = 0; k < total; k++) {
