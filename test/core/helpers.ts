@@ -1,36 +1,11 @@
-import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
+import { type Cleanup, listen } from "../support/cleanup.ts";
 
-/** Things to close at the end of a test, in reverse order. */
-export class Cleanup {
-  #fns: (() => unknown)[] = [];
-  add(fn: () => unknown): void {
-    this.#fns.push(fn);
-  }
-  async run(): Promise<void> {
-    const fns = this.#fns.reverse();
-    this.#fns = [];
-    for (const fn of fns) await fn();
-  }
-}
-
-export async function listen(server: net.Server, cleanup: Cleanup): Promise<number> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  cleanup.add(
-    () =>
-      new Promise<void>((resolve) => {
-        (server as http.Server).closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
-}
+export { Cleanup, listen } from "../support/cleanup.ts";
 
 export interface Backend {
   name: string;

@@ -1,14 +1,11 @@
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as https from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, test } from "node:test";
 import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
+import { selfSigned } from "../support/tls.ts";
 import { addServer, type Backend, backend, Cleanup, front, listen, type Reply, request } from "./helpers.ts";
 
 const COOKIE_RE = new RegExp(
@@ -174,41 +171,22 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("Secure when the client connection is TLS", async (t) => {
-    let dir: string;
+    let tls: { key: string; cert: string };
     try {
-      dir = mkdtempSync(join(tmpdir(), "switchyard-tls-"));
-      execFileSync(
-        "openssl",
-        [
-          "req",
-          "-x509",
-          "-newkey",
-          "rsa:2048",
-          "-nodes",
-          "-keyout",
-          join(dir, "key.pem"),
-          "-out",
-          join(dir, "cert.pem"),
-        ].concat(["-days", "1", "-subj", "/CN=localhost"]),
-        { stdio: "ignore" },
-      );
+      tls = selfSigned();
     } catch {
       t.skip("openssl is not available to make a test certificate");
       return;
     }
     const c = new Cleanup();
     t.after(() => c.run());
-    c.add(() => rmSync(dir, { recursive: true, force: true }));
     const [a] = await threeBackends(c);
     const lb = new LoadBalancer({ link: "tls", sticky: true });
     lb.addServer(new Server({ name: "a", url: a.url }));
     const controller = new AbortController();
     lb.start(controller.signal);
     c.add(() => controller.abort());
-    const server = https.createServer(
-      { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
-      lb.handle,
-    );
+    const server = https.createServer(tls, lb.handle);
     const port = await listen(server, c);
     const reply = await new Promise<Reply>((resolve, reject) => {
       const req = https.request(

@@ -1,38 +1,12 @@
-import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
+import { type Cleanup, listen } from "../support/cleanup.ts";
 
-/** Things to close at the end of a test, in reverse order. */
-export class Cleanup {
-  #fns: (() => unknown)[] = [];
-  add(fn: () => unknown): void {
-    this.#fns.push(fn);
-  }
-  async run(): Promise<void> {
-    const fns = this.#fns.reverse();
-    this.#fns = [];
-    for (const fn of fns) await fn();
-  }
-}
-
-export async function listen(server: net.Server, cleanup: Cleanup): Promise<number> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  cleanup.add(
-    () =>
-      new Promise<void>((resolve) => {
-        (server as http.Server).closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as net.AddressInfo).port;
-}
+export { Cleanup, listen } from "../support/cleanup.ts";
+export { selfSigned } from "../support/tls.ts";
 
 /** A node:http backend running `handler`; records the client sockets it saw. */
 export async function httpBackend(
@@ -138,44 +112,6 @@ export async function until(cond: () => boolean, ms = 5000, what = "condition"):
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-let certCache: { key: string; cert: string } | undefined;
-
-/** A self-signed certificate for 127.0.0.1 / localhost, made with openssl at test time. */
-export function selfSigned(): { key: string; cert: string } {
-  if (certCache) return certCache;
-  const dir = mkdtempSync(join(tmpdir(), "switchyard-cert-"));
-  try {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
-    certCache = {
-      key: readFileSync(join(dir, "key.pem"), "utf8"),
-      cert: readFileSync(join(dir, "cert.pem"), "utf8"),
-    };
-    return certCache;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
