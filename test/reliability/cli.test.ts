@@ -227,7 +227,7 @@ test("real server: SIGTERM during load — every accepted request completes, exi
   await until(() => slow.served() >= CONCURRENCY * 2, 15_000, "the load to be running");
   const t0 = Date.now();
   c.child.kill("SIGTERM");
-  const code = await c.exited;
+  const { code } = await c.exited;
   const took = Date.now() - t0;
   stopping = true;
   await Promise.all(clients);

@@ -4,7 +4,6 @@
  * bounded load generator, raw-TCP helpers, handle counting and the JSON summary that
  * test/reliability/report.ts turns into docs/reliability.md's figures.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import {
   appendFileSync,
@@ -20,10 +19,10 @@ import * as http from "node:http";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { stringify } from "yaml";
 import { HttpHealthMonitor, LoadBalancer, Server } from "../../src/index.ts";
+import { type CliProcess, listening, spawnCli } from "../support/cli.ts";
 
 // ---- summary ----
 
@@ -464,35 +463,20 @@ export function socketCount(): number {
 
 // ---- the real server: `switchyard serve` as a child process ----
 
-export interface Cli {
-  child: ChildProcess;
+export interface Cli extends CliProcess {
   pid: number;
   port: number;
   url: string;
   adminPort: number;
   adminUrl: string;
   file: string;
-  /** Every log line (parsed JSON) so far. */
-  logs: Record<string, unknown>[];
-  stderr: () => string;
   /** Rewrites the config file and waits for the server to log the reload. */
   reload(spec: ProxySpec & Record<string, unknown>): Promise<void>;
-  /** Sends `signal` and resolves with the exit code (or the signal that killed it). */
-  stop(signal?: NodeJS.Signals): Promise<number | string>;
-  exited: Promise<number | string>;
   /** Open file descriptors of the server process (Linux). */
   fds(): number;
   /** Resident set size of the server process in bytes (Linux). */
   rss(): number;
-  waitLog(
-    pred: (l: Record<string, unknown>) => boolean,
-    ms: number,
-    what: string,
-  ): Promise<Record<string, unknown>>;
 }
-
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const NODE = join(ROOT, "node_modules", ".bin", "node");
 
 /**
  * Starts `node src/cli.ts serve -c <temp yaml> --listen 127.0.0.1:0 --admin 127.0.0.1:0` and
@@ -505,11 +489,8 @@ export async function startCli(
   const dir = mkdtempSync(join(tmpdir(), "switchyard-rel-"));
   const file = join(dir, "switchyard.yaml");
   writeFileSync(file, stringify(spec));
-  const child = spawn(
-    NODE,
+  const p = spawnCli(
     [
-      ...(options.nodeArgs ?? []),
-      join(ROOT, "src", "cli.ts"),
       "serve",
       "-c",
       file,
@@ -521,114 +502,38 @@ export async function startCli(
       "info",
       ...(options.args ?? []),
     ],
-    { cwd: dir, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: dir, env: options.env, nodeArgs: options.nodeArgs },
   );
-  const logs: Record<string, unknown>[] = [];
-  let err = "";
-  const waiters = new Set<() => void>();
-  let buf = "";
-  child.stdout!.setEncoding("utf8");
-  child.stdout!.on("data", (chunk: string) => {
-    buf += chunk;
-    let nl = buf.indexOf("\n");
-    while (nl >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      nl = buf.indexOf("\n");
-      if (line.startsWith("{")) {
-        try {
-          logs.push(JSON.parse(line));
-        } catch {
-          // not a log line
-        }
-      }
-    }
-    for (const w of waiters) w();
-  });
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (c: string) => {
-    err += c;
-  });
-  let dead = false;
-  // 'close' comes after the last output, so every log line is in by then
-  const exited = new Promise<number | string>((resolve) =>
-    child.once("close", (code, signal) => {
-      dead = true;
-      rmSync(dir, { recursive: true, force: true });
-      resolve(code ?? signal ?? -1);
-      for (const w of waiters) w();
-    }),
-  );
-  const waitLog = (pred: (l: Record<string, unknown>) => boolean, ms: number, what: string) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const check = () => {
-        const hit = logs.find(pred);
-        if (hit) {
-          done();
-          resolve(hit);
-        } else if (dead) {
-          done();
-          const last = logs.slice(-5).map((l) => `${l.msg} ${l.err ? JSON.stringify(l.err) : ""}`);
-          reject(
-            new Error(`server exited while waiting for ${what}: ${err.slice(-2000)} ${last.join("\n")}`),
-          );
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out waiting for ${what}; stderr: ${err.slice(-2000)}`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
-  let listening: Record<string, unknown>;
-  try {
-    listening = await waitLog((l) => l.msg === "listening", 15_000, "the listening line");
-  } catch (e) {
-    child.kill("SIGKILL");
-    throw e;
-  }
-  const proxyAddr = (listening.proxy as string[])[0];
+  void p.exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  const rec = await listening(p, 15_000);
+  const proxyAddr = (rec.proxy as string[])[0];
   const port = Number(proxyAddr.slice(proxyAddr.lastIndexOf(":") + 1));
-  const adminAddr = String(listening.admin);
+  const adminAddr = String(rec.admin);
   const adminPort = Number(adminAddr.slice(adminAddr.lastIndexOf(":") + 1));
-  let reloads = 0;
   const isReload = (l: Record<string, unknown>) =>
     typeof l.msg === "string" &&
     (l.msg.startsWith("config reloaded") || l.msg.startsWith("config reload failed"));
+  const { child, logs } = p;
   return {
-    child,
+    ...p,
     pid: child.pid!,
     port,
     url: `http://127.0.0.1:${port}`,
     adminPort,
     adminUrl: `http://127.0.0.1:${adminPort}`,
     file,
-    logs,
-    stderr: () => err,
-    exited,
     reload: async (next) => {
       const before = logs.filter(isReload).length;
-      reloads = Math.max(reloads, before);
       // write-then-rename, as editors do; the server watches the file and its folder
       const tmp = `${file}.tmp`;
       writeFileSync(tmp, stringify(next));
       renameSync(tmp, file);
-      await waitLog(() => logs.filter(isReload).length > before, 5000, "the reload log line");
-    },
-    stop: async (signal = "SIGTERM") => {
-      if (!dead) child.kill(signal);
-      return exited;
+      await p.waitForLog(() => logs.filter(isReload).length > before, 5000, "the reload log line");
     },
     fds: () => readdirSync(`/proc/${child.pid}/fd`).length,
     rss: () => {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
       return m ? Number(m[1]) * 1024 : 0;
     },
-    waitLog,
   };
 }

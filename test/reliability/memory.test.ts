@@ -27,7 +27,7 @@ async function gcStats(c: Cli): Promise<{ rss: number; heapUsed: number }> {
   // settle: let keep-alive timers and pending closes run before measuring
   await new Promise((r) => setTimeout(r, 300));
   c.child.kill("SIGUSR2");
-  await c.waitLog(() => c.logs.filter((l) => l.msg === "gc-stats").length > seen, 10_000, "gc stats");
+  await c.waitForLog(() => c.logs.filter((l) => l.msg === "gc-stats").length > seen, 10_000, "gc stats");
   const l = c.logs.filter((x) => x.msg === "gc-stats")[seen];
   assert.equal(l.gc, true, "the server runs with --expose-gc");
   return { rss: Number(l.rss), heapUsed: Number(l.heapUsed) };

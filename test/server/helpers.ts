@@ -2,16 +2,13 @@
  * Helpers for end-to-end server tests: real backends on loopback, the real CLI as a child
  * process (ports learned from its machine-readable "listening" log line), small HTTP clients.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-
-export const ROOT = resolve(import.meta.dirname, "../..");
-export const NODE = join(ROOT, "node_modules/.bin/node");
-export const CLI = join(ROOT, "src/cli.ts");
+import { join } from "node:path";
+import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "../support/cli.ts";
 
 export interface Backend {
   name: string;
@@ -65,45 +62,9 @@ export async function startBackend(name: string, port = 0): Promise<Backend> {
   };
 }
 
-export interface Running {
-  child: ChildProcess;
+export interface Running extends CliProcess {
   proxy: string[];
   admin: string | undefined;
-  /** Every stdout line so far (JSON log lines and plain text). */
-  lines: string[];
-  stderr: string[];
-  /** Resolves with the first log record (parsed) matching `pred`, past or future. */
-  waitForLog(
-    pred: (rec: Record<string, unknown>) => boolean,
-    timeoutMs?: number,
-  ): Promise<Record<string, unknown>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Sends SIGTERM (if still running) and waits for exit. */
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const children = new Set<ChildProcess>();
-/** A test that times out never reaches its cleanup: do not leave switchyard processes behind. */
-function track(child: ChildProcess): void {
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  if (!exitHook) {
-    exitHook = true;
-    process.once("exit", killAll);
-  }
-}
-let exitHook = false;
-function killAll(): void {
-  for (const c of children) c.kill("SIGKILL");
-}
-
-function parse(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith("{")) return undefined;
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Runs `switchyard <args>` and waits for its "listening" line. */
@@ -111,99 +72,10 @@ export async function startSwitchyard(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<Running> {
-  const child = spawn(NODE, [CLI, ...args], {
-    cwd: options.cwd ?? ROOT,
-    env: { ...process.env, ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  track(child);
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  const waiters = new Set<{
-    pred: (r: Record<string, unknown>) => boolean;
-    ok: (r: Record<string, unknown>) => void;
-  }>();
-  let buf = "";
-  child.stdout!.setEncoding("utf8");
-  child.stdout!.on("data", (chunk: string) => {
-    buf += chunk;
-    let i = buf.indexOf("\n");
-    while (i >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      lines.push(line);
-      const rec = parse(line);
-      if (rec) {
-        for (const w of waiters) {
-          if (w.pred(rec)) {
-            waiters.delete(w);
-            w.ok(rec);
-          }
-        }
-      }
-      i = buf.indexOf("\n");
-    }
-  });
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.once("exit", (code, signal) => r({ code, signal })),
-  );
-  const waitForLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
-    for (const l of lines) {
-      const rec = parse(l);
-      if (rec && pred(rec)) return Promise.resolve(rec);
-    }
-    return new Promise<Record<string, unknown>>((ok, fail) => {
-      const w = {
-        pred,
-        ok: (r: Record<string, unknown>) => {
-          clearTimeout(timer);
-          ok(r);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(w);
-        fail(
-          new Error(
-            `log line not seen in ${timeoutMs}ms; stdout:\n${lines.join("\n")}\nstderr:\n${stderr.join("")}`,
-          ),
-        );
-      }, timeoutMs);
-      waiters.add(w);
-      void exited.then(() => {
-        if (waiters.delete(w)) {
-          clearTimeout(timer);
-          fail(
-            new Error(
-              `exited before the log line; stdout:\n${lines.join("\n")}\nstderr:\n${stderr.join("")}`,
-            ),
-          );
-        }
-      });
-    });
-  };
-  let listening: Record<string, unknown>;
-  try {
-    // generous: CI machines run two test files at once and a cluster start loads several processes
-    listening = await waitForLog((r) => r.msg === "listening", options.timeoutMs ?? 45_000);
-  } catch (err) {
-    child.kill("SIGKILL");
-    throw err;
-  }
-  return {
-    child,
-    proxy: listening.proxy as string[],
-    admin: listening.admin as string | undefined,
-    lines,
-    stderr,
-    waitForLog,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
+  const p = spawnCli(args, options);
+  // generous: CI machines run two test files at once and a cluster start loads several processes
+  const rec = await listening(p, options.timeoutMs ?? 45_000);
+  return { ...p, proxy: rec.proxy as string[], admin: rec.admin as string | undefined };
 }
 
 /** Runs the CLI to completion (for `check`, `--help`). */
@@ -308,34 +180,7 @@ export function tempDir(prefix = "switchyard-test-"): {
   };
 }
 
-/** A self-signed certificate for localhost/127.0.0.1, generated with openssl into `dir`. */
-export function selfSignedCert(dir: string): { cert: string; key: string } {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-sha256",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    { stdio: "ignore" },
-  );
-  return { cert, key };
-}
+export { selfSignedCert } from "../support/tls.ts";
 
 /** A YAML config with fast health checks for tests. */
 export function yamlConfig(
