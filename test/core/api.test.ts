@@ -140,9 +140,10 @@ describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
     lb.start(controller.signal);
     await until(
       () => a.seen.some((r) => r.method === "HEAD" && r.url === "/healthz"),
+      5000,
       "the first check at start",
     );
-    await until(() => monitor.latency() > 0, "a latency figure");
+    await until(() => monitor.latency() > 0, 5000, "a latency figure");
     assert.equal(lb.status(), "healthy");
     assert.equal(lb.detail(), "2/3 servers are healthy");
     assert.ok(Math.abs(lb.latency() - (monitor.latency() + 30) / 2) < 1e-9, "mean over good servers only");
@@ -195,10 +196,10 @@ describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
     addServer(lb, { name: "a", url: a.url, health: monitor });
     addServer(lb, { name: "b", url: b.url });
     a.status = 503;
-    await until(() => lb.servers[0].status() === "unhealthy", "a to turn unhealthy");
+    await until(() => lb.servers[0].status() === "unhealthy", 5000, "a to turn unhealthy");
     for (let i = 0; i < 4; i++) assert.equal((await request(port)).body, "b");
     a.status = 200;
-    await until(() => lb.servers[0].available, "a to heal");
+    await until(() => lb.servers[0].available, 5000, "a to heal");
     const seen = new Set<string>();
     for (let i = 0; i < 4; i++) seen.add((await request(port)).body);
     assert.deepEqual([...seen].sort(), ["a", "b"]);

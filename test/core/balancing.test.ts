@@ -88,7 +88,7 @@ describe("least_conn over real HTTP with held requests", { timeout: 30000 }, () 
     assert.equal(lb.servers[1].inflight, 2);
     // releasing b's requests makes b the least loaded
     b.releaseAll();
-    await until(() => lb.servers[1].inflight === 0, "b's requests to finish");
+    await until(() => lb.servers[1].inflight === 0, 5000, "b's requests to finish");
     await send(b, 1);
     await send(b, 2);
     a.releaseAll();
@@ -250,6 +250,6 @@ describe("health flips and passive health", { timeout: 30000 }, () => {
     assert.equal((await request(port)).body, "live");
     assert.equal((await request(port)).body, "live");
     assert.equal(deadServer.available, false);
-    await until(() => deadServer.available, "the cooldown to end");
+    await until(() => deadServer.available, 5000, "the cooldown to end");
   });
 });

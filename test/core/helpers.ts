@@ -171,14 +171,7 @@ export function rawRequest(port: number, text: string): Promise<string> {
   });
 }
 
-/** Polls `cond` until true or the deadline (for state changes that emit no event). */
-export async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { until } from "../support/until.ts";
 
 /** A minimal request object for `lb.pick`: what the balancer reads. */
 export function fakeReq(

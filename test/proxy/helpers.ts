@@ -106,14 +106,7 @@ export function request(
   });
 }
 
-/** Polls `cond` until true or the deadline passes (for state that has no event). */
-export async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { until } from "../support/until.ts";
 
 /** Total in-flight count of the servers. */
 export function inflight(servers: readonly Server[]): number {

@@ -12,6 +12,7 @@ import {
   type Backend,
   type ProxySpec,
   record,
+  reloadSteps,
   runLoad,
   type ServiceSpec,
   startBackend,
@@ -48,20 +49,7 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
   timeout: 90_000,
 }, async () => {
   const bs = await backends(["r1", "r2", "r3", "r4", "r5"]);
-  const s = (i: number, weight?: number) => ({ name: bs[i].name, url: bs[i].url, weight });
-  const steps: ServiceSpec["servers"][] = [
-    [s(0), s(1), s(2)],
-    [s(0), s(1), s(2), s(3)],
-    [s(0, 10), s(1, 60), s(2, 30), s(3)],
-    [s(1, 60), s(2, 30), s(3, 10)],
-    [s(1), s(2), s(3), s(4)],
-    [s(2, 80), s(4, 20)],
-    [s(0), s(2, 80), s(4, 20)],
-    [s(0, 1), s(1, 1), s(2, 1), s(3, 1), s(4, 1)],
-    [s(3)],
-    [s(3), s(4, 70), s(0, 30)],
-    [s(0), s(1), s(2)],
-  ];
+  const steps = reloadSteps(bs);
   const spec = (servers: ServiceSpec["servers"]) => ({
     services: { api: { healthcheck: { path: "/healthz", interval: "1s" }, servers } },
   });

@@ -8,6 +8,7 @@ import type { Server } from "../../src/index.ts";
 import {
   type Backend,
   record,
+  reloadSteps,
   runLoad,
   type ServiceSpec,
   startBackend,
@@ -142,21 +143,7 @@ test("10 hot reloads that add, remove and re-weight servers under load: 0 failed
   const backends: Backend[] = [];
   for (const n of ["r1", "r2", "r3", "r4", "r5"]) backends.push(await startBackend(n));
   for (const b of backends) cleanup.push(() => b.close());
-  const s = (i: number, weight?: number) => ({ name: backends[i].name, url: backends[i].url, weight });
-  // each step adds, removes or re-weights at least one server
-  const steps: ServiceSpec["servers"][] = [
-    [s(0), s(1), s(2)],
-    [s(0), s(1), s(2), s(3)],
-    [s(0, 10), s(1, 60), s(2, 30), s(3)],
-    [s(1, 60), s(2, 30), s(3, 10)],
-    [s(1), s(2), s(3), s(4)],
-    [s(2, 80), s(4, 20)],
-    [s(0), s(2, 80), s(4, 20)],
-    [s(0, 1), s(1, 1), s(2, 1), s(3, 1), s(4, 1)],
-    [s(3)],
-    [s(3), s(4, 70), s(0, 30)],
-    [s(0), s(1), s(2)],
-  ];
+  const steps = reloadSteps(backends);
   const spec = (servers: ServiceSpec["servers"]) => ({
     services: { api: { healthcheck: { path: "/healthz", interval: "200ms" }, servers } },
   });

@@ -171,6 +171,27 @@ export async function startBackend(
   return b;
 }
 
+/**
+ * Eleven server lists over five backends for the hot-reload runs (in-process and real server):
+ * each step adds, removes or re-weights at least one server.
+ */
+export function reloadSteps(bs: readonly Backend[]): ServiceSpec["servers"][] {
+  const s = (i: number, weight?: number) => ({ name: bs[i].name, url: bs[i].url, weight });
+  return [
+    [s(0), s(1), s(2)],
+    [s(0), s(1), s(2), s(3)],
+    [s(0, 10), s(1, 60), s(2, 30), s(3)],
+    [s(1, 60), s(2, 30), s(3, 10)],
+    [s(1), s(2), s(3), s(4)],
+    [s(2, 80), s(4, 20)],
+    [s(0), s(2, 80), s(4, 20)],
+    [s(0, 1), s(1, 1), s(2, 1), s(3, 1), s(4, 1)],
+    [s(3)],
+    [s(3), s(4, 70), s(0, 30)],
+    [s(0), s(1), s(2)],
+  ];
+}
+
 // ---- an in-process switchyard ----
 
 /** The YAML config, as an object (snake_case, durations as Go strings or ms). */
@@ -438,14 +459,7 @@ export async function rawRequest(
   return { data, closed, status: m ? Number(m[1]) : undefined };
 }
 
-/** Waits until `cond()` is true, polling; throws after `ms`. */
-export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { until } from "../support/until.ts";
 
 /** Open handles of this process by kind, without timers (node:test keeps its own). */
 export function handles(): Record<string, number> {
