@@ -1,7 +1,7 @@
 import { Agent, request } from "undici";
 import { toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
-import type { HealthSource, HealthStatus } from "./status.ts";
+import { type HealthStatus, ReportedHealth } from "./status.ts";
 
 export interface HttpHealthMonitorOptions {
   /** Path probed on the server (default `/`). */
@@ -20,25 +20,22 @@ export interface HttpHealthMonitorOptions {
  * Active HTTP checker: HEAD (or GET) `path` every `interval`; 2xx/3xx is healthy.
  * Healthy until the first check says otherwise; one success makes it healthy again.
  */
-export class HttpHealthMonitor implements HealthSource {
+export class HttpHealthMonitor extends ReportedHealth {
   readonly url: URL;
   readonly path: string;
   readonly method: "HEAD" | "GET";
   readonly interval: number;
   readonly timeout: number;
   readonly retries: number;
-  #status: HealthStatus = "healthy";
-  #detail = "";
-  #latency = 0;
   #failures = 0;
   #lastSeen = 0;
   #started = 0;
   #timer: NodeJS.Timeout | undefined;
   #signal: AbortSignal | undefined;
   #inFlight: Promise<void> | undefined;
-  #listeners = new Set<(s: HealthStatus, changed: boolean) => void>();
 
   constructor(url: string | URL, options: HttpHealthMonitorOptions = {}) {
+    super();
     try {
       this.url = new URL(url);
     } catch (err) {
@@ -64,29 +61,12 @@ export class HttpHealthMonitor implements HealthSource {
     this.retries = retries < 0 ? 1 : retries === 0 ? Math.max(1, Math.floor(15000 / this.interval)) : retries;
   }
 
-  status(): HealthStatus {
-    return this.#status;
-  }
-  latency(): number {
-    return this.#latency;
-  }
-  detail(): string {
-    return this.#detail;
-  }
   /** Time of the last successful probe (epoch ms), 0 if none. */
   lastSeen(): number {
     return this.#lastSeen;
   }
   get running(): boolean {
     return this.#signal !== undefined && !this.#signal.aborted;
-  }
-
-  /** `listener` runs after every check (a success also ends a passive ejection); returns unsubscribe. */
-  subscribe(listener: (s: HealthStatus, changed: boolean) => void): () => void {
-    this.#listeners.add(listener);
-    return () => {
-      this.#listeners.delete(listener);
-    };
   }
 
   /** Starts probing at once, then every interval, until `signal` aborts. Idempotent while running. */
@@ -114,7 +94,7 @@ export class HttpHealthMonitor implements HealthSource {
   async check(): Promise<HealthStatus> {
     if (this.#inFlight) {
       await this.#inFlight;
-      return this.#status;
+      return this.status();
     }
     this.#inFlight = this.#probe();
     try {
@@ -122,7 +102,7 @@ export class HttpHealthMonitor implements HealthSource {
     } finally {
       this.#inFlight = undefined;
     }
-    return this.#status;
+    return this.status();
   }
 
   async #tick(): Promise<void> {
@@ -157,25 +137,19 @@ export class HttpHealthMonitor implements HealthSource {
       if (this.#signal?.aborted) return;
       detail = timeout.aborted ? `timeout after ${this.timeout}ms` : describe(err);
     }
-    this.#latency = performance.now() - began;
+    this.setLatency(performance.now() - began);
     if (this.#signal?.aborted) return;
     if (ok) {
       this.#failures = 0;
       this.#lastSeen = Date.now();
-      this.#detail = "";
-      this.#set("healthy");
+      this.setDetail("");
+      this.setStatus("healthy");
     } else {
       this.#failures++;
-      this.#detail = detail;
+      this.setDetail(detail);
       // a failed check below `retries` must not notify: listeners treat "healthy" as a success
-      if (this.#failures >= this.retries) this.#set("unhealthy");
+      if (this.#failures >= this.retries) this.setStatus("unhealthy");
     }
-  }
-
-  #set(status: HealthStatus): void {
-    const changed = this.#status !== status;
-    this.#status = status;
-    for (const l of this.#listeners) l(status, changed);
   }
 
   toJSON() {

@@ -24,3 +24,44 @@ export interface HealthSource {
   checkNow?(): void;
   toJSON?(): unknown;
 }
+
+/**
+ * What a HealthSource reports (status, latency, detail) and its subscribers; a source extends it
+ * and records each result through the protected setters.
+ */
+export abstract class ReportedHealth implements HealthSource {
+  #status: HealthStatus = "healthy";
+  #latency = 0;
+  #detail = "";
+  readonly #listeners = new Set<(s: HealthStatus, changed: boolean) => void>();
+
+  status(): HealthStatus {
+    return this.#status;
+  }
+  latency(): number {
+    return this.#latency;
+  }
+  detail(): string {
+    return this.#detail;
+  }
+  /** `listener` runs after every reported status (a success also ends a passive ejection); returns unsubscribe. */
+  subscribe(listener: (s: HealthStatus, changed: boolean) => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  protected setLatency(ms: number): void {
+    this.#latency = ms;
+  }
+  protected setDetail(detail: string): void {
+    this.#detail = detail;
+  }
+  /** Sets the status and runs the listeners with whether it changed; `onlyIfChanged` skips them when it did not. */
+  protected setStatus(status: HealthStatus, onlyIfChanged = false): void {
+    const changed = this.#status !== status;
+    this.#status = status;
+    if (changed || !onlyIfChanged) for (const l of this.#listeners) l(status, changed);
+  }
+}

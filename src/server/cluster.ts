@@ -18,7 +18,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Server } from "../balancer/server.ts";
 import type { ConfigOverrides } from "../config/load.ts";
 import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";
-import type { HealthSource, HealthStatus } from "../health/status.ts";
+import { type HealthSource, type HealthStatus, ReportedHealth } from "../health/status.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { reloadOnChange } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
@@ -266,30 +266,14 @@ export async function runPrimary(
 // worker
 
 /** A server's health as the primary reports it. */
-class RemoteHealth implements HealthSource {
+class RemoteHealth extends ReportedHealth {
   readonly #service: string;
   readonly #key: string;
-  #status: HealthStatus = "healthy";
-  #latency = 0;
-  #detail = "";
-  readonly #listeners = new Set<(s: HealthStatus, changed: boolean) => void>();
 
   constructor(service: string, key: string) {
+    super();
     this.#service = service;
     this.#key = key;
-  }
-  status(): HealthStatus {
-    return this.#status;
-  }
-  latency(): number {
-    return this.#latency;
-  }
-  detail(): string {
-    return this.#detail;
-  }
-  subscribe(listener: (s: HealthStatus, changed: boolean) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
   }
   /** A passive failure here: ask the primary to probe now. */
   checkNow(): void {
@@ -298,11 +282,9 @@ class RemoteHealth implements HealthSource {
   }
   /** Live updates always notify (a probe after a passive failure confirms "healthy"); snapshots only on change. */
   update(status: HealthStatus, latency: number, detail: string, snapshot: boolean): void {
-    const changed = status !== this.#status;
-    this.#status = status;
-    this.#latency = latency;
-    this.#detail = detail;
-    if (changed || !snapshot) for (const l of this.#listeners) l(status, changed);
+    this.setLatency(latency);
+    this.setDetail(detail);
+    this.setStatus(status, snapshot);
   }
 }
 
