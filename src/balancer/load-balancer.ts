@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
+import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
@@ -9,7 +10,6 @@ import { silentLogger } from "../log.ts";
 import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy/forward.ts";
 import {
   createSelector,
-  type Mode,
   type PickContext,
   parseMode,
   readCookie,
@@ -39,17 +39,8 @@ export interface LoadBalancerOptions {
 }
 
 /** The resolved, immutable view of a balancer's configuration. */
-export interface BalancerConfig {
+export interface BalancerConfig extends BalancingConfig {
   readonly link: string;
-  readonly mode: Mode;
-  readonly sticky: boolean;
-  readonly stickyMaxAge: number;
-  readonly stickySecret: string | undefined;
-  readonly options: {
-    readonly header: string;
-    readonly from: readonly string[];
-    readonly recursive: boolean;
-  };
   readonly timeouts: { readonly connect: number; readonly responseHeader: number; readonly idle: number };
   readonly passiveCooldown: number;
 }

@@ -36,11 +36,8 @@ export interface ServerConfig {
   readonly weight: number;
 }
 
-export interface ServiceConfig {
-  /** The service name (also the `link`). */
-  readonly name: string;
-  /** Host patterns; empty = matched by the first label of Host. */
-  readonly hosts: readonly string[];
+/** A service's balancing settings, resolved: the config holds them and a running LoadBalancer reports them. */
+export interface BalancingConfig {
   readonly mode: Mode;
   readonly sticky: boolean;
   readonly stickyMaxAge: number;
@@ -50,6 +47,13 @@ export interface ServiceConfig {
     readonly from: readonly string[];
     readonly recursive: boolean;
   };
+}
+
+export interface ServiceConfig extends BalancingConfig {
+  /** The service name (also the `link`). */
+  readonly name: string;
+  /** Host patterns; empty = matched by the first label of Host. */
+  readonly hosts: readonly string[];
   readonly healthcheck: HealthcheckConfig;
   readonly servers: readonly ServerConfig[];
 }
