@@ -8,6 +8,7 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { after, test } from "node:test";
 import { Pool, request } from "undici";
+import { Cleanup } from "../support/cleanup.ts";
 import {
   type Backend,
   type ProxySpec,
@@ -24,16 +25,14 @@ const CONCURRENCY = 64;
 // smaller than the in-process runs: here every request crosses two processes
 const TOTAL = Number(process.env.RELIABILITY_CLI_LOAD ?? 4_000);
 
-const cleanup: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const c of cleanup.reverse()) await c();
-});
+const cleanup = new Cleanup();
+after(() => cleanup.run());
 
 async function backends(names: string[], handler?: Parameters<typeof startBackend>[1]): Promise<Backend[]> {
   const out: Backend[] = [];
   for (const n of names) {
     const b = await startBackend(n, handler);
-    cleanup.push(() => b.close());
+    cleanup.add(() => b.close());
     out.push(b);
   }
   return out;
@@ -41,7 +40,7 @@ async function backends(names: string[], handler?: Parameters<typeof startBacken
 
 async function cli(spec: ProxySpec & Record<string, unknown>, opts?: Parameters<typeof startCli>[1]) {
   const c = await startCli(spec, opts);
-  cleanup.push(() => c.stop("SIGKILL"));
+  cleanup.add(() => c.stop("SIGKILL"));
   return c;
 }
 
@@ -188,7 +187,7 @@ test("real server: SIGTERM during load — every accepted request completes, exi
     services: { api: { servers: [{ name: "slow", url: slow.url }] } },
   });
   const pool = new Pool(c.url, { connections: CONCURRENCY, pipelining: 1 });
-  cleanup.push(() => pool.destroy());
+  cleanup.add(() => pool.destroy());
   const answered = new Map<string, number>();
   const errors: string[] = [];
   let id = 0;
@@ -261,7 +260,7 @@ test("real server: misbehaving backends leave no file descriptor or in-flight re
     srv.listen(0, "127.0.0.1");
     await once(srv, "listening");
     raws.push(srv);
-    cleanup.push(async () => {
+    cleanup.add(async () => {
       srv.close();
       for (const s of sockets) s.destroy();
     });

@@ -5,6 +5,7 @@
 import * as assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { Server } from "../../src/index.ts";
+import { Cleanup } from "../support/cleanup.ts";
 import {
   type Backend,
   record,
@@ -19,17 +20,15 @@ import {
 const CONCURRENCY = 64;
 const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 6_000);
 
-const cleanup: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of cleanup.reverse()) await c();
-});
+const cleanup = new Cleanup();
+after(() => cleanup.run());
 
 test("one of three backends killed and restarted under load: 0 failed requests", {
   timeout: 60_000,
 }, async () => {
   const backends: Backend[] = [];
   for (const n of ["a", "b", "c"]) backends.push(await startBackend(n));
-  for (const b of backends) cleanup.push(() => b.close());
+  for (const b of backends) cleanup.add(() => b.close());
   const [, victim] = backends;
   const svc: ServiceSpec = {
     // default retries (max(1, 15s/interval)): passive ejection must not wait for them
@@ -37,7 +36,7 @@ test("one of three backends killed and restarted under load: 0 failed requests",
     servers: backends.map((b) => ({ name: b.name, url: b.url })),
   };
   const proxy = await startProxy({ services: { api: svc } });
-  cleanup.push(() => proxy.close());
+  cleanup.add(() => proxy.close());
   const lb = proxy.lbs.get("api")!;
   const target = lb.servers.find((s) => s.name === "b")!;
 
@@ -142,13 +141,13 @@ test("10 hot reloads that add, remove and re-weight servers under load: 0 failed
 }, async () => {
   const backends: Backend[] = [];
   for (const n of ["r1", "r2", "r3", "r4", "r5"]) backends.push(await startBackend(n));
-  for (const b of backends) cleanup.push(() => b.close());
+  for (const b of backends) cleanup.add(() => b.close());
   const steps = reloadSteps(backends);
   const spec = (servers: ServiceSpec["servers"]) => ({
     services: { api: { healthcheck: { path: "/healthz", interval: "200ms" }, servers } },
   });
   const proxy = await startProxy(spec(steps[0]));
-  cleanup.push(() => proxy.close());
+  cleanup.add(() => proxy.close());
   let reloads = 0;
   const every = Math.floor(TOTAL / (steps.length + 1));
   const result = await runLoad({
