@@ -728,6 +728,7 @@ async function main(): Promise<void> {
     started,
     seconds: (Date.now() - started.getTime()) / 1000,
     quick,
+    args: process.argv.slice(2).join(" "),
     machine: {
       cpu: `${cpuModel}`,
       cores,
