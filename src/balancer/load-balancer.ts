@@ -287,7 +287,8 @@ export class LoadBalancer {
     this.#polled = servers.filter((s) => s.health !== undefined && s.health.subscribe === undefined);
     const onLoad = this.#inner.loadChanged ? this.#onLoad : undefined;
     for (const s of servers) {
-      s.available = !s.passiveDown && isGoodStatus(s);
+      // the pool is being rebuilt anyway: no change notification
+      s.available = s.canTakeRequests();
       s.onLoadChange = onLoad;
     }
     // #sticky wraps the mode's selector and rebuilds it; #selector is one of the two
@@ -538,11 +539,6 @@ function badTarget(req: IncomingMessage): boolean {
   if (target.protocol !== "http:" && target.protocol !== "https:") return true;
   req.url = target.pathname + target.search;
   return false;
-}
-
-function isGoodStatus(s: Server): boolean {
-  const st = s.health ? s.health.status() : "healthy";
-  return st === "healthy" || st === "napping" || st === "starting";
 }
 
 function pathOf(url: string): string {

@@ -114,9 +114,14 @@ export class Server {
     return this.health?.detail?.() ?? "";
   }
 
+  /** Whether health and passive state let this server take requests now. */
+  canTakeRequests(): boolean {
+    return !this.passiveDown && isGood(this.#healthStatus());
+  }
+
   /** Recomputes `available` from health and passive state; returns true when it changed. */
   refresh(): boolean {
-    const next = !this.passiveDown && isGood(this.#healthStatus());
+    const next = this.canTakeRequests();
     if (next === this.available) return false;
     this.available = next;
     this.onAvailabilityChange?.(this);
