@@ -8,6 +8,7 @@ import type { HealthStatus } from "../health/status.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy/forward.ts";
+import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   createSelector,
   type PickContext,
@@ -417,17 +418,13 @@ export class LoadBalancer {
   /** An `upgrade` listener for node:http: picks a server and pipes the upgraded connection (WebSocket). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (badTarget(req)) {
-      socket.end(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nBad Request\n",
-      );
+      endWithError(socket, 400, "Bad Request");
       return;
     }
     const sticky = this.#config.sticky || isStickyPath(req.url);
     const server = this.#pickWith(this.#prepare(req, sticky), sticky);
     if (server === undefined || server.handler) {
-      socket.end(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\nconnection: close\r\n\r\nService Unavailable\n",
-      );
+      endWithError(socket, 503, "Service Unavailable");
       return;
     }
     this.#forwarder.upgrade(this, req, socket, head, server);
@@ -551,20 +548,6 @@ function isStickyPath(url: string | undefined): boolean {
   if (url === undefined || url.length < 2) return false;
   const c = url.charCodeAt(1);
   return (c === 36 /* $ */ || c === 102) /* f */ && STICKY_PATHS.has(pathOf(url));
-}
-
-export function sendError(res: ServerResponse, status: number, text: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = `${text}\n`;
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-    "cache-control": "no-store",
-  });
-  res.end(body);
 }
 
 function resolveConfig(o: LoadBalancerOptions): BalancerConfig {

@@ -7,6 +7,7 @@ import { buildConnector, type Dispatcher, Pool } from "undici";
 import type { Server } from "../balancer/server.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
+import { endWithError, sendError } from "./respond.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -500,21 +501,6 @@ function onBodyAborted(this: ReqWithSource): void {
   this[kSource]?.destroy(new Error("client aborted the request body"));
 }
 
-export function sendError(res: ServerResponse, status: number, text: string): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const body = `${text}\n`;
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-    "cache-control": "no-store",
-  });
-  res.end(body);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Upgrades (WebSocket): node's own client, which reports both a 101 ('upgrade') and a refusal with
 // an ordinary response ('response') so the latter can be relayed as is.
@@ -706,12 +692,4 @@ function timeoutError(phase: "connect" | "response"): Error & { kind: FailureKin
   err.kind = phase === "connect" ? "connect" : "timeout";
   err.code = phase === "connect" ? "UND_ERR_CONNECT_TIMEOUT" : "UND_ERR_HEADERS_TIMEOUT";
   return err;
-}
-
-function endWithError(socket: Duplex, status: number, text: string): void {
-  if (socket.destroyed) return;
-  const body = `${text}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
-  );
 }

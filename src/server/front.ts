@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { sendError } from "../balancer/load-balancer.ts";
 import type { Logger } from "../log.ts";
+import { endWithError, sendError } from "../proxy/respond.ts";
 import { classIndex, type ServiceStats } from "./metrics.ts";
 import { HostRouter } from "./router.ts";
 import { kServer, type Service, type TaggedRequest } from "./services.ts";
@@ -98,10 +98,8 @@ export class Front {
     socket.on("error", ignore);
     const svc = this.#router.match(req.headers.host);
     if (svc === undefined || this.#draining) {
-      const [code, text] = svc === undefined ? [404, "Not Found"] : [503, "Service Unavailable"];
-      socket.end(
-        `HTTP/1.1 ${code} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`,
-      );
+      if (svc === undefined) endWithError(socket, 404, "Not Found");
+      else endWithError(socket, 503, "Service Unavailable");
       return;
     }
     this.upgrades.add(socket);

@@ -10,6 +10,7 @@ import { dirname, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import type { ListenConfig } from "../config/types.ts";
 import type { Logger } from "../log.ts";
+import { endWithError } from "../proxy/respond.ts";
 
 export interface ListenerHandler {
   request(req: http.IncomingMessage, res: http.ServerResponse): void;
@@ -242,9 +243,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
       : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? [408, "Request Timeout"]
         : [400, "Bad Request"];
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`,
-  );
+  endWithError(socket, status, text);
 }
 
 function ignore(): void {}

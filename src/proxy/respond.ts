@@ -1,0 +1,30 @@
+import type { ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+
+/**
+ * A short plain-text error (never naming a backend). Headers set earlier for the successful
+ * case (a sticky cookie, a handler's own) are dropped; a response already under way is cut.
+ */
+export function sendError(res: ServerResponse, status: number, text: string): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = `${text}\n`;
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
+  res.end(body);
+}
+
+/** The same error written on a raw socket (upgrades, client errors), then the socket is closed. */
+export function endWithError(socket: Duplex, status: number, text: string): void {
+  if (socket.destroyed) return;
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
