@@ -2,12 +2,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
 import { isIP, type Socket } from "node:net";
-import { type Duplex, Readable } from "node:stream";
-import { buildConnector, type Dispatcher, Pool } from "undici";
+import type { Duplex, Readable } from "node:stream";
 import type { Server } from "../balancer/server.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
+import { type Connection, UPSTREAM_CODES, type UpstreamHandler, UpstreamPool } from "./upstream.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -47,14 +47,13 @@ export interface Forwarder {
  * - `connect`: no connection was made (refused, unreachable, DNS, connect timeout, TLS handshake);
  * - `reset`: the connection broke before a response (reset, closed, EPIPE);
  * - `timeout`: no response head within timeouts.responseHeader;
- * - `invalid`: undici refused the request itself (a header it does not accept): no server would;
- * - `other`: anything else (invalid response, aborted, ...).
+ * - `other`: anything else (an invalid response, a body timeout, ...).
  */
-export type FailureKind = "connect" | "reset" | "timeout" | "invalid" | "other";
+export type FailureKind = "connect" | "reset" | "timeout" | "other";
 
 const CONNECT_CODES: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
-  "UND_ERR_CONNECT_TIMEOUT",
+  UPSTREAM_CODES.connectTimeout,
   "ENOTFOUND",
   "EAI_AGAIN",
   "EHOSTUNREACH",
@@ -63,7 +62,7 @@ const CONNECT_CODES: ReadonlySet<string> = new Set([
   "EADDRNOTAVAIL",
   "ETIMEDOUT",
 ]);
-const RESET_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
+const RESET_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", UPSTREAM_CODES.closed]);
 
 export function classify(err: unknown): FailureKind {
   const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
@@ -72,14 +71,13 @@ export function classify(err: unknown): FailureKind {
   if (CONNECT_CODES.has(code) || CONNECT_CODES.has(cause)) return "connect";
   if (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || /CERT|SELF_SIGNED/.test(code))
     return "connect";
-  if (code === "UND_ERR_HEADERS_TIMEOUT") return "timeout";
-  if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") return "invalid";
+  if (code === UPSTREAM_CODES.headersTimeout) return "timeout";
   if (RESET_CODES.has(code) || RESET_CODES.has(cause)) return "reset";
   return "other";
 }
 
 function isConnectTimeout(err: unknown): boolean {
-  return (err as { code?: unknown } | undefined)?.code === "UND_ERR_CONNECT_TIMEOUT";
+  return (err as { code?: unknown } | undefined)?.code === UPSTREAM_CODES.connectTimeout;
 }
 
 /** Methods that may be replayed on another server after a broken connection (when bodiless). */
@@ -91,7 +89,7 @@ const CLOSE_GRACE = 30_000;
 const GATEWAY_TIMEOUT = "Gateway Timeout";
 
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  return new UndiciForwarder(options);
+  return new PoolForwarder(options);
 }
 
 /** Per-connection cache of the trust decision (keyed by the resolver that made it). */
@@ -112,10 +110,10 @@ function peerTrusted(host: ForwardHost, socket: Socket | undefined): boolean {
   return trusted;
 }
 
-class UndiciForwarder implements Forwarder {
+class PoolForwarder implements Forwarder {
   readonly opts: ForwarderOptions;
   readonly maxAttempts: number;
-  readonly #pools = new Map<Server, Pool>();
+  readonly #pools = new Map<Server, UpstreamPool>();
   #closed = false;
 
   constructor(opts: ForwarderOptions) {
@@ -124,11 +122,18 @@ class UndiciForwarder implements Forwarder {
   }
 
   /** Sends one upstream attempt through the server's pool. */
-  dispatch(server: Server, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  dispatch(
+    server: Server,
+    method: string,
+    path: string,
+    headers: string[],
+    body: Readable | null,
+    handler: UpstreamHandler,
+  ): void {
     if (this.#closed) {
       // a retry of a request that outlived its forwarder (config change): a one-off pool
       const pool = this.#newPool(server);
-      pool.dispatch(opts, handler);
+      pool.request({ method, path, headers, body }, handler);
       pool.close().catch(noop);
       return;
     }
@@ -137,26 +142,15 @@ class UndiciForwarder implements Forwarder {
       pool = this.#newPool(server);
       this.#pools.set(server, pool);
     }
-    pool.dispatch(opts, handler);
+    pool.request({ method, path, headers, body }, handler);
   }
 
-  #newPool(server: Server): Pool {
-    const url = server.url;
-    const tls = url.protocol === "https:";
-    // SNI from the backend URL (not the client's Host); none for IP addresses
-    const servername = tls && isIP(url.hostname.replace(/^\[|\]$/g, "")) === 0 ? url.hostname : undefined;
-    const base = buildConnector({
-      timeout: this.opts.connectTimeout,
-      rejectUnauthorized: this.opts.verifyTls === true,
-      ...(servername ? { servername } : {}),
-    });
-    const connect: buildConnector.connector = tls ? (o, cb) => base({ ...o, servername }, cb) : base;
-    return new Pool(url.origin, {
-      connect,
-      headersTimeout: this.opts.responseHeaderTimeout,
-      bodyTimeout: this.opts.idleTimeout,
-      keepAliveTimeout: 4000,
-      pipelining: 1,
+  #newPool(server: Server): UpstreamPool {
+    return new UpstreamPool(server.url, {
+      connectTimeout: this.opts.connectTimeout,
+      responseHeaderTimeout: this.opts.responseHeaderTimeout,
+      idleTimeout: this.opts.idleTimeout,
+      verifyTls: this.opts.verifyTls,
     });
   }
 
@@ -183,11 +177,17 @@ class UndiciForwarder implements Forwarder {
     });
     await Promise.race([Promise.allSettled(pools.map((p) => p.close())), deadline]);
     clearTimeout(timer);
-    await Promise.allSettled(pools.map((p) => p.destroy()));
+    for (const p of pools) p.destroy();
   }
 
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
-    new Exchange(this, host, req, res).send(server);
+    const body = requestBody(req);
+    if (body === BAD_FRAMING) {
+      res.shouldKeepAlive = false;
+      sendError(res, 400, "Bad Request");
+      return;
+    }
+    new Exchange(this, host, req, res, body !== 0).send(server);
   }
 
   upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
@@ -212,12 +212,9 @@ function onResDrain(this: ResWithExchange): void {
 /** Swallows errors that are handled elsewhere (socket errors end in 'close'). */
 function noop(): void {}
 
-/**
- * Uses undici's raw handler API (onConnect/onHeaders/onData/onComplete/onError): response headers
- * arrive as raw Buffers and go to the client without an intermediate object.
- */
-class Exchange implements Dispatcher.DispatchHandler {
-  readonly fw: UndiciForwarder;
+/** One client request, handler of each of its upstream attempts in turn. */
+class Exchange implements UpstreamHandler {
+  readonly fw: PoolForwarder;
   readonly host: ForwardHost;
   readonly req: IncomingMessage;
   readonly res: ResWithExchange;
@@ -225,11 +222,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   server: Server | null = null;
   tried: Server[] | null = null;
   headers: string[] | null = null;
-  abort: ((err?: Error) => void) | null = null;
-  resume: (() => void) | null = null;
-  body: BodySource | null = null;
-  /** undici started writing the current attempt (onConnect): something may have reached the server. */
+  /** The connection of the current attempt, once it is being written. */
+  conn: Connection | null = null;
+  /** The current attempt is being written: something may have reached the server. */
   sent = false;
+  bodyTaken = false;
   /** Response head written to the client. */
   started = false;
   /** Response body bytes still expected by Content-Length (-1: unknown): the last chunk ends the response. */
@@ -237,12 +234,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   done = false;
   readonly hasBody: boolean;
 
-  constructor(fw: UndiciForwarder, host: ForwardHost, req: IncomingMessage, res: ServerResponse) {
+  constructor(
+    fw: PoolForwarder,
+    host: ForwardHost,
+    req: IncomingMessage,
+    res: ServerResponse,
+    hasBody: boolean,
+  ) {
     this.fw = fw;
     this.host = host;
     this.req = req;
     this.res = res;
-    this.hasBody = requestHasBody(req);
+    this.hasBody = hasBody;
     this.res[kExchange] = this;
     res.on("close", onResClose);
   }
@@ -254,21 +257,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.server = server;
     server.inflight++;
     this.sent = false;
-    this.abort = null;
+    this.conn = null;
     if (this.headers === null) {
       const trusted = peerTrusted(this.host, req.socket);
       // an untrusted peer is its own client: skip the resolver
       this.headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
     }
-    let body: BodySource | null = null;
-    if (this.hasBody) {
-      body = new BodySource(req);
-      this.body = body;
-    }
     try {
       this.fw.dispatch(
         server,
-        { path: originForm(req.url), method: req.method || "GET", headers: this.headers, body },
+        req.method || "GET",
+        originForm(req.url),
+        this.headers,
+        this.hasBody ? req : null,
         this,
       );
     } catch (err) {
@@ -293,25 +294,25 @@ class Exchange implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.done) return;
     this.#finish();
-    const err = new Error("client closed the connection");
-    if (this.abort !== null) this.abort(err);
-    this.body?.destroy();
+    const conn = this.conn;
+    this.conn = null;
+    conn?.abort();
   }
 
   drained(): void {
-    if (this.resume !== null && !this.done) this.resume();
+    if (this.conn !== null && !this.done) this.conn.resume();
   }
 
-  onConnect(abort: (err?: Error) => void): void {
+  onSent(conn: Connection): void {
     if (this.done) {
-      abort(new Error("client closed the connection"));
+      conn.abort();
       return;
     }
-    this.abort = abort;
+    this.conn = conn;
     this.sent = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: string[], statusText: string): boolean {
     if (this.done) return false;
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.res;
@@ -324,9 +325,17 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (Array.isArray(preset)) for (const v of preset) headers.push("set-cookie", v);
       else headers.push("set-cookie", String(preset));
     }
-    this.resume = resume;
     // throws on a header value node:http refuses: onError then answers 502
-    res.writeHead(statusCode, this.req.httpVersionMajor === 2 ? undefined : statusText || undefined, headers);
+    try {
+      res.writeHead(
+        statusCode,
+        this.req.httpVersionMajor === 2 ? undefined : statusText || undefined,
+        headers,
+      );
+    } catch (err) {
+      this.#failResponse(err as Error);
+      return false;
+    }
     this.started = true;
     return true;
   }
@@ -336,7 +345,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.contentLength > 0) {
       this.contentLength -= chunk.length;
       if (this.contentLength === 0) {
-        // head and body leave in one write; undici's onComplete follows and finds the exchange done
+        // head and body leave in one write; the connection's onComplete follows and finds the exchange done
         this.#finish();
         this.res.end(chunk);
         return true;
@@ -349,12 +358,22 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     if (this.done) return;
+    this.conn = null;
     this.#finish();
     this.res.end();
   }
 
+  /** The backend's response head cannot be relayed (a header value node:http refuses). */
+  #failResponse(err: Error): void {
+    this.host.logger.warn({ server: this.server?.name, err }, "upstream response refused");
+    this.conn = null;
+    this.#finish();
+    sendError(this.res, 502, BAD_GATEWAY);
+  }
+
   onError(err: Error): void {
     if (this.done) return;
+    this.conn = null;
     const server = this.server;
     this.#release();
     const res = this.res;
@@ -370,7 +389,6 @@ class Exchange implements Dispatcher.DispatchHandler {
       const next = this.host.pickRetry(this.req, this.tried!);
       if (next !== undefined) {
         this.host.logger.debug({ server: server?.name, next: next.name, err }, "retrying on another server");
-        this.body?.destroy();
         if (this.host.setStickyCookie !== undefined) restick(this.host, this.req, res, next);
         this.send(next);
         return;
@@ -378,20 +396,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
     this.#finish();
-    this.body?.destroy();
     // a timeout while connecting is a timeout too (as nginx answers it)
     if (kind === "timeout" || isConnectTimeout(err)) sendError(res, 504, GATEWAY_TIMEOUT);
     else sendError(res, 502, BAD_GATEWAY);
   }
 
   /**
-   * A retry is safe when the request provably did not reach the server: undici never started
-   * writing it (no onConnect) and none of the client's body was taken; or, for a replayable
-   * method without a body, when the connection broke before any response.
+   * A retry is safe when the request provably did not reach the server: it was never written
+   * (no connection) and none of the client's body was taken; or, for a replayable method without
+   * a body, when the connection broke before any response.
    */
   #retryable(kind: FailureKind): boolean {
-    const pulled = this.body !== null && this.body.pulled;
-    if (!this.sent && !pulled && kind !== "timeout" && kind !== "invalid") return true;
+    if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
 }
@@ -418,87 +434,31 @@ function originForm(url: string | undefined): string {
   return rest === "" ? "/" : rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
 }
 
-function requestHasBody(req: IncomingMessage): boolean {
+const BAD_FRAMING = -1;
+
+/**
+ * 1 when the request has a body, 0 when not, BAD_FRAMING for a Transfer-Encoding whose last coding
+ * is not chunked: RFC 9112 §6.3 says such a request's length cannot be known (400); node:http only
+ * fails it when reading the body, which would be after its head went upstream.
+ */
+function requestBody(req: IncomingMessage): number {
   if (req.httpVersionMajor === 2) {
     // HTTP/2 has no framing headers for bodies: a body exists unless the stream already ended
     const stream = (req as unknown as { stream?: { readableEnded?: boolean; endAfterHeaders?: boolean } })
       .stream;
-    return !(stream?.endAfterHeaders === true || req.readableEnded);
+    return stream?.endAfterHeaders === true || req.readableEnded ? 0 : 1;
   }
   const raw = req.rawHeaders;
+  let body = 0;
+  let te: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i];
-    if (n.length === 14 && n.toLowerCase() === "content-length") return raw[i + 1] !== "0";
-    if (n.length === 17 && n.toLowerCase() === "transfer-encoding") return true;
+    if (n.length === 14 && n.toLowerCase() === "content-length") {
+      if (raw[i + 1] !== "0") body = 1;
+    } else if (n.length === 17 && n.toLowerCase() === "transfer-encoding") te = raw[i + 1];
   }
-  return false;
-}
-
-/**
- * The client's request body as undici sees it, one per attempt. It takes nothing from the client
- * until undici starts writing (after the connection is made), so a connect failure leaves the body
- * untouched for a retry; and undici destroying it on an upstream error does not destroy the client
- * request.
- */
-class BodySource extends Readable {
-  readonly req: IncomingMessage;
-  /** Some of the client's body was taken: a retry could not send it whole. */
-  pulled = false;
-  #attached = false;
-
-  constructor(req: IncomingMessage) {
-    super({ highWaterMark: 64 * 1024 });
-    this.req = req;
-  }
-
-  override _read(): void {
-    const req = this.req;
-    if (!this.#attached) {
-      this.#attached = true;
-      (req as IncomingMessage & { [kSource]?: BodySource })[kSource] = this;
-      req.on("data", onBodyData);
-      req.on("end", onBodyEnd);
-      req.on("error", onBodyError);
-      req.on("aborted", onBodyAborted);
-    }
-    req.resume();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#detach();
-    cb(err);
-  }
-
-  #detach(): void {
-    if (!this.#attached) return;
-    this.#attached = false;
-    const req = this.req as IncomingMessage & { [kSource]?: BodySource };
-    if (req[kSource] === this) req[kSource] = undefined;
-    req.off("data", onBodyData);
-    req.off("end", onBodyEnd);
-    req.off("error", onBodyError);
-    req.off("aborted", onBodyAborted);
-    req.pause();
-  }
-}
-
-const kSource = Symbol("switchyard.body");
-type ReqWithSource = IncomingMessage & { [kSource]?: BodySource };
-
-function onBodyData(this: ReqWithSource, chunk: Buffer): void {
-  const src = this[kSource];
-  if (src === undefined) return;
-  src.pulled = true;
-  if (!src.push(chunk)) this.pause();
-}
-function onBodyEnd(this: ReqWithSource): void {
-  this[kSource]?.push(null);
-}
-function onBodyError(this: ReqWithSource, err: Error): void {
-  this[kSource]?.destroy(err);
-}
-function onBodyAborted(this: ReqWithSource): void {
-  this[kSource]?.destroy(new Error("client aborted the request body"));
+  if (te === undefined) return body;
+  return /(?:^|,)[ \t]*chunked[ \t]*$/i.test(te) ? 1 : BAD_FRAMING;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,7 +468,7 @@ function onBodyAborted(this: ReqWithSource): void {
 const STATUS_TEXT = http.STATUS_CODES;
 
 class Tunnel {
-  readonly fw: UndiciForwarder;
+  readonly fw: PoolForwarder;
   readonly host: ForwardHost;
   readonly req: IncomingMessage;
   readonly socket: Duplex;
@@ -521,7 +481,7 @@ class Tunnel {
   done = false;
   headers: string[] | null = null;
 
-  constructor(fw: UndiciForwarder, host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer) {
+  constructor(fw: PoolForwarder, host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer) {
     this.fw = fw;
     this.host = host;
     this.req = req;
@@ -690,6 +650,6 @@ function timeoutError(phase: "connect" | "response"): Error & { kind: FailureKin
     phase === "connect" ? "upstream connect timeout" : "upstream response header timeout",
   ) as Error & { kind: FailureKind; code: string };
   err.kind = phase === "connect" ? "connect" : "timeout";
-  err.code = phase === "connect" ? "UND_ERR_CONNECT_TIMEOUT" : "UND_ERR_HEADERS_TIMEOUT";
+  err.code = phase === "connect" ? UPSTREAM_CODES.connectTimeout : UPSTREAM_CODES.headersTimeout;
   return err;
 }

@@ -99,11 +99,11 @@ test("downstreamHeaders: hop-by-hop and Connection-named removed, bytes kept, Co
     "chunked",
     "X-Bytes",
     "caf\u00e9",
-  ].map((s) => Buffer.from(s, "latin1"));
+  ];
   const meta = { contentLength: 0 };
   assert.deepEqual(downstreamHeaders(raw, meta), ["Content-Length", "5", "X-Bytes", "caf\u00e9"]);
   assert.equal(meta.contentLength, 5);
-  downstreamHeaders([Buffer.from("x"), Buffer.from("y")], meta);
+  downstreamHeaders(["x", "y"], meta);
   assert.equal(meta.contentLength, -1);
   assert.deepEqual(
     downstreamRawHeaders(["Connection", "Upgrade", "Upgrade", "websocket", "Keep-Alive", "x"], true),
@@ -112,14 +112,15 @@ test("downstreamHeaders: hop-by-hop and Connection-named removed, bytes kept, Co
   assert.deepEqual(connectionTokens("close, X-A ,keep-alive,,x-b"), ["x-a", "x-b"]);
 });
 
-test("classify: connect failures, resets, timeouts, undici's own refusals", () => {
+test("classify: connect failures, resets, timeouts, protocol errors", () => {
   assert.equal(classify({ code: "ECONNREFUSED" }), "connect");
-  assert.equal(classify({ code: "UND_ERR_CONNECT_TIMEOUT" }), "connect");
+  assert.equal(classify({ code: "ERR_UPSTREAM_CONNECT_TIMEOUT" }), "connect");
   assert.equal(classify({ code: "DEPTH_ZERO_SELF_SIGNED_CERT" }), "connect");
-  assert.equal(classify({ code: "UND_ERR_SOCKET", cause: { code: "ECONNRESET" } }), "reset");
+  assert.equal(classify({ code: "ERR_UPSTREAM_CLOSED" }), "reset");
+  assert.equal(classify({ code: "ECONNRESET" }), "reset");
   assert.equal(classify({ code: "EPIPE" }), "reset");
-  assert.equal(classify({ code: "UND_ERR_HEADERS_TIMEOUT" }), "timeout");
-  assert.equal(classify({ code: "UND_ERR_INVALID_ARG" }), "invalid");
+  assert.equal(classify({ code: "ERR_UPSTREAM_HEADERS_TIMEOUT" }), "timeout");
+  assert.equal(classify({ code: "HPE_INVALID_CONSTANT" }), "other");
   assert.equal(classify(new Error("x")), "other");
   assert.equal(classify(undefined), "other");
 });

@@ -146,28 +146,25 @@ function stripMapped(a: string): string {
 const HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((h) => h.length));
 
 /**
- * Response headers for the client from undici's raw [name, value, ...] Buffers, as a flat list of
- * latin1 strings (byte-transparent): hop-by-hop headers and those named in Connection removed.
+ * Response headers for the client from the parser's [name, value, ...] list (latin1 strings, so
+ * byte-transparent): hop-by-hop headers and those named in Connection removed.
  * `meta.contentLength` receives the Content-Length (-1 when absent).
  */
-export function downstreamHeaders(raw: readonly Buffer[], meta: { contentLength: number }): string[] {
+export function downstreamHeaders(raw: readonly string[], meta: { contentLength: number }): string[] {
   const out: string[] = [];
   let conn: string | undefined;
   let length = -1;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString("latin1");
+    const name = raw[i];
     const n = name.length;
     if (HOP_LENGTHS.has(n)) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower)) {
-        if (lower === "connection") {
-          const v = raw[i + 1].toString("latin1");
-          conn = conn === undefined ? v : `${conn},${v}`;
-        }
+        if (lower === "connection") conn = conn === undefined ? raw[i + 1] : `${conn},${raw[i + 1]}`;
         continue;
       }
     }
-    const value = raw[i + 1].toString("latin1");
+    const value = raw[i + 1];
     if (n === 14 && name.toLowerCase() === "content-length") length = Number(value);
     out.push(name, value);
   }

@@ -338,6 +338,9 @@ test("a client that aborts mid-upload aborts the upstream request", { timeout: 2
     req.destroy();
     await until(() => aborted, 5000, "upstream request aborted");
     await until(() => inflight(p.servers) === 0, 5000, "inflight 0");
+    // regression: the client's broken upload once counted as a connection failure of the backend
+    assert.equal(p.servers[0].passiveDown, false, "a client's abort is not the backend's failure");
+    assert.equal((await request(p.port)).status, 200);
   } finally {
     await c.run();
   }

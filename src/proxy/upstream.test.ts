@@ -1,0 +1,273 @@
+import * as assert from "node:assert/strict";
+import * as http from "node:http";
+import * as net from "node:net";
+import { Readable } from "node:stream";
+import { test } from "node:test";
+import { Cleanup, listen } from "../../test/support/cleanup.ts";
+import { until } from "../../test/support/until.ts";
+import { type Connection, type UpstreamHandler, UpstreamPool, type UpstreamRequest } from "./upstream.ts";
+
+interface Result {
+  status: number;
+  headers: string[];
+  body: string;
+  error: (Error & { code?: string }) | null;
+}
+
+/** Sends one request and collects what the handler hears. */
+function send(pool: UpstreamPool, req: Partial<UpstreamRequest> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const r: Result = { status: 0, headers: [], body: "", error: null };
+    const handler: UpstreamHandler = {
+      bodyTaken: false,
+      onSent(_conn: Connection) {},
+      onHeaders(status, headers) {
+        r.status = status;
+        r.headers = headers;
+        return true;
+      },
+      onData(chunk) {
+        r.body += chunk.toString("latin1");
+        return true;
+      },
+      onComplete: () => resolve(r),
+      onError(err) {
+        r.error = err;
+        resolve(r);
+      },
+    };
+    pool.request({ method: "GET", path: "/", headers: [], body: null, ...req }, handler);
+  });
+}
+
+function newPool(c: Cleanup, url: string, extra: { keepAliveTimeout?: number } = {}): UpstreamPool {
+  const pool = new UpstreamPool(new URL(url), {
+    connectTimeout: 2000,
+    responseHeaderTimeout: 2000,
+    idleTimeout: 2000,
+    ...extra,
+  });
+  c.add(() => pool.destroy());
+  return pool;
+}
+
+async function backend(c: Cleanup, handler: http.RequestListener): Promise<{ url: string; conns: number }> {
+  const srv = http.createServer(handler);
+  const b = { url: "", conns: 0 };
+  srv.on("connection", () => b.conns++);
+  b.url = `http://127.0.0.1:${await listen(srv, c)}`;
+  return b;
+}
+
+async function raw(c: Cleanup, onConn: (s: net.Socket) => void): Promise<{ url: string; conns: number }> {
+  const sockets = new Set<net.Socket>();
+  const b = { url: "", conns: 0 };
+  const srv = net.createServer((s) => {
+    b.conns++;
+    sockets.add(s);
+    s.on("error", () => {});
+    onConn(s);
+  });
+  b.url = `http://127.0.0.1:${await listen(srv, c)}`;
+  c.add(() => {
+    for (const s of sockets) s.destroy();
+  });
+  return b;
+}
+
+test("keep-alive: sequential requests share one connection; a Host is added when missing", async () => {
+  const c = new Cleanup();
+  try {
+    const hosts: (string | undefined)[] = [];
+    const b = await backend(c, (req, res) => {
+      hosts.push(req.headers.host);
+      res.end("ok");
+    });
+    const pool = newPool(c, b.url);
+    for (let i = 0; i < 5; i++) {
+      const r = await send(pool, i === 0 ? {} : { headers: ["Host", "svc.test"] });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "ok");
+    }
+    assert.equal(b.conns, 1);
+    assert.equal(pool.all.size, 1);
+    assert.deepEqual(hosts, [new URL(b.url).host, "svc.test", "svc.test", "svc.test", "svc.test"]);
+  } finally {
+    await c.run();
+  }
+});
+
+test("a response head of 100 headers arrives whole and in order", async () => {
+  const c = new Cleanup();
+  try {
+    const b = await backend(c, (_req, res) => {
+      const h: string[] = [];
+      for (let i = 0; i < 100; i++) h.push(`X-H${i}`, `v${i}`);
+      res.writeHead(200, h);
+      res.end();
+    });
+    const r = await send(newPool(c, b.url));
+    const names = r.headers.filter((_, i) => i % 2 === 0 && r.headers[i].startsWith("X-H"));
+    assert.equal(names.length, 100);
+    assert.deepEqual(names.slice(0, 3), ["X-H0", "X-H1", "X-H2"]);
+    assert.equal(r.headers[r.headers.indexOf("X-H99") + 1], "v99");
+  } finally {
+    await c.run();
+  }
+});
+
+test("request bodies: chunked without a length, exact with one; a bodiless POST says length 0", async () => {
+  const c = new Cleanup();
+  try {
+    const seen: { te?: string; cl?: string; body: string }[] = [];
+    const b = await backend(c, (req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => {
+        body += d;
+      });
+      req.on("end", () => {
+        seen.push({ te: req.headers["transfer-encoding"], cl: req.headers["content-length"], body });
+        res.end();
+      });
+    });
+    const pool = newPool(c, b.url);
+    let r = await send(pool, {
+      method: "POST",
+      body: Readable.from([Buffer.from("abc"), Buffer.from("defg")]),
+    });
+    assert.equal(r.error, null);
+    r = await send(pool, {
+      method: "PUT",
+      headers: ["Content-Length", "5"],
+      body: Readable.from([Buffer.from("hello")]),
+    });
+    assert.equal(r.error, null);
+    r = await send(pool, { method: "POST" });
+    assert.equal(r.error, null);
+    assert.deepEqual(seen, [
+      { te: "chunked", cl: undefined, body: "abcdefg" },
+      { te: undefined, cl: "5", body: "hello" },
+      { te: undefined, cl: "0", body: "" },
+    ]);
+    assert.equal(b.conns, 1, "every body was complete, so the connection was reused");
+  } finally {
+    await c.run();
+  }
+});
+
+test("a body delimited by the connection's end is complete; HEAD answers carry no body", async () => {
+  const c = new Cleanup();
+  try {
+    const b = await raw(c, (s) => {
+      s.once("data", (d: Buffer) => {
+        if (d.toString().startsWith("HEAD")) s.write("HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n");
+        else s.end("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end");
+      });
+    });
+    const pool = newPool(c, b.url);
+    const r = await send(pool);
+    assert.equal(r.error, null);
+    assert.equal(r.body, "until the end");
+    await until(() => pool.all.size === 0, 2000, "closed connection dropped");
+    const h = await send(pool, { method: "HEAD" });
+    assert.equal(h.error, null);
+    assert.equal(h.status, 200);
+    assert.equal(h.body, "");
+  } finally {
+    await c.run();
+  }
+});
+
+test("Keep-Alive: timeout from the backend shortens reuse; idle connections close after keepAliveTimeout", async () => {
+  const c = new Cleanup();
+  try {
+    let hint = "timeout=1";
+    const b = await backend(c, (_req, res) => {
+      res.setHeader("keep-alive", hint);
+      res.end("x");
+    });
+    const pool = newPool(c, b.url, { keepAliveTimeout: 300 });
+    await send(pool);
+    // timeout=1 leaves no safe time to reuse: closed at once
+    await until(() => pool.all.size === 0, 2000, "connection closed");
+    hint = "timeout=60";
+    await send(pool);
+    await send(pool);
+    assert.equal(b.conns, 2);
+    assert.equal(pool.idle.length, 1);
+    await until(() => pool.all.size === 0, 5000, "idle connection swept");
+  } finally {
+    await c.run();
+  }
+});
+
+test("bytes nobody asked for drop the connection; the next request gets a fresh one", async () => {
+  const c = new Cleanup();
+  try {
+    const b = await raw(c, (s) => {
+      s.once("data", () => {
+        s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        setImmediate(() => s.write("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+      });
+    });
+    const pool = newPool(c, b.url);
+    assert.equal((await send(pool)).body, "ok");
+    await until(() => pool.all.size === 0, 2000, "connection dropped");
+    assert.equal((await send(pool)).body, "ok");
+    assert.equal(b.conns, 2);
+  } finally {
+    await c.run();
+  }
+});
+
+test("failures carry codes: refused, closed before a response, invalid response, header timeout", async () => {
+  const c = new Cleanup();
+  try {
+    const dead = net.createServer().listen(0, "127.0.0.1");
+    await new Promise((r) => dead.once("listening", r));
+    const port = (dead.address() as net.AddressInfo).port;
+    await new Promise((r) => dead.close(r));
+    assert.equal((await send(newPool(c, `http://127.0.0.1:${port}`))).error?.code, "ECONNREFUSED");
+    const closer = await raw(c, (s) => s.once("data", () => s.end()));
+    assert.equal((await send(newPool(c, closer.url))).error?.code, "ERR_UPSTREAM_CLOSED");
+    const garbage = await raw(c, (s) => s.once("data", () => s.write("SMTP ready\r\n\r\n")));
+    assert.match((await send(newPool(c, garbage.url))).error?.code ?? "", /^HPE_/);
+    const mute = await raw(c, () => {});
+    const slow = new UpstreamPool(new URL(mute.url), {
+      connectTimeout: 2000,
+      responseHeaderTimeout: 100,
+      idleTimeout: 2000,
+    });
+    c.add(() => slow.destroy());
+    assert.equal((await send(slow)).error?.code, "ERR_UPSTREAM_HEADERS_TIMEOUT");
+  } finally {
+    await c.run();
+  }
+});
+
+test("close() lets a busy connection finish; destroy() fails it", async () => {
+  const c = new Cleanup();
+  try {
+    let release: (() => void) | undefined;
+    const b = await backend(c, (_req, res) => {
+      release = () => res.end("late");
+    });
+    const pool = newPool(c, b.url);
+    const first = send(pool);
+    await until(() => release !== undefined, 2000, "request upstream");
+    const closed = pool.close();
+    assert.equal((await send(pool)).error?.code, "ERR_UPSTREAM_DESTROYED");
+    release!();
+    assert.equal((await first).body, "late");
+    await closed;
+    assert.equal(pool.all.size, 0);
+    release = undefined;
+    const other = newPool(c, b.url);
+    const pending = send(other);
+    await until(() => release !== undefined, 2000, "request upstream");
+    other.destroy();
+    assert.equal((await pending).error?.code, "ERR_UPSTREAM_DESTROYED");
+  } finally {
+    await c.run();
+  }
+});
