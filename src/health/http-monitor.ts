@@ -1,4 +1,5 @@
-import { Agent, request } from "undici";
+import * as http from "node:http";
+import * as https from "node:https";
 import { toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { type HealthStatus, ReportedHealth } from "./status.ts";
@@ -122,17 +123,9 @@ export class HttpHealthMonitor extends ReportedHealth {
     let ok = false;
     let detail = "";
     try {
-      const res = await request(target, {
-        method: this.method,
-        signal,
-        headers: { "user-agent": "switchyard-healthcheck", accept: "*/*", "cache-control": "no-cache" },
-        headersTimeout: this.timeout,
-        bodyTimeout: this.timeout,
-        dispatcher: this.url.protocol === "https:" ? insecureAgent() : undefined,
-      });
-      await res.body.dump().catch(() => {});
-      ok = res.statusCode >= 200 && res.statusCode < 400;
-      detail = ok ? "" : `HTTP ${res.statusCode}`;
+      const status = await probe(target, this.method, signal);
+      ok = status >= 200 && status < 400;
+      detail = ok ? "" : `HTTP ${status}`;
     } catch (err) {
       if (this.#signal?.aborted) return;
       detail = timeout.aborted ? `timeout after ${this.timeout}ms` : describe(err);
@@ -166,14 +159,40 @@ export class HttpHealthMonitor extends ReportedHealth {
   }
 }
 
+const PROBE_HEADERS = { "user-agent": "switchyard-healthcheck", accept: "*/*", "cache-control": "no-cache" };
+
 /**
- * The proxy does not verify backends' certificates (as nginx's `proxy_ssl_verify off`), so the
- * checker must not either: a self-signed backend the proxy can reach is healthy.
+ * Keep-alive agents shared by every monitor (one connection per backend, not one per probe). The
+ * proxy does not verify backends' certificates (as nginx's `proxy_ssl_verify off`), so the checker
+ * must not either: a self-signed backend the proxy can reach is healthy.
  */
-let insecure: Agent | undefined;
-function insecureAgent(): Agent {
-  insecure ??= new Agent({ connect: { rejectUnauthorized: false } });
-  return insecure;
+let plainAgent: http.Agent | undefined;
+let tlsAgent: https.Agent | undefined;
+
+/** One probe: resolves with the status once the body is drained; `signal` bounds all of it. */
+function probe(target: URL, method: string, signal: AbortSignal): Promise<number> {
+  const tls = target.protocol === "https:";
+  let agent: http.Agent;
+  if (tls) {
+    tlsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false });
+    agent = tlsAgent;
+  } else {
+    plainAgent ??= new http.Agent({ keepAlive: true });
+    agent = plainAgent;
+  }
+  return new Promise((resolve, reject) => {
+    const req = (tls ? https : http).request(
+      target,
+      { method, headers: PROBE_HEADERS, agent, signal },
+      (res) => {
+        res.on("error", reject);
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.resume();
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 function describe(err: unknown): string {
