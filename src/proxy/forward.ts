@@ -229,8 +229,6 @@ class Exchange implements UpstreamHandler {
   bodyTaken = false;
   /** Response head written to the client. */
   started = false;
-  /** Response body bytes still expected by Content-Length (-1: unknown): the last chunk ends the response. */
-  contentLength = -1;
   done = false;
   readonly hasBody: boolean;
 
@@ -316,7 +314,7 @@ class Exchange implements UpstreamHandler {
     if (this.done) return false;
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.res;
-    const headers = downstreamHeaders(rawHeaders, this);
+    const headers = downstreamHeaders(rawHeaders);
     // writeHead replaces headers set before with same-named ones: a Set-Cookie set before (the sticky
     // cookie) must be sent next to the backend's own
     const preset = res.getHeader("set-cookie");
@@ -342,25 +340,18 @@ class Exchange implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
-    if (this.contentLength > 0) {
-      this.contentLength -= chunk.length;
-      if (this.contentLength === 0) {
-        // head and body leave in one write; the connection's onComplete follows and finds the exchange done
-        this.#finish();
-        this.res.end(chunk);
-        return true;
-      }
-    }
     if (this.res.write(chunk)) return true;
     this.res.once("drain", onResDrain);
     return false;
   }
 
-  onComplete(): void {
+  onComplete(last: Buffer | null): void {
     if (this.done) return;
     this.conn = null;
     this.#finish();
-    this.res.end();
+    // a small response leaves with its head in one write
+    if (last === null) this.res.end();
+    else this.res.end(last);
   }
 
   /** The backend's response head cannot be relayed (a header value node:http refuses). */

@@ -148,12 +148,10 @@ const HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((h) => h.le
 /**
  * Response headers for the client from the parser's [name, value, ...] list (latin1 strings, so
  * byte-transparent): hop-by-hop headers and those named in Connection removed.
- * `meta.contentLength` receives the Content-Length (-1 when absent).
  */
-export function downstreamHeaders(raw: readonly string[], meta: { contentLength: number }): string[] {
+export function downstreamHeaders(raw: readonly string[]): string[] {
   const out: string[] = [];
   let conn: string | undefined;
-  let length = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const n = name.length;
@@ -164,11 +162,8 @@ export function downstreamHeaders(raw: readonly string[], meta: { contentLength:
         continue;
       }
     }
-    const value = raw[i + 1];
-    if (n === 14 && name.toLowerCase() === "content-length") length = Number(value);
-    out.push(name, value);
+    out.push(name, raw[i + 1]);
   }
-  meta.contentLength = Number.isSafeInteger(length) ? length : -1;
   return conn === undefined ? out : dropNamed(out, connectionTokens(conn));
 }
 

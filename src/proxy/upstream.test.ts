@@ -30,7 +30,10 @@ function send(pool: UpstreamPool, req: Partial<UpstreamRequest> = {}): Promise<R
         r.body += chunk.toString("latin1");
         return true;
       },
-      onComplete: () => resolve(r),
+      onComplete(last) {
+        if (last !== null) r.body += last.toString("latin1");
+        resolve(r);
+      },
       onError(err) {
         r.error = err;
         resolve(r);

@@ -39,7 +39,8 @@ export interface UpstreamHandler {
   onHeaders(status: number, headers: string[], statusText: string): boolean;
   /** A piece of the response body. Return false to pause the upstream until `conn.resume()`. */
   onData(chunk: Buffer): boolean;
-  onComplete(): void;
+  /** The response is complete; `last` is its final piece of body, held back so both leave in one write. */
+  onComplete(last: Buffer | null): void;
   /** The attempt failed; the connection is already closed. Not called after onComplete. */
   onError(err: Error): void;
 }
@@ -257,6 +258,11 @@ export class Connection {
   body: Source | null = null;
   chunked = false;
   headerPairs: string[] | null = null;
+  /** The latest body piece, passed on once more follows or the read ends (the last one goes with onComplete). */
+  held: Buffer | null = null;
+  /** The last Keep-Alive header value seen and what it allows (backends repeat the same one). */
+  #hint = "";
+  #hintMs = -1;
   error: Error | null = null;
   #connectTimer: NodeJS.Timeout | undefined;
   #headTimer: NodeJS.Timeout | undefined;
@@ -467,17 +473,36 @@ export class Connection {
 
   /** `Keep-Alive: timeout=N`: reuse only for a second less than the backend keeps the connection. */
   #keepAliveHint(value: string): void {
-    const m = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
-    if (m === null) return;
-    const ms = Number(m[1]) * 1000 - 1000;
+    if (value !== this.#hint) {
+      const m = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+      this.#hint = value;
+      this.#hintMs = m === null ? -1 : Number(m[1]) * 1000 - 1000;
+    }
+    const ms = this.#hintMs;
+    if (ms === -1) return;
     if (ms <= 0) this.reusable = false;
     else if (ms < this.keepAlive) this.keepAlive = ms;
   }
 
   bodyChunk(chunk: Buffer): void {
+    if (this.handler === null) return;
+    this.#bodyTimer?.refresh();
+    const held = this.held;
+    this.held = chunk;
+    if (held !== null) this.deliver(held);
+  }
+
+  /** Passes on the held piece at the end of a read that did not complete the response. */
+  readDone(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    this.deliver(held);
+  }
+
+  deliver(chunk: Buffer): void {
     const handler = this.handler;
     if (handler === null) return;
-    this.#bodyTimer?.refresh();
     if (!handler.onData(chunk) && this.handler === handler) {
       this.paused = true;
       this.socket.pause();
@@ -498,6 +523,8 @@ export class Connection {
     }
     const handler = this.handler;
     if (handler === null) return;
+    const last = this.held;
+    this.held = null;
     this.handler = null;
     this.state = IDLE;
     this.paused = false;
@@ -507,7 +534,7 @@ export class Connection {
       this.socket.resume();
       this.pool.release(this, this.keepAlive);
     } else this.destroy(null);
-    handler.onComplete();
+    handler.onComplete(last);
   }
 
   /** The caller gave up on the request (the client left): the connection cannot be reused. */
@@ -530,6 +557,7 @@ export class Connection {
     const handler = this.handler;
     this.handler = null;
     this.pending = null;
+    this.held = null;
     if (handler !== null) {
       handler.onError(
         err ??
@@ -574,6 +602,7 @@ function onSocketData(this: SocketWithConn, data: Buffer): void {
   if (conn === undefined) return;
   const r = conn.parser.execute(data);
   if (r instanceof Error) conn.destroy(r);
+  else if (conn.held !== null) conn.readDone();
 }
 function onSocketEnd(this: SocketWithConn): void {
   this[kConn]?.socketEnded();
