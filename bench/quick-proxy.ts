@@ -3,7 +3,7 @@
  * each proxy in turn on core 0: a bare node:http + undici `Pool.request` + `pipeline` proxy, and
  * switchyard's `lb.handle` (active health monitors, real-IP trust configured; QP_STICKY=1 adds sticky
  * cookies, QP_MODE picks the mode). Prints req/s, latency percentiles and the proxy's CPU time per
- * request (the figure that survives a busy machine best).
+ * request (the figure that survives a busy machine best). QP_DELAY=ms delays every upstream answer.
  *
  *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard] [--cpu-prof]
  *   node bench/quick-proxy.ts upstream|bare|switchyard PORT [UPSTREAM_PORTS...]   (used internally)
@@ -53,6 +53,7 @@ if (role === "upstream") {
   const head = Buffer.from(
     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nkeep-alive: timeout=60\r\n\r\n",
   );
+  const delay = Number(process.env.QP_DELAY ?? 0);
   const srv = net.createServer((sock) => {
     sock.setNoDelay(true);
     let pending = "";
@@ -60,7 +61,9 @@ if (role === "upstream") {
       pending += chunk.toString("latin1");
       let end = pending.indexOf("\r\n\r\n");
       while (end >= 0) {
-        sock.write(pending.startsWith("HEAD") ? head : get);
+        const answer = pending.startsWith("HEAD") ? head : get;
+        if (delay > 0) setTimeout(() => sock.destroyed || sock.write(answer), delay);
+        else sock.write(answer);
         pending = pending.slice(end + 4);
         end = pending.indexOf("\r\n\r\n");
       }

@@ -301,13 +301,11 @@ class Exchange implements UpstreamHandler {
     if (this.conn !== null && !this.done) this.conn.resume();
   }
 
-  onSent(conn: Connection): void {
-    if (this.done) {
-      conn.abort();
-      return;
-    }
+  onSent(conn: Connection): boolean {
+    if (this.done) return false;
     this.conn = conn;
     this.sent = true;
+    return true;
   }
 
   onHeaders(statusCode: number, rawHeaders: string[], statusText: string): boolean {
@@ -315,6 +313,9 @@ class Exchange implements UpstreamHandler {
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.res;
     const headers = downstreamHeaders(rawHeaders);
+    // an answer before the whole upload (413, 401, ...): the rest of the body will not be read, so
+    // the client connection cannot carry another request
+    if (this.hasBody && !this.req.complete && this.req.httpVersionMajor !== 2) res.shouldKeepAlive = false;
     // writeHead replaces headers set before with same-named ones: a Set-Cookie set before (the sticky
     // cookie) must be sent next to the backend's own
     const preset = res.getHeader("set-cookie");

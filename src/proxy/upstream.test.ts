@@ -20,7 +20,7 @@ function send(pool: UpstreamPool, req: Partial<UpstreamRequest> = {}): Promise<R
     const r: Result = { status: 0, headers: [], body: "", error: null };
     const handler: UpstreamHandler = {
       bodyTaken: false,
-      onSent(_conn: Connection) {},
+      onSent: (_conn: Connection) => true,
       onHeaders(status, headers) {
         r.status = status;
         r.headers = headers;

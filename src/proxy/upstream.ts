@@ -33,8 +33,12 @@ const PARSER_RESOURCE = Object.freeze({ type: "switchyard.upstream" });
 export interface UpstreamHandler {
   /** Some of the request body was read from its source: a retry could not send it whole. */
   bodyTaken: boolean;
-  /** The request is being written on `conn`: from now on something may reach the server. */
-  onSent(conn: Connection): void;
+  /**
+   * The request is about to be written on `conn`: from now on something may reach the server.
+   * Return false when it is no longer wanted (the client left): nothing is written and the
+   * connection goes back to the pool.
+   */
+  onSent(conn: Connection): boolean;
   /** The response head (1xx are not reported). Return false to abort. */
   onHeaders(status: number, headers: string[], statusText: string): boolean;
   /** A piece of the response body. Return false to pause the upstream until `conn.resume()`. */
@@ -310,8 +314,12 @@ export class Connection {
     this.keepAlive = this.pool.keepAlive;
     this.paused = false;
     this.interim = false;
-    handler.onSent(this);
-    if (this.handler !== handler) return; // aborted by onSent
+    if (!handler.onSent(this)) {
+      this.handler = null;
+      this.state = IDLE;
+      this.pool.release(this, this.keepAlive);
+      return;
+    }
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     const h = req.headers;
     let hasHost = false;

@@ -409,3 +409,41 @@ test("connect timeout (a TLS backend that never completes its handshake): retrie
     await c.run();
   }
 });
+
+test("an answer before the whole upload: relayed, the upstream connection dropped, the client told to close", {
+  timeout: 20_000,
+}, async () => {
+  const c = new Cleanup();
+  try {
+    const b = await httpBackend(c, (req, res) => {
+      if (req.method === "POST") {
+        // refuses without reading the body
+        res.writeHead(413, { "content-type": "text/plain" });
+        res.end("too large\n");
+        return;
+      }
+      res.end("ok");
+    });
+    const p = await proxy(c, [b.url]);
+    const client = new (await import("node:net")).Socket();
+    client.connect(p.port, "127.0.0.1");
+    await once(client, "connect");
+    let text = "";
+    client.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+    });
+    client.on("error", () => {});
+    const closed = once(client, "close");
+    client.write(`POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`);
+    client.write(Buffer.alloc(64 * 1024, 1));
+    await until(() => text.includes("too large"), 5000, "the 413");
+    assert.match(text, /^HTTP\/1\.1 413 /);
+    assert.match(text, /\r\nconnection: close\r\n/i);
+    // the client connection does not hang waiting for an upload nobody reads
+    await closed;
+    await until(() => inflight(p.servers) === 0, 5000, "inflight 0");
+    assert.equal((await request(p.port)).status, 200);
+  } finally {
+    await c.run();
+  }
+});
