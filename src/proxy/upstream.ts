@@ -471,7 +471,6 @@ export class Connection {
         if (list[i].length === 10 && list[i].toLowerCase() === "keep-alive") this.#keepAliveHint(list[i + 1]);
       }
     }
-    this.#armBodyTimer();
     if (!handler.onHeaders(status, list, statusText)) {
       if (this.handler === handler) this.destroy(null);
       return 1;
@@ -494,14 +493,17 @@ export class Connection {
 
   bodyChunk(chunk: Buffer): void {
     if (this.handler === null) return;
-    this.#bodyTimer?.refresh();
     const held = this.held;
     this.held = chunk;
     if (held !== null) this.deliver(held);
   }
 
-  /** Passes on the held piece at the end of a read that did not complete the response. */
+  /**
+   * A read ended with the response incomplete: passes on the held piece and (re)starts the body
+   * timer — a response that arrives whole in one read never touches it.
+   */
   readDone(): void {
+    this.#armBodyTimer();
     const held = this.held;
     if (held === null) return;
     this.held = null;
@@ -610,7 +612,7 @@ function onSocketData(this: SocketWithConn, data: Buffer): void {
   if (conn === undefined) return;
   const r = conn.parser.execute(data);
   if (r instanceof Error) conn.destroy(r);
-  else if (conn.held !== null) conn.readDone();
+  else if (conn.state === BODY) conn.readDone();
 }
 function onSocketEnd(this: SocketWithConn): void {
   this[kConn]?.socketEnded();
