@@ -211,6 +211,8 @@ async function main(): Promise<void> {
       for (const kind of only) {
         const port = await freePort();
         const extra = prof ? ["--cpu-prof", "--cpu-prof-dir=/tmp/qp-prof"] : [];
+        // QP_FLAGS: node/V8 flags for the proxy under test (e.g. "--single-threaded-gc")
+        if (process.env.QP_FLAGS) extra.push(...process.env.QP_FLAGS.split(/\s+/).filter(Boolean));
         const child = start("0", [kind, String(port), ...ups.map(String)], extra);
         child.stderr?.on("data", (d: Buffer) => {
           if (!d.toString().startsWith("cpu ")) process.stderr.write(d);
