@@ -222,8 +222,10 @@ async function main(): Promise<void> {
         child.kill("SIGUSR2");
         const res = wrk(port, duration, connections);
         const cpu = await cpuPerRequest(child);
+        const rss =
+          Number(execFileSync("ps", ["-o", "rss=", "-p", String(child.pid)], { encoding: "utf8" })) / 1024;
         console.log(
-          `${kind.padEnd(11)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50}  p99 ${res.p99}  ${cpu}`,
+          `${kind.padEnd(11)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50}  p99 ${res.p99}  ${cpu}  RSS ${rss.toFixed(0)} MB`,
         );
         child.kill("SIGINT");
         await once(child, "exit");
