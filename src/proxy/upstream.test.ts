@@ -1,9 +1,12 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import { Readable } from "node:stream";
 import { test } from "node:test";
+import type * as tls from "node:tls";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
+import { selfSigned } from "../../test/support/tls.ts";
 import { until } from "../../test/support/until.ts";
 import { type Connection, type UpstreamHandler, UpstreamPool, type UpstreamRequest } from "./upstream.ts";
 
@@ -270,6 +273,34 @@ test("close() lets a busy connection finish; destroy() fails it", async () => {
     await until(() => release !== undefined, 2000, "request upstream");
     other.destroy();
     assert.equal((await pending).error?.code, "ERR_UPSTREAM_DESTROYED");
+  } finally {
+    await c.run();
+  }
+});
+
+test("https backends: SNI from a host name (none for an IP), certificates checked only with verifyTls", async () => {
+  const c = new Cleanup();
+  try {
+    const names: (string | false | null)[] = [];
+    const srv = https.createServer(selfSigned(), (req, res) => {
+      names.push((req.socket as tls.TLSSocket).servername);
+      res.end("secure");
+    });
+    const port = await listen(srv, c);
+    const opts = { connectTimeout: 2000, responseHeaderTimeout: 2000, idleTimeout: 2000 };
+    const byName = new UpstreamPool(new URL(`https://localhost:${port}`), opts);
+    const byIp = new UpstreamPool(new URL(`https://127.0.0.1:${port}`), opts);
+    const strict = new UpstreamPool(new URL(`https://localhost:${port}`), { ...opts, verifyTls: true });
+    c.add(() => {
+      byName.destroy();
+      byIp.destroy();
+      strict.destroy();
+    });
+    assert.equal((await send(byName)).body, "secure");
+    assert.equal((await send(byIp)).body, "secure");
+    assert.deepEqual(names, ["localhost", false]);
+    const refused = await send(strict);
+    assert.match(refused.error?.code ?? "", /SELF_SIGNED|CERT/);
   } finally {
     await c.run();
   }
