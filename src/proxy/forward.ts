@@ -388,6 +388,8 @@ class Exchange implements UpstreamHandler {
     }
     this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
     this.#finish();
+    // part of the upload may be unread: the client connection cannot carry another request
+    if (this.hasBody && !this.req.complete && this.req.httpVersionMajor !== 2) res.shouldKeepAlive = false;
     // a timeout while connecting is a timeout too (as nginx answers it)
     if (kind === "timeout" || isConnectTimeout(err)) sendError(res, 504, GATEWAY_TIMEOUT);
     else sendError(res, 502, BAD_GATEWAY);

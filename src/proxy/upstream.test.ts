@@ -305,3 +305,30 @@ test("https backends: SNI from a host name (none for an IP), certificates checke
     await c.run();
   }
 });
+
+test("a handler that throws fails its request, not the process; the pool keeps serving", async () => {
+  const c = new Cleanup();
+  try {
+    const b = await backend(c, (_req, res) => res.end("fine"));
+    const pool = newPool(c, b.url);
+    const failed = await new Promise<Error>((resolve) => {
+      pool.request(
+        { method: "GET", path: "/", headers: [], body: null },
+        {
+          bodyTaken: false,
+          onSent: () => true,
+          onHeaders() {
+            throw new Error("handler bug");
+          },
+          onData: () => true,
+          onComplete: () => resolve(new Error("completed")),
+          onError: resolve,
+        },
+      );
+    });
+    assert.equal(failed.message, "handler bug");
+    assert.equal((await send(pool)).body, "fine");
+  } finally {
+    await c.run();
+  }
+});

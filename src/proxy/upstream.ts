@@ -604,18 +604,35 @@ function expectsBody(method: string): boolean {
 const kConn = Symbol("switchyard.connection");
 type SocketWithConn = net.Socket & { [kConn]?: Connection };
 
+// Socket events run the caller's handler: a throw there must fail this request, not the process.
 function onSocketConnect(this: SocketWithConn): void {
-  this[kConn]?.connected();
+  const conn = this[kConn];
+  if (conn === undefined) return;
+  try {
+    conn.connected();
+  } catch (err) {
+    conn.destroy(err as Error);
+  }
 }
 function onSocketData(this: SocketWithConn, data: Buffer): void {
   const conn = this[kConn];
   if (conn === undefined) return;
-  const r = conn.parser.execute(data);
-  if (r instanceof Error) conn.destroy(r);
-  else if (conn.state === BODY) conn.readDone();
+  try {
+    const r = conn.parser.execute(data);
+    if (r instanceof Error) conn.destroy(r);
+    else if (conn.state === BODY) conn.readDone();
+  } catch (err) {
+    conn.destroy(err as Error);
+  }
 }
 function onSocketEnd(this: SocketWithConn): void {
-  this[kConn]?.socketEnded();
+  const conn = this[kConn];
+  if (conn === undefined) return;
+  try {
+    conn.socketEnded();
+  } catch (err) {
+    conn.destroy(err as Error);
+  }
 }
 function onSocketError(this: SocketWithConn, err: Error): void {
   const conn = this[kConn];
