@@ -332,3 +332,27 @@ test("a handler that throws fails its request, not the process; the pool keeps s
     await c.run();
   }
 });
+
+test("the keep-alive sweep closes every expired connection, however many are idle", async () => {
+  const c = new Cleanup();
+  try {
+    let waiting: (() => void)[] = [];
+    const b = await backend(c, (_req, res) => {
+      // answer only once three requests are in, so they need three connections
+      waiting.push(() => res.end("x"));
+      if (waiting.length === 3) {
+        for (const w of waiting) w();
+        waiting = [];
+      }
+    });
+    const pool = newPool(c, b.url, { keepAliveTimeout: 150 });
+    await Promise.all([send(pool), send(pool), send(pool)]);
+    assert.equal(pool.idle.length, 3);
+    // regression: destroying inside the sweep loop shifted the list and dropped connections unclosed
+    // (they stayed open until the backend's own 5 s keep-alive ran out)
+    await until(() => pool.all.size === 0, 2500, "all three swept");
+    assert.equal(pool.idle.length, 0);
+  } finally {
+    await c.run();
+  }
+});

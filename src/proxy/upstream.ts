@@ -186,13 +186,16 @@ export class UpstreamPool {
   sweep(): void {
     const now = Date.now();
     const idle = this.idle;
+    const expired: Connection[] = [];
     let kept = 0;
     for (let i = 0; i < idle.length; i++) {
       const c = idle[i];
       if (c.state === IDLE && c.expires > now) idle[kept++] = c;
-      else c.destroy(null);
+      else expired.push(c);
     }
     idle.length = kept;
+    // destroyed after the list is settled: destroy() removes the connection from it
+    for (const c of expired) c.destroy(null);
     if (kept === 0) this.#stopSweeping();
   }
 
