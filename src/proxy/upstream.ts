@@ -679,8 +679,9 @@ function onParserHeadersComplete(
   if (conn === null) return 1;
   return conn.headersComplete(headers, status, statusText, upgrade, keepAlive);
 }
-function onParserBody(this: Parser, chunk: Buffer): void {
-  this.conn?.bodyChunk(chunk);
+/** Node passes a copy of each body piece; older releases passed (buffer, start, length). */
+function onParserBody(this: Parser, chunk: Buffer, start?: number, length?: number): void {
+  this.conn?.bodyChunk(start === undefined ? chunk : chunk.subarray(start, start + (length ?? 0)));
 }
 function onParserMessageComplete(this: Parser): void {
   this.conn?.messageComplete();
