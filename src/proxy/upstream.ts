@@ -102,6 +102,11 @@ const WAITING = 2; // request written (or being written), no response head yet
 const BODY = 3; // response head relayed, body under way
 const CLOSED = 4;
 
+// Socket events handled by Connection.guarded
+const CONNECTED = 0;
+const READ = 1;
+const ENDED = 2;
+
 const kPump = Symbol("switchyard.pump");
 type Source = Readable & { [kPump]?: Connection | undefined };
 
@@ -300,7 +305,24 @@ export class Connection {
     this.#connectTimer.unref();
   }
 
-  connected(): void {
+  /** Runs a socket event's work; a throw (from the caller's handler) fails the request. */
+  guarded(event: number, data?: Buffer): void {
+    try {
+      if (event === READ) this.#read(data!);
+      else if (event === CONNECTED) this.#connected();
+      else this.#ended();
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  #read(data: Buffer): void {
+    const r = this.parser.execute(data);
+    if (r instanceof Error) this.destroy(r);
+    else if (this.state === BODY) this.readDone();
+  }
+
+  #connected(): void {
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     this.socket.setKeepAlive(true, 60_000);
@@ -583,7 +605,7 @@ export class Connection {
     }
   }
 
-  socketEnded(): void {
+  #ended(): void {
     if (this.state === BODY) {
       // a body delimited by the end of the connection completes here
       const r = this.parser.finish();
@@ -609,33 +631,13 @@ type SocketWithConn = net.Socket & { [kConn]?: Connection };
 
 // Socket events run the caller's handler: a throw there must fail this request, not the process.
 function onSocketConnect(this: SocketWithConn): void {
-  const conn = this[kConn];
-  if (conn === undefined) return;
-  try {
-    conn.connected();
-  } catch (err) {
-    conn.destroy(err as Error);
-  }
+  this[kConn]?.guarded(CONNECTED);
 }
 function onSocketData(this: SocketWithConn, data: Buffer): void {
-  const conn = this[kConn];
-  if (conn === undefined) return;
-  try {
-    const r = conn.parser.execute(data);
-    if (r instanceof Error) conn.destroy(r);
-    else if (conn.state === BODY) conn.readDone();
-  } catch (err) {
-    conn.destroy(err as Error);
-  }
+  this[kConn]?.guarded(READ, data);
 }
 function onSocketEnd(this: SocketWithConn): void {
-  const conn = this[kConn];
-  if (conn === undefined) return;
-  try {
-    conn.socketEnded();
-  } catch (err) {
-    conn.destroy(err as Error);
-  }
+  this[kConn]?.guarded(ENDED);
 }
 function onSocketError(this: SocketWithConn, err: Error): void {
   const conn = this[kConn];
