@@ -172,3 +172,33 @@ describe("HttpHealthMonitor", () => {
     assert.throws(() => new HttpHealthMonitor(url, { retries: 1.5 }), /retries must be an integer/);
   });
 });
+
+test("a kept-alive probe connection reset by the backend is retried once on a fresh one", async () => {
+  const net = await import("node:net");
+  let connections = 0;
+  const open = new Set<import("node:net").Socket>();
+  const raw = net.createServer((s) => {
+    const n = ++connections;
+    open.add(s);
+    s.on("error", () => {});
+    let probes = 0;
+    s.on("data", () => {
+      probes++;
+      // the first connection answers once, then resets on its second probe (a backend closing an
+      // idle keep-alive connection just as the probe arrives)
+      if (n === 1 && probes === 2) s.resetAndDestroy();
+      else s.write("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nkeep-alive: timeout=60\r\n\r\n");
+    });
+  });
+  raw.listen(0, "127.0.0.1");
+  await once(raw, "listening");
+  const m = new HttpHealthMonitor(`http://127.0.0.1:${(raw.address() as AddressInfo).port}`, { retries: -1 });
+  try {
+    assert.equal(await m.check(), "healthy");
+    assert.equal(await m.check(), "healthy");
+    assert.equal(connections, 2, "the second probe went out again on a new connection");
+  } finally {
+    for (const s of open) s.destroy();
+    raw.close();
+  }
+});

@@ -169,8 +169,12 @@ const PROBE_HEADERS = { "user-agent": "switchyard-healthcheck", accept: "*/*", "
 let plainAgent: http.Agent | undefined;
 let tlsAgent: https.Agent | undefined;
 
-/** One probe: resolves with the status once the body is drained; `signal` bounds all of it. */
-function probe(target: URL, method: string, signal: AbortSignal): Promise<number> {
+/**
+ * One probe: resolves with the status once the body is drained; `signal` bounds all of it. A kept-alive
+ * connection the backend closed just as the probe went out is not the backend's failure: such a probe
+ * is sent once more on a fresh connection (Node's `reusedSocket` rule).
+ */
+async function probe(target: URL, method: string, signal: AbortSignal): Promise<number> {
   const tls = target.protocol === "https:";
   let agent: http.Agent;
   if (tls) {
@@ -180,6 +184,23 @@ function probe(target: URL, method: string, signal: AbortSignal): Promise<number
     plainAgent ??= new http.Agent({ keepAlive: true });
     agent = plainAgent;
   }
+  try {
+    return await probeOnce(tls, target, method, signal, agent);
+  } catch (err) {
+    const e = err as { reusedSocket?: boolean; code?: string };
+    if (e.reusedSocket !== true || signal.aborted || (e.code !== "ECONNRESET" && e.code !== "EPIPE"))
+      throw err;
+    return probeOnce(tls, target, method, signal, agent);
+  }
+}
+
+function probeOnce(
+  tls: boolean,
+  target: URL,
+  method: string,
+  signal: AbortSignal,
+  agent: http.Agent,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = (tls ? https : http).request(
       target,
@@ -190,7 +211,10 @@ function probe(target: URL, method: string, signal: AbortSignal): Promise<number
         res.resume();
       },
     );
-    req.on("error", reject);
+    req.on("error", (err: Error & { reusedSocket?: boolean }) => {
+      err.reusedSocket = req.reusedSocket;
+      reject(err);
+    });
     req.end();
   });
 }
