@@ -365,9 +365,6 @@ class Exchange implements UpstreamHandler {
 
   onError(err: Error): void {
     if (this.done) return;
-    // a kept-alive connection reset under a request may just have been closed by the backend as it
-    // went out (its idle timeout): retried as usual, but not held against the backend's health
-    const reused = this.conn !== null && this.conn.served > 0;
     this.conn = null;
     const server = this.server;
     this.#release();
@@ -379,8 +376,7 @@ class Exchange implements UpstreamHandler {
       return;
     }
     const kind = classify(err);
-    if (server !== null && (kind === "connect" || (kind === "reset" && !reused)))
-      this.host.reportFailure(server, err);
+    if (server !== null && (kind === "connect" || kind === "reset")) this.host.reportFailure(server, err);
     if (this.#retryable(kind) && this.tried!.length < this.fw.maxAttempts) {
       const next = this.host.pickRetry(this.req, this.tried!);
       if (next !== undefined) {

@@ -260,8 +260,6 @@ export class Connection {
   expires = 0;
   /** The current response may be followed by another on this connection. */
   reusable = false;
-  /** Responses completed on this connection: a reset of a reused one is weak evidence against the backend. */
-  served = 0;
   keepAlive: number;
   skipBody = false;
   /** Paused by the handler (the client is slow): the body timer waits too. */
@@ -564,7 +562,6 @@ export class Connection {
     this.held = null;
     this.handler = null;
     this.state = IDLE;
-    this.served++;
     this.paused = false;
     const reuse = this.reusable && this.body === null && !this.socket.destroyed;
     if (this.body !== null) this.#detachBody(true);
