@@ -17,13 +17,16 @@ export class ConfigError extends Error {
   }
 }
 
-/** Upstream failures, classified for retry decisions and status codes. */
+/** Failures of an upstream request that switchyard itself detects (socket errors keep Node's own codes). */
 export class UpstreamError extends Error {
   readonly code:
-    | "ERR_SWITCHYARD_UPSTREAM_REFUSED"
-    | "ERR_SWITCHYARD_UPSTREAM_RESET"
-    | "ERR_SWITCHYARD_UPSTREAM_TIMEOUT"
-    | "ERR_SWITCHYARD_UPSTREAM";
+    | "ERR_SWITCHYARD_UPSTREAM_CONNECT_TIMEOUT"
+    | "ERR_SWITCHYARD_UPSTREAM_HEADERS_TIMEOUT"
+    | "ERR_SWITCHYARD_UPSTREAM_BODY_TIMEOUT"
+    | "ERR_SWITCHYARD_UPSTREAM_CLOSED"
+    | "ERR_SWITCHYARD_UPSTREAM_DESTROYED"
+    | "ERR_SWITCHYARD_UPSTREAM_PROTOCOL"
+    | "ERR_SWITCHYARD_CLIENT_ABORTED";
   override name = "UpstreamError";
   constructor(message: string, code: UpstreamError["code"], options?: ErrorOptions) {
     super(message, options);

@@ -4,6 +4,7 @@ import * as https from "node:https";
 import { isIP, type Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import type { Server } from "../balancer/server.ts";
+import { UpstreamError } from "../errors.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
@@ -556,11 +557,11 @@ class Tunnel {
     this.#release();
   }
 
-  #failed(server: Server, up: http.ClientRequest, err: Error & { kind?: FailureKind }): void {
+  #failed(server: Server, up: http.ClientRequest, err: Error): void {
     if (this.done || this.upstream !== up) return;
     clearTimeout(this.timer);
     this.#release();
-    const kind = err.kind ?? classify(err);
+    const kind = classify(err);
     if (kind === "connect" || kind === "reset") this.host.reportFailure(server, err);
     // nothing of an upgrade request but its head was sent, and it is a bodiless GET
     if ((kind === "connect" || kind === "reset") && this.tried.length < this.fw.maxAttempts) {
@@ -639,11 +640,8 @@ class Tunnel {
   }
 }
 
-function timeoutError(phase: "connect" | "response"): Error & { kind: FailureKind } {
-  const err = new Error(
-    phase === "connect" ? "upstream connect timeout" : "upstream response header timeout",
-  ) as Error & { kind: FailureKind; code: string };
-  err.kind = phase === "connect" ? "connect" : "timeout";
-  err.code = phase === "connect" ? UPSTREAM_CODES.connectTimeout : UPSTREAM_CODES.headersTimeout;
-  return err;
+function timeoutError(phase: "connect" | "response"): UpstreamError {
+  return phase === "connect"
+    ? new UpstreamError("upstream connect timeout", UPSTREAM_CODES.connectTimeout)
+    : new UpstreamError("upstream response header timeout", UPSTREAM_CODES.headersTimeout);
 }

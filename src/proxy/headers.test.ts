@@ -110,12 +110,12 @@ test("downstreamHeaders: hop-by-hop and Connection-named removed, bytes kept, Co
 
 test("classify: connect failures, resets, timeouts, protocol errors", () => {
   assert.equal(classify({ code: "ECONNREFUSED" }), "connect");
-  assert.equal(classify({ code: "ERR_UPSTREAM_CONNECT_TIMEOUT" }), "connect");
+  assert.equal(classify({ code: "ERR_SWITCHYARD_UPSTREAM_CONNECT_TIMEOUT" }), "connect");
   assert.equal(classify({ code: "DEPTH_ZERO_SELF_SIGNED_CERT" }), "connect");
-  assert.equal(classify({ code: "ERR_UPSTREAM_CLOSED" }), "reset");
+  assert.equal(classify({ code: "ERR_SWITCHYARD_UPSTREAM_CLOSED" }), "reset");
   assert.equal(classify({ code: "ECONNRESET" }), "reset");
   assert.equal(classify({ code: "EPIPE" }), "reset");
-  assert.equal(classify({ code: "ERR_UPSTREAM_HEADERS_TIMEOUT" }), "timeout");
+  assert.equal(classify({ code: "ERR_SWITCHYARD_UPSTREAM_HEADERS_TIMEOUT" }), "timeout");
   assert.equal(classify({ code: "HPE_INVALID_CONSTANT" }), "other");
   assert.equal(classify(new Error("x")), "other");
   assert.equal(classify(undefined), "other");

@@ -235,7 +235,7 @@ test("failures carry codes: refused, closed before a response, invalid response,
     await new Promise((r) => dead.close(r));
     assert.equal((await send(newPool(c, `http://127.0.0.1:${port}`))).error?.code, "ECONNREFUSED");
     const closer = await raw(c, (s) => s.once("data", () => s.end()));
-    assert.equal((await send(newPool(c, closer.url))).error?.code, "ERR_UPSTREAM_CLOSED");
+    assert.equal((await send(newPool(c, closer.url))).error?.code, "ERR_SWITCHYARD_UPSTREAM_CLOSED");
     const garbage = await raw(c, (s) => s.once("data", () => s.write("SMTP ready\r\n\r\n")));
     assert.match((await send(newPool(c, garbage.url))).error?.code ?? "", /^HPE_/);
     const mute = await raw(c, () => {});
@@ -245,7 +245,7 @@ test("failures carry codes: refused, closed before a response, invalid response,
       idleTimeout: 2000,
     });
     c.add(() => slow.destroy());
-    assert.equal((await send(slow)).error?.code, "ERR_UPSTREAM_HEADERS_TIMEOUT");
+    assert.equal((await send(slow)).error?.code, "ERR_SWITCHYARD_UPSTREAM_HEADERS_TIMEOUT");
   } finally {
     await c.run();
   }
@@ -262,7 +262,7 @@ test("close() lets a busy connection finish; destroy() fails it", async () => {
     const first = send(pool);
     await until(() => release !== undefined, 2000, "request upstream");
     const closed = pool.close();
-    assert.equal((await send(pool)).error?.code, "ERR_UPSTREAM_DESTROYED");
+    assert.equal((await send(pool)).error?.code, "ERR_SWITCHYARD_UPSTREAM_DESTROYED");
     release!();
     assert.equal((await first).body, "late");
     await closed;
@@ -272,7 +272,7 @@ test("close() lets a busy connection finish; destroy() fails it", async () => {
     const pending = send(other);
     await until(() => release !== undefined, 2000, "request upstream");
     other.destroy();
-    assert.equal((await pending).error?.code, "ERR_UPSTREAM_DESTROYED");
+    assert.equal((await pending).error?.code, "ERR_SWITCHYARD_UPSTREAM_DESTROYED");
   } finally {
     await c.run();
   }

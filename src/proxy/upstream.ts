@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import * as net from "node:net";
 import type { Readable } from "node:stream";
 import * as tls from "node:tls";
+import { UpstreamError } from "../errors.ts";
 
 interface Parser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -71,26 +72,20 @@ export interface UpstreamPoolOptions {
   verifyTls?: boolean;
 }
 
-/** Errors this client makes itself carry one of these codes (socket errors keep Node's own). */
+/** The codes of the errors this client makes itself (socket errors keep Node's own). */
 export const UPSTREAM_CODES = {
-  connectTimeout: "ERR_UPSTREAM_CONNECT_TIMEOUT",
-  headersTimeout: "ERR_UPSTREAM_HEADERS_TIMEOUT",
-  bodyTimeout: "ERR_UPSTREAM_BODY_TIMEOUT",
+  connectTimeout: "ERR_SWITCHYARD_UPSTREAM_CONNECT_TIMEOUT",
+  headersTimeout: "ERR_SWITCHYARD_UPSTREAM_HEADERS_TIMEOUT",
+  bodyTimeout: "ERR_SWITCHYARD_UPSTREAM_BODY_TIMEOUT",
   /** The connection closed (or was reset) before the response was complete. */
-  closed: "ERR_UPSTREAM_CLOSED",
-  /** The pool was destroyed. */
-  destroyed: "ERR_UPSTREAM_DESTROYED",
+  closed: "ERR_SWITCHYARD_UPSTREAM_CLOSED",
+  /** The pool was closed or destroyed. */
+  destroyed: "ERR_SWITCHYARD_UPSTREAM_DESTROYED",
   /** The backend answered 101 to a plain request, or sent a response nobody asked for. */
-  protocol: "ERR_UPSTREAM_PROTOCOL",
+  protocol: "ERR_SWITCHYARD_UPSTREAM_PROTOCOL",
   /** The client's request body broke off: not the backend's fault. */
-  clientAborted: "ERR_CLIENT_ABORTED",
-} as const;
-
-function upstreamError(message: string, code: string, cause?: unknown): Error & { code: string } {
-  const err = new Error(message, cause === undefined ? undefined : { cause }) as Error & { code: string };
-  err.code = code;
-  return err;
-}
+  clientAborted: "ERR_SWITCHYARD_CLIENT_ABORTED",
+} as const satisfies Record<string, UpstreamError["code"]>;
 
 const DEFAULT_KEEP_ALIVE = 4_000;
 const SWEEP_EVERY = 1_000;
@@ -144,7 +139,7 @@ export class UpstreamPool {
 
   request(req: UpstreamRequest, handler: UpstreamHandler): void {
     if (this.#closed) {
-      handler.onError(upstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
+      handler.onError(new UpstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
       return;
     }
     const idle = this.idle;
@@ -239,7 +234,7 @@ export class UpstreamPool {
   destroy(): void {
     this.#closed = true;
     this.#stopSweeping();
-    const err = upstreamError("upstream pool destroyed", UPSTREAM_CODES.destroyed);
+    const err = new UpstreamError("upstream pool destroyed", UPSTREAM_CODES.destroyed);
     for (const c of [...this.all]) c.destroy(err);
   }
 }
@@ -383,7 +378,7 @@ export class Connection {
   headTimedOut(): void {
     if (this.state !== WAITING) return;
     this.destroy(
-      upstreamError(
+      new UpstreamError(
         `no response head within ${this.pool.opts.responseHeaderTimeout}ms`,
         UPSTREAM_CODES.headersTimeout,
       ),
@@ -397,14 +392,14 @@ export class Connection {
       return;
     }
     this.destroy(
-      upstreamError(`no response data for ${this.pool.opts.idleTimeout}ms`, UPSTREAM_CODES.bodyTimeout),
+      new UpstreamError(`no response data for ${this.pool.opts.idleTimeout}ms`, UPSTREAM_CODES.bodyTimeout),
     );
   }
 
   connectTimedOut(): void {
     if (this.state !== CONNECTING) return;
     this.destroy(
-      upstreamError(
+      new UpstreamError(
         `connect to ${this.pool.origin} timed out after ${this.pool.opts.connectTimeout}ms`,
         UPSTREAM_CODES.connectTimeout,
       ),
@@ -473,7 +468,7 @@ export class Connection {
   ): number {
     const handler = this.handler;
     if (handler === null || this.state !== WAITING) {
-      this.destroy(upstreamError("unsolicited response from the backend", UPSTREAM_CODES.protocol));
+      this.destroy(new UpstreamError("unsolicited response from the backend", UPSTREAM_CODES.protocol));
       return 1;
     }
     let list = headers;
@@ -483,7 +478,9 @@ export class Connection {
     }
     if (status < 200) {
       if (status === 101 || upgrade) {
-        this.destroy(upstreamError("backend switched protocols on a plain request", UPSTREAM_CODES.protocol));
+        this.destroy(
+          new UpstreamError("backend switched protocols on a plain request", UPSTREAM_CODES.protocol),
+        );
         return 1;
       }
       this.interim = true;
@@ -597,7 +594,7 @@ export class Connection {
       handler.onError(
         err ??
           this.error ??
-          upstreamError(
+          new UpstreamError(
             wasConnecting ? "upstream connection closed while connecting" : "upstream closed the connection",
             UPSTREAM_CODES.closed,
           ),
@@ -697,6 +694,6 @@ function onBodyEnd(this: Source): void {
 }
 function onBodyError(this: Source): void {
   this[kPump]?.destroy(
-    upstreamError("the client's request body was cut short", UPSTREAM_CODES.clientAborted),
+    new UpstreamError("the client's request body was cut short", UPSTREAM_CODES.clientAborted),
   );
 }
