@@ -356,3 +356,28 @@ test("the keep-alive sweep closes every expired connection, however many are idl
     await c.run();
   }
 });
+
+test("https: a new connection resumes the backend's TLS session", async () => {
+  const c = new Cleanup();
+  try {
+    const resumed: boolean[] = [];
+    const srv = https.createServer(selfSigned(), (req, res) => {
+      resumed.push((req.socket as tls.TLSSocket).isSessionReused());
+      res.end("ok");
+    });
+    const port = await listen(srv, c);
+    const pool = new UpstreamPool(new URL(`https://localhost:${port}`), {
+      connectTimeout: 2000,
+      responseHeaderTimeout: 2000,
+      idleTimeout: 2000,
+      keepAliveTimeout: 1,
+    });
+    c.add(() => pool.destroy());
+    assert.equal((await send(pool)).body, "ok");
+    await until(() => pool.all.size === 0, 3000, "first connection closed");
+    assert.equal((await send(pool)).body, "ok");
+    assert.deepEqual(resumed, [false, true]);
+  } finally {
+    await c.run();
+  }
+});

@@ -118,6 +118,8 @@ export class UpstreamPool {
   readonly idle: Connection[] = [];
   readonly all = new Set<Connection>();
   #sweeper: NodeJS.Timeout | undefined;
+  /** The latest TLS session the backend offered: new connections resume it (as undici and https.Agent do). */
+  #tlsSession: Buffer | undefined;
   #closed = false;
   #whenEmpty: (() => void) | null = null;
 
@@ -159,13 +161,18 @@ export class UpstreamPool {
 
   #connect(): net.Socket {
     if (!this.#tls) return net.connect({ host: this.#host, port: this.#port, noDelay: true });
-    return tls.connect({
+    const socket = tls.connect({
       host: this.#host,
       port: this.#port,
       servername: this.#servername,
       rejectUnauthorized: this.opts.verifyTls === true,
       ALPNProtocols: ["http/1.1"],
+      session: this.#tlsSession,
     });
+    socket.on("session", (session: Buffer) => {
+      this.#tlsSession = session;
+    });
+    return socket;
   }
 
   /** A connection finished a response and can serve another. */
