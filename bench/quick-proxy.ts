@@ -35,6 +35,13 @@ process.on("SIGUSR2", () => {
 process.on("SIGUSR1", () => {
   const u = process.cpuUsage(base);
   const n = counted - baseCount;
+  if (process.env.QP_MEM === "1") {
+    const m = process.memoryUsage();
+    const mb = (x: number) => (x / 1048576).toFixed(0);
+    process.stderr.write(
+      `mem rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`,
+    );
+  }
   process.stderr.write(`cpu ${((u.user + u.system) / Math.max(1, n)).toFixed(1)} ${n}\n`);
 });
 function counting(srv: http.Server): http.Server {
