@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { HttpHealthMonitor } from "./http-monitor.ts";
 import type { HealthStatus } from "./status.ts";
@@ -174,9 +175,8 @@ describe("HttpHealthMonitor", () => {
 });
 
 test("a kept-alive probe connection reset by the backend is retried once on a fresh one", async () => {
-  const net = await import("node:net");
   let connections = 0;
-  const open = new Set<import("node:net").Socket>();
+  const open = new Set<net.Socket>();
   const raw = net.createServer((s) => {
     const n = ++connections;
     open.add(s);

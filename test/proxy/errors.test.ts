@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import * as http from "node:http";
+import * as net from "node:net";
 import { test } from "node:test";
 import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import {
@@ -425,8 +426,7 @@ test("an answer before the whole upload: relayed, the upstream connection droppe
       res.end("ok");
     });
     const p = await proxy(c, [b.url]);
-    const client = new (await import("node:net")).Socket();
-    client.connect(p.port, "127.0.0.1");
+    const client = net.connect(p.port, "127.0.0.1");
     await once(client, "connect");
     let text = "";
     client.on("data", (d: Buffer) => {
