@@ -102,6 +102,9 @@ const CONNECTED = 0;
 const READ = 1;
 const ENDED = 2;
 
+/** Read buffer of every plain-TCP upstream socket: reads are handled one at a time, to completion. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 const kPump = Symbol("switchyard.pump");
 type Source = Readable & { [kPump]?: Connection | undefined };
 
@@ -160,7 +163,16 @@ export class UpstreamPool {
   }
 
   #connect(): net.Socket {
-    if (!this.#tls) return net.connect({ host: this.#host, port: this.#port, noDelay: true });
+    if (!this.#tls) {
+      // reads land in one shared buffer (the parser copies what it keeps): no stream machinery and
+      // no allocation per read
+      return net.connect({
+        host: this.#host,
+        port: this.#port,
+        noDelay: true,
+        onread: { buffer: READ_BUFFER, callback: onSocketRead },
+      });
+    }
     const socket = tls.connect({
       host: this.#host,
       port: this.#port,
@@ -298,7 +310,7 @@ export class Connection {
     const s = socket as SocketWithConn;
     s[kConn] = this;
     s.on(socket instanceof tls.TLSSocket ? "secureConnect" : "connect", onSocketConnect);
-    s.on("data", onSocketData);
+    if (socket instanceof tls.TLSSocket) s.on("data", onSocketData);
     s.on("end", onSocketEnd);
     s.on("error", onSocketError);
     s.on("close", onSocketClose);
@@ -639,6 +651,11 @@ function onSocketConnect(this: SocketWithConn): void {
 }
 function onSocketData(this: SocketWithConn, data: Buffer): void {
   this[kConn]?.guarded(READ, data);
+}
+/** `onread` callback; pausing (the client is slow) goes through socket.pause(), hence always true. */
+function onSocketRead(this: SocketWithConn, nread: number, buffer: Uint8Array): boolean {
+  this[kConn]?.guarded(READ, Buffer.from(buffer.buffer, buffer.byteOffset, nread));
+  return true;
 }
 function onSocketEnd(this: SocketWithConn): void {
   this[kConn]?.guarded(ENDED);
