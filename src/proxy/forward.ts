@@ -1,14 +1,21 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
-import { isIP, type Socket } from "node:net";
-import type { Duplex, Readable } from "node:stream";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
-import { downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
+import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
-import { type Connection, UPSTREAM_CODES, type UpstreamHandler, UpstreamPool } from "./upstream.ts";
+import {
+  backendAddress,
+  type Connection,
+  UPSTREAM_CODES,
+  type UpstreamHandler,
+  UpstreamPool,
+  type UpstreamRequest,
+} from "./upstream.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -123,18 +130,11 @@ class PoolForwarder implements Forwarder {
   }
 
   /** Sends one upstream attempt through the server's pool. */
-  dispatch(
-    server: Server,
-    method: string,
-    path: string,
-    headers: string[],
-    body: Readable | null,
-    handler: UpstreamHandler,
-  ): void {
+  dispatch(server: Server, request: UpstreamRequest, handler: UpstreamHandler): void {
     if (this.#closed) {
       // a retry of a request that outlived its forwarder (config change): a one-off pool
       const pool = this.#newPool(server);
-      pool.request({ method, path, headers, body }, handler);
+      pool.request(request, handler);
       pool.close().catch(noop);
       return;
     }
@@ -143,7 +143,7 @@ class PoolForwarder implements Forwarder {
       pool = this.#newPool(server);
       this.#pools.set(server, pool);
     }
-    pool.request({ method, path, headers, body }, handler);
+    pool.request(request, handler);
   }
 
   #newPool(server: Server): UpstreamPool {
@@ -222,7 +222,8 @@ class Exchange implements UpstreamHandler {
   /** The server of the current attempt while it counts in server.inflight; null once released. */
   server: Server | null = null;
   tried: Server[] | null = null;
-  headers: string[] | null = null;
+  /** What goes upstream, built at the first attempt and sent unchanged by every retry. */
+  request: UpstreamRequest | null = null;
   /** The connection of the current attempt, once it is being written. */
   conn: Connection | null = null;
   /** The current attempt is being written: something may have reached the server. */
@@ -257,20 +258,18 @@ class Exchange implements UpstreamHandler {
     server.inflight++;
     this.sent = false;
     this.conn = null;
-    if (this.headers === null) {
+    if (this.request === null) {
       const trusted = peerTrusted(this.host, req.socket);
-      // an untrusted peer is its own client: skip the resolver
-      this.headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
+      this.request = {
+        method: req.method || "GET",
+        path: originForm(req.url),
+        // an untrusted peer is its own client: skip the resolver
+        headers: upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted }),
+        body: this.hasBody ? req : null,
+      };
     }
     try {
-      this.fw.dispatch(
-        server,
-        req.method || "GET",
-        originForm(req.url),
-        this.headers,
-        this.hasBody ? req : null,
-        this,
-      );
+      this.fw.dispatch(server, this.request, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -314,9 +313,8 @@ class Exchange implements UpstreamHandler {
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.res;
     const headers = downstreamHeaders(rawHeaders);
-    // an answer before the whole upload (413, 401, ...): the rest of the body will not be read, so
-    // the client connection cannot carry another request
-    if (this.hasBody && !this.req.complete && this.req.httpVersionMajor !== 2) res.shouldKeepAlive = false;
+    // an answer before the whole upload (413, 401, ...)
+    this.#closeIfUploadUnread();
     // writeHead replaces headers set before with same-named ones: a Set-Cookie set before (the sticky
     // cookie) must be sent next to the backend's own
     const preset = res.getHeader("set-cookie");
@@ -356,6 +354,15 @@ class Exchange implements UpstreamHandler {
     else this.res.end(last);
   }
 
+  /**
+   * The rest of an HTTP/1 upload will not be read: the client connection cannot carry another
+   * request, so it closes after this response instead of waiting for the unread body.
+   */
+  #closeIfUploadUnread(): void {
+    if (this.hasBody && !this.req.complete && this.req.httpVersionMajor !== 2)
+      this.res.shouldKeepAlive = false;
+  }
+
   /** The backend's response head cannot be relayed (a header value node:http refuses). */
   #failResponse(err: Error): void {
     this.host.logger.warn({ server: this.server?.name, err }, "upstream response refused");
@@ -389,8 +396,7 @@ class Exchange implements UpstreamHandler {
     }
     this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
     this.#finish();
-    // part of the upload may be unread: the client connection cannot carry another request
-    if (this.hasBody && !this.req.complete && this.req.httpVersionMajor !== 2) res.shouldKeepAlive = false;
+    this.#closeIfUploadUnread();
     // a timeout while connecting is a timeout too (as nginx answers it)
     if (kind === "timeout" || isConnectTimeout(err)) sendError(res, 504, GATEWAY_TIMEOUT);
     else sendError(res, 502, BAD_GATEWAY);
@@ -501,12 +507,10 @@ class Tunnel {
         this.upgradeTo,
       );
     }
-    const url = server.url;
-    const tls = url.protocol === "https:";
-    const hostname = url.hostname.replace(/^\[|\]$/g, "");
+    const { host, port, tls, servername } = backendAddress(server.url);
     const options: https.RequestOptions = {
-      host: hostname,
-      port: url.port || (tls ? 443 : 80),
+      host,
+      port,
       method: req.method || "GET",
       path: originForm(req.url),
       headers: this.headers as unknown as http.OutgoingHttpHeaders,
@@ -515,7 +519,7 @@ class Tunnel {
     };
     if (tls) {
       options.rejectUnauthorized = this.fw.opts.verifyTls === true;
-      if (isIP(hostname) === 0) options.servername = hostname;
+      if (servername !== undefined) options.servername = servername;
     }
     const up = (tls ? https : http).request(options);
     this.upstream = up;
@@ -585,7 +589,7 @@ class Tunnel {
       return;
     }
     let head = `HTTP/1.1 101 ${res.statusMessage || "Switching Protocols"}\r\n`;
-    const h = downstreamRawHeaders(res.rawHeaders, true);
+    const h = downstreamHeaders(res.rawHeaders, true);
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
     client.write(`${head}\r\n`);
     if (upHead.length) client.write(upHead);
@@ -622,7 +626,7 @@ class Tunnel {
     const client = this.socket;
     const status = res.statusCode ?? 502;
     let head = `HTTP/1.1 ${status} ${res.statusMessage || STATUS_TEXT[status] || ""}\r\n`;
-    const h = downstreamRawHeaders(res.rawHeaders);
+    const h = downstreamHeaders(res.rawHeaders);
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
     // the body is relayed as it comes and delimited by closing the connection
     client.write(`${head}connection: close\r\n\r\n`);

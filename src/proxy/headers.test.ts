@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { test } from "node:test";
 import { classify } from "./forward.ts";
-import { connectionTokens, downstreamHeaders, downstreamRawHeaders, upstreamHeaders } from "./headers.ts";
+import { connectionTokens, downstreamHeaders, upstreamHeaders } from "./headers.ts";
 
 function fakeReq(
   rawHeaders: string[],
@@ -102,7 +102,7 @@ test("downstreamHeaders: hop-by-hop and Connection-named removed, bytes kept, Co
   ];
   assert.deepEqual(downstreamHeaders(raw), ["Content-Length", "5", "X-Bytes", "caf\u00e9"]);
   assert.deepEqual(
-    downstreamRawHeaders(["Connection", "Upgrade", "Upgrade", "websocket", "Keep-Alive", "x"], true),
+    downstreamHeaders(["Connection", "Upgrade", "Upgrade", "websocket", "Keep-Alive", "x"], true),
     ["Connection", "Upgrade", "Upgrade", "websocket"],
   );
   assert.deepEqual(connectionTokens("close, X-A ,keep-alive,,x-b"), ["x-a", "x-b"]);

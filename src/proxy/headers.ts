@@ -146,37 +146,21 @@ function stripMapped(a: string): string {
 const HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((h) => h.length));
 
 /**
- * Response headers for the client from the parser's [name, value, ...] list (latin1 strings, so
- * byte-transparent): hop-by-hop headers and those named in Connection removed.
+ * Response headers for the client from a parser's [name, value, ...] list (latin1 strings, so
+ * byte-transparent): hop-by-hop headers and those named in Connection removed; with `upgrade`,
+ * Connection and Upgrade are kept (a 101 answer needs them).
  */
-export function downstreamHeaders(raw: readonly string[]): string[] {
+export function downstreamHeaders(raw: readonly string[], upgrade = false): string[] {
   const out: string[] = [];
   let conn: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
-    const n = name.length;
-    if (HOP_LENGTHS.has(n)) {
+    if (HOP_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower)) {
         if (lower === "connection") conn = conn === undefined ? raw[i + 1] : `${conn},${raw[i + 1]}`;
-        continue;
+        if (!(upgrade && (lower === "connection" || lower === "upgrade"))) continue;
       }
-    }
-    out.push(name, raw[i + 1]);
-  }
-  return conn === undefined ? out : dropNamed(out, connectionTokens(conn));
-}
-
-/** Like downstreamHeaders, for node:http's rawHeaders strings; keeps Connection/Upgrade when `upgrade`. */
-export function downstreamRawHeaders(raw: readonly string[], upgrade = false): string[] {
-  const out: string[] = [];
-  let conn: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i];
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
-      if (lower === "connection") conn = conn === undefined ? raw[i + 1] : `${conn},${raw[i + 1]}`;
-      if (!(upgrade && (lower === "connection" || lower === "upgrade"))) continue;
     }
     out.push(name, raw[i + 1]);
   }

@@ -108,13 +108,18 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const kPump = Symbol("switchyard.pump");
 type Source = Readable & { [kPump]?: Connection | undefined };
 
+/** Where to connect for a backend URL; SNI from its host name (not the client's Host), none for an IP. */
+export function backendAddress(url: URL): { host: string; port: number; tls: boolean; servername?: string } {
+  const tls = url.protocol === "https:";
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = url.port === "" ? (tls ? 443 : 80) : Number(url.port);
+  return tls && net.isIP(host) === 0 ? { host, port, tls, servername: host } : { host, port, tls };
+}
+
 export class UpstreamPool {
   readonly origin: string;
   readonly opts: UpstreamPoolOptions;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #tls: boolean;
-  readonly #servername: string | undefined;
+  readonly #address: ReturnType<typeof backendAddress>;
   /** Host header for requests that have none (HTTP/1.0 clients). */
   readonly defaultHost: string;
   readonly keepAlive: number;
@@ -129,11 +134,7 @@ export class UpstreamPool {
   constructor(url: URL, opts: UpstreamPoolOptions) {
     this.origin = url.origin;
     this.opts = opts;
-    this.#tls = url.protocol === "https:";
-    this.#host = url.hostname.replace(/^\[|\]$/g, "");
-    this.#port = url.port === "" ? (this.#tls ? 443 : 80) : Number(url.port);
-    // SNI from the backend URL (not the client's Host); none for IP addresses
-    this.#servername = this.#tls && net.isIP(this.#host) === 0 ? this.#host : undefined;
+    this.#address = backendAddress(url);
     this.defaultHost = url.host;
     this.keepAlive = opts.keepAliveTimeout ?? DEFAULT_KEEP_ALIVE;
   }
@@ -163,20 +164,21 @@ export class UpstreamPool {
   }
 
   #connect(): net.Socket {
-    if (!this.#tls) {
+    const { host, port, servername } = this.#address;
+    if (!this.#address.tls) {
       // reads land in one shared buffer (the parser copies what it keeps): no stream machinery and
       // no allocation per read
       return net.connect({
-        host: this.#host,
-        port: this.#port,
+        host,
+        port,
         noDelay: true,
         onread: { buffer: READ_BUFFER, callback: onSocketRead },
       });
     }
     const socket = tls.connect({
-      host: this.#host,
-      port: this.#port,
-      servername: this.#servername,
+      host,
+      port,
+      servername,
       rejectUnauthorized: this.opts.verifyTls === true,
       ALPNProtocols: ["http/1.1"],
       session: this.#tlsSession,
@@ -188,12 +190,12 @@ export class UpstreamPool {
   }
 
   /** A connection finished a response and can serve another. */
-  release(conn: Connection, keepAlive: number): void {
+  release(conn: Connection): void {
     if (this.#closed) {
       conn.destroy(null);
       return;
     }
-    conn.expires = Date.now() + keepAlive;
+    conn.expires = Date.now() + conn.keepAlive;
     this.idle.push(conn);
     if (this.#sweeper === undefined) {
       this.#sweeper = setInterval(sweep, SWEEP_EVERY, this);
@@ -356,7 +358,7 @@ export class Connection {
     if (!handler.onSent(this)) {
       this.handler = null;
       this.state = IDLE;
-      this.pool.release(this, this.keepAlive);
+      this.pool.release(this);
       return;
     }
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
@@ -583,7 +585,7 @@ export class Connection {
     if (this.body !== null) this.#detachBody(true);
     if (reuse) {
       this.socket.resume();
-      this.pool.release(this, this.keepAlive);
+      this.pool.release(this);
     } else this.destroy(null);
     handler.onComplete(last);
   }
