@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 const self = fileURLToPath(import.meta.url);
 const [, , role, ...rest] = process.argv;
 // exit through process.exit so --cpu-prof writes its profile
-if (role === "upstream" || role === "bare" || role === "switchyard")
+if (role === "upstream" || role === "bare" || role === "switchyard" || role === "switchyard-h1")
   process.on("SIGINT", () => process.exit(0));
 
 // CPU time per request: robust to a busy machine where req/s is not. SIGUSR2 starts the window,
@@ -117,7 +117,7 @@ if (role === "upstream") {
   });
   srv.keepAliveTimeout = 60_000;
   counting(srv).listen(Number(rest[0]), "127.0.0.1");
-} else if (role === "switchyard") {
+} else if (role === "switchyard" || role === "switchyard-h1") {
   const { LoadBalancer, Server, HttpHealthMonitor } = await import("../src/index.ts");
   const sticky = process.env.QP_STICKY === "1";
   const lb = new LoadBalancer({
@@ -134,10 +134,31 @@ if (role === "upstream") {
     );
   }
   lb.start(ac.signal);
-  const srv = http.createServer(lb.handle);
-  srv.on("upgrade", lb.handleUpgrade);
-  srv.keepAliveTimeout = 60_000;
-  counting(srv).listen(Number(rest[0]), "127.0.0.1");
+  if (role === "switchyard-h1") {
+    // the CLI's plain-HTTP front (server/http1.ts) in place of node:http
+    const { H1Server } = await import("../src/server/http1.ts");
+    const srv = new H1Server(
+      {
+        request: (req, res) => {
+          counted++;
+          lb.handle(req, res);
+        },
+        upgrade: lb.handleUpgrade,
+      },
+      {
+        headersTimeout: 30_000,
+        requestTimeout: 300_000,
+        keepAliveTimeout: 60_000,
+        connectionsCheckingInterval: 1000,
+      },
+    );
+    srv.listen(Number(rest[0]), "127.0.0.1");
+  } else {
+    const srv = http.createServer(lb.handle);
+    srv.on("upgrade", lb.handleUpgrade);
+    srv.keepAliveTimeout = 60_000;
+    counting(srv).listen(Number(rest[0]), "127.0.0.1");
+  }
 } else {
   await main();
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
@@ -99,6 +99,13 @@ const GATEWAY_TIMEOUT = "Gateway Timeout";
 export function createForwarder(options: ForwarderOptions): Forwarder {
   return new PoolForwarder(options);
 }
+
+/**
+ * Where a request's body is read from when the request object is not itself the stream: the
+ * proxy's own HTTP/1 front (server/http1.ts) hands requests over as plain objects.
+ */
+export const kRequestBody: unique symbol = Symbol("switchyard.requestBody");
+type BodyCarrier = IncomingMessage & { [kRequestBody]?: Readable | null };
 
 /** Per-connection cache of the trust decision (keyed by the resolver that made it). */
 const kTrust = Symbol("switchyard.trust");
@@ -265,7 +272,7 @@ class Exchange implements UpstreamHandler {
         path: originForm(req.url),
         // an untrusted peer is its own client: skip the resolver
         headers: upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted }),
-        body: this.hasBody ? req : null,
+        body: this.hasBody ? ((req as BodyCarrier)[kRequestBody] ?? req) : null,
       };
     }
     try {

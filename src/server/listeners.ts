@@ -1,9 +1,10 @@
 /**
- * The proxy's listening sockets: plain HTTP/1.1, and TLS with HTTP/2 by ALPN (HTTP/1.1
- * fallback). Re-bound on reload only where the address or TLS files changed.
+ * The proxy's listening sockets: plain HTTP/1.1 (our own front on llhttp, http1.ts), and TLS with
+ * HTTP/2 by ALPN (node:http2, HTTP/1.1 fallback through node:http). Re-bound on reload only where
+ * the address or TLS files changed.
  */
 import { readFileSync } from "node:fs";
-import * as http from "node:http";
+import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { dirname, resolve } from "node:path";
@@ -11,6 +12,7 @@ import type { Duplex } from "node:stream";
 import type { ListenConfig } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { endWithError } from "../proxy/respond.ts";
+import { H1Server } from "./http1.ts";
 
 export interface ListenerHandler {
   request(req: http.IncomingMessage, res: http.ServerResponse): void;
@@ -39,7 +41,7 @@ function headerOptions(clientHeader: number) {
 interface Bound {
   key: string;
   config: ListenConfig;
-  server: http.Server | http2.Http2SecureServer;
+  server: H1Server | http2.Http2SecureServer;
   /** TLS listener: its HTTP/2 sessions and HTTP/1 sockets, for graceful close. */
   sessions: Set<http2.ServerHttp2Session>;
   h1: Set<Socket>;
@@ -91,7 +93,8 @@ export class Listeners {
       if (existing) {
         current.delete(key);
         // the sweep interval is fixed at bind time; the timeout itself applies to new requests
-        Object.assign(existing.server, headerOptions(clientHeader));
+        if (existing.server instanceof H1Server) existing.server.setTimeouts(headerOptions(clientHeader));
+        else Object.assign(existing.server, headerOptions(clientHeader));
         if (c.tls) {
           try {
             (existing.server as http2.Http2SecureServer).setSecureContext(readTls(c, base));
@@ -123,7 +126,7 @@ export class Listeners {
 
   async #bind(c: ListenConfig, key: string, base: string): Promise<Bound> {
     const h = this.#handler;
-    let server: http.Server | http2.Http2SecureServer;
+    let server: H1Server | http2.Http2SecureServer;
     const b: Bound = { key, config: c, server: undefined as never, sessions: new Set(), h1: new Set() };
     if (c.tls) {
       const tls = readTls(c, base);
@@ -152,11 +155,17 @@ export class Listeners {
       s.setTimeout(SERVER_TIMEOUTS.requestTimeout);
       server = s;
     } else {
-      const s = http.createServer({ ...SERVER_TIMEOUTS, ...headerOptions(this.#clientHeader) }, h.request);
-      s.on("upgrade", h.upgrade);
-      server = s;
+      const logger = this.#logger;
+      server = new H1Server(
+        {
+          request: h.request,
+          upgrade: h.upgrade,
+          clientError: (err) => logger.debug({ err }, "bad request from a client"),
+        },
+        { ...SERVER_TIMEOUTS, ...headerOptions(this.#clientHeader) },
+      );
     }
-    server.on("clientError", onClientError);
+    if (!(server instanceof H1Server)) server.on("clientError", onClientError);
     b.server = server;
     await new Promise<void>((ok, fail) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -180,7 +189,7 @@ export class Listeners {
   /** Closes idle HTTP/1 connections (called while draining). */
   closeIdle(): void {
     for (const b of this.#bound) {
-      if (b.server instanceof http.Server) b.server.closeIdleConnections();
+      if (b.server instanceof H1Server) b.server.closeIdleConnections();
       for (const s of b.h1) if (!(s as { _httpMessage?: unknown })._httpMessage) s.destroy();
     }
   }
@@ -188,7 +197,7 @@ export class Listeners {
   /** Destroys every remaining connection. */
   destroyAll(): void {
     for (const b of this.#bound) {
-      if (b.server instanceof http.Server) b.server.closeAllConnections();
+      if (b.server instanceof H1Server) b.server.closeAllConnections();
       for (const s of b.sessions) s.destroy();
       for (const s of b.h1) s.destroy();
     }
@@ -198,7 +207,7 @@ export class Listeners {
 function stopBound(b: Bound): void {
   b.server.close();
   for (const s of b.sessions) s.close();
-  if (b.server instanceof http.Server) b.server.closeIdleConnections();
+  if (b.server instanceof H1Server) b.server.closeIdleConnections();
 }
 
 /** Closes a listener that is no longer configured: stop accepting, drain, then force after `grace` ms. */
@@ -206,11 +215,11 @@ async function closeBound(b: Bound, grace: number): Promise<void> {
   const closed = new Promise<void>((r) => b.server.once("close", () => r()));
   stopBound(b);
   const timer = setInterval(() => {
-    if (b.server instanceof http.Server) b.server.closeIdleConnections();
+    if (b.server instanceof H1Server) b.server.closeIdleConnections();
     for (const s of b.h1) if (!(s as { _httpMessage?: unknown })._httpMessage) s.destroy();
   }, 250);
   const force = setTimeout(() => {
-    if (b.server instanceof http.Server) b.server.closeAllConnections();
+    if (b.server instanceof H1Server) b.server.closeAllConnections();
     for (const s of b.sessions) s.destroy();
     for (const s of b.h1) s.destroy();
   }, grace);

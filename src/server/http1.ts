@@ -1,0 +1,927 @@
+/**
+ * The HTTP/1.1 front end of plain proxy listeners. Requests are parsed by Node's own llhttp binding
+ * (the parser node:http's server uses, with its strict settings and header size limit); what
+ * node:http adds around it — an IncomingMessage stream and a ServerResponse stream per request,
+ * their events and ticks — measured ~40% of the CPU of a proxied request, so requests and responses
+ * here are plain objects that keep the part of node:http's API the balancer and proxy use
+ * (`method`, `url`, `rawHeaders`, `headers`, `socket`; `writeHead`, `write`, `end`, `setHeader`,
+ * 'close', 'drain'). Handlers see them as IncomingMessage/ServerResponse. TLS listeners stay on
+ * node:http/http2 (ALPN); the library's `lb.handle` works with either.
+ *
+ * Behaviour follows node:http's server: keep-alive and pipelining (responses in order), 100-continue
+ * and 417, 400 for a missing Host on HTTP/1.1, 431 for oversized heads, 408 when a head or body
+ * arrives too slowly, chunked responses when the length is unknown (close-delimited for HTTP/1.0),
+ * unread request bodies discarded after the response so the connection can carry the next one.
+ */
+import { EventEmitter } from "node:events";
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
+import { createRequire } from "node:module";
+import * as net from "node:net";
+import { Readable } from "node:stream";
+import { kRequestBody } from "../proxy/forward.ts";
+
+interface Parser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | (Error & { code?: string });
+  close(): void;
+  conn: H1Connection | null;
+  [key: number]: unknown;
+}
+interface ParserClass {
+  new (): Parser;
+  REQUEST: number;
+  kOnMessageBegin: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+}
+const { HTTPParser, methods } = createRequire(import.meta.url)("_http_common") as {
+  HTTPParser: ParserClass;
+  methods: string[];
+};
+const PARSER_RESOURCE = Object.freeze({ type: "switchyard.http1" });
+
+export interface Http1Handler {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  upgrade(req: IncomingMessage, socket: net.Socket, head: Buffer): void;
+  /** A request that could not be parsed (answered 400/408/431 here); for the debug log. */
+  clientError?(err: Error, socket: net.Socket): void;
+}
+
+export interface Http1Timeouts {
+  /** From the first byte of a request head to its end (slowloris bound): 408. */
+  headersTimeout: number;
+  /** From the first byte of a request to its last (body included): 408. */
+  requestTimeout: number;
+  /** Idle time allowed between two requests on a connection. */
+  keepAliveTimeout: number;
+  /** How often the timeouts above are checked. */
+  connectionsCheckingInterval: number;
+}
+
+// Headers of which node:http keeps only the first occurrence in `req.headers`.
+const SINGLE: ReadonlySet<string> = new Set([
+  "age",
+  "authorization",
+  "content-length",
+  "content-type",
+  "etag",
+  "expires",
+  "from",
+  "host",
+  "if-modified-since",
+  "if-unmodified-since",
+  "last-modified",
+  "location",
+  "max-forwards",
+  "proxy-authorization",
+  "referer",
+  "retry-after",
+  "server",
+  "user-agent",
+]);
+
+/** `req.headers` as node:http builds it: lower-case names, duplicates joined (cookie with "; "). */
+export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    const prev = out[key];
+    if (prev === undefined) out[key] = key === "set-cookie" ? [value] : value;
+    else if (key === "set-cookie") (prev as string[]).push(value);
+    else if (!SINGLE.has(key)) out[key] = `${prev}${key === "cookie" ? "; " : ", "}${value}`;
+  }
+  return out as IncomingHttpHeaders;
+}
+
+/** The request body, when there is one: a Readable fed by the parser, with backpressure on the socket. */
+class Body extends Readable {
+  readonly conn: H1Connection;
+  constructor(conn: H1Connection) {
+    super();
+    this.conn = conn;
+  }
+  override _read(): void {
+    this.conn.bodyWanted();
+  }
+}
+
+export class H1Request {
+  readonly method: string;
+  url: string;
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly rawHeaders: string[];
+  readonly socket: net.Socket;
+  readonly upgrade: boolean;
+  /** The request body stream (null: the request has none). */
+  readonly body: Body | null;
+  get [kRequestBody](): Body | null {
+    return this.body;
+  }
+  complete: boolean;
+  /** Body pieces are thrown away: the response is done and nobody will read them. */
+  dumping = false;
+  #headers: IncomingHttpHeaders | undefined;
+
+  constructor(
+    conn: H1Connection,
+    method: string,
+    url: string,
+    major: number,
+    minor: number,
+    raw: string[],
+    upgrade: boolean,
+  ) {
+    this.method = method;
+    this.url = url;
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.rawHeaders = raw;
+    this.socket = conn.socket;
+    this.upgrade = upgrade;
+    const body = !upgrade && hasBody(raw);
+    this.body = body ? new Body(conn) : null;
+    this.complete = !body;
+  }
+
+  get httpVersion(): string {
+    return `${this.httpVersionMajor}.${this.httpVersionMinor}`;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers === undefined) this.#headers = headersObject(this.rawHeaders);
+    return this.#headers;
+  }
+
+  get readableEnded(): boolean {
+    return this.complete;
+  }
+}
+
+/** Content-Length other than 0, or any Transfer-Encoding (llhttp rejects the ambiguous mixes). */
+function hasBody(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === 14 && n.toLowerCase() === "content-length") {
+      if (raw[i + 1] !== "0") return true;
+    } else if (n.length === 17 && n.toLowerCase() === "transfer-encoding") return true;
+  }
+  return false;
+}
+
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+
+function checkHeader(name: string, value: string): void {
+  if (!TOKEN.test(name)) {
+    throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), {
+      code: "ERR_INVALID_HTTP_TOKEN",
+    });
+  }
+  if (INVALID_VALUE.test(value)) {
+    throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), {
+      code: "ERR_INVALID_CHAR",
+    });
+  }
+}
+
+let dateSecond = 0;
+let dateText = "";
+function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+const CRLF = "\r\n";
+const LAST_CHUNK = "0\r\n\r\n";
+
+export class H1Response extends EventEmitter {
+  readonly req: H1Request;
+  readonly conn: H1Connection;
+  statusCode = 200;
+  statusMessage = "";
+  shouldKeepAlive: boolean;
+  sendDate = true;
+  headersSent = false;
+  writableEnded = false;
+  writableFinished = false;
+  destroyed = false;
+  /** Headers set with setHeader before writeHead: lower-case name → [name, value]. */
+  #preset: Map<string, [string, number | string | readonly string[]]> | null = null;
+  /** The head, built by writeHead and written with the first body bytes. */
+  #head: string | null = null;
+  #chunked = false;
+  #noBody = false;
+
+  constructor(conn: H1Connection, req: H1Request, keepAlive: boolean) {
+    super();
+    this.conn = conn;
+    this.req = req;
+    this.shouldKeepAlive = keepAlive;
+  }
+
+  get socket(): net.Socket | null {
+    return this.destroyed ? null : this.conn.socket;
+  }
+
+  get finished(): boolean {
+    return this.writableEnded;
+  }
+
+  setHeader(name: string, value: number | string | readonly string[]): this {
+    if (this.headersSent) throw headersSentError("set");
+    for (const v of Array.isArray(value) ? value : [value]) checkHeader(name, String(v));
+    if (this.#preset === null) this.#preset = new Map();
+    this.#preset.set(name.toLowerCase(), [name, value]);
+    return this;
+  }
+
+  getHeader(name: string): number | string | string[] | undefined {
+    const v = this.#preset?.get(name.toLowerCase())?.[1];
+    return Array.isArray(v) ? [...v] : (v as number | string | undefined);
+  }
+
+  hasHeader(name: string): boolean {
+    return this.#preset?.has(name.toLowerCase()) === true;
+  }
+
+  getHeaderNames(): string[] {
+    return this.#preset === null ? [] : [...this.#preset.keys()];
+  }
+
+  removeHeader(name: string): void {
+    if (this.headersSent) throw headersSentError("remove");
+    this.#preset?.delete(name.toLowerCase());
+  }
+
+  writeHead(
+    status: number,
+    textOrHeaders?: string | OutgoingHttpHeaders | readonly string[],
+    headers?: OutgoingHttpHeaders | readonly string[],
+  ): this {
+    if (this.headersSent) throw headersSentError("write");
+    if (!Number.isInteger(status) || status < 100 || status > 999) {
+      throw Object.assign(new RangeError(`Invalid status code: ${status}`), {
+        code: "ERR_HTTP_INVALID_STATUS_CODE",
+      });
+    }
+    let text: string | undefined;
+    if (typeof textOrHeaders === "string") text = textOrHeaders;
+    else headers = textOrHeaders;
+    text = text || this.statusMessage || STATUS_CODES[status] || "unknown";
+    if (/[\r\n]/.test(text)) {
+      throw Object.assign(new TypeError("Invalid character in statusMessage"), { code: "ERR_INVALID_CHAR" });
+    }
+    // pairs given here replace same-named ones set before, as in node:http
+    const list: string[] = [];
+    const given = new Set<string>();
+    if (headers !== undefined) {
+      if (Array.isArray(headers)) {
+        for (let i = 0; i < headers.length; i += 2) {
+          list.push(String(headers[i]), String(headers[i + 1]));
+          given.add(String(headers[i]).toLowerCase());
+        }
+      } else {
+        for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
+          if (value === undefined) continue;
+          given.add(name.toLowerCase());
+          if (Array.isArray(value)) for (const v of value) list.push(name, String(v));
+          else list.push(name, String(value));
+        }
+      }
+    }
+    if (this.#preset !== null) {
+      for (const [key, [name, value]] of this.#preset) {
+        if (given.has(key)) continue;
+        if (Array.isArray(value)) for (const v of value) list.push(name, String(v));
+        else list.push(name, String(value));
+      }
+    }
+    this.statusCode = status;
+    this.statusMessage = text;
+    const method = this.req.method;
+    this.#noBody = method === "HEAD" || status === 204 || status === 304 || status < 200;
+    let head = `HTTP/1.1 ${status} ${text}\r\n`;
+    let length = false;
+    let date = false;
+    let connection = false;
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i];
+      const value = list[i + 1];
+      checkHeader(name, value);
+      const n = name.length;
+      if (n === 14 && name.toLowerCase() === "content-length") length = true;
+      else if (n === 4 && name.toLowerCase() === "date") date = true;
+      else if (n === 10 && name.toLowerCase() === "connection") {
+        connection = true;
+        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) this.shouldKeepAlive = false;
+      } else if (n === 17 && name.toLowerCase() === "transfer-encoding") {
+        if (/chunked/i.test(value)) this.#chunked = !this.#noBody;
+        length = true;
+      }
+      head += `${name}: ${value}\r\n`;
+    }
+    if (!length && !this.#noBody) {
+      if (this.req.httpVersionMinor >= 1 && this.req.httpVersionMajor >= 1) {
+        this.#chunked = true;
+        head += "transfer-encoding: chunked\r\n";
+      } else this.shouldKeepAlive = false; // HTTP/1.0: the end of the connection ends the body
+    }
+    if (this.sendDate && !date) head += `date: ${httpDate()}\r\n`;
+    if (this.conn.server.closing) this.shouldKeepAlive = false;
+    if (!connection) {
+      head += this.shouldKeepAlive
+        ? `connection: keep-alive\r\nkeep-alive: timeout=${this.conn.server.keepAliveSeconds}\r\n`
+        : "connection: close\r\n";
+    }
+    this.#head = `${head}\r\n`;
+    this.headersSent = true;
+    return this;
+  }
+
+  write(chunk: string | Uint8Array, encoding?: BufferEncoding | (() => void)): boolean {
+    if (this.writableEnded || this.destroyed) return false;
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    const socket = this.conn.socket;
+    const enc = typeof encoding === "string" ? encoding : "utf8";
+    if (this.#noBody || chunk.length === 0) {
+      if (this.#head === null) return socket.writableNeedDrain !== true;
+      const head = this.#head;
+      this.#head = null;
+      return socket.write(head, "latin1");
+    }
+    const data = typeof chunk === "string" ? Buffer.from(chunk, enc) : chunk;
+    socket.cork();
+    if (this.#head !== null) {
+      socket.write(this.#head, "latin1");
+      this.#head = null;
+    }
+    let ok: boolean;
+    if (this.#chunked) {
+      socket.write(`${data.length.toString(16)}\r\n`, "latin1");
+      socket.write(data);
+      ok = socket.write(CRLF, "latin1");
+    } else ok = socket.write(data);
+    socket.uncork();
+    return ok;
+  }
+
+  end(chunk?: string | Uint8Array | (() => void), encoding?: BufferEncoding | (() => void)): this {
+    if (this.writableEnded) return this;
+    if (typeof chunk === "function") chunk = undefined;
+    if (this.destroyed) {
+      this.writableEnded = true;
+      return this;
+    }
+    const enc = typeof encoding === "string" ? encoding : "utf8";
+    let data: Uint8Array | null = null;
+    if (chunk !== undefined && chunk !== null && chunk.length > 0)
+      data = typeof chunk === "string" ? Buffer.from(chunk, enc) : chunk;
+    if (!this.headersSent) {
+      // node:http frames a body given whole to end() with its length
+      if (!this.hasHeader("content-length") && !this.hasHeader("transfer-encoding"))
+        this.setHeader("content-length", data === null ? 0 : data.length);
+      this.writeHead(this.statusCode);
+    }
+    this.writableEnded = true;
+    const conn = this.conn;
+    const socket = conn.socket;
+    // the callback of the last write runs once the whole response has been handed to the kernel
+    const done = conn.onFlushed;
+    conn.flushing.push(this);
+    socket.cork();
+    const head = this.#head;
+    this.#head = null;
+    if (this.#noBody || (data === null && !this.#chunked)) {
+      socket.write(head ?? EMPTY, "latin1", done);
+    } else {
+      if (head !== null) socket.write(head, "latin1");
+      if (this.#chunked) {
+        if (data !== null) {
+          socket.write(`${data.length.toString(16)}\r\n`, "latin1");
+          socket.write(data);
+          socket.write(`\r\n${LAST_CHUNK}`, "latin1", done);
+        } else socket.write(LAST_CHUNK, "latin1", done);
+      } else socket.write(data!, done);
+    }
+    conn.responseEnded(this);
+    socket.uncork();
+    return this;
+  }
+
+  destroy(_err?: Error): this {
+    if (!this.destroyed) this.conn.socket.destroy();
+    return this;
+  }
+
+  /** The response left (flushed) or its connection closed: 'finish' (if flushed) then 'close'. */
+  settle(flushed: boolean): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (flushed) {
+      this.writableFinished = true;
+      this.emit("finish");
+    }
+    this.emit("close");
+  }
+
+  // a Writable's surface some handlers probe
+  get writable(): boolean {
+    return !this.writableEnded && !this.destroyed;
+  }
+  flushHeaders(): void {
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    if (this.#head !== null) {
+      this.conn.socket.write(this.#head, "latin1");
+      this.#head = null;
+    }
+  }
+  writeContinue(): void {
+    this.conn.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+  }
+}
+
+function headersSentError(what: string): Error {
+  return Object.assign(new Error(`Cannot ${what} headers after they are sent to the client`), {
+    code: "ERR_HTTP_HEADERS_SENT",
+  });
+}
+
+// connection reading states
+const IDLE = 0; // between requests
+const HEAD = 1; // a request head is arriving
+const BODY = 2; // a request body is arriving
+const TAKEN = 3; // upgraded or closing: the parser is done
+
+const kConn = Symbol("switchyard.h1");
+type H1Socket = net.Socket & { [kConn]?: H1Connection };
+
+export class H1Connection {
+  readonly server: H1Server;
+  readonly socket: net.Socket;
+  readonly parser: Parser;
+  /** Requests parsed and not yet answered; the first is being answered. */
+  readonly queue: H1Request[] = [];
+  readonly responses: H1Response[] = [];
+  /** Ended responses whose bytes are still being flushed, oldest first. */
+  readonly flushing: H1Response[] = [];
+  /** The request whose body the parser is reading. */
+  reading: H1Request | null = null;
+  state = IDLE;
+  /** When the current state began (Date.now()), for the timeout sweep. */
+  since: number;
+  /** Start of the request being read, for requestTimeout. */
+  requestStart = 0;
+  /** The next response ends the connection (Connection: close, HTTP/1.0, a parse error). */
+  closing = false;
+  /** No request has begun yet: an idle new connection gets headersTimeout, as in node:http. */
+  fresh = true;
+  clientEnded = false;
+  /** Header pieces of a head longer than one read (llhttp hands them over in batches). */
+  headerPairs: string[] | null = null;
+  urlPiece = "";
+  upgradeHead: Buffer | null = null;
+  readonly onFlushed: () => void;
+
+  constructor(server: H1Server, socket: net.Socket) {
+    this.server = server;
+    this.socket = socket;
+    this.since = Date.now();
+    const parser = new HTTPParser();
+    parser.initialize(HTTPParser.REQUEST, PARSER_RESOURCE, 0, 0);
+    parser.conn = this;
+    parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
+    parser[HTTPParser.kOnHeaders] = onHeaders;
+    parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
+    parser[HTTPParser.kOnBody] = onBody;
+    parser[HTTPParser.kOnMessageComplete] = onMessageComplete;
+    this.parser = parser;
+    this.onFlushed = () => {
+      this.flushing.shift()?.settle(true);
+    };
+    const s = socket as H1Socket;
+    s[kConn] = this;
+    socket.setNoDelay(true);
+    s.on("data", onSocketData);
+    s.on("end", onSocketEnd);
+    s.on("error", noop);
+    s.on("close", onSocketClose);
+    s.on("drain", onSocketDrain);
+  }
+
+  data(chunk: Buffer): void {
+    if (this.state === TAKEN) return;
+    const r = this.parser.execute(chunk);
+    if (typeof r !== "number") {
+      this.#parseError(r);
+      return;
+    }
+    if (this.upgradeHead !== null) {
+      // the bytes after an upgrade request's head belong to the new protocol
+      this.upgradeHead = chunk.subarray(r);
+      this.state = TAKEN;
+      this.socket.pause();
+      this.#maybeUpgrade();
+    }
+  }
+
+  messageBegin(): void {
+    this.fresh = false;
+    this.state = HEAD;
+    this.since = Date.now();
+    this.requestStart = this.since;
+  }
+
+  headersComplete(
+    major: number,
+    minor: number,
+    headers: string[] | undefined,
+    method: number,
+    url: string | undefined,
+    upgrade: boolean,
+    keepAlive: boolean,
+  ): number {
+    let raw = headers ?? [];
+    if (this.headerPairs !== null) {
+      raw = this.headerPairs.concat(raw);
+      this.headerPairs = null;
+    }
+    const target = this.urlPiece + (url ?? "");
+    this.urlPiece = "";
+    const name = methods[method] ?? "GET";
+    const req = new H1Request(this, name, target, major, minor, raw, upgrade);
+    const res = new H1Response(this, req, keepAlive && !this.closing);
+    if (!keepAlive) this.closing = true;
+    if (req.complete) this.state = IDLE;
+    else {
+      this.state = BODY;
+      this.reading = req;
+    }
+    this.since = Date.now();
+    if (name === "CONNECT") {
+      // node:http without a 'connect' listener drops the connection; a proxy has no tunnel to offer
+      this.state = TAKEN;
+      this.socket.destroy();
+      return 1;
+    }
+    if (upgrade) {
+      this.upgradeHead = EMPTY;
+      this.queue.push(req);
+      this.responses.push(res);
+      return 0;
+    }
+    this.queue.push(req);
+    this.responses.push(res);
+    if (this.queue.length === 1) this.#dispatch(req, res);
+    else this.socket.pause(); // pipelined: read on once the queue is answered
+    return 0;
+  }
+
+  #dispatch(req: H1Request, res: H1Response): void {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+      const raw = req.rawHeaders;
+      let host = false;
+      let expect: string | undefined;
+      for (let i = 0; i < raw.length; i += 2) {
+        const n = raw[i];
+        if (n.length === 4 && n.toLowerCase() === "host") host = true;
+        else if (n.length === 6 && n.toLowerCase() === "expect") expect = raw[i + 1];
+      }
+      if (!host) {
+        res.shouldKeepAlive = false;
+        res.writeHead(400, { "content-type": "text/plain; charset=utf-8" });
+        res.end("Bad Request: no Host header\n");
+        return;
+      }
+      if (expect !== undefined) {
+        if (!/^100-continue$/i.test(expect.trim())) {
+          res.shouldKeepAlive = false;
+          res.writeHead(417, { "content-type": "text/plain; charset=utf-8" });
+          res.end("Expectation Failed\n");
+          return;
+        }
+        if (!req.complete) res.writeContinue();
+      }
+    }
+    try {
+      this.server.handler.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    } catch (err) {
+      this.server.emit("error", err);
+      if (!res.headersSent) {
+        res.shouldKeepAlive = false;
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+        res.end("Internal Server Error\n");
+      } else res.destroy();
+    }
+  }
+
+  headerPiece(headers: string[], url: string): void {
+    if (this.headerPairs === null) this.headerPairs = headers;
+    else this.headerPairs.push(...headers);
+    this.urlPiece += url;
+  }
+
+  body(chunk: Buffer): void {
+    const req = this.reading;
+    if (req === null || req.dumping || req.body === null) return;
+    if (!req.body.push(chunk)) this.socket.pause();
+  }
+
+  /** The body's reader wants more. */
+  bodyWanted(): void {
+    if (this.queue.length <= 1 && this.state !== TAKEN) this.socket.resume();
+  }
+
+  messageComplete(): void {
+    const req = this.reading;
+    this.reading = null;
+    if (this.state === BODY || this.state === HEAD) {
+      this.state = IDLE;
+      this.since = Date.now();
+    }
+    if (req === null) return;
+    req.complete = true;
+    if (req.body !== null && !req.dumping) req.body.push(null);
+  }
+
+  responseEnded(res: H1Response): void {
+    const i = this.responses.indexOf(res);
+    if (i !== 0) {
+      // only the first queued response is dispatched; anything else is a handler's mistake
+      if (i > 0) this.socket.destroy();
+      return;
+    }
+    this.responses.shift();
+    const req = this.queue.shift()!;
+    if (!res.shouldKeepAlive) this.closing = true;
+    if (this.closing) {
+      this.state = TAKEN;
+      this.queue.length = 0;
+      this.responses.length = 0;
+      this.socket.destroySoon();
+      if (!req.complete) req.body?.destroy();
+      return;
+    }
+    if (!req.complete) {
+      // nobody will read the rest of the upload: discard it so the connection stays usable
+      req.dumping = true;
+      req.body?.destroy();
+      this.socket.resume();
+    }
+    if (this.queue.length > 0) {
+      process.nextTick(dispatchNext, this);
+      return;
+    }
+    if (this.upgradeHead !== null) {
+      this.#maybeUpgrade();
+      return;
+    }
+    if (this.clientEnded) {
+      this.socket.destroySoon();
+      return;
+    }
+    if (this.state === IDLE) this.since = Date.now();
+    this.socket.resume();
+  }
+
+  next(): void {
+    if (this.state === TAKEN && this.upgradeHead === null) return;
+    const req = this.queue[0];
+    const res = this.responses[0];
+    if (req === undefined || res === undefined) return;
+    if (req.upgrade) {
+      this.#maybeUpgrade();
+      return;
+    }
+    this.#dispatch(req, res);
+    if (this.queue.length <= 1 && this.upgradeHead === null) this.socket.resume();
+  }
+
+  /** Hands the socket to the upgrade handler once every earlier response has been sent. */
+  #maybeUpgrade(): void {
+    if (this.queue.length !== 1 || this.upgradeHead === null) return;
+    const req = this.queue[0];
+    const head = this.upgradeHead;
+    this.upgradeHead = null;
+    this.queue.length = 0;
+    this.responses.length = 0;
+    this.state = TAKEN;
+    const s = this.socket as H1Socket;
+    s.off("data", onSocketData);
+    s.off("end", onSocketEnd);
+    s.off("error", noop);
+    s.off("close", onSocketClose);
+    s.off("drain", onSocketDrain);
+    s[kConn] = undefined;
+    s.pause();
+    this.server.forget(this);
+    this.parser.conn = null;
+    this.parser.close();
+    this.server.handler.upgrade(req as unknown as IncomingMessage, s, head);
+  }
+
+  #parseError(err: Error & { code?: string }): void {
+    this.state = TAKEN;
+    this.server.handler.clientError?.(err, this.socket);
+    const [status, text] =
+      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] : [400, "Bad Request"];
+    this.#fail(status, text);
+  }
+
+  /** Ends the connection with an error status, unless a response is already under way. */
+  #fail(status: number, text: string): void {
+    this.state = TAKEN;
+    this.closing = true;
+    const busy = this.responses.length > 0 && this.responses[0].headersSent;
+    this.queue.length = 0;
+    this.responses.length = 0;
+    if (busy || this.socket.destroyed) {
+      this.socket.destroy();
+      return;
+    }
+    const body = `${text}\n`;
+    this.socket.end(
+      `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+      "latin1",
+    );
+    this.socket.destroySoon();
+  }
+
+  /** Called by the server's sweep. */
+  check(now: number, t: Http1Timeouts): void {
+    const state = this.state;
+    if (state === HEAD) {
+      if (now - this.since > t.headersTimeout) this.#timedOut();
+    } else if (state === BODY) {
+      if (now - this.requestStart > t.requestTimeout) this.#timedOut();
+    } else if (state === IDLE && this.queue.length === 0) {
+      if (this.fresh) {
+        if (now - this.since > t.headersTimeout) this.#timedOut();
+      } else if (now - this.since > t.keepAliveTimeout && this.flushing.length === 0) this.socket.destroy();
+    }
+  }
+
+  #timedOut(): void {
+    const err = Object.assign(new Error("request timed out"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
+    this.server.handler.clientError?.(err, this.socket);
+    if (this.responses.length > 0 && this.responses[0].headersSent) {
+      // an upload too slow while its answer is under way: the answer cannot be finished cleanly
+      this.state = TAKEN;
+      this.socket.destroy();
+      return;
+    }
+    this.#fail(408, "Request Timeout");
+  }
+
+  /** No request in progress or queued and nothing left to flush: safe to close. */
+  get idle(): boolean {
+    return this.state === IDLE && this.queue.length === 0 && this.flushing.length === 0;
+  }
+
+  /** The client half-closed: finish what it asked for, then close; a request cut short is dropped. */
+  ended(): void {
+    this.clientEnded = true;
+    if (this.state === HEAD || this.state === BODY) this.socket.destroy();
+    else if (this.state === IDLE && this.queue.length === 0) this.socket.destroySoon();
+  }
+
+  closed(): void {
+    this.state = TAKEN;
+    this.server.forget(this);
+    const reading = this.reading;
+    this.reading = null;
+    if (reading !== null && !reading.complete && reading.body !== null && !reading.dumping) {
+      reading.body.destroy(
+        Object.assign(new Error("aborted"), { code: "ECONNRESET" }) as NodeJS.ErrnoException,
+      );
+    }
+    for (const r of this.flushing.splice(0)) r.settle(false);
+    for (const r of this.responses.splice(0)) r.settle(false);
+    this.queue.length = 0;
+    this.parser.conn = null;
+    this.parser.close();
+  }
+
+  drained(): void {
+    this.responses[0]?.emit("drain");
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function dispatchNext(conn: H1Connection): void {
+  conn.next();
+}
+function noop(): void {}
+
+function onSocketData(this: H1Socket, chunk: Buffer): void {
+  this[kConn]?.data(chunk);
+}
+function onSocketEnd(this: H1Socket): void {
+  this[kConn]?.ended();
+}
+function onSocketClose(this: H1Socket): void {
+  this[kConn]?.closed();
+}
+function onSocketDrain(this: H1Socket): void {
+  this[kConn]?.drained();
+}
+
+function onMessageBegin(this: Parser): void {
+  this.conn?.messageBegin();
+}
+function onHeaders(this: Parser, headers: string[], url: string): void {
+  this.conn?.headerPiece(headers, url);
+}
+function onHeadersComplete(
+  this: Parser,
+  major: number,
+  minor: number,
+  headers: string[] | undefined,
+  method: number,
+  url: string | undefined,
+  _status: unknown,
+  _statusText: unknown,
+  upgrade: boolean,
+  keepAlive: boolean,
+): number {
+  const conn = this.conn;
+  if (conn === null) return 1;
+  return conn.headersComplete(major, minor, headers, method, url, upgrade, keepAlive);
+}
+/** Node passes a copy of each body piece; older releases passed (buffer, start, length). */
+function onBody(this: Parser, chunk: Buffer, start?: number, length?: number): void {
+  this.conn?.body(start === undefined ? chunk : chunk.subarray(start, start + (length ?? 0)));
+}
+function onMessageComplete(this: Parser): void {
+  this.conn?.messageComplete();
+}
+
+/**
+ * A net.Server speaking HTTP/1.1 through `handler`; closeIdleConnections/closeAllConnections
+ * as node:http's server has them.
+ */
+export class H1Server extends net.Server {
+  readonly handler: Http1Handler;
+  readonly timeouts: Http1Timeouts;
+  readonly live = new Set<H1Connection>();
+  closing = false;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(handler: Http1Handler, timeouts: Http1Timeouts) {
+    super({ allowHalfOpen: true, noDelay: true });
+    this.handler = handler;
+    this.timeouts = { ...timeouts };
+    this.on("connection", (socket: net.Socket) => {
+      this.live.add(new H1Connection(this, socket));
+    });
+    this.on("listening", () => {
+      this.#sweeper = setInterval(sweep, this.timeouts.connectionsCheckingInterval, this);
+      this.#sweeper.unref();
+    });
+    this.on("close", () => clearInterval(this.#sweeper));
+  }
+
+  get keepAliveSeconds(): number {
+    return Math.floor(this.timeouts.keepAliveTimeout / 1000);
+  }
+
+  /** Updates timeouts (reload); the checking interval is fixed at listen time. */
+  setTimeouts(t: Partial<Http1Timeouts>): void {
+    Object.assign(this.timeouts, t);
+  }
+
+  forget(conn: H1Connection): void {
+    this.live.delete(conn);
+  }
+
+  override close(callback?: (err?: Error) => void): this {
+    this.closing = true;
+    super.close(callback);
+    this.closeIdleConnections();
+    return this;
+  }
+
+  closeIdleConnections(): void {
+    for (const c of this.live) if (c.idle) c.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const c of this.live) c.socket.destroy();
+  }
+}
+
+function sweep(server: H1Server): void {
+  const now = Date.now();
+  const t = server.timeouts;
+  for (const c of server.live) c.check(now, t);
+}
