@@ -2,11 +2,12 @@
  * Quick proxy throughput loop: 3 canned-response upstreams (raw `net`, cheap) and wrk on core 1;
  * each proxy in turn on core 0: a bare node:http + undici `Pool.request` + `pipeline` proxy, and
  * switchyard's `lb.handle` (active health monitors, real-IP trust configured; QP_STICKY=1 adds sticky
- * cookies, QP_MODE picks the mode). Prints req/s, latency percentiles and the proxy's CPU time per
+ * cookies, QP_MODE picks the mode) on node:http (`switchyard`, as the library is mounted) and on the
+ * CLI's own HTTP/1 front (`switchyard-h1`, src/server/http1.ts). Prints req/s, latency percentiles and the proxy's CPU time per
  * request (the figure that survives a busy machine best). QP_DELAY=ms delays every upstream answer.
  *
- *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard] [--cpu-prof]
- *   node bench/quick-proxy.ts upstream|bare|switchyard PORT [UPSTREAM_PORTS...]   (used internally)
+ *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard,switchyard-h1] [--cpu-prof]
+ *   node bench/quick-proxy.ts upstream|bare|switchyard|switchyard-h1 PORT [UPSTREAM_PORTS...]   (used internally)
  *
  * Needs `wrk` and `taskset` on PATH. --cpu-prof writes profiles to /tmp/qp-prof.
  */
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
   const duration = Number(opt("duration", "5"));
   const connections = Number(opt("connections", "64"));
   const rounds = Number(opt("rounds", "1"));
-  const only = opt("only", "bare,switchyard").split(",");
+  const only = opt("only", "bare,switchyard,switchyard-h1").split(",");
   const prof = args.includes("--cpu-prof");
   const children: ChildProcess[] = [];
   try {

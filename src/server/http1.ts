@@ -883,12 +883,16 @@ export class H1Server extends net.Server {
     this.timeouts = { ...timeouts };
     this.on("connection", (socket: net.Socket) => {
       this.live.add(new H1Connection(this, socket));
+      // started by the first connection: a TLS listener hands connections to a front that never listens
+      if (this.#sweeper === undefined) {
+        this.#sweeper = setInterval(sweep, this.timeouts.connectionsCheckingInterval, this);
+        this.#sweeper.unref();
+      }
     });
-    this.on("listening", () => {
-      this.#sweeper = setInterval(sweep, this.timeouts.connectionsCheckingInterval, this);
-      this.#sweeper.unref();
+    this.on("close", () => {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
     });
-    this.on("close", () => clearInterval(this.#sweeper));
   }
 
   get keepAliveSeconds(): number {

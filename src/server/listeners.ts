@@ -1,17 +1,17 @@
 /**
- * The proxy's listening sockets: plain HTTP/1.1 (our own front on llhttp, http1.ts), and TLS with
- * HTTP/2 by ALPN (node:http2, HTTP/1.1 fallback through node:http). Re-bound on reload only where
- * the address or TLS files changed.
+ * The proxy's listening sockets: plain HTTP/1.1, and TLS with HTTP/2 by ALPN. Every HTTP/1
+ * connection, plain or TLS, is served by our own front (http1.ts); a TLS connection that chose h2
+ * becomes a node:http2 session. Re-bound on reload only where the address or TLS files changed.
  */
 import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import * as http2 from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo, Server as NetServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import type { Duplex } from "node:stream";
+import * as tls from "node:tls";
 import type { ListenConfig } from "../config/types.ts";
 import type { Logger } from "../log.ts";
-import { endWithError } from "../proxy/respond.ts";
 import { H1Server } from "./http1.ts";
 
 export interface ListenerHandler {
@@ -41,10 +41,12 @@ function headerOptions(clientHeader: number) {
 interface Bound {
   key: string;
   config: ListenConfig;
-  server: H1Server | http2.Http2SecureServer;
-  /** TLS listener: its HTTP/2 sessions and HTTP/1 sockets, for graceful close. */
+  /** The listening socket: the HTTP/1 front itself, or a TLS server that hands connections on. */
+  server: NetServer;
+  /** Every HTTP/1 connection of this listener. */
+  h1: H1Server;
+  /** TLS listener: the HTTP/2 sessions, for graceful close. */
   sessions: Set<http2.ServerHttp2Session>;
-  h1: Set<Socket>;
 }
 
 function keyOf(c: ListenConfig, base: string): string {
@@ -93,11 +95,10 @@ export class Listeners {
       if (existing) {
         current.delete(key);
         // the sweep interval is fixed at bind time; the timeout itself applies to new requests
-        if (existing.server instanceof H1Server) existing.server.setTimeouts(headerOptions(clientHeader));
-        else Object.assign(existing.server, headerOptions(clientHeader));
+        existing.h1.setTimeouts(headerOptions(clientHeader));
         if (c.tls) {
           try {
-            (existing.server as http2.Http2SecureServer).setSecureContext(readTls(c, base));
+            (existing.server as tls.Server).setSecureContext(readTls(c, base));
           } catch (err) {
             errors.push(err as Error);
           }
@@ -126,47 +127,43 @@ export class Listeners {
 
   async #bind(c: ListenConfig, key: string, base: string): Promise<Bound> {
     const h = this.#handler;
-    let server: H1Server | http2.Http2SecureServer;
-    const b: Bound = { key, config: c, server: undefined as never, sessions: new Set(), h1: new Set() };
+    const logger = this.#logger;
+    const h1 = new H1Server(
+      {
+        request: h.request,
+        upgrade: h.upgrade,
+        clientError: (err) => logger.debug({ err }, "bad request from a client"),
+      },
+      { ...SERVER_TIMEOUTS, ...headerOptions(this.#clientHeader) },
+    );
+    const b: Bound = { key, config: c, server: h1, h1, sessions: new Set() };
     if (c.tls) {
-      const tls = readTls(c, base);
-      const s = http2.createSecureServer({
-        ...tls,
-        allowHTTP1: true,
-        http1Options: {
-          keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeout,
-          ...headerOptions(this.#clientHeader),
-        },
-      });
-      s.on("request", h.request as never);
-      s.on("upgrade", h.upgrade);
-      s.on("session", (session) => {
+      // node:http2 with allowHTTP1 would serve HTTP/1.1 through node:http; the TLS server picks
+      // the protocol by ALPN instead and hands each connection to its front
+      const h2 = http2.createServer();
+      h2.on("request", h.request as never);
+      h2.on("session", (session) => {
         b.sessions.add(session);
         session.on("error", ignore);
         session.once("close", () => b.sessions.delete(session));
       });
-      s.on("secureConnection", (socket) => {
-        if (socket.alpnProtocol === "h2") return;
-        b.h1.add(socket);
-        socket.once("close", () => b.h1.delete(socket));
-      });
-      s.on("tlsClientError", (err) => this.#logger.debug({ err }, "TLS handshake failed"));
-      s.on("sessionError", ignore);
-      s.setTimeout(SERVER_TIMEOUTS.requestTimeout);
-      server = s;
-    } else {
-      const logger = this.#logger;
-      server = new H1Server(
-        {
-          request: h.request,
-          upgrade: h.upgrade,
-          clientError: (err) => logger.debug({ err }, "bad request from a client"),
+      h2.on("sessionError", ignore);
+      h2.setTimeout(SERVER_TIMEOUTS.requestTimeout);
+      const server = tls.createServer(
+        { ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] },
+        (socket) => {
+          if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+          else h1.emit("connection", socket);
         },
-        { ...SERVER_TIMEOUTS, ...headerOptions(this.#clientHeader) },
       );
+      server.on("tlsClientError", (err) => logger.debug({ err }, "TLS handshake failed"));
+      server.once("close", () => {
+        h1.close();
+        h2.close();
+      });
+      b.server = server;
     }
-    if (!(server instanceof H1Server)) server.on("clientError", onClientError);
-    b.server = server;
+    const server = b.server;
     await new Promise<void>((ok, fail) => {
       const onError = (err: NodeJS.ErrnoException) => {
         fail(new Error(`cannot listen on ${c.address}: ${err.code ?? err.message}`, { cause: err }));
@@ -188,40 +185,32 @@ export class Listeners {
 
   /** Closes idle HTTP/1 connections (called while draining). */
   closeIdle(): void {
-    for (const b of this.#bound) {
-      if (b.server instanceof H1Server) b.server.closeIdleConnections();
-      for (const s of b.h1) if (!(s as { _httpMessage?: unknown })._httpMessage) s.destroy();
-    }
+    for (const b of this.#bound) b.h1.closeIdleConnections();
   }
 
   /** Destroys every remaining connection. */
   destroyAll(): void {
     for (const b of this.#bound) {
-      if (b.server instanceof H1Server) b.server.closeAllConnections();
+      b.h1.closeAllConnections();
       for (const s of b.sessions) s.destroy();
-      for (const s of b.h1) s.destroy();
     }
   }
 }
 
 function stopBound(b: Bound): void {
-  b.server.close();
+  if (b.server !== b.h1) b.server.close();
+  b.h1.close();
   for (const s of b.sessions) s.close();
-  if (b.server instanceof H1Server) b.server.closeIdleConnections();
 }
 
 /** Closes a listener that is no longer configured: stop accepting, drain, then force after `grace` ms. */
 async function closeBound(b: Bound, grace: number): Promise<void> {
   const closed = new Promise<void>((r) => b.server.once("close", () => r()));
   stopBound(b);
-  const timer = setInterval(() => {
-    if (b.server instanceof H1Server) b.server.closeIdleConnections();
-    for (const s of b.h1) if (!(s as { _httpMessage?: unknown })._httpMessage) s.destroy();
-  }, 250);
+  const timer = setInterval(() => b.h1.closeIdleConnections(), 250);
   const force = setTimeout(() => {
-    if (b.server instanceof H1Server) b.server.closeAllConnections();
+    b.h1.closeAllConnections();
     for (const s of b.sessions) s.destroy();
-    for (const s of b.h1) s.destroy();
   }, grace);
   force.unref();
   await closed;
@@ -238,21 +227,6 @@ function readTls(c: ListenConfig, base: string): { cert: Buffer; key: Buffer } {
   } catch (err) {
     throw new Error(`listen ${c.address}: cannot read TLS files: ${(err as Error).message}`, { cause: err });
   }
-}
-
-/** Malformed requests get a status and a closed connection; nothing a client sends can crash us. */
-function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === "ECONNRESET" || !socket.writable || (socket as Socket).bytesWritten > 0) {
-    socket.destroy();
-    return;
-  }
-  const [status, text] =
-    err.code === "HPE_HEADER_OVERFLOW"
-      ? [431, "Request Header Fields Too Large"]
-      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
-        ? [408, "Request Timeout"]
-        : [400, "Bad Request"];
-  endWithError(socket, status, text);
 }
 
 function ignore(): void {}
