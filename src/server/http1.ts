@@ -48,6 +48,8 @@ export interface Http1Handler {
   upgrade(req: IncomingMessage, socket: net.Socket, head: Buffer): void;
   /** A request that could not be parsed (answered 400/408/431 here); for the debug log. */
   clientError?(err: Error, socket: net.Socket): void;
+  /** A handler threw: the request was answered 500 (or its connection closed). */
+  handlerError?(err: unknown): void;
 }
 
 export interface Http1Timeouts {
@@ -520,7 +522,16 @@ export class H1Connection {
 
   data(chunk: Buffer): void {
     if (this.state === TAKEN) return;
-    const r = this.parser.execute(chunk);
+    let r: ReturnType<Parser["execute"]>;
+    try {
+      r = this.parser.execute(chunk);
+    } catch (err) {
+      // a throw from what the parser's callbacks ran (a body reader): this connection only
+      this.server.handler.handlerError?.(err);
+      this.state = TAKEN;
+      this.socket.destroy();
+      return;
+    }
     if (typeof r !== "number") {
       this.#parseError(r);
       return;
@@ -615,7 +626,7 @@ export class H1Connection {
     try {
       this.server.handler.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     } catch (err) {
-      this.server.emit("error", err);
+      this.server.handler.handlerError?.(err);
       if (!res.headersSent) {
         res.shouldKeepAlive = false;
         res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
@@ -726,7 +737,12 @@ export class H1Connection {
     this.server.forget(this);
     this.parser.conn = null;
     this.parser.close();
-    this.server.handler.upgrade(req as unknown as IncomingMessage, s, head);
+    try {
+      this.server.handler.upgrade(req as unknown as IncomingMessage, s, head);
+    } catch (err) {
+      this.server.handler.handlerError?.(err);
+      s.destroy();
+    }
   }
 
   #parseError(err: Error & { code?: string }): void {

@@ -133,6 +133,7 @@ export class Listeners {
         request: h.request,
         upgrade: h.upgrade,
         clientError: (err) => logger.debug({ err }, "bad request from a client"),
+        handlerError: (err) => logger.error({ err }, "request handler failed"),
       },
       { ...SERVER_TIMEOUTS, ...headerOptions(this.#clientHeader) },
     );
