@@ -109,6 +109,14 @@ class Body extends Readable {
   override _read(): void {
     this.conn.bodyWanted();
   }
+  // as IncomingMessage: an aborted upload is an 'error' only for someone listening then (nobody may
+  // be reading it yet, or the reader let go as the response closed); unheard it would be uncaught
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    process.nextTick(bodyDestroyed, this, err, cb);
+  }
+}
+function bodyDestroyed(body: Body, err: Error | null, cb: (err?: Error | null) => void): void {
+  cb(body.listenerCount("error") > 0 ? err : null);
 }
 
 export class H1Request {
@@ -308,6 +316,8 @@ export class H1Response extends EventEmitter {
         else list.push(name, String(value));
       }
     }
+    // a throw leaves the response as it was, for the error answer that follows
+    for (let i = 0; i < list.length; i += 2) checkHeader(list[i], list[i + 1]);
     this.statusCode = status;
     this.statusMessage = text;
     const method = this.req.method;
@@ -319,7 +329,6 @@ export class H1Response extends EventEmitter {
     for (let i = 0; i < list.length; i += 2) {
       const name = list[i];
       const value = list[i + 1];
-      checkHeader(name, value);
       const n = name.length;
       if (n === 14 && name.toLowerCase() === "content-length") length = true;
       else if (n === 4 && name.toLowerCase() === "date") date = true;
@@ -389,8 +398,9 @@ export class H1Response extends EventEmitter {
     if (chunk !== undefined && chunk !== null && chunk.length > 0)
       data = typeof chunk === "string" ? Buffer.from(chunk, enc) : chunk;
     if (!this.headersSent) {
-      // node:http frames a body given whole to end() with its length
-      if (!this.hasHeader("content-length") && !this.hasHeader("transfer-encoding"))
+      // node:http frames a body given whole to end() with its length (204 and 304 have none)
+      const s = this.statusCode;
+      if (s !== 204 && s !== 304 && !this.hasHeader("content-length") && !this.hasHeader("transfer-encoding"))
         this.setHeader("content-length", data === null ? 0 : data.length);
       this.writeHead(this.statusCode);
     }
@@ -492,7 +502,7 @@ export class H1Connection {
   headerPairs: string[] | null = null;
   urlPiece = "";
   upgradeHead: Buffer | null = null;
-  readonly onFlushed: () => void;
+  readonly onFlushed: (err?: Error | null) => void;
 
   constructor(server: H1Server, socket: net.Socket) {
     this.server = server;
@@ -507,8 +517,9 @@ export class H1Connection {
     parser[HTTPParser.kOnBody] = onBody;
     parser[HTTPParser.kOnMessageComplete] = onMessageComplete;
     this.parser = parser;
-    this.onFlushed = () => {
-      this.flushing.shift()?.settle(true);
+    this.onFlushed = (err?: Error | null) => {
+      // a write that failed (the client left) did not deliver the response: no 'finish'
+      this.flushing.shift()?.settle(err == null);
     };
     const s = socket as H1Socket;
     s[kConn] = this;
@@ -734,6 +745,8 @@ export class H1Connection {
     s.off("drain", onSocketDrain);
     s[kConn] = undefined;
     s.pause();
+    // as node:http hands it over: a 'data' listener (ws) starts the flow without an explicit resume()
+    (s as { readableFlowing: boolean | null }).readableFlowing = null;
     this.server.forget(this);
     this.parser.conn = null;
     this.parser.close();
@@ -759,7 +772,8 @@ export class H1Connection {
     this.closing = true;
     const busy = this.responses.length > 0 && this.responses[0].headersSent;
     this.queue.length = 0;
-    this.responses.length = 0;
+    // a handler may hold the first one: it gets its 'close' (and its late end() writes nothing)
+    for (const r of this.responses.splice(0)) r.settle(false);
     if (busy || this.socket.destroyed) {
       this.socket.destroy();
       return;
