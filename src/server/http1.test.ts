@@ -824,9 +824,12 @@ test("bad input behind a pending response: the handler's response still gets 'cl
     assert.equal(r.status, 400);
     await cl.closed;
     assert.equal(await closed.promise, false);
-    // answering afterwards is harmless
+    // answering afterwards is harmless: nothing is written, no 'finish'
+    assert.equal(late!.destroyed, true);
+    late!.on("finish", () => assert.fail("'finish' after 'close'"));
     late!.end("too late");
-    assert.equal(cl.pending.length, 0);
+    await new Promise(setImmediate);
+    assert.equal(late!.writableFinished, false);
   } finally {
     await c.run();
   }
