@@ -359,16 +359,25 @@ export class H1Response extends EventEmitter {
     return this;
   }
 
-  write(chunk: string | Uint8Array, encoding?: BufferEncoding | (() => void)): boolean {
-    if (this.writableEnded || this.destroyed) return false;
+  write(
+    chunk: string | Uint8Array,
+    encoding?: BufferEncoding | WriteCallback,
+    callback?: WriteCallback,
+  ): boolean {
+    const cb = typeof encoding === "function" ? encoding : callback;
+    if (this.writableEnded || this.destroyed) {
+      if (cb !== undefined) process.nextTick(cb, writeAfterEnd());
+      return false;
+    }
     if (!this.headersSent) this.writeHead(this.statusCode);
     const socket = this.conn.socket;
     const enc = typeof encoding === "string" ? encoding : "utf8";
     if (this.#noBody || chunk.length === 0) {
-      if (this.#head === null) return socket.writableNeedDrain !== true;
       const head = this.#head;
       this.#head = null;
-      return socket.write(head, "latin1");
+      if (head !== null) return socket.write(head, "latin1", cb);
+      if (cb !== undefined) process.nextTick(cb, null);
+      return socket.writableNeedDrain !== true;
     }
     const data = typeof chunk === "string" ? Buffer.from(chunk, enc) : chunk;
     socket.cork();
@@ -380,15 +389,20 @@ export class H1Response extends EventEmitter {
     if (this.#chunked) {
       socket.write(`${data.length.toString(16)}\r\n`, "latin1");
       socket.write(data);
-      ok = socket.write(CRLF, "latin1");
-    } else ok = socket.write(data);
+      ok = socket.write(CRLF, "latin1", cb);
+    } else ok = socket.write(data, cb);
     socket.uncork();
     return ok;
   }
 
   end(chunk?: string | Uint8Array | (() => void), encoding?: BufferEncoding | (() => void)): this {
+    if (typeof chunk === "function") {
+      encoding = chunk;
+      chunk = undefined;
+    }
+    // as a Writable's end(cb): called on 'finish'
+    if (typeof encoding === "function") this.once("finish", encoding);
     if (this.writableEnded) return this;
-    if (typeof chunk === "function") chunk = undefined;
     if (this.destroyed) {
       this.writableEnded = true;
       return this;
@@ -460,6 +474,12 @@ export class H1Response extends EventEmitter {
   writeContinue(): void {
     this.conn.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
   }
+}
+
+type WriteCallback = (err?: Error | null) => void;
+
+function writeAfterEnd(): Error {
+  return Object.assign(new Error("write after end"), { code: "ERR_STREAM_WRITE_AFTER_END" });
 }
 
 function headersSentError(what: string): Error {
@@ -817,11 +837,15 @@ export class H1Connection {
     return this.state === IDLE && this.queue.length === 0 && this.flushing.length === 0;
   }
 
-  /** The client half-closed: finish what it asked for, then close; a request cut short is dropped. */
+  /**
+   * The client sent FIN. Requests it has not been answered yet are aborted, as node:http and nginx
+   * (499) do: a client that left must free its backend request, and a FIN is how most clients leave.
+   * Answers already written are flushed before the connection closes.
+   */
   ended(): void {
     this.clientEnded = true;
-    if (this.state === HEAD || this.state === BODY) this.socket.destroy();
-    else if (this.state === IDLE && this.queue.length === 0) this.socket.destroySoon();
+    if (this.state === HEAD || this.state === BODY || this.queue.length > 0) this.socket.destroy();
+    else this.socket.destroySoon();
   }
 
   closed(): void {
