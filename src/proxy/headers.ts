@@ -18,8 +18,20 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "http2-settings",
 ]);
 
+const NO_TOKENS: readonly string[] = Object.freeze([]);
+const PLAIN_CONNECTION: ReadonlySet<string> = new Set([
+  "keep-alive",
+  "Keep-Alive",
+  "close",
+  "Close",
+  "upgrade",
+  "Upgrade",
+]);
+
 /** The tokens of a Connection header that name further hop-by-hop headers (lower case). */
-export function connectionTokens(value: string): string[] {
+export function connectionTokens(value: string): readonly string[] {
+  // the usual values name no header: skip the split
+  if (PLAIN_CONNECTION.has(value)) return NO_TOKENS;
   const out: string[] = [];
   for (const t of value.split(",")) {
     const name = t.trim().toLowerCase();

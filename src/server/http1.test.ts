@@ -1394,6 +1394,32 @@ test("response: write(data, cb) and end(cb) call back once the bytes are handed 
   }
 });
 
+test("response: every byte value survives the one-write path of small answers, with and without a length", {
+  timeout: 5000,
+}, async (t) => {
+  const c = cleanup(t);
+  try {
+    const bytes = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7) % 256));
+    const { port } = await serve(c, {
+      request(req: IncomingMessage, res: ServerResponse) {
+        if (req.url === "/chunked") res.writeHead(200, ["x-kind", "chunked"]);
+        else res.writeHead(200, ["content-length", String(bytes.length)]);
+        res.end(bytes);
+      },
+    });
+    const cl = new Client(port, c);
+    cl.send(GET("/length") + GET("/chunked"));
+    const a = await cl.response();
+    assert.equal(a.headers["content-length"], "512");
+    assert.deepEqual(a.body, bytes);
+    const b = await cl.response();
+    assert.equal(b.headers["transfer-encoding"], "chunked");
+    assert.deepEqual(b.body, bytes);
+  } finally {
+    await c.run();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // 11. close()
 

@@ -212,6 +212,7 @@ function httpDate(): string {
 }
 
 const CRLF = "\r\n";
+const ONE_WRITE_MAX = 8192;
 const LAST_CHUNK = "0\r\n\r\n";
 
 export class H1Response extends EventEmitter {
@@ -429,6 +430,15 @@ export class H1Response extends EventEmitter {
     this.#head = null;
     if (this.#noBody || (data === null && !this.#chunked)) {
       socket.write(head ?? EMPTY, "latin1", done);
+    } else if (head !== null && data !== null && data.length <= ONE_WRITE_MAX) {
+      // a small answer leaves as one latin1 string (bytes survive latin1 unchanged): one plain
+      // write instead of a writev of its pieces, as node:http joins a head and a string body
+      const body = Buffer.prototype.latin1Slice.call(data, 0, data.length);
+      socket.write(
+        this.#chunked ? `${head}${data.length.toString(16)}\r\n${body}\r\n${LAST_CHUNK}` : `${head}${body}`,
+        "latin1",
+        done,
+      );
     } else {
       if (head !== null) socket.write(head, "latin1");
       if (this.#chunked) {
