@@ -292,31 +292,10 @@ export class H1Response extends EventEmitter {
     if (/[\r\n]/.test(text)) {
       throw Object.assign(new TypeError("Invalid character in statusMessage"), { code: "ERR_INVALID_CHAR" });
     }
-    // pairs given here replace same-named ones set before, as in node:http
-    const list: string[] = [];
-    const given = new Set<string>();
-    if (headers !== undefined) {
-      if (Array.isArray(headers)) {
-        for (let i = 0; i < headers.length; i += 2) {
-          list.push(String(headers[i]), String(headers[i + 1]));
-          given.add(String(headers[i]).toLowerCase());
-        }
-      } else {
-        for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
-          if (value === undefined) continue;
-          given.add(name.toLowerCase());
-          if (Array.isArray(value)) for (const v of value) list.push(name, String(v));
-          else list.push(name, String(value));
-        }
-      }
-    }
-    if (this.#preset !== null) {
-      for (const [key, [name, value]] of this.#preset) {
-        if (given.has(key)) continue;
-        if (Array.isArray(value)) for (const v of value) list.push(name, String(v));
-        else list.push(name, String(value));
-      }
-    }
+    // pairs given here replace same-named ones set before, as in node:http; the proxy's own call (a
+    // flat list of strings, nothing preset) is taken as it is
+    const direct = this.#preset === null && Array.isArray(headers);
+    const list: readonly string[] = direct ? (headers as readonly string[]) : this.#merged(headers);
     // a throw leaves the response as it was, for the error answer that follows
     for (let i = 0; i < list.length; i += 2) checkHeader(list[i], list[i + 1]);
     this.statusCode = status;
@@ -358,6 +337,35 @@ export class H1Response extends EventEmitter {
     this.#head = `${head}\r\n`;
     this.headersSent = true;
     return this;
+  }
+
+  /** Headers given to writeHead plus those set before and not given again, as a flat list. */
+  #merged(headers: OutgoingHttpHeaders | readonly string[] | undefined): string[] {
+    const list: string[] = [];
+    const given = new Set<string>();
+    if (headers !== undefined) {
+      if (Array.isArray(headers)) {
+        for (let i = 0; i < headers.length; i += 2) {
+          list.push(String(headers[i]), String(headers[i + 1]));
+          given.add(String(headers[i]).toLowerCase());
+        }
+      } else {
+        for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
+          if (value === undefined) continue;
+          given.add(name.toLowerCase());
+          if (Array.isArray(value)) for (const v of value) list.push(name, String(v));
+          else list.push(name, String(value));
+        }
+      }
+    }
+    if (this.#preset !== null) {
+      for (const [key, [name, value]] of this.#preset) {
+        if (given.has(key)) continue;
+        if (Array.isArray(value)) for (const v of value) list.push(name, String(v));
+        else list.push(name, String(value));
+      }
+    }
+    return list;
   }
 
   write(
