@@ -18,7 +18,6 @@ export async function streamWakeEvents(servers: readonly Server[], res: ServerRe
   res.writeHead(200, {
     "content-type": "text/event-stream",
     "cache-control": "no-store",
-    connection: "keep-alive",
   });
   const send = (data: unknown) => {
     if (!res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`);

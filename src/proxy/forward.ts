@@ -189,6 +189,8 @@ class PoolForwarder implements Forwarder {
   }
 
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
+    // the client left while the request waited (a server waking up): its 'close' has been heard
+    if (res.destroyed) return;
     const body = requestBody(req);
     if (body === BAD_FRAMING) {
       res.shouldKeepAlive = false;

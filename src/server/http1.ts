@@ -61,7 +61,14 @@ export interface Http1Timeouts {
   keepAliveTimeout: number;
   /** How often the timeouts above are checked. */
   connectionsCheckingInterval: number;
+  /**
+   * Time an answer may wait for a client that does not read it (nginx's send_timeout); the
+   * connection is closed then. Default 60 s.
+   */
+  sendTimeout?: number;
 }
+
+const DEFAULT_SEND_TIMEOUT = 60_000;
 
 // Headers of which node:http keeps only the first occurrence in `req.headers`.
 const SINGLE: ReadonlySet<string> = new Set([
@@ -135,6 +142,8 @@ export class H1Request {
   complete: boolean;
   /** Body pieces are thrown away: the response is done and nobody will read them. */
   dumping = false;
+  /** Handed to the handler (a pipelined request waits in the queue until its turn). */
+  dispatched = false;
   #headers: IncomingHttpHeaders | undefined;
 
   constructor(
@@ -305,7 +314,6 @@ export class H1Response extends EventEmitter {
     let head = `HTTP/1.1 ${status} ${text}\r\n`;
     let length = false;
     let date = false;
-    let connection = false;
     for (let i = 0; i < list.length; i += 2) {
       const name = list[i];
       const value = list[i + 1];
@@ -313,9 +321,11 @@ export class H1Response extends EventEmitter {
       if (n === 14 && name.toLowerCase() === "content-length") length = true;
       else if (n === 4 && name.toLowerCase() === "date") date = true;
       else if (n === 10 && name.toLowerCase() === "connection") {
-        connection = true;
+        // hop-by-hop: the front says itself whether the connection stays open
         if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) this.shouldKeepAlive = false;
-      } else if (n === 17 && name.toLowerCase() === "transfer-encoding") {
+        continue;
+      } else if (n === 10 && name.toLowerCase() === "keep-alive") continue;
+      else if (n === 17 && name.toLowerCase() === "transfer-encoding") {
         if (/chunked/i.test(value)) this.#chunked = !this.#noBody;
         length = true;
       }
@@ -329,11 +339,9 @@ export class H1Response extends EventEmitter {
     }
     if (this.sendDate && !date) head += `date: ${httpDate()}\r\n`;
     if (this.conn.server.closing) this.shouldKeepAlive = false;
-    if (!connection) {
-      head += this.shouldKeepAlive
-        ? `connection: keep-alive\r\nkeep-alive: timeout=${this.conn.server.keepAliveSeconds}\r\n`
-        : "connection: close\r\n";
-    }
+    head += this.shouldKeepAlive
+      ? `connection: keep-alive\r\nkeep-alive: timeout=${this.conn.server.keepAliveSeconds}\r\n`
+      : "connection: close\r\n";
     this.#head = `${head}\r\n`;
     this.headersSent = true;
     return this;
@@ -409,8 +417,11 @@ export class H1Response extends EventEmitter {
       encoding = chunk;
       chunk = undefined;
     }
-    // as a Writable's end(cb): called on 'finish'
-    if (typeof encoding === "function") this.once("finish", encoding);
+    // as a Writable's end(cb): called on 'finish' (with an error when it cannot come)
+    if (typeof encoding === "function") {
+      if (this.destroyed) process.nextTick(encoding, writeAfterEnd());
+      else this.once("finish", encoding);
+    }
     if (this.writableEnded) return this;
     if (this.destroyed) {
       this.writableEnded = true;
@@ -423,7 +434,13 @@ export class H1Response extends EventEmitter {
     if (!this.headersSent) {
       // node:http frames a body given whole to end() with its length (204 and 304 have none)
       const s = this.statusCode;
-      if (s !== 204 && s !== 304 && !this.hasHeader("content-length") && !this.hasHeader("transfer-encoding"))
+      if (
+        s !== 204 &&
+        s !== 304 &&
+        this.req.method !== "HEAD" &&
+        !this.hasHeader("content-length") &&
+        !this.hasHeader("transfer-encoding")
+      )
         this.setHeader("content-length", data === null ? 0 : data.length);
       this.writeHead(this.statusCode);
     }
@@ -463,7 +480,8 @@ export class H1Response extends EventEmitter {
   }
 
   destroy(_err?: Error): this {
-    if (!this.destroyed) this.conn.socket.destroy();
+    // once ended, the connection may already carry the next request's answer
+    if (!this.destroyed && !this.writableEnded) this.conn.socket.destroy();
     return this;
   }
 
@@ -535,6 +553,19 @@ export class H1Connection {
   closing = false;
   /** No request has begun yet: an idle new connection gets headersTimeout, as in node:http. */
   fresh = true;
+  /**
+   * The front itself stopped reading: pipelined requests wait for their turn, or the client is not
+   * taking its answers. Head and body timeouts do not run then: the wait is not the client's.
+   */
+  held = false;
+  /** An answer ended while the client was not reading: go on at 'drain'. */
+  waitingDrain = false;
+  /**
+   * Bytes the client has taken (whole writes: the proxy writes pieces of at most one upstream
+   * read), and since when that figure has not moved (send timeout).
+   */
+  taken = -1;
+  stalledSince = Date.now();
   clientEnded = false;
   /** Header pieces of a head longer than one read (llhttp hands them over in batches). */
   headerPairs: string[] | null = null;
@@ -558,6 +589,9 @@ export class H1Connection {
     this.onFlushed = (err?: Error | null) => {
       // a write that failed (the client left) did not deliver the response: no 'finish'
       this.flushing.shift()?.settle(err == null);
+      // keep-alive idle time counts from the last byte taken, not from end()
+      if (this.flushing.length === 0 && this.state === IDLE && this.queue.length === 0)
+        this.since = Date.now();
     };
     const s = socket as H1Socket;
     s[kConn] = this;
@@ -619,8 +653,9 @@ export class H1Connection {
     this.urlPiece = "";
     const name = methods[method] ?? "GET";
     const req = new H1Request(this, name, target, major, minor, raw, upgrade);
+    // a Connection: close request ends the connection after its own answer (responseEnded); the
+    // requests pipelined before it are answered first
     const res = new H1Response(this, req, keepAlive && !this.closing);
-    if (!keepAlive) this.closing = true;
     if (req.complete) this.state = IDLE;
     else {
       this.state = BODY;
@@ -637,16 +672,36 @@ export class H1Connection {
       this.upgradeHead = EMPTY;
       this.queue.push(req);
       this.responses.push(res);
-      return 0;
+      // 2: no body; every byte after the head belongs to the new protocol (as node:http)
+      return 2;
     }
     this.queue.push(req);
     this.responses.push(res);
-    if (this.queue.length === 1) this.#dispatch(req, res);
-    else this.socket.pause(); // pipelined: read on once the queue is answered
+    if (this.queue.length === 1 && !this.waitingDrain) this.#dispatch(req, res);
+    else this.#hold(); // pipelined: read on once the queue is answered
     return 0;
   }
 
+  #hold(): void {
+    if (this.held) return;
+    this.held = true;
+    this.socket.pause();
+  }
+
+  /** Reads on, unless requests are queued or the client is not taking its answers. */
+  #readOn(): void {
+    if (this.state === TAKEN || this.queue.length > 1 || this.waitingDrain) return;
+    if (this.held) {
+      this.held = false;
+      // a head or body that waited on us gets its whole allowance from now
+      this.since = Date.now();
+      this.requestStart = this.since;
+    }
+    this.socket.resume();
+  }
+
   #dispatch(req: H1Request, res: H1Response): void {
+    req.dispatched = true;
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
       const raw = req.rawHeaders;
       let host = false;
@@ -698,7 +753,7 @@ export class H1Connection {
 
   /** The body's reader wants more. */
   bodyWanted(): void {
-    if (this.queue.length <= 1 && this.state !== TAKEN) this.socket.resume();
+    this.#readOn();
   }
 
   messageComplete(): void {
@@ -735,7 +790,19 @@ export class H1Connection {
       // nobody will read the rest of the upload: discard it so the connection stays usable
       req.dumping = true;
       req.body?.destroy();
-      this.socket.resume();
+    }
+    this.#continue();
+  }
+
+  /**
+   * After an answer: the next pipelined request, the upgrade, or reading on — once the client has
+   * taken what was written (a client that pipelines and never reads must not make us buffer).
+   */
+  #continue(): void {
+    if (this.socket.writableNeedDrain) {
+      this.waitingDrain = true;
+      this.#hold();
+      return;
     }
     if (this.queue.length > 0) {
       process.nextTick(dispatchNext, this);
@@ -750,20 +817,20 @@ export class H1Connection {
       return;
     }
     if (this.state === IDLE) this.since = Date.now();
-    this.socket.resume();
+    this.#readOn();
   }
 
   next(): void {
     if (this.state === TAKEN && this.upgradeHead === null) return;
     const req = this.queue[0];
     const res = this.responses[0];
-    if (req === undefined || res === undefined) return;
+    if (req === undefined || res === undefined || req.dispatched) return;
     if (req.upgrade) {
       this.#maybeUpgrade();
       return;
     }
     this.#dispatch(req, res);
-    if (this.queue.length <= 1 && this.upgradeHead === null) this.socket.resume();
+    if (this.upgradeHead === null) this.#readOn();
   }
 
   /** Hands the socket to the upgrade handler once every earlier response has been sent. */
@@ -801,14 +868,15 @@ export class H1Connection {
     this.server.handler.clientError?.(err, this.socket);
     const [status, text] =
       err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] : [400, "Bad Request"];
-    this.#fail(status, text);
+    // behind a request still being answered, an error answer would be taken for that one's
+    this.#fail(status, text, this.responses.length > 0);
   }
 
-  /** Ends the connection with an error status, unless a response is already under way. */
-  #fail(status: number, text: string): void {
+  /** Ends the connection with an error status, or without a word when `cut`. */
+  #fail(status: number, text: string, cut: boolean): void {
     this.state = TAKEN;
     this.closing = true;
-    const busy = this.responses.length > 0 && this.responses[0].headersSent;
+    const busy = cut || (this.responses.length > 0 && this.responses[0].headersSent);
     this.queue.length = 0;
     // a handler may hold the first one: it gets its 'close' (and its late end() writes nothing)
     for (const r of this.responses.splice(0)) r.settle(false);
@@ -826,7 +894,19 @@ export class H1Connection {
 
   /** Called by the server's sweep. */
   check(now: number, t: Http1Timeouts): void {
+    const socket = this.socket;
+    if (socket.writableLength > 0) {
+      const taken = socket.bytesWritten - socket.writableLength;
+      if (taken !== this.taken) {
+        this.taken = taken;
+        this.stalledSince = now;
+      } else if (now - this.stalledSince > (t.sendTimeout ?? DEFAULT_SEND_TIMEOUT)) {
+        socket.destroy();
+        return;
+      }
+    } else this.stalledSince = now;
     const state = this.state;
+    if (this.held) return;
     if (state === HEAD) {
       if (now - this.since > t.headersTimeout) this.#timedOut();
     } else if (state === BODY) {
@@ -847,7 +927,7 @@ export class H1Connection {
       this.socket.destroy();
       return;
     }
-    this.#fail(408, "Request Timeout");
+    this.#fail(408, "Request Timeout", false);
   }
 
   /** No request in progress or queued and nothing left to flush: safe to close. */
@@ -885,6 +965,10 @@ export class H1Connection {
 
   drained(): void {
     this.responses[0]?.emit("drain");
+    if (this.waitingDrain) {
+      this.waitingDrain = false;
+      this.#continue();
+    }
   }
 }
 
@@ -961,10 +1045,6 @@ export class H1Server extends net.Server {
         this.#sweeper.unref();
       }
     });
-    this.on("close", () => {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    });
   }
 
   get keepAliveSeconds(): number {
@@ -978,12 +1058,20 @@ export class H1Server extends net.Server {
 
   forget(conn: H1Connection): void {
     this.live.delete(conn);
+    if (this.closing && this.live.size === 0) this.#stopSweeping();
+  }
+
+  #stopSweeping(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
   }
 
   override close(callback?: (err?: Error) => void): this {
     this.closing = true;
     super.close(callback);
     this.closeIdleConnections();
+    // the sweep goes on while connections drain (timeouts still apply), then stops
+    if (this.live.size === 0) this.#stopSweeping();
     return this;
   }
 
