@@ -5,29 +5,13 @@
  * pre-joined head and no per-request objects beyond the handler the caller already has, which
  * measured ~30% less CPU per proxied request than undici's pool (see bench/).
  */
-import { createRequire } from "node:module";
 import * as net from "node:net";
 import type { Readable } from "node:stream";
 import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
+import { bodyPiece, createParser, type Parser as LlParser, type ParserCallbacks } from "./llhttp.ts";
 
-interface Parser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  conn: Connection | null;
-  [key: number]: unknown;
-}
-interface ParserClass {
-  new (): Parser;
-  RESPONSE: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-}
-const { HTTPParser } = createRequire(import.meta.url)("_http_common") as { HTTPParser: ParserClass };
+type Parser = LlParser<Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.upstream" });
 
 /** What a request's caller hears back; the same object serves every attempt of a client request. */
@@ -300,14 +284,7 @@ export class Connection {
     this.pool = pool;
     this.socket = socket;
     this.keepAlive = pool.keepAlive;
-    const parser = new HTTPParser();
-    parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, 0);
-    parser.conn = this;
-    parser[HTTPParser.kOnHeaders] = onParserHeaders;
-    parser[HTTPParser.kOnHeadersComplete] = onParserHeadersComplete;
-    parser[HTTPParser.kOnBody] = onParserBody;
-    parser[HTTPParser.kOnMessageComplete] = onParserMessageComplete;
-    this.parser = parser;
+    this.parser = createParser("response", this, PARSER_CALLBACKS, PARSER_RESOURCE);
     socket.setNoDelay(true);
     const s = socket as SocketWithConn;
     s[kConn] = this;
@@ -704,13 +681,18 @@ function onParserHeadersComplete(
   if (conn === null) return 1;
   return conn.headersComplete(headers, status, statusText, upgrade, keepAlive);
 }
-/** Node passes a copy of each body piece; older releases passed (buffer, start, length). */
 function onParserBody(this: Parser, chunk: Buffer, start?: number, length?: number): void {
-  this.conn?.bodyChunk(start === undefined ? chunk : chunk.subarray(start, start + (length ?? 0)));
+  this.conn?.bodyChunk(bodyPiece(chunk, start, length));
 }
 function onParserMessageComplete(this: Parser): void {
   this.conn?.messageComplete();
 }
+const PARSER_CALLBACKS: ParserCallbacks<Connection> = {
+  headers: onParserHeaders,
+  headersComplete: onParserHeadersComplete,
+  body: onParserBody,
+  complete: onParserMessageComplete,
+};
 
 function onBodyData(this: Source, chunk: Buffer): void {
   this[kPump]?.bodyData(chunk);

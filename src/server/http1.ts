@@ -16,31 +16,18 @@
 import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { STATUS_CODES } from "node:http";
-import { createRequire } from "node:module";
 import * as net from "node:net";
 import { Readable } from "node:stream";
 import { kRequestBody } from "../proxy/forward.ts";
+import {
+  bodyPiece,
+  createParser,
+  type Parser as LlParser,
+  METHODS,
+  type ParserCallbacks,
+} from "../proxy/llhttp.ts";
 
-interface Parser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | (Error & { code?: string });
-  close(): void;
-  conn: H1Connection | null;
-  [key: number]: unknown;
-}
-interface ParserClass {
-  new (): Parser;
-  REQUEST: number;
-  kOnMessageBegin: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-}
-const { HTTPParser, methods } = createRequire(import.meta.url)("_http_common") as {
-  HTTPParser: ParserClass;
-  methods: string[];
-};
+type Parser = LlParser<H1Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.http1" });
 
 export interface Http1Handler {
@@ -577,15 +564,7 @@ export class H1Connection {
     this.server = server;
     this.socket = socket;
     this.since = Date.now();
-    const parser = new HTTPParser();
-    parser.initialize(HTTPParser.REQUEST, PARSER_RESOURCE, 0, 0);
-    parser.conn = this;
-    parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
-    parser[HTTPParser.kOnHeaders] = onHeaders;
-    parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
-    parser[HTTPParser.kOnBody] = onBody;
-    parser[HTTPParser.kOnMessageComplete] = onMessageComplete;
-    this.parser = parser;
+    this.parser = createParser("request", this, PARSER_CALLBACKS, PARSER_RESOURCE);
     this.onFlushed = (err?: Error | null) => {
       // a write that failed (the client left) did not deliver the response: no 'finish'
       this.flushing.shift()?.settle(err == null);
@@ -651,7 +630,7 @@ export class H1Connection {
     }
     const target = this.urlPiece + (url ?? "");
     this.urlPiece = "";
-    const name = methods[method] ?? "GET";
+    const name = METHODS[method] ?? "GET";
     const req = new H1Request(this, name, target, major, minor, raw, upgrade);
     // a Connection: close request ends the connection after its own answer (responseEnded); the
     // requests pipelined before it are answered first
@@ -1014,13 +993,19 @@ function onHeadersComplete(
   if (conn === null) return 1;
   return conn.headersComplete(major, minor, headers, method, url, upgrade, keepAlive);
 }
-/** Node passes a copy of each body piece; older releases passed (buffer, start, length). */
 function onBody(this: Parser, chunk: Buffer, start?: number, length?: number): void {
-  this.conn?.body(start === undefined ? chunk : chunk.subarray(start, start + (length ?? 0)));
+  this.conn?.body(bodyPiece(chunk, start, length));
 }
 function onMessageComplete(this: Parser): void {
   this.conn?.messageComplete();
 }
+const PARSER_CALLBACKS: ParserCallbacks<H1Connection> = {
+  begin: onMessageBegin,
+  headers: onHeaders,
+  headersComplete: onHeadersComplete,
+  body: onBody,
+  complete: onMessageComplete,
+};
 
 /**
  * A net.Server speaking HTTP/1.1 through `handler`; closeIdleConnections/closeAllConnections
