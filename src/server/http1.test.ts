@@ -1518,6 +1518,39 @@ test("response: the front owns Connection: a handler's keep-alive does not survi
   assert.equal(await seen.promise, "undefined");
 });
 
+test("lingering close: an answer given before the upload ends reaches a client that sends it all first", {
+  timeout: 10_000,
+}, async (t) => {
+  const c = cleanup(t);
+  const { port } = await serve(c, {
+    request(_req: IncomingMessage, res: ServerResponse) {
+      // answered at once, upload unread (as a proxy relays a backend's early 413)
+      res.shouldKeepAlive = false;
+      res.writeHead(413, ["content-length", "9"]);
+      res.end("too big\n\n");
+    },
+  });
+  const size = 8 * 1024 * 1024;
+  const sock = net.connect(port, "127.0.0.1");
+  c.add(() => sock.destroy());
+  await once(sock, "connect");
+  sock.pause();
+  // the whole upload is written before the client reads anything: without lingering, the server's
+  // close with unread data resets the connection and the answer is lost
+  sock.write(`POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+  const sent = new Promise<Error | null | undefined>((resolve) => sock.write(Buffer.alloc(size, 1), resolve));
+  sock.on("error", () => {});
+  assert.equal(await sent, null);
+  let answer = "";
+  sock.on("data", (d: Buffer) => {
+    answer += d.toString("latin1");
+  });
+  sock.resume();
+  await once(sock, "close");
+  assert.match(answer, /^HTTP\/1\.1 413 [\s\S]*\r\n\r\ntoo big\n\n$/);
+  assert.match(answer, /connection: close/);
+});
+
 // ---------------------------------------------------------------------------------------------
 // 11. close()
 

@@ -56,6 +56,8 @@ export interface Http1Timeouts {
 }
 
 const DEFAULT_SEND_TIMEOUT = 60_000;
+/** How long a closing connection reads and drops what the client still sends (nginx: 5 s). */
+const LINGER_MS = 5_000;
 
 // Headers of which node:http keeps only the first occurrence in `req.headers`.
 const SINGLE: ReadonlySet<string> = new Set([
@@ -545,6 +547,8 @@ export class H1Connection {
    * taking its answers. Head and body timeouts do not run then: the wait is not the client's.
    */
   held = false;
+  /** Closing: our FIN is sent (or queued), the client's last bytes are read and dropped. */
+  lingering = false;
   /** An answer ended while the client was not reading: go on at 'drain'. */
   waitingDrain = false;
   /**
@@ -726,7 +730,7 @@ export class H1Connection {
 
   body(chunk: Buffer): void {
     const req = this.reading;
-    if (req === null || req.dumping || req.body === null) return;
+    if (req === null || req.dumping || req.body === null || this.state === TAKEN) return;
     if (!req.body.push(chunk)) this.socket.pause();
   }
 
@@ -758,11 +762,16 @@ export class H1Connection {
     const req = this.queue.shift()!;
     if (!res.shouldKeepAlive) this.closing = true;
     if (this.closing) {
+      const uploading = !req.complete || this.state === HEAD || this.state === BODY;
       this.state = TAKEN;
       this.queue.length = 0;
       this.responses.length = 0;
-      this.socket.destroySoon();
-      if (!req.complete) req.body?.destroy();
+      if (!req.complete) {
+        req.dumping = true;
+        req.body?.destroy();
+      }
+      if (uploading) this.#linger();
+      else this.socket.destroySoon();
       return;
     }
     if (!req.complete) {
@@ -868,7 +877,20 @@ export class H1Connection {
       `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
       "latin1",
     );
-    this.socket.destroySoon();
+    this.#linger();
+  }
+
+  /**
+   * Closes after the answer while the client may still be sending (an upload answered early, a
+   * request cut short): as nginx's lingering close, its bytes are read and dropped for up to
+   * LINGER_MS after our FIN — closing with unread data would reset the connection, and a reset can
+   * destroy the answer before the client has read it.
+   */
+  #linger(): void {
+    this.lingering = true;
+    this.since = Date.now();
+    this.socket.end();
+    this.socket.resume();
   }
 
   /** Called by the server's sweep. */
@@ -884,6 +906,10 @@ export class H1Connection {
         return;
       }
     } else this.stalledSince = now;
+    if (this.lingering) {
+      if (now - this.since > LINGER_MS) socket.destroy();
+      return;
+    }
     const state = this.state;
     if (this.held) return;
     if (state === HEAD) {
