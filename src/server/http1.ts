@@ -26,6 +26,7 @@ import {
   METHODS,
   type ParserCallbacks,
 } from "../proxy/llhttp.ts";
+import { endWithError, sendError } from "../proxy/respond.ts";
 
 type Parser = LlParser<H1Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.http1" });
@@ -695,16 +696,12 @@ export class H1Connection {
         else if (n.length === 6 && n.toLowerCase() === "expect") expect = raw[i + 1];
       }
       if (!host) {
-        res.shouldKeepAlive = false;
-        res.writeHead(400, { "content-type": "text/plain; charset=utf-8" });
-        res.end("Bad Request: no Host header\n");
+        answerAndClose(res, 400, "Bad Request: no Host header");
         return;
       }
       if (expect !== undefined) {
         if (!/^100-continue$/i.test(expect.trim())) {
-          res.shouldKeepAlive = false;
-          res.writeHead(417, { "content-type": "text/plain; charset=utf-8" });
-          res.end("Expectation Failed\n");
+          answerAndClose(res, 417, "Expectation Failed");
           return;
         }
         if (!req.complete) res.writeContinue();
@@ -714,11 +711,7 @@ export class H1Connection {
       this.server.handler.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     } catch (err) {
       this.server.handler.handlerError?.(err);
-      if (!res.headersSent) {
-        res.shouldKeepAlive = false;
-        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-        res.end("Internal Server Error\n");
-      } else res.destroy();
+      answerAndClose(res, 500, "Internal Server Error");
     }
   }
 
@@ -872,11 +865,7 @@ export class H1Connection {
       this.socket.destroy();
       return;
     }
-    const body = `${text}\n`;
-    this.socket.end(
-      `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
-      "latin1",
-    );
+    endWithError(this.socket, status, text);
     this.#linger();
   }
 
@@ -978,6 +967,12 @@ export class H1Connection {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The proxy's short error answer (respond.ts), on a connection that closes after it. */
+function answerAndClose(res: H1Response, status: number, text: string): void {
+  res.shouldKeepAlive = false;
+  sendError(res as unknown as ServerResponse, status, text);
+}
 
 function dispatchNext(conn: H1Connection): void {
   conn.next();
