@@ -226,6 +226,64 @@ test("bytes nobody asked for drop the connection; the next request gets a fresh 
   }
 });
 
+test("trailers of a response stay out of the next response on the pooled connection", async () => {
+  const c = new Cleanup();
+  try {
+    const b = await raw(c, (s) => {
+      let buf = "";
+      s.on("data", (d: Buffer) => {
+        buf += d.toString("latin1");
+        for (let end = buf.indexOf("\r\n\r\n"); end >= 0; end = buf.indexOf("\r\n\r\n")) {
+          const path = buf.split(" ")[1];
+          buf = buf.slice(end + 4);
+          if (path === "/trail") {
+            s.write(
+              "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ntrail\r\n0\r\n" +
+                "Set-Cookie: session=attacker\r\nLocation: https://evil.example/\r\nHost: evil.test\r\n\r\n",
+            );
+          } else s.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Path: plain\r\n\r\nplain");
+        }
+      });
+    });
+    const pool = newPool(c, b.url);
+    const results: Result[] = [];
+    for (const path of ["/plain", "/trail", "/plain", "/plain"]) results.push(await send(pool, { path }));
+    assert.deepEqual(
+      results.map((r) => [r.status, r.headers, r.body, r.error]),
+      [
+        [200, ["Content-Length", "5", "X-Path", "plain"], "plain", null],
+        [200, ["Transfer-Encoding", "chunked"], "trail", null],
+        [200, ["Content-Length", "5", "X-Path", "plain"], "plain", null],
+        [200, ["Content-Length", "5", "X-Path", "plain"], "plain", null],
+      ],
+    );
+    assert.equal(b.conns, 1);
+  } finally {
+    await c.run();
+  }
+});
+
+test("a response begun while no request waits (idle in the pool) is nobody's: the connection is dropped", async () => {
+  const c = new Cleanup();
+  try {
+    let first: net.Socket | undefined;
+    const b = await raw(c, (s) => {
+      first ??= s;
+      s.on("data", () => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    });
+    const pool = newPool(c, b.url);
+    assert.equal((await send(pool)).body, "ok");
+    // half a response head while idle: it must not become the start of the next answer
+    first!.write("HTTP/1.1 200 OK\r\nSet-Cookie: session=attacker\r\n");
+    await until(() => pool.all.size === 0, 2000, "connection dropped");
+    const r = await send(pool);
+    assert.deepEqual([r.status, r.headers, r.body], [200, ["Content-Length", "2"], "ok"]);
+    assert.equal(b.conns, 2);
+  } finally {
+    await c.run();
+  }
+});
+
 test("failures carry codes: refused, closed before a response, invalid response, header timeout", async () => {
   const c = new Cleanup();
   try {

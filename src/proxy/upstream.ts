@@ -269,13 +269,15 @@ export class Connection {
   /** The request body is still being written. */
   body: Source | null = null;
   chunked = false;
-  headerPairs: string[] | null = null;
   /** The latest body piece, passed on once more follows or the read ends (the last one goes with onComplete). */
   held: Buffer | null = null;
   /** The last Keep-Alive header value seen and what it allows (backends repeat the same one). */
   #hint = "";
   #hintMs = -1;
   error: Error | null = null;
+  /** Reads so far, and the read in which the last response completed. */
+  reads = 0;
+  completedIn = -1;
   #connectTimer: NodeJS.Timeout | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #bodyTimer: NodeJS.Timeout | undefined;
@@ -310,6 +312,7 @@ export class Connection {
   }
 
   #read(data: Buffer): void {
+    this.reads++;
     const r = this.parser.execute(data);
     if (r instanceof Error) this.destroy(r);
     else if (this.state === BODY) this.readDone();
@@ -457,8 +460,21 @@ export class Connection {
 
   // -- response ----------------------------------------------------------------------------------
 
+  /**
+   * A response begins. With no request waiting for one (the connection idle in the pool, or the
+   * previous response complete) it is nobody's: the backend is out of step, and whatever it sends
+   * must not become the answer to the next request put on this connection.
+   */
+  messageBegin(): void {
+    // bytes after a complete response in the same read are no answer to a later request either,
+    // even if one was put on this connection from inside the completion
+    if (this.state !== WAITING || this.handler === null || this.completedIn === this.reads) {
+      this.destroy(new UpstreamError("unsolicited response from the backend", UPSTREAM_CODES.protocol));
+    }
+  }
+
   headersComplete(
-    headers: string[] | undefined,
+    list: string[],
     status: number,
     statusText: string,
     upgrade: boolean,
@@ -468,11 +484,6 @@ export class Connection {
     if (handler === null || this.state !== WAITING) {
       this.destroy(new UpstreamError("unsolicited response from the backend", UPSTREAM_CODES.protocol));
       return 1;
-    }
-    let list = headers;
-    if (list === undefined || this.headerPairs !== null) {
-      list = this.headerPairs === null ? (list ?? []) : this.headerPairs.concat(list ?? []);
-      this.headerPairs = null;
     }
     if (status < 200) {
       if (status === 101 || upgrade) {
@@ -557,6 +568,7 @@ export class Connection {
     this.held = null;
     this.handler = null;
     this.state = IDLE;
+    this.completedIn = this.reads;
     this.paused = false;
     const reuse = this.reusable && this.body === null && !this.socket.destroyed;
     if (this.body !== null) this.#detachBody(true);
@@ -659,17 +671,14 @@ function onBodyTimeout(conn: Connection): void {
   conn.bodyTimedOut();
 }
 
-function onParserHeaders(this: Parser, headers: string[]): void {
-  const conn = this.conn;
-  if (conn === null) return;
-  if (conn.headerPairs === null) conn.headerPairs = headers;
-  else conn.headerPairs.push(...headers);
+function onParserMessageBegin(this: Parser): void {
+  this.conn?.messageBegin();
 }
 function onParserHeadersComplete(
   this: Parser,
   _major: number,
   _minor: number,
-  headers: string[] | undefined,
+  headers: string[],
   _method: unknown,
   _url: unknown,
   status: number,
@@ -688,7 +697,7 @@ function onParserMessageComplete(this: Parser): void {
   this.conn?.messageComplete();
 }
 const PARSER_CALLBACKS: ParserCallbacks<Connection> = {
-  headers: onParserHeaders,
+  begin: onParserMessageBegin,
   headersComplete: onParserHeadersComplete,
   body: onParserBody,
   complete: onParserMessageComplete,

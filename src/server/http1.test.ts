@@ -613,6 +613,52 @@ test("request bodies: an unread upload is discarded after the response; the next
   assert.deepEqual(seen, ["/up", "/next1", "/up", "/next2"]);
 });
 
+test("trailers: a request's trailer fields are dropped and never reach the next pipelined request", {
+  timeout: 5000,
+}, async (t) => {
+  const c = cleanup(t);
+  const seen: { url: string; raw: string[]; body: string }[] = [];
+  const { port } = await serve(c, {
+    request(req: IncomingMessage, res: ServerResponse) {
+      const body = bodyOf(req);
+      const done = (b: Buffer) => {
+        seen.push({ url: req.url!, raw: req.rawHeaders, body: b.toString() });
+        res.end(`got ${req.url}`);
+      };
+      if (body === null) done(Buffer.alloc(0));
+      else void readAll(body).then(done);
+    },
+  });
+  const trailerPost = (path: string) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n` +
+    "3\r\nabc\r\n0\r\nX-Leak: 1\r\nHost: evil.test\r\nSet-Cookie: a=b\r\n\r\n";
+  const cl = new Client(port, c);
+  // pipelined in one write, then again a byte at a time
+  cl.send(trailerPost("/one") + GET("/two") + GET("/three"));
+  for (const path of ["/one", "/two", "/three"]) {
+    const r = await cl.response();
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), `got ${path}`);
+  }
+  const bytes = Buffer.from(trailerPost("/four") + GET("/five"));
+  for (let i = 0; i < bytes.length; i++) {
+    cl.send(bytes.subarray(i, i + 1));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal((await cl.response()).body.toString(), "got /four");
+  assert.equal((await cl.response()).body.toString(), "got /five");
+  assert.deepEqual(
+    seen.map((s) => [s.url, s.raw, s.body]),
+    [
+      ["/one", ["Host", "x", "Transfer-Encoding", "chunked"], "abc"],
+      ["/two", ["Host", "x"], ""],
+      ["/three", ["Host", "x"], ""],
+      ["/four", ["Host", "x", "Transfer-Encoding", "chunked"], "abc"],
+      ["/five", ["Host", "x"], ""],
+    ],
+  );
+});
+
 test("request bodies: a client that disconnects mid-upload makes the body stream error", {
   timeout: 5000,
 }, async (t) => {

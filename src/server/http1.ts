@@ -559,9 +559,6 @@ export class H1Connection {
   taken = -1;
   stalledSince = Date.now();
   clientEnded = false;
-  /** Header pieces of a head longer than one read (llhttp hands them over in batches). */
-  headerPairs: string[] | null = null;
-  urlPiece = "";
   upgradeHead: Buffer | null = null;
   readonly onFlushed: (err?: Error | null) => void;
 
@@ -622,19 +619,12 @@ export class H1Connection {
   headersComplete(
     major: number,
     minor: number,
-    headers: string[] | undefined,
+    raw: string[],
     method: number,
-    url: string | undefined,
+    target: string,
     upgrade: boolean,
     keepAlive: boolean,
   ): number {
-    let raw = headers ?? [];
-    if (this.headerPairs !== null) {
-      raw = this.headerPairs.concat(raw);
-      this.headerPairs = null;
-    }
-    const target = this.urlPiece + (url ?? "");
-    this.urlPiece = "";
     const name = METHODS[method] ?? "GET";
     const req = new H1Request(this, name, target, major, minor, raw, upgrade);
     // a Connection: close request ends the connection after its own answer (responseEnded); the
@@ -713,12 +703,6 @@ export class H1Connection {
       this.server.handler.handlerError?.(err);
       answerAndClose(res, 500, "Internal Server Error");
     }
-  }
-
-  headerPiece(headers: string[], url: string): void {
-    if (this.headerPairs === null) this.headerPairs = headers;
-    else this.headerPairs.push(...headers);
-    this.urlPiece += url;
   }
 
   body(chunk: Buffer): void {
@@ -995,16 +979,13 @@ function onSocketDrain(this: H1Socket): void {
 function onMessageBegin(this: Parser): void {
   this.conn?.messageBegin();
 }
-function onHeaders(this: Parser, headers: string[], url: string): void {
-  this.conn?.headerPiece(headers, url);
-}
 function onHeadersComplete(
   this: Parser,
   major: number,
   minor: number,
-  headers: string[] | undefined,
+  headers: string[],
   method: number,
-  url: string | undefined,
+  url: string,
   _status: unknown,
   _statusText: unknown,
   upgrade: boolean,
@@ -1022,7 +1003,6 @@ function onMessageComplete(this: Parser): void {
 }
 const PARSER_CALLBACKS: ParserCallbacks<H1Connection> = {
   begin: onMessageBegin,
-  headers: onHeaders,
   headersComplete: onHeadersComplete,
   body: onBody,
   complete: onMessageComplete,
