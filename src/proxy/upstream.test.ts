@@ -2,10 +2,11 @@ import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { test } from "node:test";
 import type * as tls from "node:tls";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
+import { Wire, type WireMessage } from "../../test/support/h1wire.ts";
 import { selfSigned } from "../../test/support/tls.ts";
 import { until } from "../../test/support/until.ts";
 import { type Connection, type UpstreamHandler, UpstreamPool, type UpstreamRequest } from "./upstream.ts";
@@ -278,6 +279,94 @@ test("a response begun while no request waits (idle in the pool) is nobody's: th
     await until(() => pool.all.size === 0, 2000, "connection dropped");
     const r = await send(pool);
     assert.deepEqual([r.status, r.headers, r.body], [200, ["Content-Length", "2"], "ok"]);
+    assert.equal(b.conns, 2);
+  } finally {
+    await c.run();
+  }
+});
+
+test("each request on a pooled connection starts from nothing: HEAD, 1xx, keep-alive hint, body framing", async () => {
+  const c = new Cleanup();
+  try {
+    const seen: WireMessage[] = [];
+    const b = await raw(c, (s) => {
+      const wire = new Wire(s);
+      void (async () => {
+        for (;;) {
+          const m = await wire.read("request").catch(() => null);
+          if (m === null) return;
+          seen.push(m);
+          if (m.target === "/head") s.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+          else if (m.target === "/early") {
+            s.write("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
+            s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=30\r\n\r\nok");
+          } else s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n${m.body.toString().padEnd(5, ".")}`);
+        }
+      })();
+    });
+    const pool = newPool(c, b.url);
+    const results: Result[] = [];
+    results.push(await send(pool, { method: "HEAD", path: "/head" }));
+    results.push(await send(pool, { path: "/get" }));
+    results.push(await send(pool, { path: "/early" }));
+    results.push(await send(pool, { path: "/get" }));
+    results.push(
+      await send(pool, { method: "POST", path: "/chunked", body: Readable.from([Buffer.from("ab")]) }),
+    );
+    results.push(
+      await send(pool, {
+        method: "POST",
+        path: "/length",
+        headers: ["Content-Length", "3"],
+        body: Readable.from([Buffer.from("xyz")]),
+      }),
+    );
+    assert.deepEqual(
+      results.map((r) => [r.status, r.headers, r.body, r.error]),
+      [
+        [200, ["Content-Length", "5"], "", null],
+        // the HEAD's "no body" did not carry over
+        [200, ["Content-Length", "5"], ".....", null],
+        // the 1xx's fields are not the response's
+        [200, ["Content-Length", "2", "Keep-Alive", "timeout=30"], "ok", null],
+        [200, ["Content-Length", "5"], ".....", null],
+        [200, ["Content-Length", "5"], "ab...", null],
+        [200, ["Content-Length", "5"], "xyz..", null],
+      ],
+    );
+    // a chunked upload does not make the next one chunked
+    assert.deepEqual(
+      seen.map((m) => [m.method, m.target, m.framing]),
+      [
+        ["HEAD", "/head", "none"],
+        ["GET", "/get", "none"],
+        ["GET", "/early", "none"],
+        ["GET", "/get", "none"],
+        ["POST", "/chunked", "chunked"],
+        ["POST", "/length", "length"],
+      ],
+    );
+    assert.equal(b.conns, 1);
+  } finally {
+    await c.run();
+  }
+});
+
+test("an answer that comes before the upload ends: the connection is not reused for the next request", async () => {
+  const c = new Cleanup();
+  try {
+    const b = await raw(c, (s) => {
+      s.once("data", () => s.write("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"));
+    });
+    const pool = newPool(c, b.url);
+    const upload = new PassThrough();
+    upload.write("the start of a long upload");
+    const r = await send(pool, { method: "POST", path: "/up", body: upload });
+    assert.equal(r.status, 413);
+    // the rest of the upload would be read by the backend as the next request
+    upload.end("GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.equal(pool.idle.length, 0);
+    await send(pool, { path: "/next" });
     assert.equal(b.conns, 2);
   } finally {
     await c.run();

@@ -659,6 +659,50 @@ test("trailers: a request's trailer fields are dropped and never reach the next 
   );
 });
 
+test("each request on a connection starts from nothing: Expect, HTTP/1.0, HEAD do not carry over", {
+  timeout: 5000,
+}, async (t) => {
+  const c = cleanup(t);
+  const seen: string[] = [];
+  const { port } = await serve(c, {
+    request(req: IncomingMessage, res: ServerResponse) {
+      seen.push(`${req.method} ${req.url} ${req.httpVersion} ${req.headers.expect ?? "-"}`);
+      const body = bodyOf(req);
+      if (body === null) res.end(`got ${req.url}`);
+      else void readAll(body).then((b) => res.end(`got ${b}`));
+    },
+  });
+  const cl = new Client(port, c);
+  cl.send("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  assert.equal((await cl.response()).status, 100);
+  cl.send("abc");
+  assert.equal((await cl.response()).body.toString(), "got abc");
+  // no 100 for a request that did not ask for one, a HEAD's answer has no body, the next one has
+  cl.send(`POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi${GET("/g")}`);
+  const p = await cl.response();
+  assert.deepEqual([p.status, p.body.toString()], [200, "got hi"]);
+  assert.equal((await cl.response()).body.toString(), "got /g");
+  cl.send(`HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n${GET("/after-head")}`);
+  assert.equal((await cl.response(true)).status, 200);
+  const g = await cl.response();
+  assert.deepEqual([g.status, g.body.toString()], [200, "got /after-head"]);
+  // an HTTP/1.0 keep-alive request, then HTTP/1.1 again: each answered in its own version's terms
+  cl.send("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const old = await cl.response();
+  assert.equal(old.body.toString(), "got /old");
+  cl.send(GET("/new"));
+  assert.equal((await cl.response()).body.toString(), "got /new");
+  assert.deepEqual(seen, [
+    "POST /e 1.1 100-continue",
+    "POST /p 1.1 -",
+    "GET /g 1.1 -",
+    "HEAD /h 1.1 -",
+    "GET /after-head 1.1 -",
+    "GET /old 1.0 -",
+    "GET /new 1.1 -",
+  ]);
+});
+
 test("request bodies: a client that disconnects mid-upload makes the body stream error", {
   timeout: 5000,
 }, async (t) => {
