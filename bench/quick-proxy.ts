@@ -3,7 +3,7 @@
  * each proxy in turn on core 0: a bare node:http + undici `Pool.request` + `pipeline` proxy, and
  * switchyard's `lb.handle` (active health monitors, real-IP trust configured; QP_STICKY=1 adds sticky
  * cookies, QP_MODE picks the mode) on node:http (`switchyard`, as the library is mounted) and on the
- * CLI's own HTTP/1 front (`switchyard-h1`, src/server/http1.ts). Prints req/s, latency percentiles and the proxy's CPU time per
+ * CLI's own HTTP/1 front (`switchyard-h1`, src/http1/server.ts). Prints req/s, latency percentiles and the proxy's CPU time per
  * request (the figure that survives a busy machine best). QP_DELAY=ms delays every upstream answer.
  *
  *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard,switchyard-h1] [--cpu-prof]
@@ -137,7 +137,7 @@ if (role === "upstream") {
   lb.start(ac.signal);
   if (role === "switchyard-h1") {
     // the CLI's plain-HTTP front (server/http1.ts) in place of node:http
-    const { H1Server } = await import("../src/server/http1.ts");
+    const { H1Server } = await import("../src/http1/server.ts");
     const srv = new H1Server(
       {
         request: (req, res) => {

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { createParser, METHODS, type ParserCallbacks } from "./llhttp.ts";
+import { createParser, METHODS, type ParserCallbacks } from "./binding.ts";
 
 interface Message {
   method: string;

@@ -9,7 +9,7 @@ import { Cleanup, listen } from "../../test/support/cleanup.ts";
 import { Wire, type WireMessage } from "../../test/support/h1wire.ts";
 import { selfSigned } from "../../test/support/tls.ts";
 import { until } from "../../test/support/until.ts";
-import { type Connection, type UpstreamHandler, UpstreamPool, type UpstreamRequest } from "./upstream.ts";
+import { type Connection, type UpstreamHandler, UpstreamPool, type UpstreamRequest } from "./client.ts";
 
 interface Result {
   status: number;

@@ -9,7 +9,7 @@ import * as net from "node:net";
 import type { Readable } from "node:stream";
 import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
-import { bodyPiece, createParser, type Parser as LlParser, type ParserCallbacks } from "./llhttp.ts";
+import { bodyPiece, createParser, type Parser as LlParser, type ParserCallbacks } from "./binding.ts";
 
 type Parser = LlParser<Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.upstream" });

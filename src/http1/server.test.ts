@@ -9,7 +9,7 @@ import { type TestContext, test } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
 import { kRequestBody } from "../proxy/forward.ts";
-import { H1Server, type Http1Handler, type Http1Timeouts } from "./http1.ts";
+import { H1Server, type Http1Handler, type Http1Timeouts } from "./server.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

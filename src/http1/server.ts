@@ -19,14 +19,14 @@ import { STATUS_CODES } from "node:http";
 import * as net from "node:net";
 import { Readable } from "node:stream";
 import { kRequestBody } from "../proxy/forward.ts";
+import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   bodyPiece,
   createParser,
   type Parser as LlParser,
   METHODS,
   type ParserCallbacks,
-} from "../proxy/llhttp.ts";
-import { endWithError, sendError } from "../proxy/respond.ts";
+} from "./binding.ts";
 
 type Parser = LlParser<H1Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.http1" });

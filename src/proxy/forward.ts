@@ -5,9 +5,6 @@ import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
-import { STICKY_COOKIE } from "../selectors/index.ts";
-import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
-import { endWithError, sendError } from "./respond.ts";
 import {
   backendAddress,
   type Connection,
@@ -15,7 +12,10 @@ import {
   type UpstreamHandler,
   UpstreamPool,
   type UpstreamRequest,
-} from "./upstream.ts";
+} from "../http1/client.ts";
+import { STICKY_COOKIE } from "../selectors/index.ts";
+import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
+import { endWithError, sendError } from "./respond.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -102,7 +102,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
 /**
  * Where a request's body is read from when the request object is not itself the stream: the
- * proxy's own HTTP/1 front (server/http1.ts) hands requests over as plain objects.
+ * proxy's own HTTP/1 front (src/http1/server.ts) hands requests over as plain objects.
  */
 export const kRequestBody: unique symbol = Symbol("switchyard.requestBody");
 type BodyCarrier = IncomingMessage & { [kRequestBody]?: Readable | null };

@@ -11,8 +11,8 @@ import { dirname, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import type { ListenConfig } from "../config/types.ts";
+import { H1Server } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
-import { H1Server } from "./http1.ts";
 
 export interface ListenerHandler {
   request(req: http.IncomingMessage, res: http.ServerResponse): void;
