@@ -7,8 +7,8 @@ import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
 import {
   backendAddress,
-  type Connection,
   UPSTREAM_CODES,
+  type UpstreamConnection,
   type UpstreamHandler,
   UpstreamPool,
   type UpstreamRequest,
@@ -234,7 +234,7 @@ class Exchange implements UpstreamHandler {
   /** What goes upstream, built at the first attempt and sent unchanged by every retry. */
   request: UpstreamRequest | null = null;
   /** The connection of the current attempt, once it is being written. */
-  conn: Connection | null = null;
+  conn: UpstreamConnection | null = null;
   /** The current attempt is being written: something may have reached the server. */
   sent = false;
   bodyTaken = false;
@@ -310,7 +310,7 @@ class Exchange implements UpstreamHandler {
     if (this.conn !== null && !this.done) this.conn.resume();
   }
 
-  onSent(conn: Connection): boolean {
+  onSent(conn: UpstreamConnection): boolean {
     if (this.done) return false;
     this.conn = conn;
     this.sent = true;

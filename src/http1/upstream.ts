@@ -1,0 +1,81 @@
+/**
+ * What the proxy and an upstream HTTP/1.1 client say to each other, whichever client serves it:
+ * the native one on Node's llhttp binding (client.ts) or the fallback on undici (fallback-client.ts).
+ */
+import type { Readable } from "node:stream";
+import type { UpstreamError } from "../errors.ts";
+
+/** The connection a request went out on, as its handler sees it. */
+export interface UpstreamConnection {
+  /** The handler is ready for more body after onData returned false. */
+  resume(): void;
+  /** The caller gave up on the request (the client left): the connection cannot be reused. */
+  abort(): void;
+}
+
+/** A pool of connections to one backend. */
+export interface UpstreamClient {
+  readonly closed: boolean;
+  request(req: UpstreamRequest, handler: UpstreamHandler): void;
+  /** No new requests; idle connections close now, busy ones once their response is complete. */
+  close(): Promise<void>;
+  /** Closes every connection now; requests under way fail. */
+  destroy(): void;
+}
+
+/** What a request's caller hears back; the same object serves every attempt of a client request. */
+export interface UpstreamHandler {
+  /** Some of the request body was read from its source: a retry could not send it whole. */
+  bodyTaken: boolean;
+  /**
+   * The request is about to be written on `conn`: from now on something may reach the server.
+   * Return false when it is no longer wanted (the client left): nothing is written and the
+   * connection goes back to the pool.
+   */
+  onSent(conn: UpstreamConnection): boolean;
+  /** The response head (1xx are not reported). Return false to abort. */
+  onHeaders(status: number, headers: string[], statusText: string): boolean;
+  /** A piece of the response body. Return false to pause the upstream until `conn.resume()`. */
+  onData(chunk: Buffer): boolean;
+  /** The response is complete; `last` is its final piece of body, held back so both leave in one write. */
+  onComplete(last: Buffer | null): void;
+  /** The attempt failed; the connection is already closed. Not called after onComplete. */
+  onError(err: Error): void;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  /** Origin-form target. */
+  path: string;
+  /** Flat [name, value, ...] list, already without hop-by-hop headers; must not contain a body framing other than Content-Length. */
+  headers: readonly string[];
+  /** The request body, read only once the request is being written (null: none). */
+  body: Readable | null;
+}
+
+export interface UpstreamPoolOptions {
+  connectTimeout: number;
+  /** Time allowed without progress until the response head arrives. */
+  responseHeaderTimeout: number;
+  /** Time allowed between two pieces of the response body. */
+  idleTimeout: number;
+  /** How long an unused connection is kept (shortened by the backend's Keep-Alive: timeout). */
+  keepAliveTimeout?: number;
+  /** Verify TLS certificates of https backends. */
+  verifyTls?: boolean;
+}
+
+/** The codes of the errors this client makes itself (socket errors keep Node's own). */
+export const UPSTREAM_CODES = {
+  connectTimeout: "ERR_SWITCHYARD_UPSTREAM_CONNECT_TIMEOUT",
+  headersTimeout: "ERR_SWITCHYARD_UPSTREAM_HEADERS_TIMEOUT",
+  bodyTimeout: "ERR_SWITCHYARD_UPSTREAM_BODY_TIMEOUT",
+  /** The connection closed (or was reset) before the response was complete. */
+  closed: "ERR_SWITCHYARD_UPSTREAM_CLOSED",
+  /** The pool was closed or destroyed. */
+  destroyed: "ERR_SWITCHYARD_UPSTREAM_DESTROYED",
+  /** The backend answered 101 to a plain request, or sent a response nobody asked for. */
+  protocol: "ERR_SWITCHYARD_UPSTREAM_PROTOCOL",
+  /** The client's request body broke off: not the backend's fault. */
+  clientAborted: "ERR_SWITCHYARD_CLIENT_ABORTED",
+} as const satisfies Record<string, UpstreamError["code"]>;
