@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { createParser, METHODS, type ParserCallbacks } from "./binding.ts";
+import { createParser, methodName, type ParserCallbacks } from "./binding.ts";
 
 interface Message {
   method: string;
@@ -22,7 +22,7 @@ const CALLBACKS: ParserCallbacks<Log> = {
   headersComplete(_major, _minor, headers, method, url, status) {
     const m = this.conn!.current!;
     // a request has no status, a response no method
-    m.method = METHODS[method] ?? "";
+    m.method = methodName(method) ?? "";
     m.url = url;
     m.status = status ?? 0;
     m.headers = [...headers];

@@ -67,14 +67,40 @@ interface ParserClass {
   kOnMessageComplete: number;
 }
 
-const common = createRequire(import.meta.url)("_http_common") as {
-  HTTPParser: ParserClass;
-  methods: string[];
-};
-const HTTPParser = common.HTTPParser;
+let HTTPParser: ParserClass | undefined;
+let methodNames: readonly string[] = [];
 
-/** Request method names by llhttp's method index. */
-export const METHODS: readonly string[] = common.methods;
+const PARSER_KEYS = [
+  "REQUEST",
+  "RESPONSE",
+  "kOnMessageBegin",
+  "kOnHeaders",
+  "kOnHeadersComplete",
+  "kOnBody",
+  "kOnMessageComplete",
+] as const;
+
+/** Loads the binding on first use; throws, saying what is missing, when this Node has none. */
+function load(): ParserClass {
+  if (HTTPParser !== undefined) return HTTPParser;
+  const common = createRequire(import.meta.url)("_http_common") as
+    | { HTTPParser?: ParserClass; methods?: string[] }
+    | undefined;
+  const P = common?.HTTPParser;
+  if (typeof P !== "function") throw new Error("require('_http_common').HTTPParser is not a class");
+  for (const k of PARSER_KEYS) {
+    if (typeof P[k] !== "number") throw new Error(`require('_http_common').HTTPParser.${k} is not a number`);
+  }
+  if (!Array.isArray(common?.methods)) throw new Error("require('_http_common').methods is not a list");
+  methodNames = common.methods;
+  HTTPParser = P;
+  return P;
+}
+
+/** The request method name for llhttp's method index. */
+export function methodName(index: number): string | undefined {
+  return methodNames[index];
+}
 
 function onMessageBegin(this: Parser<unknown>): void {
   this.pieces = null;
@@ -143,18 +169,19 @@ export function createParser<C>(
   callbacks: ParserCallbacks<C>,
   resource: object,
 ): Parser<C> {
-  const parser = new HTTPParser() as Parser<C>;
-  parser.initialize(type === "request" ? HTTPParser.REQUEST : HTTPParser.RESPONSE, resource, 0, 0);
+  const P = HTTPParser ?? load();
+  const parser = new P() as Parser<C>;
+  parser.initialize(type === "request" ? P.REQUEST : P.RESPONSE, resource, 0, 0);
   parser.conn = conn;
   parser.pieces = null;
   parser.urlPiece = "";
   parser.inBody = false;
   parser.callbacks = callbacks;
-  parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
-  parser[HTTPParser.kOnHeaders] = onHeaders;
-  parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
-  parser[HTTPParser.kOnBody] = callbacks.body;
-  parser[HTTPParser.kOnMessageComplete] = onMessageComplete;
+  parser[P.kOnMessageBegin] = onMessageBegin;
+  parser[P.kOnHeaders] = onHeaders;
+  parser[P.kOnHeadersComplete] = onHeadersComplete;
+  parser[P.kOnBody] = callbacks.body;
+  parser[P.kOnMessageComplete] = onMessageComplete;
   return parser;
 }
 
@@ -162,3 +189,95 @@ export function createParser<C>(
 export function bodyPiece(chunk: Buffer, start?: number, length?: number): Buffer {
   return start === undefined ? chunk : chunk.subarray(start, start + (length ?? 0));
 }
+
+// -- the start-up check -------------------------------------------------------------------------
+
+interface ProbeLog {
+  out: string[];
+}
+
+const PROBE_CALLBACKS: ParserCallbacks<ProbeLog> = {
+  headersComplete(major, minor, headers, method, url, status, statusText, upgrade, keepAlive) {
+    const name = status > 0 ? `${status} ${statusText}` : `${methodName(method)} ${url}`;
+    this.conn!.out.push(`${name} ${major}.${minor} [${headers.join("|")}] ${upgrade} ${keepAlive}`);
+    return 0;
+  },
+  body(chunk, start, length) {
+    const out = this.conn!.out;
+    const piece = bodyPiece(chunk, start, length).toString("latin1");
+    // pieces as they came: joined, so that any split gives the same log
+    if (out[out.length - 1]?.startsWith("body ")) out[out.length - 1] += piece;
+    else out.push(`body ${piece}`);
+  },
+  complete() {
+    this.conn!.out.push("end");
+  },
+};
+
+const PROBES = [
+  {
+    type: "request",
+    bytes:
+      "POST /probe HTTP/1.1\r\nHost: probe\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n" +
+      "GET /next HTTP/1.1\r\nHost: probe\r\n\r\n",
+    expected: [
+      "POST /probe 1.1 [Host|probe|Transfer-Encoding|chunked] false true",
+      "body abc",
+      "end",
+      "GET /next 1.1 [Host|probe] false true",
+      "end",
+    ],
+  },
+  {
+    type: "response",
+    bytes:
+      "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" +
+      "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+    expected: [
+      "103 Early Hints 1.1 [Link|</a>] false true",
+      "end",
+      "200 OK 1.1 [Content-Length|2] false true",
+      "body ok",
+      "end",
+      "204 No Content 1.1 [X-A|1] false true",
+      "end",
+    ],
+  },
+] as const;
+
+/**
+ * The start-up capability check: loads the binding and parses a known request sequence (a chunked
+ * body with a trailer, then a pipelined request) and response sequence (1xx, a body, 204), whole
+ * and fed in small pieces. null when everything came out as expected, else what went wrong.
+ */
+export function probeBinding(): string | null {
+  try {
+    load();
+    for (const probe of PROBES) {
+      for (const step of [0, 7]) {
+        const log: ProbeLog = { out: [] };
+        const parser = createParser(probe.type, log, PROBE_CALLBACKS, PROBE_RESOURCE);
+        const data = Buffer.from(probe.bytes, "latin1");
+        const size = step === 0 ? data.length : step;
+        try {
+          for (let i = 0; i < data.length; i += size) {
+            const r = parser.execute(data.subarray(i, i + size));
+            if (typeof r !== "number")
+              throw new Error(`${probe.type} parse failed: ${String(r?.message ?? r)}`);
+          }
+        } finally {
+          parser.conn = null;
+          parser.close();
+        }
+        const got = JSON.stringify(log.out);
+        const want = JSON.stringify(probe.expected);
+        if (got !== want) throw new Error(`${probe.type} parsed as ${got}, expected ${want}`);
+      }
+    }
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const PROBE_RESOURCE = Object.freeze({ type: "switchyard.probe" });

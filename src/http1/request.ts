@@ -2,8 +2,13 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type * as net from "node:net";
 import { Readable } from "node:stream";
-import { kRequestBody } from "../proxy/forward.ts";
 import type { H1Connection } from "./server-connection.ts";
+
+/**
+ * Where a request's body is read from when the request object is not itself the stream: the
+ * proxy's own HTTP/1 front (src/http1/server.ts) hands requests over as plain objects.
+ */
+export const kRequestBody: unique symbol = Symbol("switchyard.requestBody");
 
 // Headers of which node:http keeps only the first occurrence in `req.headers`.
 const SINGLE: ReadonlySet<string> = new Set([

@@ -10,7 +10,7 @@ import {
   bodyPiece,
   createParser,
   type Parser as LlParser,
-  METHODS,
+  methodName,
   type ParserCallbacks,
 } from "./binding.ts";
 import { H1Request } from "./request.ts";
@@ -135,7 +135,7 @@ export class H1Connection {
     upgrade: boolean,
     keepAlive: boolean,
   ): number {
-    const name = METHODS[method] ?? "GET";
+    const name = methodName(method) ?? "GET";
     const req = new H1Request(this, name, target, major, minor, raw, upgrade);
     // a Connection: close request ends the connection after its own answer (responseEnded); the
     // requests pipelined before it are answered first

@@ -43,11 +43,19 @@ export interface Http1Timeouts {
   sendTimeout?: number;
 }
 
+/** What the listeners need of an HTTP/1.1 front, native (H1Server) or fallback (node:http). */
+export interface Http1Front extends net.Server {
+  /** Updates timeouts (reload); the checking interval is fixed at listen time. */
+  setTimeouts(t: Partial<Http1Timeouts>): void;
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
+
 /**
  * A net.Server speaking HTTP/1.1 through `handler`; closeIdleConnections/closeAllConnections
  * as node:http's server has them.
  */
-export class H1Server extends net.Server {
+export class H1Server extends net.Server implements Http1Front {
   readonly handler: Http1Handler;
   readonly timeouts: Http1Timeouts;
   readonly live = new Set<H1Connection>();

@@ -1,6 +1,6 @@
 /**
  * What the proxy and an upstream HTTP/1.1 client say to each other, whichever client serves it:
- * the native one on Node's llhttp binding (client.ts) or the fallback on undici (fallback-client.ts).
+ * the native one on Node's llhttp binding (client.ts) or the fallback on node:http (fallback-client.ts).
  */
 import type { Readable } from "node:stream";
 import type { UpstreamError } from "../errors.ts";

@@ -5,14 +5,16 @@ import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
+import { backendAddress } from "../http1/client.ts";
+import { createUpstreamClient, http1Path } from "../http1/mode.ts";
+import { kRequestBody } from "../http1/request.ts";
 import {
-  backendAddress,
   UPSTREAM_CODES,
+  type UpstreamClient,
   type UpstreamConnection,
   type UpstreamHandler,
-  UpstreamPool,
   type UpstreamRequest,
-} from "../http1/client.ts";
+} from "../http1/upstream.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
@@ -100,11 +102,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   return new PoolForwarder(options);
 }
 
-/**
- * Where a request's body is read from when the request object is not itself the stream: the
- * proxy's own HTTP/1 front (src/http1/server.ts) hands requests over as plain objects.
- */
-export const kRequestBody: unique symbol = Symbol("switchyard.requestBody");
+export { kRequestBody };
+
 type BodyCarrier = IncomingMessage & { [kRequestBody]?: Readable | null };
 
 /** Per-connection cache of the trust decision (keyed by the resolver that made it). */
@@ -128,12 +127,14 @@ function peerTrusted(host: ForwardHost, socket: Socket | undefined): boolean {
 class PoolForwarder implements Forwarder {
   readonly opts: ForwarderOptions;
   readonly maxAttempts: number;
-  readonly #pools = new Map<Server, UpstreamPool>();
+  readonly #pools = new Map<Server, UpstreamClient>();
   #closed = false;
 
   constructor(opts: ForwarderOptions) {
     this.opts = opts;
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+    // the HTTP/1 path is decided (and the parser binding checked) now, not at the first request
+    http1Path();
   }
 
   /** Sends one upstream attempt through the server's pool. */
@@ -153,8 +154,8 @@ class PoolForwarder implements Forwarder {
     pool.request(request, handler);
   }
 
-  #newPool(server: Server): UpstreamPool {
-    return new UpstreamPool(server.url, {
+  #newPool(server: Server): UpstreamClient {
+    return createUpstreamClient(server.url, {
       connectTimeout: this.opts.connectTimeout,
       responseHeaderTimeout: this.opts.responseHeaderTimeout,
       idleTimeout: this.opts.idleTimeout,

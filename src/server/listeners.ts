@@ -11,7 +11,8 @@ import { dirname, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import type { ListenConfig } from "../config/types.ts";
-import { H1Server } from "../http1/server.ts";
+import { createHttp1Server } from "../http1/mode.ts";
+import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
 
 export interface ListenerHandler {
@@ -44,7 +45,7 @@ interface Bound {
   /** The listening socket: the HTTP/1 front itself, or a TLS server that hands connections on. */
   server: NetServer;
   /** Every HTTP/1 connection of this listener. */
-  h1: H1Server;
+  h1: Http1Front;
   /** TLS listener: the HTTP/2 sessions, for graceful close. */
   sessions: Set<http2.ServerHttp2Session>;
 }
@@ -128,7 +129,7 @@ export class Listeners {
   async #bind(c: ListenConfig, key: string, base: string): Promise<Bound> {
     const h = this.#handler;
     const logger = this.#logger;
-    const h1 = new H1Server(
+    const h1 = createHttp1Server(
       {
         request: h.request,
         upgrade: h.upgrade,

@@ -7,6 +7,7 @@ import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
+import { http1Path } from "../http1/mode.ts";
 import type { Logger } from "../log.ts";
 import { AdminServer } from "./admin.ts";
 import { Front } from "./front.ts";
@@ -90,6 +91,8 @@ export class Runtime {
 
   /** Applies the first config: binds listeners and admin (throws if it cannot) and starts the services. */
   async start(config: SwitchyardConfig): Promise<void> {
+    // the HTTP/1 path (native parser binding or node:http) is decided and told here
+    http1Path(this.logger);
     await this.apply(config);
   }
 

@@ -426,7 +426,7 @@ function check(seq: Sequence, ref: Got[], sy: Got[]): void {
     const b = received.get(`${seq.index}.${i}.sy`)?.msg;
     assert.ok(a && b, `backend saw both requests; ${where(i)}`);
     assert.deepEqual(
-      [b.method, b.target, comparable(b.headers, ADDED_UPSTREAM), b.framing === "none" ? "none" : b.framing],
+      [b.method, b.target, comparable(b.headers, ADDED_UPSTREAM), b.framing],
       [a.method, a.target, comparable(a.headers, ADDED_UPSTREAM), a.framing],
       `request head; ${where(i)}`,
     );
@@ -469,7 +469,7 @@ before(async () => {
   backend = await startBackend();
   const file = tmp.write(
     "switchyard.yaml",
-    `listen: 127.0.0.1:0\nservices:\n  diff:\n    hosts: [${HOST}]\n    healthcheck: { disable: true }\n` +
+    `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nservices:\n  diff:\n    hosts: [${HOST}]\n    healthcheck: { disable: true }\n` +
       `    servers:\n      - { name: raw, url: "http://127.0.0.1:${backend.port}" }\n`,
   );
   sy = spawnCli(["serve", "-c", file]);
@@ -484,7 +484,11 @@ after(async () => {
   const exit = await sy?.stop();
   await backend?.close();
   tmp.remove();
-  assert.equal(exit?.code, 0);
+  assert.equal(
+    exit?.code,
+    0,
+    `switchyard exited with ${exit?.code}: ${sy?.stderr().slice(-3000)}\n${sy?.lines.slice(-20).join("\n")}`,
+  );
 });
 
 test(`switchyard and node:http agree on ${ONLY === undefined ? SEQUENCES : 1} seeded sequences`, {

@@ -69,7 +69,7 @@ describe("trailers end to end (issue 12)", { timeout: 60_000 }, () => {
     backend = await rawBackend();
     const file = tmp.write(
       "switchyard.yaml",
-      "listen: 127.0.0.1:0\nservices:\n  trail:\n    hosts: [trail.test]\n    healthcheck: { disable: true }\n" +
+      "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nservices:\n  trail:\n    hosts: [trail.test]\n    healthcheck: { disable: true }\n" +
         `    servers:\n      - { name: raw, url: "http://127.0.0.1:${backend.port}" }\n`,
     );
     sy = await startSwitchyard(["serve", "-c", file]);
