@@ -4,11 +4,23 @@
  * llhttp binding and handed to the request's handler, and the timeouts of each phase.
  */
 import type * as net from "node:net";
-import type { Readable } from "node:stream";
-import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
-import { bodyPiece, createParser, type Parser as LlParser, type ParserCallbacks } from "./binding.ts";
+import { createParser, type Parser as LlParser } from "./binding.ts";
 import type { UpstreamPool } from "./client.ts";
+import {
+  attachSocket,
+  CONNECTED,
+  kPump,
+  onBodyData,
+  onBodyEnd,
+  onBodyError,
+  onBodyTimeout,
+  onConnectTimeout,
+  onHeadTimeout,
+  PARSER_CALLBACKS,
+  READ,
+  type Source,
+} from "./client-events.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamConnection,
@@ -26,16 +38,8 @@ const WAITING = 2; // request written (or being written), no response head yet
 const BODY = 3; // response head relayed, body under way
 const CLOSED = 4;
 
-// Socket events handled by Connection.guarded
-const CONNECTED = 0;
-const READ = 1;
-const ENDED = 2;
-
 /** Read buffer of every plain-TCP upstream socket: reads are handled one at a time, to completion. */
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-const kPump = Symbol("switchyard.pump");
-type Source = Readable & { [kPump]?: Connection | undefined };
 
 /** One upstream connection and the request it serves (one at a time: no pipelining). */
 export class Connection implements UpstreamConnection {
@@ -77,14 +81,7 @@ export class Connection implements UpstreamConnection {
     this.keepAlive = pool.keepAlive;
     this.parser = createParser("response", this, PARSER_CALLBACKS, PARSER_RESOURCE);
     socket.setNoDelay(true);
-    const s = socket as SocketWithConn;
-    s[kConn] = this;
-    s.on(socket instanceof tls.TLSSocket ? "secureConnect" : "connect", onSocketConnect);
-    if (socket instanceof tls.TLSSocket) s.on("data", onSocketData);
-    s.on("end", onSocketEnd);
-    s.on("error", onSocketError);
-    s.on("close", onSocketClose);
-    s.on("drain", onSocketDrain);
+    attachSocket(socket, this);
     this.#connectTimer = setTimeout(onConnectTimeout, pool.opts.connectTimeout, this);
     this.#connectTimer.unref();
   }
@@ -420,86 +417,4 @@ export class Connection implements UpstreamConnection {
 
 function expectsBody(method: string): boolean {
   return method === "POST" || method === "PUT" || method === "PATCH";
-}
-
-const kConn = Symbol("switchyard.connection");
-type SocketWithConn = net.Socket & { [kConn]?: Connection };
-
-// Socket events run the caller's handler: a throw there must fail this request, not the process.
-function onSocketConnect(this: SocketWithConn): void {
-  this[kConn]?.guarded(CONNECTED);
-}
-function onSocketData(this: SocketWithConn, data: Buffer): void {
-  this[kConn]?.guarded(READ, data);
-}
-/** `onread` callback; pausing (the client is slow) goes through socket.pause(), hence always true. */
-export function onSocketRead(this: SocketWithConn, nread: number, buffer: Uint8Array): boolean {
-  this[kConn]?.guarded(READ, Buffer.from(buffer.buffer, buffer.byteOffset, nread));
-  return true;
-}
-function onSocketEnd(this: SocketWithConn): void {
-  this[kConn]?.guarded(ENDED);
-}
-function onSocketError(this: SocketWithConn, err: Error): void {
-  const conn = this[kConn];
-  if (conn !== undefined && conn.error === null) conn.error = err;
-}
-function onSocketClose(this: SocketWithConn): void {
-  this[kConn]?.socketClosed();
-}
-function onSocketDrain(this: SocketWithConn): void {
-  this[kConn]?.drained();
-}
-function onConnectTimeout(conn: Connection): void {
-  conn.connectTimedOut();
-}
-function onHeadTimeout(conn: Connection): void {
-  conn.headTimedOut();
-}
-function onBodyTimeout(conn: Connection): void {
-  conn.bodyTimedOut();
-}
-
-function onParserMessageBegin(this: Parser): void {
-  this.conn?.messageBegin();
-}
-function onParserHeadersComplete(
-  this: Parser,
-  _major: number,
-  _minor: number,
-  headers: string[],
-  _method: unknown,
-  _url: unknown,
-  status: number,
-  statusText: string,
-  upgrade: boolean,
-  keepAlive: boolean,
-): number {
-  const conn = this.conn;
-  if (conn === null) return 1;
-  return conn.headersComplete(headers, status, statusText, upgrade, keepAlive);
-}
-function onParserBody(this: Parser, chunk: Buffer, start?: number, length?: number): void {
-  this.conn?.bodyChunk(bodyPiece(chunk, start, length));
-}
-function onParserMessageComplete(this: Parser): void {
-  this.conn?.messageComplete();
-}
-const PARSER_CALLBACKS: ParserCallbacks<Connection> = {
-  begin: onParserMessageBegin,
-  headersComplete: onParserHeadersComplete,
-  body: onParserBody,
-  complete: onParserMessageComplete,
-};
-
-function onBodyData(this: Source, chunk: Buffer): void {
-  this[kPump]?.bodyData(chunk);
-}
-function onBodyEnd(this: Source): void {
-  this[kPump]?.bodyEnd();
-}
-function onBodyError(this: Source): void {
-  this[kPump]?.destroy(
-    new UpstreamError("the client's request body was cut short", UPSTREAM_CODES.clientAborted),
-  );
 }

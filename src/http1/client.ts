@@ -8,7 +8,8 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
-import { Connection, IDLE, onSocketRead, READ_BUFFER } from "./client-connection.ts";
+import { Connection, IDLE, READ_BUFFER } from "./client-connection.ts";
+import { onSocketRead } from "./client-events.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamClient,

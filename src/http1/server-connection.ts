@@ -6,16 +6,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type * as net from "node:net";
 import { endWithError, sendError } from "../proxy/respond.ts";
-import {
-  bodyPiece,
-  createParser,
-  type Parser as LlParser,
-  methodName,
-  type ParserCallbacks,
-} from "./binding.ts";
+import { createParser, type Parser as LlParser, methodName } from "./binding.ts";
 import { H1Request } from "./request.ts";
 import { H1Response } from "./response.ts";
 import type { H1Server, Http1Timeouts } from "./server.ts";
+import { attachSocket, detachSocket, dispatchNext, PARSER_CALLBACKS } from "./server-events.ts";
 
 type Parser = LlParser<H1Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.http1" });
@@ -29,9 +24,6 @@ const IDLE = 0; // between requests
 const HEAD = 1; // a request head is arriving
 const BODY = 2; // a request body is arriving
 const TAKEN = 3; // upgraded or closing: the parser is done
-
-const kConn = Symbol("switchyard.h1");
-type H1Socket = net.Socket & { [kConn]?: H1Connection };
 
 export class H1Connection {
   readonly server: H1Server;
@@ -84,14 +76,8 @@ export class H1Connection {
       if (this.flushing.length === 0 && this.state === IDLE && this.queue.length === 0)
         this.since = Date.now();
     };
-    const s = socket as H1Socket;
-    s[kConn] = this;
+    attachSocket(socket, this);
     socket.setNoDelay(true);
-    s.on("data", onSocketData);
-    s.on("end", onSocketEnd);
-    s.on("error", noop);
-    s.on("close", onSocketClose);
-    s.on("drain", onSocketDrain);
   }
 
   data(chunk: Buffer): void {
@@ -317,13 +303,8 @@ export class H1Connection {
     this.queue.length = 0;
     this.responses.length = 0;
     this.state = TAKEN;
-    const s = this.socket as H1Socket;
-    s.off("data", onSocketData);
-    s.off("end", onSocketEnd);
-    s.off("error", noop);
-    s.off("close", onSocketClose);
-    s.off("drain", onSocketDrain);
-    s[kConn] = undefined;
+    const s = this.socket;
+    detachSocket(s);
     s.pause();
     // as node:http hands it over: a 'data' listener (ws) starts the flow without an explicit resume()
     (s as { readableFlowing: boolean | null }).readableFlowing = null;
@@ -467,53 +448,3 @@ function answerAndClose(res: H1Response, status: number, text: string): void {
   res.shouldKeepAlive = false;
   sendError(res as unknown as ServerResponse, status, text);
 }
-
-function dispatchNext(conn: H1Connection): void {
-  conn.next();
-}
-function noop(): void {}
-
-function onSocketData(this: H1Socket, chunk: Buffer): void {
-  this[kConn]?.data(chunk);
-}
-function onSocketEnd(this: H1Socket): void {
-  this[kConn]?.ended();
-}
-function onSocketClose(this: H1Socket): void {
-  this[kConn]?.closed();
-}
-function onSocketDrain(this: H1Socket): void {
-  this[kConn]?.drained();
-}
-
-function onMessageBegin(this: Parser): void {
-  this.conn?.messageBegin();
-}
-function onHeadersComplete(
-  this: Parser,
-  major: number,
-  minor: number,
-  headers: string[],
-  method: number,
-  url: string,
-  _status: unknown,
-  _statusText: unknown,
-  upgrade: boolean,
-  keepAlive: boolean,
-): number {
-  const conn = this.conn;
-  if (conn === null) return 1;
-  return conn.headersComplete(major, minor, headers, method, url, upgrade, keepAlive);
-}
-function onBody(this: Parser, chunk: Buffer, start?: number, length?: number): void {
-  this.conn?.body(bodyPiece(chunk, start, length));
-}
-function onMessageComplete(this: Parser): void {
-  this.conn?.messageComplete();
-}
-const PARSER_CALLBACKS: ParserCallbacks<H1Connection> = {
-  begin: onMessageBegin,
-  headersComplete: onHeadersComplete,
-  body: onBody,
-  complete: onMessageComplete,
-};
