@@ -126,29 +126,38 @@ test("real server: one of three backends killed and restarted under load, 0 fail
   });
   let phase: Promise<void> | undefined;
   let receivedAtRestart = 0;
+  // the last 40% of the load waits until the restarted backend is back in: otherwise a fast run
+  // finishes its load before the first good probe and nothing is left to reach it
+  let backIn!: () => void;
+  const held = new Promise<void>((r) => {
+    backIn = r;
+  });
+  const healthOf = async () => {
+    const res = await request(`${c.adminUrl}/api/health/api`);
+    const h = (await res.body.json()) as { extra: { pool: Record<string, { status: string }> } };
+    return h.extra.pool[`127.0.0.1:${victim.port}`]?.status;
+  };
   const result = await runLoad({
     url: c.url,
     host: "api.test",
     total: TOTAL,
     concurrency: CONCURRENCY,
+    gate: (index) => (index >= Math.floor(TOTAL * 0.6) ? held : undefined),
     onProgress: (done) => {
       if (done !== Math.floor(TOTAL * 0.15)) return;
       phase = (async () => {
-        await victim.kill();
-        // out: the admin API says so (passive health, then the failing probes)
-        await until(
-          async () => {
-            const res = await request(`${c.adminUrl}/api/health/api`);
-            const h = (await res.body.json()) as { extra: { pool: Record<string, { status: string }> } };
-            return h.extra.pool[`127.0.0.1:${victim.port}`]?.status !== "healthy";
-          },
-          5000,
-          "the killed backend to be out",
-        );
-        await new Promise((r) => setTimeout(r, 300));
+        try {
+          await victim.kill();
+          // out: the admin API says so (passive health, then the failing probes)
+          await until(async () => (await healthOf()) !== "healthy", 5000, "the killed backend to be out");
+          await new Promise((r) => setTimeout(r, 300));
+          receivedAtRestart = victim.received.length;
+          await victim.restart();
+          await until(async () => (await healthOf()) === "healthy", 10_000, "the restarted backend to be in");
+        } finally {
+          backIn();
+        }
         const served = victim.served();
-        receivedAtRestart = victim.received.length;
-        await victim.restart();
         await until(() => victim.served() > served, 10_000, "the restarted backend to get traffic");
       })();
     },
