@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { serveDashboard } from "../admin/dashboard.ts";
 import type { AdminConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -92,6 +93,8 @@ export class AdminServer {
   }
 
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // the dashboard's shell and assets hold no data (the page asks the API, with the token)
+    if (serveDashboard(req, res, (req.url ?? "/").split("?")[0])) return;
     if (this.#tokenHash) {
       const given = req.headers.authorization;
       if (typeof given !== "string" || !timingSafeEqual(digest(given), this.#tokenHash)) {
