@@ -37,6 +37,7 @@ const state = {
   services: new Map(), // name -> service view
   pollTimer: 0,
   lastOk: 0,
+  firstSample: 0,
 };
 
 // ---- DOM helpers ----
@@ -207,12 +208,23 @@ function makeChart(label) {
   return svg;
 }
 
+/** The charts' time span: since the page opened, at least a minute, at most WINDOW_MS. */
+function span(now) {
+  return Math.min(WINDOW_MS, Math.max(60_000, now - (state.firstSample || now)));
+}
+
+function fmtSpan(ms) {
+  const min = ms / 60_000;
+  return `−${min < 1.5 ? "1 min" : `${Math.round(min)} min`}`;
+}
+
 /** series: [{ cls, points: [[t, v], ...] }]; returns the y-axis maximum used. */
 function drawChart(svg, series, now, fixedMax) {
   let max = 0;
-  for (const ser of series) for (const [, v] of ser.points) if (v > max) max = v;
+  const width = span(now);
+  const from = now - width;
+  for (const ser of series) for (const [t, v] of ser.points) if (t >= from && v > max) max = v;
   max = fixedMax ?? niceMax(max);
-  const from = now - WINDOW_MS;
   const paths = svg.querySelectorAll("path");
   const wanted = [];
   for (const ser of series) {
@@ -222,7 +234,7 @@ function drawChart(svg, series, now, fixedMax) {
     let lastX = 0;
     for (const [t, v] of ser.points) {
       if (t < from) continue;
-      const x = (((t - from) / WINDOW_MS) * 300).toFixed(1);
+      const x = (((t - from) / width) * 300).toFixed(1);
       const y = (80 - (Math.min(v, max) / max) * 76).toFixed(1);
       d += `${d ? "L" : "M"}${x} ${y}`;
       if (firstX < 0) firstX = x;
@@ -275,20 +287,16 @@ function chartBox(title, label) {
   const svg = makeChart(label);
   const max = h("span", { class: "chart-max" });
   const legend = h("ul", { class: "legend" });
+  const from = h("span", { class: "axis-from", text: "−1 min" });
   const node = h(
     "figure",
     { class: "chart" },
     h("figcaption", {}, h("span", { text: title }), max),
     svg,
-    h(
-      "div",
-      { class: "axis", "aria-hidden": "true" },
-      h("span", { text: "−5 min" }),
-      h("span", { text: "now" }),
-    ),
+    h("div", { class: "axis", "aria-hidden": "true" }, from, h("span", { text: "now" })),
     legend,
   );
-  return { node, svg, max, legend };
+  return { node, svg, max, legend, from };
 }
 
 function createService(name) {
@@ -303,9 +311,9 @@ function createService(name) {
     p99: metric("p99"),
   };
   const charts = {
-    rps: chartBox("Requests/s by server", `Requests per second of ${name} by server, last 5 minutes`),
-    lat: chartBox("Latency", `Latency p50 and p99 of ${name}, last 5 minutes`),
-    err: chartBox("5xx rate", `Share of 5xx answers of ${name}, last 5 minutes`),
+    rps: chartBox("Requests/s by server", `Requests per second of ${name} by server, last minutes`),
+    lat: chartBox("Latency", `Latency p50 and p99 of ${name}, last minutes`),
+    err: chartBox("5xx rate", `Share of 5xx answers of ${name}, last minutes`),
   };
   charts.lat.legend.append(
     h("li", {}, h("span", { class: "swatch c0", "aria-hidden": "true" }), "p50"),
@@ -322,18 +330,9 @@ function createService(name) {
       h(
         "tr",
         {},
-        ...[
-          "Server",
-          "Health",
-          "State",
-          "Weight",
-          "In-flight",
-          "Req/s",
-          "5xx",
-          "p50 / p99",
-          "Last 5 min",
-          "Actions",
-        ].map((t) => h("th", { scope: "col", text: t })),
+        ...["Server", "Status", "Weight", "In-flight", "Req/s", "5xx", "p50 / p99", "Actions"].map((t) =>
+          h("th", { scope: "col", text: t }),
+        ),
       ),
     ),
     tbody,
@@ -385,7 +384,7 @@ function createServer(svc, name) {
     err: h("span", { class: "num" }),
     lat: h("span", { class: "num" }),
   };
-  const spark = makeChart(`Requests per second of ${name}, last 5 minutes`);
+  const spark = makeChart(`Requests per second of ${name}, last minutes`);
   spark.classList.add("spark");
   const buttons = {};
   const actions = h("div", { class: "actions" });
@@ -438,14 +437,12 @@ function createServer(svc, name) {
     "tr",
     { "data-server": name, "data-service": svc.name },
     h("th", { scope: "row", class: "server-name" }, h("span", { class: "name", text: name }), url),
-    td("Health", status),
-    td("State", adminState),
+    h("td", { class: "status-cell" }, status, adminState),
     td("Weight", weight, weightCfg),
     td("In-flight", cells.inflight),
-    td("Req/s", cells.rps),
+    h("td", { "data-label": "Req/s", class: "rps-cell" }, cells.rps, spark),
     td("5xx", cells.err),
     td("p50 / p99", cells.lat),
-    td("Last 5 min", spark),
     h("td", { class: "actions-cell" }, actions),
   );
   return {
@@ -588,18 +585,20 @@ function renderServer(sv, p, st, now) {
   const adminState = p.admin_state ?? "ready";
   setBadge(sv.adminState, adminState, STATE_ICON);
   sv.row.dataset.adminState = adminState;
-  setText(sv.url, p.url ?? "");
+  const url = p.url ?? "";
+  setText(sv.url, url.replace(/^http:\/\//, ""));
+  if (sv.url.title !== url) sv.url.title = url;
 
   // `weight` is what the balancer uses (scaled so a service totals 100); `configured_weight` is
   // the file's, `runtime_weight` one set through the API.
   const runtime = p.runtime_weight ?? p.weight;
   setText(sv.weight, runtime === undefined ? "–" : String(runtime));
   const cfg = p.configured_weight;
-  const cfgText = cfg !== undefined && cfg !== runtime ? `file ${cfg || "auto"}` : "";
+  const cfgText = cfg === undefined || cfg === runtime ? "" : cfg === 0 ? "auto" : `file ${cfg}`;
   setText(sv.weightCfg, cfgText);
   sv.weightCfg.hidden = !cfgText;
   if (document.activeElement !== sv.input && !sv.input.dataset.dirty) {
-    const shown = p.runtime_weight ?? p.configured_weight ?? p.weight;
+    const shown = p.runtime_weight ?? (p.configured_weight || p.weight);
     if (shown !== undefined && sv.input.value !== String(shown)) sv.input.value = String(shown);
   }
 
@@ -673,7 +672,11 @@ async function poll() {
     if (!hres.ok) throw new Error(`/api/health: HTTP ${hres.status}`);
     const health = await hres.json();
     const stats = sres.ok ? await readJson(sres) : undefined;
-    render(health, stats, Date.now());
+    const now = Date.now();
+    if (!state.firstSample) state.firstSample = now;
+    render(health, stats, now);
+    const label = fmtSpan(span(now));
+    for (const el of document.querySelectorAll(".axis-from")) setText(el, label);
     state.lastOk = Date.now();
     setConn("live", "live");
   } catch (err) {
