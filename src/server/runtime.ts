@@ -8,7 +8,7 @@ import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { AdminServer } from "./admin.ts";
+import { AdminServer } from "../admin/server.ts";
 import { Front } from "./front.ts";
 import { Listeners } from "./listeners.ts";
 import { Metrics } from "./metrics.ts";
