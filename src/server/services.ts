@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
 import { Server } from "../balancer/server.ts";
+import type { EventAction, EventSink } from "../admin/events.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
 import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";
@@ -63,14 +64,26 @@ export class Service {
   timeouts: TimeoutsConfig;
   readonly #health: HealthFactory;
 
-  constructor(config: ServiceConfig, timeouts: TimeoutsConfig, logger: Logger, health: HealthFactory) {
+  constructor(
+    config: ServiceConfig,
+    timeouts: TimeoutsConfig,
+    logger: Logger,
+    health: HealthFactory,
+    events?: EventSink,
+  ) {
     this.name = config.name;
     this.config = config;
     this.timeouts = timeouts;
     this.#health = health;
     this.stats = new ServiceStats(config.name);
     this.lb = new ServiceBalancer(
-      { ...balancerOptions(config, timeouts), link: config.name, logger },
+      {
+        ...balancerOptions(config, timeouts),
+        link: config.name,
+        logger,
+        // the balancer's events, named with this service
+        onEvent: events && ((e) => events({ ...e, action: e.action as EventAction, service: this.name })),
+      },
       this.stats,
     );
     for (const s of config.servers) this.lb.addServer(this.#server(s, undefined));
