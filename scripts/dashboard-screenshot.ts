@@ -104,20 +104,20 @@ try {
   await page.setViewport({ width: Number(values.width), height: 900, deviceScaleFactor: 1 });
   await page.goto(`${admin}/`);
   await page.waitForSelector('tr[data-server="web-2"]');
-  // drain api-3 a third of the way in, so its line falls to zero on the charts
-  setTimeout(
-    () => {
-      fetch(`${admin}/api/services/api/servers/api-3/drain`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: "{}",
-      }).then(
-        (r) => console.log(`drain api-3: ${r.status}`),
-        (err: Error) => console.log(`drain api-3: ${err.message}`),
-      );
-    },
-    (seconds * 1000) / 3,
-  );
+  const action = (path: string, method: string, body: unknown) =>
+    fetch(`${admin}/api/services/${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    }).then(
+      (r) => console.log(`${method} ${path}: ${r.status}`),
+      (err: Error) => console.log(`${method} ${path}: ${err.message}`),
+    );
+  // drain api-3 a third of the way in, so its share falls to zero on the charts; shift weight
+  // from api-2 to api-1 a little later
+  setTimeout(() => action("api/servers/api-3/drain", "POST", {}), (seconds * 1000) / 3);
+  setTimeout(() => action("api/servers/api-1/weight", "PUT", { weight: 50 }), (seconds * 1000) / 2);
+  setTimeout(() => action("api/servers/api-2/weight", "PUT", { weight: 30 }), (seconds * 1000) / 2);
   await new Promise((ok) => setTimeout(ok, seconds * 1000));
   await page.screenshot({ path: values.out, fullPage: true });
   console.log(`wrote ${values.out}`);

@@ -157,6 +157,14 @@ test("killing a backend turns its row unhealthy without a reload", async (t) => 
     () => document.querySelector('section[data-service="api"] .card-head')?.textContent?.includes("1/2"),
     WAIT,
   );
+  // and the event log says so, from the live stream
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll('#events li[data-action="health"]')].some((li) =>
+        li.textContent?.includes("api-2 is unhealthy"),
+      ),
+    WAIT,
+  );
   assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, "reloaded");
   assert.equal(await page.$eval('tr[data-server="api-1"]', (r) => r.getAttribute("data-status")), "healthy");
   assert.deepEqual(problems, []);
@@ -174,6 +182,7 @@ test("Drain: after the click the server takes no new requests (checked by traffi
     await page.$eval('button[aria-label="Drain api-2"]', (b) => b.getAttribute("aria-pressed")),
     "true",
   );
+  await page.waitForSelector('#events li[data-action="drain"]', WAIT);
   const after = await traffic(sy, "api", 20);
   assert.deepEqual(after, { "api-1": 20 }, "a draining server got new requests");
 

@@ -226,24 +226,34 @@ function drawChart(svg, series, now, fixedMax) {
   for (const ser of series) for (const [t, v] of ser.points) if (t >= from && v > max) max = v;
   max = fixedMax ?? niceMax(max);
   const paths = svg.querySelectorAll("path");
-  const wanted = [];
+  const xy = (t, v) =>
+    `${(((t - from) / width) * 300).toFixed(1)} ${(80 - (Math.min(v, max) / max) * 76).toFixed(1)}`;
+  const areas = [];
+  const lines = [];
   for (const ser of series) {
     let d = "";
-    let area = "";
-    let firstX = -1;
-    let lastX = 0;
+    let firstT = -1;
+    let lastT = 0;
     for (const [t, v] of ser.points) {
       if (t < from) continue;
-      const x = (((t - from) / width) * 300).toFixed(1);
-      const y = (80 - (Math.min(v, max) / max) * 76).toFixed(1);
-      d += `${d ? "L" : "M"}${x} ${y}`;
-      if (firstX < 0) firstX = x;
-      lastX = x;
+      d += `${d ? "L" : "M"}${xy(t, v)}`;
+      if (firstT < 0) firstT = t;
+      lastT = t;
     }
-    if (ser.area && d) area = `${d}L${lastX} 80L${firstX} 80Z`;
-    if (area) wanted.push({ d: area, cls: `area ${ser.cls}` });
-    wanted.push({ d, cls: `line ${ser.cls}` });
+    if (ser.area && d) {
+      // down to the series below (stacked) or to the axis
+      let back = "";
+      if (ser.base) {
+        for (let i = ser.base.length - 1; i >= 0; i--) {
+          const [t, v] = ser.base[i];
+          if (t >= from) back += `L${xy(t, v)}`;
+        }
+      } else back = `L${xy(lastT, 0)}L${xy(firstT, 0)}`;
+      areas.push({ d: `${d}${back}Z`, cls: `area ${ser.cls}` });
+    }
+    lines.push({ d, cls: `line ${ser.cls}` });
   }
+  const wanted = [...areas, ...lines];
   for (let i = 0; i < wanted.length; i++) {
     let p = paths[i];
     if (!p) {
@@ -255,6 +265,21 @@ function drawChart(svg, series, now, fixedMax) {
   }
   for (let i = wanted.length; i < paths.length; i++) paths[i].remove();
   return max;
+}
+
+/** Stacks series sampled at the same times: each one's area sits on the sum of those before it. */
+function stack(series) {
+  const times = [...new Set(series.flatMap((ser) => ser.points.map(([t]) => t)))].sort((a, b) => a - b);
+  const below = times.map(() => 0);
+  return series.map((ser) => {
+    const at = new Map(ser.points);
+    const base = times.map((t, i) => [t, below[i]]);
+    const points = times.map((t, i) => {
+      below[i] += at.get(t) ?? 0;
+      return [t, below[i]];
+    });
+    return { cls: ser.cls, points, base, area: true };
+  });
 }
 
 function push(hist, t, v) {
@@ -311,7 +336,7 @@ function createService(name) {
     p99: metric("p99"),
   };
   const charts = {
-    rps: chartBox("Requests/s by server", `Requests per second of ${name} by server, last minutes`),
+    rps: chartBox("Requests/s by server (stacked)", `Requests per second of ${name} by server, last minutes`),
     lat: chartBox("Latency", `Latency p50 and p99 of ${name}, last minutes`),
     err: chartBox("5xx rate", `Share of 5xx answers of ${name}, last minutes`),
   };
@@ -376,6 +401,8 @@ function createServer(svc, name) {
   const adminState = h("span", { class: "badge state" });
   adminState.append(h("span", { class: "icon", "aria-hidden": "true" }), h("span", { class: "label" }));
   const url = h("span", { class: "url muted" });
+  const backup = h("span", { class: "pill tag", text: "backup", hidden: true });
+  const ramp = h("span", { class: "muted ramp", hidden: true });
   const weight = h("span", { class: "weight-value" });
   const weightCfg = h("span", { class: "muted weight-cfg" });
   const cells = {
@@ -436,9 +463,9 @@ function createServer(svc, name) {
   const row = h(
     "tr",
     { "data-server": name, "data-service": svc.name },
-    h("th", { scope: "row", class: "server-name" }, h("span", { class: "name", text: name }), url),
+    h("th", { scope: "row", class: "server-name" }, h("span", { class: "name" }, name, backup), url),
     h("td", { class: "status-cell" }, status, adminState),
-    td("Weight", weight, weightCfg),
+    td("Weight", weight, weightCfg, ramp),
     td("In-flight", cells.inflight),
     h("td", { "data-label": "Req/s", class: "rps-cell" }, cells.rps, spark),
     td("5xx", cells.err),
@@ -451,6 +478,8 @@ function createServer(svc, name) {
     status,
     adminState,
     url,
+    backup,
+    ramp,
     weight,
     weightCfg,
     cells,
@@ -553,7 +582,7 @@ function renderService(svc, sj, st, now) {
   // charts
   const rpsSeries = [];
   for (const sv of svc.servers.values()) rpsSeries.push({ cls: `c${sv.colour}`, points: sv.hist });
-  setText(svc.charts.rps.max, `max ${fmtRate(drawChart(svc.charts.rps.svg, rpsSeries, now))}/s`);
+  setText(svc.charts.rps.max, `max ${fmtRate(drawChart(svc.charts.rps.svg, stack(rpsSeries), now))}/s`);
   const legend = svc.charts.rps.legend;
   const names = [...svc.servers.values()].map((sv) => `${sv.colour}:${sv.name}`).join("|");
   if (legend.dataset.names !== names) {
@@ -597,6 +626,10 @@ function renderServer(sv, p, st, now) {
   const cfgText = cfg === undefined || cfg === runtime ? "" : cfg === 0 ? "auto" : `file ${cfg}`;
   setText(sv.weightCfg, cfgText);
   sv.weightCfg.hidden = !cfgText;
+  sv.backup.hidden = !p.backup;
+  // slow start: the share of its weight a newly good server gets so far
+  setText(sv.ramp, p.slow_start ? `slow start ${p.slow_start}` : "");
+  sv.ramp.hidden = !p.slow_start;
   if (document.activeElement !== sv.input && !sv.input.dataset.dirty) {
     const shown = p.runtime_weight ?? (p.configured_weight || p.weight);
     if (shown !== undefined && sv.input.value !== String(shown)) sv.input.value = String(shown);
