@@ -4,7 +4,7 @@
  * in headless Chromium after the charts have filled.
  *
  *   node scripts/dashboard-screenshot.ts [--seconds 75] [--out docs/dashboard.png] [--width 1280]
- *     [--phone /tmp/phone.png]   (also a 375 px wide shot)
+ *     [--phone /tmp/phone.png]   (also a 375 px wide shot)  [--dark] [--scale 2]
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -20,6 +20,8 @@ const { values } = parseArgs({
     out: { type: "string", default: join(ROOT, "docs/dashboard.png") },
     width: { type: "string", default: "1280" },
     phone: { type: "string" },
+    dark: { type: "boolean", default: false },
+    scale: { type: "string", default: "1" },
   },
 });
 const seconds = Number(values.seconds);
@@ -101,7 +103,8 @@ const loops = [
 const browser = await launchBrowser();
 try {
   const page = await browser.newPage();
-  await page.setViewport({ width: Number(values.width), height: 900, deviceScaleFactor: 1 });
+  await page.setViewport({ width: Number(values.width), height: 900, deviceScaleFactor: Number(values.scale) });
+  if (values.dark) await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
   await page.goto(`${admin}/`);
   await page.waitForSelector('tr[data-server="web-2"]');
   const action = (path: string, method: string, body: unknown) =>

@@ -25,6 +25,13 @@ const STATUS_ICON = {
   error: "!",
   unknown: "?",
 };
+const COLUMN_TITLES = {
+  Weight: "The share the balancer uses (weights scaled to total 100); below it, the file's and one set here",
+  "In-flight": "Requests being answered now",
+  "Req/s": "Requests per second over the last 10 s",
+  "5xx": "Share of 5xx answers over the last minute",
+  "p50 / p99": "Latency percentiles over the last minute",
+};
 const STATE_ICON = { ready: "▶", draining: "⇥", maint: "■" };
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -356,7 +363,7 @@ function createService(name) {
         "tr",
         {},
         ...["Server", "Status", "Weight", "In-flight", "Req/s", "5xx", "p50 / p99", "Actions"].map((t) =>
-          h("th", { scope: "col", text: t }),
+          h("th", { scope: "col", text: t, title: COLUMN_TITLES[t] }),
         ),
       ),
     ),
@@ -618,12 +625,16 @@ function renderServer(sv, p, st, now) {
   setText(sv.url, url.replace(/^http:\/\//, ""));
   if (sv.url.title !== url) sv.url.title = url;
 
-  // `weight` is what the balancer uses (scaled so a service totals 100); `configured_weight` is
-  // the file's, `runtime_weight` one set through the API.
-  const runtime = p.runtime_weight ?? p.weight;
-  setText(sv.weight, runtime === undefined ? "–" : String(runtime));
+  // `weight` is what the balancer uses (the service's weights scaled to total 100); under it the
+  // file's (`configured_weight`, 0 = an equal share) and one set through the API (`runtime_weight`)
+  const rw = p.runtime_weight ?? undefined;
   const cfg = p.configured_weight;
-  const cfgText = cfg === undefined || cfg === runtime ? "" : cfg === 0 ? "auto" : `file ${cfg}`;
+  setText(sv.weight, p.weight === undefined ? "–" : String(p.weight));
+  const parts = [];
+  if (rw !== undefined) parts.push(`set ${rw}`);
+  if (cfg === 0) parts.push("file: auto");
+  else if (cfg !== undefined && (cfg !== p.weight || rw !== undefined)) parts.push(`file ${cfg}`);
+  const cfgText = parts.join(" · ");
   setText(sv.weightCfg, cfgText);
   sv.weightCfg.hidden = !cfgText;
   sv.backup.hidden = !p.backup;
