@@ -49,7 +49,9 @@ describe("defaults", () => {
       stickySecret: undefined,
       options: { header: "X-Real-IP", from: [], recursive: false },
       healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
-      servers: [{ name: "api-1", url: "http://127.0.0.1:3000", weight: 0 }],
+      slowStart: 0,
+      panicThreshold: 0,
+      servers: [{ name: "api-1", url: "http://127.0.0.1:3000", weight: 0, backup: false }],
     });
   });
 
@@ -104,8 +106,8 @@ services:
     enabled: true,
   });
   assert.deepEqual(api.servers, [
-    { name: "api-1", url: "http://10.0.0.11:3000", weight: 30 },
-    { name: "api-2", url: "http://10.0.0.12:3000", weight: 70 },
+    { name: "api-1", url: "http://10.0.0.11:3000", weight: 30, backup: false },
+    { name: "api-2", url: "http://10.0.0.12:3000", weight: 70, backup: false },
   ]);
 });
 
@@ -181,9 +183,9 @@ services:
       enabled: false,
     });
     assert.deepEqual(web.servers, [
-      { name: "web-1", url: "http://10.0.0.1", weight: 0 },
-      { name: "web-2", url: "https://10.0.0.2", weight: 0 },
-      { name: "big", url: "http://10.0.0.3:8080", weight: 5 },
+      { name: "web-1", url: "http://10.0.0.1", weight: 0, backup: false },
+      { name: "web-2", url: "https://10.0.0.2", weight: 0, backup: false },
+      { name: "big", url: "http://10.0.0.3:8080", weight: 5, backup: false },
     ]);
   });
 

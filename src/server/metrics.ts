@@ -232,11 +232,24 @@ export class Metrics {
             const out: MetricValue<string>[] = [];
             for (const lb of source.balancers()) {
               for (const s of lb.servers) {
-                out.push({ labels: { service: lb.link, server: s.name }, value: s.available ? 1 : 0 });
+                out.push({ labels: { service: lb.link, server: s.name }, value: s.good ? 1 : 0 });
               }
             }
             return out;
           },
+          "max",
+        ) as never,
+      );
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_panic",
+          "1 while the service is in panic mode (too few good servers: every server takes requests), else 0.",
+          "gauge",
+          () =>
+            Array.from(source.balancers(), (lb) => ({
+              labels: { service: lb.link },
+              value: lb.panic ? 1 : 0,
+            })),
           "max",
         ) as never,
       );

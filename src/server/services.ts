@@ -98,6 +98,7 @@ export class Service {
       name: s.name,
       url: s.url,
       weight: s.weight,
+      backup: s.backup,
       health: health ?? this.#health(this.config, s),
     });
   }
@@ -124,9 +125,21 @@ export class Service {
       if (was === undefined || running === undefined) {
         this.lb.addServer(this.#server(s, undefined));
         changes.push(`+${s.name}`);
-      } else if (hcChanged || was.url !== s.url || was.name !== s.name || was.weight !== s.weight) {
+      } else if (
+        hcChanged ||
+        was.url !== s.url ||
+        was.name !== s.name ||
+        was.weight !== s.weight ||
+        was.backup !== s.backup
+      ) {
         // same key: addServer replaces in place; an unchanged healthcheck keeps its monitor (and status)
-        this.lb.addServer(this.#server(s, hcChanged ? undefined : running.health));
+        const fresh = this.#server(s, hcChanged ? undefined : running.health);
+        // an entry the file did not change keeps what the operator set (admin state, runtime weight)
+        const entryChanged =
+          was.url !== s.url || was.name !== s.name || was.weight !== s.weight || was.backup !== s.backup;
+        if (!entryChanged) fresh.inherit(running);
+        this.lb.addServer(fresh);
+        if (was.backup !== s.backup) changes.push(`${s.name} backup ${was.backup}→${s.backup}`);
         if (was.weight !== s.weight) changes.push(`${s.name} weight ${was.weight}→${s.weight}`);
         else if (was.name !== s.name || was.url !== s.url) changes.push(`~${s.name}`);
       }
@@ -166,6 +179,8 @@ function balancerOptions(c: ServiceConfig, t: TimeoutsConfig) {
     stickySecret: c.stickySecret,
     options: { header: c.options.header, from: [...c.options.from], recursive: c.options.recursive },
     timeouts: { connect: t.connect, responseHeader: t.responseHeader, idle: t.idle },
+    slowStart: c.slowStart,
+    panicThreshold: c.panicThreshold,
   };
 }
 
@@ -180,6 +195,8 @@ function changedSettings(
   if (a.sticky !== b.sticky) out.push(`sticky ${a.sticky}→${b.sticky}`);
   if (a.stickyMaxAge !== b.stickyMaxAge) out.push("sticky_max_age");
   if (a.stickySecret !== b.stickySecret) out.push("sticky_secret");
+  if (a.slowStart !== b.slowStart) out.push("slow_start");
+  if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||
