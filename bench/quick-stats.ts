@@ -62,9 +62,13 @@ try {
   const ups = [await freePort(), await freePort(), await freePort()];
   for (const p of ups) {
     children.push(
-      spawn("taskset", ["-c", "1", process.execPath, join(here, "bench/quick-proxy.ts"), "upstream", String(p)], {
-        stdio: "ignore",
-      }),
+      spawn(
+        "taskset",
+        ["-c", "1", process.execPath, join(here, "bench/quick-proxy.ts"), "upstream", String(p)],
+        {
+          stdio: "ignore",
+        },
+      ),
     );
   }
   for (const p of ups) await waitHttp(p, undefined);
@@ -89,7 +93,9 @@ try {
       const cpu = ((treeCpuSeconds(child.pid!) - cpu0) * 1e6) / Math.max(1, res.requests);
       results[kind].rps.push(res.rps);
       results[kind].cpu.push(cpu);
-      console.log(`round ${r + 1} ${kind.padEnd(5)} ${res.rps.toFixed(0).padStart(7)} req/s  ${cpu.toFixed(1)} µs CPU/req`);
+      console.log(
+        `round ${r + 1} ${kind.padEnd(5)} ${res.rps.toFixed(0).padStart(7)} req/s  ${cpu.toFixed(1)} µs CPU/req`,
+      );
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
     }

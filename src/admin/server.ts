@@ -10,7 +10,7 @@ import type { AdminConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Service } from "../server/services.ts";
-import { type AdminOp, allowedMethod, type Answer, findServer, HttpError, parseOp } from "./actions.ts";
+import { type AdminOp, type Answer, allowedMethod, findServer, HttpError, parseOp } from "./actions.ts";
 import { adminToken, hostRefusal, isLoopback, originRefusal, TokenCheck } from "./auth.ts";
 import type { EventLog } from "./events.ts";
 import { EventStreams } from "./sse.ts";

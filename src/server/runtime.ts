@@ -123,7 +123,8 @@ export class Runtime {
         const server = srv.name;
         if (srv.adminState === "maint") ops.push({ kind: "state", service, server, state: "maint" });
         else if (srv.adminState === "draining") ops.push({ kind: "drain", service, server, waitMs: 0 });
-        if (srv.runtimeWeight !== undefined) ops.push({ kind: "weight", service, server, weight: srv.runtimeWeight });
+        if (srv.runtimeWeight !== undefined)
+          ops.push({ kind: "weight", service, server, weight: srv.runtimeWeight });
       }
     }
     return ops;
@@ -161,7 +162,8 @@ export class Runtime {
     const fresh: Service[] = [];
     try {
       for (const [name, sc] of Object.entries(next.services)) {
-        if (!this.services.has(name)) fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.eventSink));
+        if (!this.services.has(name))
+          fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.eventSink));
       }
     } catch (err) {
       for (const s of fresh) s.controller.abort();
@@ -215,7 +217,11 @@ export class Runtime {
       next = await loadConfig(file, overrides);
     } catch (err) {
       this.metrics.reloads?.inc({ result: "error" });
-      this.events.emit({ action: "reload", level: "error", message: `config reload failed: ${(err as Error).message}` });
+      this.events.emit({
+        action: "reload",
+        level: "error",
+        message: `config reload failed: ${(err as Error).message}`,
+      });
       const problems = err instanceof ConfigError ? err.problems : undefined;
       this.logger.error({ err, problems }, `config reload failed; still serving the previous config`);
       return false;
@@ -228,14 +234,20 @@ export class Runtime {
     try {
       const changes = await this.apply(next);
       this.metrics.reloads?.inc({ result: "ok" });
-      const message = changes.length ? `config reloaded: ${changes.join("; ")}` : "config reloaded: no changes";
+      const message = changes.length
+        ? `config reloaded: ${changes.join("; ")}`
+        : "config reloaded: no changes";
       this.logger.info({ changes }, message);
       this.events.emit({ action: "reload", message });
       return true;
     } catch (err) {
       this.metrics.reloads?.inc({ result: "error" });
       this.logger.error({ err }, "config reload failed; still serving the previous config");
-      this.events.emit({ action: "reload", level: "error", message: `config reload failed: ${(err as Error).message}` });
+      this.events.emit({
+        action: "reload",
+        level: "error",
+        message: `config reload failed: ${(err as Error).message}`,
+      });
       return false;
     }
   }
