@@ -4,6 +4,7 @@
  * the primary runs one with health and admin but no proxy, each worker one with the proxy only.
  */
 import { type AdminOp, answerOf, applyLocal } from "../admin/actions.ts";
+import { serveDashboard } from "../admin/dashboard.ts";
 import { EventLog, type EventSink } from "../admin/events.ts";
 import type { WorkerAdmin } from "../admin/ipc.ts";
 import { AdminServer } from "../admin/server.ts";
@@ -73,31 +74,35 @@ export class Runtime {
       this.listeners = new Listeners(this.logger, this.front);
     }
     if (options.admin) {
-      this.admin = new AdminServer(this.logger, {
-        health: () => {
-          const out: Record<string, unknown> = {};
-          for (const [name, s] of this.services) out[name] = s.lb.toJSON();
-          return out;
+      this.admin = new AdminServer(
+        this.logger,
+        {
+          health: () => {
+            const out: Record<string, unknown> = {};
+            for (const [name, s] of this.services) out[name] = s.lb.toJSON();
+            return out;
+          },
+          events: this.events,
+          services: () => this.services,
+          shutdownTimeout: () => this.#config?.timeouts.shutdown ?? 30_000,
+          stats: async () => {
+            const own = this.statsSnapshot();
+            if (!options.workerAdmin) return own;
+            return (await options.workerAdmin.stats()).reduce(mergeSnapshot, own);
+          },
+          act: (op, capped) => this.#act(op, capped),
+          metrics: async () => {
+            const registry = this.metrics.registry;
+            if (!options.workerMetrics)
+              return { contentType: registry.contentType, body: await registry.metrics() };
+            const { AggregatorRegistry } = await import("prom-client");
+            const all = [await registry.getMetricsAsJSON(), ...(await options.workerMetrics())];
+            const merged = AggregatorRegistry.aggregate(all as never);
+            return { contentType: registry.contentType, body: await merged.metrics() };
+          },
         },
-        events: this.events,
-        services: () => this.services,
-        shutdownTimeout: () => this.#config?.timeouts.shutdown ?? 30_000,
-        stats: async () => {
-          const own = this.statsSnapshot();
-          if (!options.workerAdmin) return own;
-          return (await options.workerAdmin.stats()).reduce(mergeSnapshot, own);
-        },
-        act: (op, capped) => this.#act(op, capped),
-        metrics: async () => {
-          const registry = this.metrics.registry;
-          if (!options.workerMetrics)
-            return { contentType: registry.contentType, body: await registry.metrics() };
-          const { AggregatorRegistry } = await import("prom-client");
-          const all = [await registry.getMetricsAsJSON(), ...(await options.workerMetrics())];
-          const merged = AggregatorRegistry.aggregate(all as never);
-          return { contentType: registry.contentType, body: await merged.metrics() };
-        },
-      });
+        serveDashboard,
+      );
     }
   }
 
