@@ -157,7 +157,7 @@ export async function applyLocal(
     inflight: s.inflight,
     drained: s.inflight === 0,
     adminState: s.adminState,
-    weight: s.weight,
+    weight: s.runtimeWeight ?? s.configuredWeight,
     configuredWeight: s.configuredWeight,
   });
   switch (op.kind) {
@@ -172,7 +172,7 @@ export async function applyLocal(
         lb.setAdminState(server, "draining");
         return done(server);
       }
-      const r = await lb.drain(server, op.waitMs);
+      const r = await lb.drain(server, op.waitMs > 0 ? op.waitMs : undefined);
       return { ...done(server), inflight: r.inflight, drained: r.drained };
     }
     case "idle": {

@@ -66,7 +66,8 @@ export class AdminPrimary implements WorkerAdmin {
 
   act(op: AdminOp): Promise<LocalResult[]> {
     const key = `${op.service}\n${op.server}`;
-    if (op.kind === "drain") this.#drains.set(key, new Set());
+    // a repeated drain keeps counting the first one's reports (a worker reports `drained` once per drain)
+    if (op.kind === "drain" && !this.#drains.has(key)) this.#drains.set(key, new Set());
     else if (op.kind === "state") this.#drains.delete(key);
     const timeout = (op.kind === "drain" ? op.waitMs : 0) + 10_000;
     return this.#ask({ kind: "op", op }, timeout) as Promise<LocalResult[]>;

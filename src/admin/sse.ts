@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { EventLog, SwitchyardEvent } from "./events.ts";
 
 export interface EventStreamOptions {
-  /** Bytes that may wait for one client before it is dropped (default 64 KiB). */
+  /** Bytes that may wait (past what the kernel buffers) for one client before it is dropped (default 16 KiB). */
   maxBuffered?: number;
   /** Interval of the keep-alive comment (default 15 s). */
   heartbeatMs?: number;
@@ -34,7 +34,7 @@ export class EventStreams {
 
   constructor(log: EventLog, options: EventStreamOptions = {}) {
     this.#log = log;
-    this.#maxBuffered = options.maxBuffered ?? 64 * 1024;
+    this.#maxBuffered = options.maxBuffered ?? 16 * 1024;
     this.#heartbeatMs = options.heartbeatMs ?? 15_000;
     this.#maxClients = options.maxClients ?? 10_000;
   }

@@ -15,7 +15,7 @@
  * without regard to load, and drops the queued connections of a worker that exits.
  */
 import cluster, { type Worker } from "node:cluster";
-import { type AdminToWorker, AdminPrimary, AdminWorker } from "../admin/ipc.ts";
+import { AdminPrimary, type AdminToWorker, AdminWorker } from "../admin/ipc.ts";
 import type { Server } from "../balancer/server.ts";
 import type { ConfigOverrides } from "../config/load.ts";
 import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";

@@ -3,9 +3,9 @@
  * request stats; plus applying a changed ServiceConfig to it in place (hot reload).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { EventAction, EventSink } from "../admin/events.ts";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
 import { Server } from "../balancer/server.ts";
-import type { EventAction, EventSink } from "../admin/events.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
 import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";

@@ -129,6 +129,26 @@ describe("admin security: token in the file, admin on loopback", () => {
     assert.equal(same.status, 200);
   });
 
+  test("the dashboard shell and assets load without the token, behind the Host/Origin checks; its data needs it", async () => {
+    for (const path of ["/", "/dashboard/app.js", "/dashboard/app.css"]) {
+      const r = await get(sy.admin!, path);
+      assert.equal(r.status, 200, path);
+      assert.ok(!r.body.includes(TOKEN));
+      const rebound = await get(sy.admin!, path, { host: "evil.example" });
+      assert.equal(rebound.status, 403, `${path} with a foreign Host`);
+      const framed = await get(sy.admin!, path, { headers: { origin: "http://evil.example" } });
+      assert.equal(framed.status, 403, `${path} from a foreign Origin`);
+    }
+    assert.match((await get(sy.admin!, "/")).headers["content-type"] ?? "", /text\/html/);
+    assert.equal((await get(sy.admin!, "/dashboard/nope.js")).status, 401, "not an asset: the API's rules");
+    assert.equal((await get(sy.admin!, "/api/stats")).status, 401);
+    const post = await get(sy.admin!, "/", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(post.status, 401, "only GET/HEAD of the shell go without the token");
+  });
+
   test("writes take JSON only (415), malformed JSON is 400, unknown names 404, wrong method 405", async () => {
     const url = "/api/services/web/servers/web-1/drain";
     const post = (path: string, headers: Record<string, string>, body?: string, method = "POST") =>
