@@ -191,6 +191,22 @@ export class IpHashSelector implements Selector {
     return best;
   }
 
+  /**
+   * The rank of `server` in the client's rendezvous order at full weights (1 = its first choice);
+   * O(n), for decision introspection only.
+   */
+  rank(ip: string, server: Server): number {
+    if (this.#pending !== undefined) this.#sync();
+    const b = hashString(ip) & (BUCKETS - 1);
+    const mine = this.#built.get(server.key);
+    if (mine === undefined) return 0;
+    const score = (e: Entry) => Math.log(unit(b, e.seed)) / e.weight;
+    const own = score(mine);
+    let rank = 1;
+    for (const e of this.#built.values()) if (e !== mine && score(e) > own) rank++;
+    return rank;
+  }
+
   /** The bucket a client address falls in. */
   static bucket(ip: string): number {
     return hashString(ip) & (BUCKETS - 1);
