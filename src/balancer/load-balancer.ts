@@ -1017,7 +1017,6 @@ function isLoopbackAddress(a: string | undefined): boolean {
 
 /** Drops what a header value cannot carry (control characters). */
 function headerSafe(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
   return s.replace(/[\x00-\x1f\x7f]/g, "?");
 }
 
