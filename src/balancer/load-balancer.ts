@@ -441,17 +441,27 @@ export class LoadBalancer {
     const status = m.server.status();
     if (status === m.lastStatus) return;
     m.lastStatus = status;
-    const detail = m.server.detail();
+    const detail = m.server.detail() || undefined;
+    // logged at info as a status transition always was; the event carries warn for a bad status
     this.#emit(
       "health",
       isGoodStatus(status) ? "info" : "warn",
       m.server,
-      `server ${m.server.name} is ${status}${detail ? ` (${detail})` : ""}`,
+      `server ${m.server.name} is ${status}`,
+      { status, detail },
+      "info",
     );
   }
 
-  #emit(action: string, level: "info" | "warn" | "error", server: Server | undefined, message: string): void {
-    this.#logger[level]({ action, server: server?.name }, message);
+  #emit(
+    action: string,
+    level: "info" | "warn" | "error",
+    server: Server | undefined,
+    message: string,
+    fields?: Record<string, unknown>,
+    logLevel: "info" | "warn" | "error" = level,
+  ): void {
+    this.#logger[logLevel]({ action, server: server?.name, ...fields }, message);
     const on = this.#onEvent;
     if (on === undefined) return;
     try {
@@ -631,12 +641,12 @@ export class LoadBalancer {
   /** Passive health: called by the forwarder when a server refused or reset a connection. */
   reportFailure(server: Server, err: unknown): void {
     if (server.passiveDown) return;
-    this.#logger.warn({ server: server.name, err }, "passive health: connection failed");
     this.#emit(
       "ejected",
       "warn",
       server,
       `server ${server.name} failed (${errorText(err)}); taken out until a check succeeds`,
+      { err },
     );
     server.markDown();
     const m = this.#members.find((x) => x.server === server);
