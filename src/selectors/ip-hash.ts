@@ -175,8 +175,9 @@ export class IpHashSelector implements Selector {
       for (let i = 0; i < list.length; i++) {
         const e = list[i];
         const s = e.server;
-        if (!s.available || s.ramp <= 0 || (ctx.tried !== null && isTried(ctx, s))) continue;
-        const sc = Math.log(unit(b, e.seed)) / (e.weight * s.ramp);
+        if (!s.available || (ctx.tried !== null && isTried(ctx, s))) continue;
+        // at the very start of its ramp a server still wins when it is the only one left
+        const sc = Math.log(unit(b, e.seed)) / (e.weight * Math.max(s.ramp, 1e-9));
         if (sc > bestScore) {
           bestScore = sc;
           best = s;
