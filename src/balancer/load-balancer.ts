@@ -231,6 +231,9 @@ export class LoadBalancer {
     };
     if (existing >= 0) {
       const old = this.#members[existing];
+      // the same backend under a new entry (weight, name, monitor): it keeps its slow-start ramp
+      member.rampSince = old.rampSince;
+      if (old.server !== server) server.ramp = old.server.ramp;
       this.#stopMember(old);
       this.#members[existing] = member;
       if (old.server !== server) {
@@ -250,7 +253,7 @@ export class LoadBalancer {
     if (this.#signal && !this.#signal.aborted) {
       this.#startMember(member);
       // a server added to a running pool ramps up like one that recovered
-      if (server.ready && server.adminState !== "maint") this.#startRamp(member);
+      if (existing < 0 && server.ready && server.adminState !== "maint") this.#startRamp(member);
     }
     if (server.adminState === "draining") this.#watchDrain(server);
     this.#dirty = true;
