@@ -681,11 +681,16 @@ async function runAction(service, server, action, button, label, body) {
       notice(`${label} ${server}: ${data?.error ?? `HTTP ${res.status}`}`, "error");
       return false;
     }
-    const what =
-      action === "weight"
-        ? `Weight of ${server} set to ${body.weight}`
-        : `${label} ${server}: done${data?.drained === false ? ` (${data.inflight} in flight)` : ""}`;
-    notice(what, "ok");
+    const inflight = data?.drained === false ? `${data.inflight} in flight` : "nothing in flight";
+    const done = {
+      weight: () => `Weight of ${server} set to ${body.weight}`,
+      drain: () => `${server} is draining: no new clients, ${inflight}`,
+      maint: () => `${server} is in maintenance: no requests`,
+      ready: () => `${server} is ready`,
+      wake: () => `${server}: wake requested`,
+      stop: () => `${server}: stop requested`,
+    };
+    notice(done[action]?.() ?? `${label} ${server}: done`, "ok");
     return true;
   } catch (err) {
     if (!(err instanceof Unauthorized)) notice(`${label} ${server}: ${err.message}`, "error");
