@@ -103,7 +103,11 @@ const loops = [
 const browser = await launchBrowser();
 try {
   const page = await browser.newPage();
-  await page.setViewport({ width: Number(values.width), height: 900, deviceScaleFactor: Number(values.scale) });
+  await page.setViewport({
+    width: Number(values.width),
+    height: 900,
+    deviceScaleFactor: Number(values.scale),
+  });
   if (values.dark) await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
   await page.goto(`${admin}/`);
   await page.waitForSelector('tr[data-server="web-2"]');
