@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
@@ -12,6 +12,7 @@ import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy
 import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   createSelector,
+  IpHashSelector,
   type PickContext,
   parseMode,
   readCookie,
@@ -230,6 +231,9 @@ export class LoadBalancer {
     };
     if (existing >= 0) {
       const old = this.#members[existing];
+      // the same backend under a new entry (weight, name, monitor): it keeps its slow-start ramp
+      member.rampSince = old.rampSince;
+      if (old.server !== server) server.ramp = old.server.ramp;
       this.#stopMember(old);
       this.#members[existing] = member;
       if (old.server !== server) {
@@ -249,7 +253,7 @@ export class LoadBalancer {
     if (this.#signal && !this.#signal.aborted) {
       this.#startMember(member);
       // a server added to a running pool ramps up like one that recovered
-      if (server.ready && server.adminState !== "maint") this.#startRamp(member);
+      if (existing < 0 && server.ready && server.adminState !== "maint") this.#startRamp(member);
     }
     if (server.adminState === "draining") this.#watchDrain(server);
     this.#dirty = true;
@@ -440,17 +444,27 @@ export class LoadBalancer {
     const status = m.server.status();
     if (status === m.lastStatus) return;
     m.lastStatus = status;
-    const detail = m.server.detail();
+    const detail = m.server.detail() || undefined;
+    // logged at info as a status transition always was; the event carries warn for a bad status
     this.#emit(
       "health",
       isGoodStatus(status) ? "info" : "warn",
       m.server,
-      `server ${m.server.name} is ${status}${detail ? ` (${detail})` : ""}`,
+      `server ${m.server.name} is ${status}`,
+      { status, detail },
+      "info",
     );
   }
 
-  #emit(action: string, level: "info" | "warn" | "error", server: Server | undefined, message: string): void {
-    this.#logger[level]({ action, server: server?.name }, message);
+  #emit(
+    action: string,
+    level: "info" | "warn" | "error",
+    server: Server | undefined,
+    message: string,
+    fields?: Record<string, unknown>,
+    logLevel: "info" | "warn" | "error" = level,
+  ): void {
+    this.#logger[logLevel]({ action, server: server?.name, ...fields }, message);
     const on = this.#onEvent;
     if (on === undefined) return;
     try {
@@ -630,12 +644,12 @@ export class LoadBalancer {
   /** Passive health: called by the forwarder when a server refused or reset a connection. */
   reportFailure(server: Server, err: unknown): void {
     if (server.passiveDown) return;
-    this.#logger.warn({ server: server.name, err }, "passive health: connection failed");
     this.#emit(
       "ejected",
       "warn",
       server,
       `server ${server.name} failed (${errorText(err)}); taken out until a check succeeds`,
+      { err },
     );
     server.markDown();
     const m = this.#members.find((x) => x.server === server);
@@ -691,7 +705,49 @@ export class LoadBalancer {
       tried,
       cookie: sticky ? readCookie(req.headers.cookie, STICKY_COOKIE) : undefined,
     };
-    return this.#pickWith(ctx, sticky);
+    const next = this.#pickWith(ctx, sticky);
+    const res = (req as DebugReq)[kDebugRes];
+    if (res !== undefined && next !== undefined && !res.headersSent) {
+      const last = tried[tried.length - 1];
+      const why = `retry after ${last?.passiveDown ? "refused connection" : "failed attempt"}`;
+      res.setHeader(DECISION_HEADER, this.#decision(next, why, tried.length + 1));
+    }
+    return next;
+  }
+
+  // ---- decision introspection ----
+
+  /**
+   * The token a `switchyard-debug` request header must carry to get `switchyard-decision`;
+   * undefined: loopback clients only, with any value.
+   */
+  set debugToken(token: string | undefined) {
+    this.#debugToken = token ? tokenDigest(token) : undefined;
+  }
+
+  /** With a debug token: the header must equal it (constant time); without one: loopback clients only. */
+  #debugAllowed(value: string, req: IncomingMessage): boolean {
+    const token = this.#debugToken;
+    if (token !== undefined) return timingSafeEqual(tokenDigest(value), token);
+    return isLoopbackAddress(req.socket.remoteAddress);
+  }
+
+  #decision(server: Server, why: string, tries: number): string {
+    return `service=${headerSafe(this.link)}; server=${headerSafe(server.name)}; mode=${this.#config.mode}; why="${headerSafe(why).replace(/"/g, "'")}"; tries=${tries}`;
+  }
+
+  /** Why `server` was picked: the cookie, or the mode's reason; then backup, panic, slow start. */
+  #why(ip: string, server: Server, pinned: boolean): string {
+    let why: string;
+    if (pinned) why = "sticky cookie";
+    else if (this.#inner instanceof IpHashSelector) {
+      why = `hash ${ip} -> ${ordinal(this.#inner.rank(ip, server))} choice`;
+    } else if (this.#config.mode === "least_conn") why = `least_conn ${server.inflight}/${server.weight}`;
+    else why = "round robin";
+    if (server.backup) why += ", backup";
+    if (this.#panic) why += ", panic";
+    if (server.ramp < 1) why += `, slow start ${Math.floor(server.ramp * 100)}%`;
+    return why;
   }
 
   /** A `(req, res)` listener for node:http: picks a server and serves or proxies the request. */
@@ -716,7 +772,15 @@ export class LoadBalancer {
       sendError(res, 503, "Service Unavailable");
       return;
     }
-    if (sticky && this.#sticky.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
+    const pinned = sticky && this.#sticky.lookup(ctx.cookie) === server;
+    if (sticky && !pinned) this.setStickyCookie(req, res, server);
+    // decision introspection: a scan of the raw header names (lengths compared first), which
+    // does not build req.headers (lazy in node:http and in the server's own front)
+    const debug = rawHeader(req.rawHeaders, DEBUG_HEADER);
+    if (debug !== undefined && this.#debugAllowed(debug, req)) {
+      (req as DebugReq)[kDebugRes] = res;
+      res.setHeader(DECISION_HEADER, this.#decision(server, this.#why(ctx.ip, server, pinned), 1));
+    }
     const st = server.status();
     if ((st === "napping" || st === "starting") && server.wake) {
       server.tryWake().then(
@@ -952,6 +1016,39 @@ function isGoodStatus(s: HealthStatus): boolean {
 function errorText(err: unknown): string {
   if (err instanceof Error) return (err as { code?: string }).code ?? err.message;
   return String(err);
+}
+
+const DECISION_HEADER = "switchyard-decision";
+const DEBUG_HEADER = "switchyard-debug";
+
+/** The first value of header `name` (lower case) in a raw header list, without building `req.headers`. */
+function rawHeader(raw: readonly string[] | undefined, name: string): string | undefined {
+  if (raw === undefined) return undefined;
+  const n = name.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i];
+    if (k.length === n && k.toLowerCase() === name) return raw[i + 1];
+  }
+  return undefined;
+}
+/** The response of a request that asked for its decision (read by retries to update the header). */
+const kDebugRes: unique symbol = Symbol("switchyard.debugRes");
+type DebugReq = IncomingMessage & { [kDebugRes]?: ServerResponse };
+
+function isLoopbackAddress(a: string | undefined): boolean {
+  if (a === undefined) return false;
+  return a === "::1" || a.startsWith("127.") || a.startsWith("::ffff:127.");
+}
+
+/** Drops what a header value cannot carry (control characters). */
+function headerSafe(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
+function ordinal(n: number): string {
+  const t = n % 100;
+  if (t >= 11 && t <= 13) return `${n}th`;
+  return `${n}${["th", "st", "nd", "rd"][n % 10] ?? "th"}`;
 }
 
 /** Tokens are compared as SHA-256 digests with timingSafeEqual: constant time whatever the lengths. */

@@ -175,9 +175,15 @@ export function summarize(config: SwitchyardConfig): string {
       s.healthcheck.enabled
         ? `health ${s.healthcheck.useGet ? "GET" : "HEAD"} ${s.healthcheck.path} every ${formatDuration(s.healthcheck.interval)}`
         : "health checks off",
+      s.slowStart ? `slow start ${formatDuration(s.slowStart)}` : "",
+      s.panicThreshold ? `panic below ${s.panicThreshold}%` : "",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
-    for (const v of s.servers) lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}`);
+    for (const v of s.servers) {
+      lines.push(
+        `    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${v.backup ? " backup" : ""}`,
+      );
+    }
   }
   return lines.join("\n");
 }

@@ -175,8 +175,9 @@ export class IpHashSelector implements Selector {
       for (let i = 0; i < list.length; i++) {
         const e = list[i];
         const s = e.server;
-        if (!s.available || s.ramp <= 0 || (ctx.tried !== null && isTried(ctx, s))) continue;
-        const sc = Math.log(unit(b, e.seed)) / (e.weight * s.ramp);
+        if (!s.available || (ctx.tried !== null && isTried(ctx, s))) continue;
+        // at the very start of its ramp a server still wins when it is the only one left
+        const sc = Math.log(unit(b, e.seed)) / (e.weight * Math.max(s.ramp, 1e-9));
         if (sc > bestScore) {
           bestScore = sc;
           best = s;
@@ -189,6 +190,22 @@ export class IpHashSelector implements Selector {
       this.#known[b] = 1;
     }
     return best;
+  }
+
+  /**
+   * The rank of `server` in the client's rendezvous order at full weights (1 = its first choice);
+   * O(n), for decision introspection only.
+   */
+  rank(ip: string, server: Server): number {
+    if (this.#pending !== undefined) this.#sync();
+    const b = hashString(ip) & (BUCKETS - 1);
+    const mine = this.#built.get(server.key);
+    if (mine === undefined) return 0;
+    const score = (e: Entry) => Math.log(unit(b, e.seed)) / e.weight;
+    const own = score(mine);
+    let rank = 1;
+    for (const e of this.#built.values()) if (e !== mine && score(e) > own) rank++;
+    return rank;
   }
 
   /** The bucket a client address falls in. */

@@ -146,3 +146,13 @@ test("a hot reload keeps the admin state and runtime weight of servers whose ent
   );
   s.controller.abort();
 });
+
+test("slow_start and panic_threshold reach the running balancer on reload", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  const changes = s.apply(svc({ slowStart: 30_000, panicThreshold: 25 }), timeouts);
+  assert.deepEqual(changes, ["slow_start", "panic_threshold"]);
+  assert.equal(s.lb.config.slowStart, 30_000);
+  assert.equal(s.lb.config.panicThreshold, 25);
+  assert.equal(s.lb.toJSON().extra.config.panic_threshold, "25%");
+  s.controller.abort();
+});

@@ -105,6 +105,37 @@ describe("slow start", () => {
     assert.ok(counts[3] > 0 && counts[3] < counts[7] && counts[7] < counts[10], `gradual: ${counts}`);
   });
 
+  test("a server replaced in place (same host:port, e.g. a reload that changes its weight) does not ramp again", () => {
+    let now = 0;
+    const lb = new LoadBalancer({ link: "s", slowStart: "10s", now: () => now });
+    lb.addServer(server("a", 1));
+    lb.addServer(server("b", 2));
+    lb.start(new AbortController().signal);
+    lb.addServer(server("b", 2, { weight: 1 }));
+    assert.equal(lb.servers[1].ramp, 1, "a full-weight server stays at full weight");
+    lb.addServer(server("c", 3));
+    now = 5000;
+    shareOf(lb, "c", 10);
+    lb.addServer(server("c", 3, { weight: 2 }));
+    assert.equal(lb.servers[2].ramp, 0.5, "a ramping one keeps its place in the ramp");
+  });
+
+  for (const mode of MODES) {
+    test(`${mode}: a server at the start of its ramp still serves when it is the only one`, () => {
+      const now = 0;
+      const lb = new LoadBalancer({ link: "s", mode, slowStart: "10s", now: () => now });
+      const a = server("a", 1);
+      lb.addServer(a);
+      lb.start(new AbortController().signal);
+      a.set("unhealthy");
+      assert.equal(lb.pick(fakeReq("192.0.2.1")), undefined);
+      a.set("healthy");
+      for (let i = 0; i < 20; i++) assert.equal(lb.pick(fakeReq(ip(i)))?.name, "a");
+      assert.equal(a.ramp, 0);
+      assert.equal(now, 0);
+    });
+  }
+
   test("a server that fails during its ramp starts over when it recovers; maint → ready ramps too", () => {
     let now = 0;
     const lb = new LoadBalancer({ link: "s", slowStart: "10s", now: () => now });
