@@ -726,10 +726,9 @@ export class LoadBalancer {
   }
 
   /** With a debug token: the header must equal it (constant time); without one: loopback clients only. */
-  #debugAllowed(value: string | string[], req: IncomingMessage): boolean {
-    const v = Array.isArray(value) ? value[0] : value;
+  #debugAllowed(value: string, req: IncomingMessage): boolean {
     const token = this.#debugToken;
-    if (token !== undefined) return v !== undefined && timingSafeEqual(tokenDigest(v), token);
+    if (token !== undefined) return timingSafeEqual(tokenDigest(value), token);
     return isLoopbackAddress(req.socket.remoteAddress);
   }
 
@@ -775,8 +774,9 @@ export class LoadBalancer {
     }
     const pinned = sticky && this.#sticky.lookup(ctx.cookie) === server;
     if (sticky && !pinned) this.setStickyCookie(req, res, server);
-    // decision introspection: one header lookup when nobody asks
-    const debug = req.headers["switchyard-debug"];
+    // decision introspection: a scan of the raw header names (lengths compared first), which
+    // does not build req.headers (lazy in node:http and in the server's own front)
+    const debug = rawHeader(req.rawHeaders, DEBUG_HEADER);
     if (debug !== undefined && this.#debugAllowed(debug, req)) {
       (req as DebugReq)[kDebugRes] = res;
       res.setHeader(DECISION_HEADER, this.#decision(server, this.#why(ctx.ip, server, pinned), 1));
@@ -1019,6 +1019,18 @@ function errorText(err: unknown): string {
 }
 
 const DECISION_HEADER = "switchyard-decision";
+const DEBUG_HEADER = "switchyard-debug";
+
+/** The first value of header `name` (lower case) in a raw header list, without building `req.headers`. */
+function rawHeader(raw: readonly string[] | undefined, name: string): string | undefined {
+  if (raw === undefined) return undefined;
+  const n = name.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i];
+    if (k.length === n && k.toLowerCase() === name) return raw[i + 1];
+  }
+  return undefined;
+}
 /** The response of a request that asked for its decision (read by retries to update the header). */
 const kDebugRes: unique symbol = Symbol("switchyard.debugRes");
 type DebugReq = IncomingMessage & { [kDebugRes]?: ServerResponse };

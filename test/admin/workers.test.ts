@@ -153,4 +153,15 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
     "the replacement worker serving",
   );
   assert.deepEqual(wrong, [], "the replacement worker keeps b-2 in maintenance");
+
+  // a health change is one event, though three processes' balancers see it
+  await act("b-2", "ready");
+  await b2.stop();
+  const down = (e: { action: string; server?: string; message: string }) =>
+    e.action === "health" && e.server === "b-2" && / is unhealthy/.test(e.message);
+  await events.waitFor(down, 10_000, "b-2 unhealthy");
+  // a marker after it: anything the workers sent about b-2's health has arrived by then
+  await act("b-1", "weight", { weight: 50 });
+  await events.waitFor((e) => e.action === "weight" && / set to 50/.test(e.message), 5000, "the marker");
+  assert.equal(events.events.filter(down).length, 1);
 });
