@@ -24,12 +24,19 @@ interface Case {
   label: string;
   mode: Mode;
   sticky: boolean;
+  /** Slow start active: a tenth of the servers ramping (re-added to the running pool) throughout. */
+  slow?: boolean;
 }
 const CASES: Case[] = [
   { label: "round_robin", mode: "round_robin", sticky: false },
   { label: "least_conn", mode: "least_conn", sticky: false },
   { label: "ip_hash", mode: "ip_hash", sticky: false },
   { label: "sticky(round_robin)", mode: "round_robin", sticky: true },
+  { label: "sticky(least_conn)", mode: "least_conn", sticky: true },
+  { label: "sticky(ip_hash)", mode: "ip_hash", sticky: true },
+  { label: "round_robin, slow start", mode: "round_robin", sticky: false, slow: true },
+  { label: "least_conn, slow start", mode: "least_conn", sticky: false, slow: true },
+  { label: "ip_hash, slow start", mode: "ip_hash", sticky: false, slow: true },
 ];
 
 /**
@@ -98,14 +105,28 @@ const rows: string[][] = [];
 let missed = false;
 for (const c of CASES) {
   for (const n of SIZES) {
+    // slow start: a clock that advances 1 s per pick over a window of 1e9 ms, so the ramp takes a
+    // step (window/50) every 20,000 picks throughout the measurement and never finishes
+    let clock = 0;
     const lb = new LoadBalancer({
       link: "bench",
       mode: c.mode,
       sticky: c.sticky,
       options: { from: ["10.0.0.0/8"] },
+      slowStart: c.slow ? 1e9 : 0,
+      now: () => (clock += 1000),
     });
     const t0 = performance.now();
-    for (const s of serversFor(n)) lb.addServer(s);
+    const all = serversFor(n);
+    for (const s of all) lb.addServer(s);
+    if (c.slow) {
+      // a tenth of the pool joins the running balancer: they ramp up (re-added = added)
+      lb.start(new AbortController().signal);
+      for (let i = 0; i < all.length; i += 10) {
+        lb.removeServer(all[i]);
+        lb.addServer(all[i]);
+      }
+    }
     const servers = lb.servers; // rebalances once
     const values = servers.map((s) => stickyValue(s.key, undefined));
     const reqs = requests(n, (i) => (c.sticky ? `lang=en; ${STICKY_COOKIE}=${values[i]}` : "lang=en"));
@@ -120,6 +141,7 @@ for (const c of CASES) {
       tried: null,
       cookie: c.sticky ? values[i % n] : undefined,
     }));
+    if (c.slow) for (const s of servers) s.ramp = s.index % 10 === 0 ? 0.5 : 1;
     const selNs = measure((i) => sel.pick(ctxs[i & 1023]));
     const lbNs = measure((i) => lb.pick(reqs[i & 1023]));
     if (selNs[0] > TARGET_NS || lbNs[0] > TARGET_NS) missed = true;

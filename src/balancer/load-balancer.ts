@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
@@ -11,6 +12,7 @@ import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy
 import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   createSelector,
+  IpHashSelector,
   type PickContext,
   parseMode,
   readCookie,
@@ -19,7 +21,7 @@ import {
   StickySelector,
 } from "../selectors/index.ts";
 import { type RealIpOptions, RealIpResolver } from "./realip.ts";
-import { Server } from "./server.ts";
+import { ADMIN_STATES, type AdminState, Server } from "./server.ts";
 import { STICKY_PATHS, streamWakeEvents, WAKE_EVENTS_PATH } from "./wake.ts";
 import { effectiveWeights, rebalance } from "./weights.ts";
 
@@ -36,7 +38,34 @@ export interface LoadBalancerOptions {
   timeouts?: { connect?: number | string; responseHeader?: number | string; idle?: number | string };
   /** How long a passively ejected server without an active checker stays out (default 10s). */
   passiveCooldown?: number | string;
+  /**
+   * Slow start (ms or duration string; default 0 = off): a server that becomes good (added to a
+   * started balancer, recovered, woken, back from maint) ramps from ~0 to its weight over this time.
+   */
+  slowStart?: number | string;
+  /**
+   * Panic mode (percent 0..100, or a string like "25%"; default 0 = off): when the share of good
+   * servers falls below it, requests go to every server as if all were good (Envoy's panic mode).
+   */
+  panicThreshold?: number | string;
+  /** Told about operator-relevant changes: health, ejected, drain, maint, ready, weight, drained. */
+  onEvent?: (e: BalancerEvent) => void;
+  /**
+   * Decision introspection: a request whose `switchyard-debug` header equals this token gets a
+   * `switchyard-decision` response header. Without a token, only loopback clients get it.
+   */
+  debugToken?: string;
+  /** The clock slow start reads (ms); for tests. Default Date.now. */
+  now?: () => number;
   logger?: Logger;
+}
+
+/** An event for the operator's log (the server adds the service name). */
+export interface BalancerEvent {
+  action: string;
+  level?: "info" | "warn" | "error";
+  server?: string;
+  message: string;
 }
 
 /** The resolved, immutable view of a balancer's configuration. */
@@ -46,6 +75,8 @@ export interface BalancerConfig extends BalancingConfig {
   readonly passiveCooldown: number;
 }
 
+type DrainResult = { drained: boolean; inflight: number };
+
 export type ServiceJSON = {
   name: string;
   status: HealthStatus;
@@ -53,7 +84,12 @@ export type ServiceJSON = {
   started: string;
   uptime: string;
   latency: string;
-  extra: { config: Record<string, unknown>; pool: Record<string, Record<string, unknown>> };
+  extra: {
+    config: Record<string, unknown>;
+    /** Panic mode: too few good servers, every server takes requests. */
+    panic: boolean;
+    pool: Record<string, Record<string, unknown>>;
+  };
 };
 
 interface Member {
@@ -61,6 +97,10 @@ interface Member {
   controller: AbortController | undefined;
   unsubscribe: (() => void) | undefined;
   cooldown: NodeJS.Timeout | undefined;
+  /** The status last reported as a `health` event. */
+  lastStatus: HealthStatus;
+  /** When its slow-start ramp began (clock ms). */
+  rampSince: number;
 }
 
 /** A per-request pick context the balancer reuses: picks are synchronous. */
@@ -95,12 +135,24 @@ export class LoadBalancer {
   #cookieTailSecure = "";
   #onAvailability = (s: Server) => this.#availabilityChanged(s);
   #onLoad = (s: Server) => this.#inner.loadChanged!(s);
+  #onLoadDraining = (s: Server) => this.#drainingLoadChanged(s);
+  /** Draining servers with requests still in flight, and who waits for them to reach 0. */
+  #drainWatch = new Map<Server, { resolve: (r: DrainResult) => void; timer: NodeJS.Timeout }[]>();
+  #onEvent: ((e: BalancerEvent) => void) | undefined;
+  #debugToken: Buffer | undefined;
+  #now: () => number;
+  /** Clock time of the next slow-start step; 0 when no server ramps. */
+  #rampNext = 0;
+  #panic = false;
 
   constructor(options: LoadBalancerOptions) {
     if (!options || typeof options.link !== "string" || options.link === "") {
       throw new InvalidArgumentError("LoadBalancer: options.link (the service name) is required");
     }
     this.#logger = (options.logger ?? silentLogger).child({ service: options.link });
+    this.#onEvent = options.onEvent;
+    this.#now = options.now ?? Date.now;
+    this.#debugToken = options.debugToken ? tokenDigest(options.debugToken) : undefined;
     this.#config = resolveConfig(options);
     this.#forwarder = createForwarder(this.#forwarderOptions());
     this.#applyConfig();
@@ -168,14 +220,26 @@ export class LoadBalancer {
   addServer(server: Server): void {
     if (!(server instanceof Server)) throw new InvalidArgumentError("addServer: expected a Server");
     const existing = this.#members.findIndex((m) => m.server.key === server.key);
-    const member: Member = { server, controller: undefined, unsubscribe: undefined, cooldown: undefined };
+    server.refresh(false);
+    const member: Member = {
+      server,
+      controller: undefined,
+      unsubscribe: undefined,
+      cooldown: undefined,
+      lastStatus: server.status(),
+      rampSince: 0,
+    };
     if (existing >= 0) {
       const old = this.#members[existing];
+      // the same backend under a new entry (weight, name, monitor): it keeps its slow-start ramp
+      member.rampSince = old.rampSince;
+      if (old.server !== server) server.ramp = old.server.ramp;
       this.#stopMember(old);
       this.#members[existing] = member;
       if (old.server !== server) {
         old.server.onAvailabilityChange = undefined;
         old.server.onLoadChange = undefined;
+        this.#unwatchDrain(old.server);
         this.#forwarder.release(old.server);
       }
       this.#logger.warn(
@@ -186,7 +250,12 @@ export class LoadBalancer {
       this.#members.push(member);
     }
     server.onAvailabilityChange = this.#onAvailability;
-    if (this.#signal && !this.#signal.aborted) this.#startMember(member);
+    if (this.#signal && !this.#signal.aborted) {
+      this.#startMember(member);
+      // a server added to a running pool ramps up like one that recovered
+      if (existing < 0 && server.ready && server.adminState !== "maint") this.#startRamp(member);
+    }
+    if (server.adminState === "draining") this.#watchDrain(server);
     this.#dirty = true;
     this.#logger.debug({ server: server.name, servers: this.#members.length }, "server added");
   }
@@ -205,6 +274,7 @@ export class LoadBalancer {
     this.#stopMember(m);
     m.server.onAvailabilityChange = undefined;
     m.server.onLoadChange = undefined;
+    this.#unwatchDrain(m.server);
     this.#dirty = true;
     this.#forwarder.release(m.server);
     this.#logger.debug({ server: m.server.name, servers: this.#members.length }, "server removed");
@@ -223,7 +293,13 @@ export class LoadBalancer {
       options: partial.options ?? cur.options,
       timeouts: partial.timeouts ?? cur.timeouts,
       passiveCooldown: partial.passiveCooldown ?? cur.passiveCooldown,
+      slowStart: partial.slowStart ?? cur.slowStart,
+      panicThreshold: partial.panicThreshold ?? cur.panicThreshold,
     });
+    if ("debugToken" in partial) {
+      this.#debugToken = partial.debugToken ? tokenDigest(partial.debugToken) : undefined;
+    }
+    if ("onEvent" in partial) this.#onEvent = partial.onEvent;
     const timeoutsChanged = JSON.stringify(next.timeouts) !== JSON.stringify(cur.timeouts);
     this.#config = next;
     if (timeoutsChanged) {
@@ -244,12 +320,7 @@ export class LoadBalancer {
       m.unsubscribe = health.subscribe((status, changed) => {
         if (status === "healthy") server.clearPassive();
         server.refresh();
-        if (changed) {
-          this.#logger.info(
-            { server: server.name, status, detail: server.detail() || undefined },
-            `server ${server.name} is ${status}`,
-          );
-        }
+        if (changed) this.#noteStatus(m);
       });
     }
     try {
@@ -276,7 +347,7 @@ export class LoadBalancer {
   #rebuild(): void {
     this.#dirty = false;
     const servers = this.#members.map((m) => m.server);
-    const configured = servers.map((s) => s.configuredWeight);
+    const configured = servers.map((s) => s.baseWeight);
     const weights = rebalance(configured);
     const eff = effectiveWeights(configured);
     for (let i = 0; i < servers.length; i++) {
@@ -289,25 +360,296 @@ export class LoadBalancer {
     const onLoad = this.#inner.loadChanged ? this.#onLoad : undefined;
     for (const s of servers) {
       // the pool is being rebuilt anyway: no change notification
-      s.available = s.canTakeRequests();
-      s.onLoadChange = onLoad;
+      s.refresh(false);
+      s.onLoadChange = this.#drainWatch.has(s) ? this.#onLoadDraining : onLoad;
     }
+    this.#recompute();
     // #sticky wraps the mode's selector and rebuilds it; #selector is one of the two
     this.#sticky.rebuild({ servers });
   }
 
+  /**
+   * Turns health, admin state, backup and panic into each server's `available` (new clients) and
+   * `pinnable` (sticky clients of a draining server). New clients go to the primaries while one of
+   * them is good and ready, else to the backups; panic mode (below the threshold's share of good
+   * servers in that tier) treats every server of the tier as good.
+   */
+  #recompute(): void {
+    const servers = this.#servers;
+    let primaryReady = false;
+    let backupReady = false;
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i];
+      if (s.good && s.adminState === "ready") {
+        if (s.backup) backupReady = true;
+        else primaryReady = true;
+      }
+    }
+    const tierBackup = !primaryReady && backupReady;
+    let panic = false;
+    const threshold = this.#config.panicThreshold;
+    let total = 0;
+    let good = 0;
+    if (threshold > 0) {
+      for (const s of servers) {
+        if (s.backup !== tierBackup || s.adminState === "maint") continue;
+        total++;
+        if (s.good) good++;
+      }
+      panic = total > 0 && good * 100 < threshold * total;
+    }
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i];
+      const inTier = s.backup === tierBackup;
+      const ok = inTier && (s.good || panic);
+      s.available = ok && s.adminState === "ready";
+      s.pinnable = s.adminState === "draining" && (s.backup ? ok : s.good || (panic && inTier));
+    }
+    if (panic !== this.#panic) {
+      this.#panic = panic;
+      const message = panic
+        ? `panic mode: ${good}/${total} servers are good, below ${threshold}%; routing to every server`
+        : "panic mode over";
+      this.#emit("health", panic ? "warn" : "info", undefined, message);
+    }
+  }
+
+  /** Whether the service is in panic mode (too few good servers: every server takes requests). */
+  get panic(): boolean {
+    if (this.#dirty) this.#rebuild();
+    return this.#panic;
+  }
+
+  #memberOf(server: Server): Member | undefined {
+    if (!this.#dirty && server.index >= 0 && this.#servers[server.index] === server) {
+      return this.#members[server.index];
+    }
+    return this.#members.find((m) => m.server === server);
+  }
+
   #availabilityChanged(server: Server): void {
+    const m = this.#memberOf(server);
+    if (m === undefined) return;
+    this.#noteStatus(m);
+    // became ready (recovered, woken, back from a passive ejection): slow start from ~0
+    if (server.ready && server.adminState !== "maint") this.#startRamp(m);
     // a dirty pool recomputes every server's availability when it rebuilds
-    if (this.#dirty || server.index < 0 || this.#servers[server.index] !== server) return;
+    if (this.#dirty) return;
+    this.#recompute();
     this.#sticky.rebuild({ servers: this.#servers });
+  }
+
+  /** A `health` event when the server's status differs from the last one reported. */
+  #noteStatus(m: Member): void {
+    const status = m.server.status();
+    if (status === m.lastStatus) return;
+    m.lastStatus = status;
+    const detail = m.server.detail() || undefined;
+    // logged at info as a status transition always was; the event carries warn for a bad status
+    this.#emit(
+      "health",
+      isGoodStatus(status) ? "info" : "warn",
+      m.server,
+      `server ${m.server.name} is ${status}`,
+      { status, detail },
+      "info",
+    );
+  }
+
+  #emit(
+    action: string,
+    level: "info" | "warn" | "error",
+    server: Server | undefined,
+    message: string,
+    fields?: Record<string, unknown>,
+    logLevel: "info" | "warn" | "error" = level,
+  ): void {
+    this.#logger[logLevel]({ action, server: server?.name, ...fields }, message);
+    const on = this.#onEvent;
+    if (on === undefined) return;
+    try {
+      on({ action, level, server: server?.name, message });
+    } catch (err) {
+      this.#logger.error({ err }, "onEvent listener threw");
+    }
+  }
+
+  // ---- slow start ----
+
+  #startRamp(m: Member): void {
+    const window = this.#config.slowStart;
+    if (window <= 0) return;
+    const now = this.#now();
+    m.rampSince = now;
+    m.server.ramp = 0;
+    const next = now + rampStep(window);
+    if (this.#rampNext === 0 || next < this.#rampNext) this.#rampNext = next;
+  }
+
+  /** Moves every ramping server to its share of the window elapsed so far; selectors re-read weights. */
+  #rampStep(now: number): void {
+    if (this.#dirty) this.#rebuild();
+    const window = this.#config.slowStart;
+    let ramping = false;
+    for (const m of this.#members) {
+      const s = m.server;
+      if (s.ramp >= 1) continue;
+      const f = window <= 0 ? 1 : (now - m.rampSince) / window;
+      if (f >= 1) s.ramp = 1;
+      else {
+        s.ramp = Math.max(f, 0);
+        ramping = true;
+      }
+    }
+    this.#rampNext = ramping ? now + rampStep(window) : 0;
+    this.#sticky.rebuild({ servers: this.#servers, step: true });
+  }
+
+  // ---- operator actions ----
+
+  /** The server `target` names: a Server of this pool, its key (host:port) or its name. */
+  find(target: Server | string): Server | undefined {
+    if (typeof target !== "string") return this.#members.find((m) => m.server === target)?.server;
+    return (
+      this.#members.find((m) => m.server.key === target)?.server ??
+      this.#members.find((m) => m.server.name === target)?.server
+    );
+  }
+
+  /**
+   * Sets a server's admin state: `ready`; `draining` (no new clients; requests whose sticky cookie
+   * names it still go there, in-flight ones finish); `maint` (no requests at all; sticky clients get
+   * a fresh pick and a new cookie). Returns the server, or undefined when `target` names none.
+   */
+  setAdminState(target: Server | string, state: AdminState): Server | undefined {
+    if (!ADMIN_STATES.includes(state)) {
+      throw new InvalidArgumentError(
+        `setAdminState: state must be one of ${ADMIN_STATES.join(", ")}, got ${JSON.stringify(state)}`,
+      );
+    }
+    const server = this.find(target);
+    if (server === undefined) return undefined;
+    const prev = server.adminState;
+    server.applyAdminState(state);
+    if (prev === state) return server;
+    const m = this.#memberOf(server)!;
+    if (prev === "maint" && server.ready) this.#startRamp(m);
+    if (state === "draining") this.#watchDrain(server);
+    else this.#unwatchDrain(server);
+    const messages: Record<AdminState, string> = {
+      ready: `server ${server.name} is ready (was ${prev})`,
+      draining: `server ${server.name} is draining: no new clients, ${server.inflight} in flight`,
+      maint: `server ${server.name} is in maintenance: no requests`,
+    };
+    this.#emit(state === "draining" ? "drain" : state, "info", server, messages[state]);
+    if (!this.#dirty) {
+      this.#recompute();
+      this.#sticky.rebuild({ servers: this.#servers });
+    }
+    return server;
+  }
+
+  /**
+   * Sets a server's weight at run time (an integer ≥ 0, with the configured weight's rules: 0 = an
+   * equal share), or restores the configured one with undefined. The pool is rebalanced to 100.
+   */
+  setWeight(target: Server | string, weight: number | undefined): Server | undefined {
+    if (weight !== undefined && (!Number.isInteger(weight) || weight < 0)) {
+      throw new InvalidArgumentError(`setWeight: weight must be an integer >= 0, got ${weight}`);
+    }
+    const server = this.find(target);
+    if (server === undefined) return undefined;
+    const prev = server.runtimeWeight;
+    server.applyRuntimeWeight(weight);
+    if (prev === weight) return server;
+    this.#dirty = true;
+    this.#rebuild();
+    this.#emit(
+      "weight",
+      "info",
+      server,
+      weight === undefined
+        ? `server ${server.name} weight back to the configured ${server.configuredWeight} (${server.weight} of 100)`
+        : `server ${server.name} weight set to ${weight} (${server.weight} of 100)`,
+    );
+    return server;
+  }
+
+  /**
+   * Puts a server in `draining`. Without `waitMs` resolves at once; with it, when the server's
+   * in-flight count reaches 0 (`drained: true`) or at the deadline (`drained: false`).
+   */
+  drain(target: Server | string, waitMs?: number): Promise<DrainResult> {
+    const server = this.find(target);
+    if (server === undefined) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `drain: service ${this.link} has no server ${JSON.stringify(String(target))}`,
+        ),
+      );
+    }
+    this.setAdminState(server, "draining");
+    const waiters = this.#drainWatch.get(server);
+    if (waitMs === undefined || waiters === undefined || server.adminState !== "draining") {
+      return Promise.resolve({ drained: server.inflight === 0, inflight: server.inflight });
+    }
+    return new Promise((resolve) => {
+      const waiter = {
+        resolve,
+        timer: setTimeout(
+          () => {
+            const list = this.#drainWatch.get(server);
+            const i = list ? list.indexOf(waiter) : -1;
+            if (list && i >= 0) list.splice(i, 1);
+            resolve({ drained: server.inflight === 0, inflight: server.inflight });
+          },
+          Math.max(0, waitMs),
+        ),
+      };
+      waiters.push(waiter);
+    });
+  }
+
+  /** Watches a draining server's in-flight count; `drained` when it is (or reaches) 0. */
+  #watchDrain(server: Server): void {
+    if (this.#drainWatch.has(server)) return;
+    if (server.inflight === 0) {
+      this.#emit("drained", "info", server, `server ${server.name} is drained: nothing in flight`);
+      return;
+    }
+    this.#drainWatch.set(server, []);
+    server.onLoadChange = this.#onLoadDraining;
+  }
+
+  #unwatchDrain(server: Server): void {
+    const waiters = this.#drainWatch.get(server);
+    if (waiters === undefined) return;
+    this.#drainWatch.delete(server);
+    if (server.onLoadChange === this.#onLoadDraining) {
+      server.onLoadChange = this.#inner.loadChanged ? this.#onLoad : undefined;
+    }
+    for (const w of waiters) {
+      clearTimeout(w.timer);
+      w.resolve({ drained: server.inflight === 0, inflight: server.inflight });
+    }
+  }
+
+  #drainingLoadChanged(server: Server): void {
+    if (this.#inner.loadChanged !== undefined) this.#inner.loadChanged(server);
+    if (server.inflight !== 0) return;
+    this.#unwatchDrain(server);
+    this.#emit("drained", "info", server, `server ${server.name} is drained: nothing in flight`);
   }
 
   /** Passive health: called by the forwarder when a server refused or reset a connection. */
   reportFailure(server: Server, err: unknown): void {
     if (server.passiveDown) return;
-    this.#logger.warn(
-      { server: server.name, err },
-      `server ${server.name} failed; taken out until a check succeeds`,
+    this.#emit(
+      "ejected",
+      "warn",
+      server,
+      `server ${server.name} failed (${errorText(err)}); taken out until a check succeeds`,
+      { err },
     );
     server.markDown();
     const m = this.#members.find((x) => x.server === server);
@@ -348,6 +690,10 @@ export class LoadBalancer {
   #pickWith(ctx: Ctx, sticky: boolean): Server | undefined {
     if (this.#dirty) this.#rebuild();
     if (this.#polled.length) this.#refreshPolled();
+    if (this.#rampNext !== 0) {
+      const now = this.#now();
+      if (now >= this.#rampNext) this.#rampStep(now);
+    }
     return sticky ? this.#sticky.pick(ctx) : this.#selector.pick(ctx);
   }
 
@@ -359,7 +705,49 @@ export class LoadBalancer {
       tried,
       cookie: sticky ? readCookie(req.headers.cookie, STICKY_COOKIE) : undefined,
     };
-    return this.#pickWith(ctx, sticky);
+    const next = this.#pickWith(ctx, sticky);
+    const res = (req as DebugReq)[kDebugRes];
+    if (res !== undefined && next !== undefined && !res.headersSent) {
+      const last = tried[tried.length - 1];
+      const why = `retry after ${last?.passiveDown ? "refused connection" : "failed attempt"}`;
+      res.setHeader(DECISION_HEADER, this.#decision(next, why, tried.length + 1));
+    }
+    return next;
+  }
+
+  // ---- decision introspection ----
+
+  /**
+   * The token a `switchyard-debug` request header must carry to get `switchyard-decision`;
+   * undefined: loopback clients only, with any value.
+   */
+  set debugToken(token: string | undefined) {
+    this.#debugToken = token ? tokenDigest(token) : undefined;
+  }
+
+  /** With a debug token: the header must equal it (constant time); without one: loopback clients only. */
+  #debugAllowed(value: string, req: IncomingMessage): boolean {
+    const token = this.#debugToken;
+    if (token !== undefined) return timingSafeEqual(tokenDigest(value), token);
+    return isLoopbackAddress(req.socket.remoteAddress);
+  }
+
+  #decision(server: Server, why: string, tries: number): string {
+    return `service=${headerSafe(this.link)}; server=${headerSafe(server.name)}; mode=${this.#config.mode}; why="${headerSafe(why).replace(/"/g, "'")}"; tries=${tries}`;
+  }
+
+  /** Why `server` was picked: the cookie, or the mode's reason; then backup, panic, slow start. */
+  #why(ip: string, server: Server, pinned: boolean): string {
+    let why: string;
+    if (pinned) why = "sticky cookie";
+    else if (this.#inner instanceof IpHashSelector) {
+      why = `hash ${ip} -> ${ordinal(this.#inner.rank(ip, server))} choice`;
+    } else if (this.#config.mode === "least_conn") why = `least_conn ${server.inflight}/${server.weight}`;
+    else why = "round robin";
+    if (server.backup) why += ", backup";
+    if (this.#panic) why += ", panic";
+    if (server.ramp < 1) why += `, slow start ${Math.floor(server.ramp * 100)}%`;
+    return why;
   }
 
   /** A `(req, res)` listener for node:http: picks a server and serves or proxies the request. */
@@ -384,7 +772,15 @@ export class LoadBalancer {
       sendError(res, 503, "Service Unavailable");
       return;
     }
-    if (sticky && this.#sticky.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
+    const pinned = sticky && this.#sticky.lookup(ctx.cookie) === server;
+    if (sticky && !pinned) this.setStickyCookie(req, res, server);
+    // decision introspection: a scan of the raw header names (lengths compared first), which
+    // does not build req.headers (lazy in node:http and in the server's own front)
+    const debug = rawHeader(req.rawHeaders, DEBUG_HEADER);
+    if (debug !== undefined && this.#debugAllowed(debug, req)) {
+      (req as DebugReq)[kDebugRes] = res;
+      res.setHeader(DECISION_HEADER, this.#decision(server, this.#why(ctx.ip, server, pinned), 1));
+    }
     const st = server.status();
     if ((st === "napping" || st === "starting") && server.wake) {
       server.tryWake().then(
@@ -453,12 +849,12 @@ export class LoadBalancer {
   status(): HealthStatus {
     const servers = this.servers;
     if (servers.length === 0) return "unknown";
-    return servers.some((s) => s.available) ? "healthy" : "unhealthy";
+    return servers.some(inService) ? "healthy" : "unhealthy";
   }
 
   detail(): string {
     const servers = this.servers;
-    const good = servers.filter((s) => s.available).length;
+    const good = servers.filter(inService).length;
     return `${good}/${servers.length} servers are healthy`;
   }
 
@@ -469,7 +865,7 @@ export class LoadBalancer {
 
   /** Mean latency (ms) over good servers. */
   latency(): number {
-    const good = this.servers.filter((s) => s.available);
+    const good = this.servers.filter(inService);
     if (good.length === 0) return 0;
     return good.reduce((a, s) => a + s.latency(), 0) / good.length;
   }
@@ -483,6 +879,10 @@ export class LoadBalancer {
         url: s.url.href.replace(/\/$/, ""),
         weight: s.weight,
         configured_weight: s.configuredWeight,
+        runtime_weight: s.runtimeWeight ?? null,
+        backup: s.backup,
+        admin_state: s.adminState,
+        slow_start: s.ramp < 1 ? `${Math.floor(s.ramp * 100)}%` : null,
         status: s.status(),
         available: s.available,
         detail: s.detail(),
@@ -505,7 +905,10 @@ export class LoadBalancer {
           sticky_max_age: formatDuration(c.stickyMaxAge),
           sticky_secret: c.stickySecret ? "(set)" : undefined,
           options: { header: c.options.header, from: c.options.from, recursive: c.options.recursive },
+          slow_start: formatDuration(c.slowStart),
+          panic_threshold: `${c.panicThreshold}%`,
         },
+        panic: this.panic,
         pool,
       },
     };
@@ -576,6 +979,79 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
       idle: toMs(t.idle, 60000, "timeouts.idle"),
     }),
     passiveCooldown: toMs(o.passiveCooldown, 10000, "passiveCooldown"),
+    slowStart: toMs(o.slowStart, 0, "slowStart"),
+    panicThreshold: parsePercent(o.panicThreshold),
   };
+  if (config.slowStart < 0) throw new InvalidArgumentError("slowStart must be >= 0");
   return Object.freeze(config);
+}
+
+/** A percentage 0..100 from a number or a string like "25%" (or "25"). */
+export function parsePercent(v: number | string | undefined): number {
+  if (v === undefined) return 0;
+  const n = typeof v === "number" ? v : Number(String(v).trim().replace(/%$/, ""));
+  if (typeof v === "string" && String(v).trim() === "") return 0;
+  if (!Number.isFinite(n) || n < 0 || n > 100) {
+    throw new InvalidArgumentError(
+      `panicThreshold must be a percentage from 0 to 100, got ${JSON.stringify(v)}`,
+    );
+  }
+  return n;
+}
+
+/** How often a slow-start ramp moves on: 50 steps over the window, at most every 20 ms. */
+function rampStep(window: number): number {
+  return Math.max(window / 50, 20);
+}
+
+/** Good and not in maintenance: counts for the service's status and detail. */
+function inService(s: Server): boolean {
+  return s.good && s.adminState !== "maint";
+}
+
+function isGoodStatus(s: HealthStatus): boolean {
+  return s === "healthy" || s === "napping" || s === "starting";
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return (err as { code?: string }).code ?? err.message;
+  return String(err);
+}
+
+const DECISION_HEADER = "switchyard-decision";
+const DEBUG_HEADER = "switchyard-debug";
+
+/** The first value of header `name` (lower case) in a raw header list, without building `req.headers`. */
+function rawHeader(raw: readonly string[] | undefined, name: string): string | undefined {
+  if (raw === undefined) return undefined;
+  const n = name.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i];
+    if (k.length === n && k.toLowerCase() === name) return raw[i + 1];
+  }
+  return undefined;
+}
+/** The response of a request that asked for its decision (read by retries to update the header). */
+const kDebugRes: unique symbol = Symbol("switchyard.debugRes");
+type DebugReq = IncomingMessage & { [kDebugRes]?: ServerResponse };
+
+function isLoopbackAddress(a: string | undefined): boolean {
+  if (a === undefined) return false;
+  return a === "::1" || a.startsWith("127.") || a.startsWith("::ffff:127.");
+}
+
+/** Drops what a header value cannot carry (control characters). */
+function headerSafe(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
+function ordinal(n: number): string {
+  const t = n % 100;
+  if (t >= 11 && t <= 13) return `${n}th`;
+  return `${n}${["th", "st", "nd", "rd"][n % 10] ?? "th"}`;
+}
+
+/** Tokens are compared as SHA-256 digests with timingSafeEqual: constant time whatever the lengths. */
+function tokenDigest(token: string): Buffer {
+  return createHash("sha256").update(token).digest();
 }

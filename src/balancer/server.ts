@@ -4,6 +4,13 @@ import { type HealthSource, type HealthStatus, isGood } from "../health/status.t
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/**
+ * An operator's state for a server: `ready` takes requests; `draining` takes no new clients (requests
+ * whose sticky cookie names it still go there, in-flight ones finish); `maint` takes no requests at all.
+ */
+export type AdminState = "ready" | "draining" | "maint";
+export const ADMIN_STATES: readonly AdminState[] = ["ready", "draining", "maint"];
+
 export interface ServerOptions {
   name: string;
   /** Where requests are proxied; its host:port is the server's key. */
@@ -16,11 +23,14 @@ export interface ServerOptions {
   health?: HealthSource;
   /** Wakes a napping server; used by tryWake(). */
   wake?: () => Promise<void>;
+  /** Used only while no non-backup server of the pool is good. */
+  backup?: boolean;
 }
 
 /**
- * One backend. `available` is the single property selectors read; health monitors
- * and passive health write it (through `refresh()` / `markDown()`).
+ * One backend. `available` is the single property selectors read: whether the server may take a
+ * new client now. Health monitors and passive health decide `good` (through `refresh()` /
+ * `markDown()`); the owning pool turns good, admin state, backup and panic into `available`.
  */
 export class Server {
   readonly name: string;
@@ -35,10 +45,22 @@ export class Server {
   readonly handler: RequestHandler | undefined;
   readonly health: HealthSource | undefined;
   readonly wake: (() => Promise<void>) | undefined;
+  /** Used only while no non-backup server of the pool is good. */
+  readonly backup: boolean;
 
   #inflight = 0;
-  /** Good and not passively ejected. Read by selectors on every pick. */
+  #admin: AdminState = "ready";
+  #runtimeWeight: number | undefined = undefined;
+  /** Status healthy and not passively ejected (napping/starting are good but not ready). */
+  #ready = true;
+  /** May take new clients now (written by the pool; by refresh() for a server outside a pool). Read by selectors on every pick. */
   available = true;
+  /** Health says it can take requests: good status and not passively ejected. */
+  good = true;
+  /** Takes requests whose sticky cookie names it though not new clients (draining); written by the pool. */
+  pinnable = false;
+  /** Slow start: the share of its weight it gets now, 0..1 (1 = not ramping); written by the pool. */
+  ramp = 1;
   /** Set by passive health (refused/reset); cleared when an active check succeeds. */
   passiveDown = false;
   /** Position in the pool, assigned by the balancer; selectors may index arrays with it. */
@@ -53,7 +75,7 @@ export class Server {
   constructor(options: ServerOptions) {
     if (!options || typeof options !== "object")
       throw new InvalidArgumentError("Server: options object required");
-    const { name, url, weight = 0, handler, health, wake } = options;
+    const { name, url, weight = 0, handler, health, wake, backup = false } = options;
     if (typeof name !== "string" || name === "")
       throw new InvalidArgumentError("Server: name must be a non-empty string");
     let parsed: URL;
@@ -80,7 +102,45 @@ export class Server {
     this.handler = handler;
     this.health = health;
     this.wake = wake;
-    this.available = isGood(this.#healthStatus());
+    if (typeof backup !== "boolean")
+      throw new InvalidArgumentError(`Server ${name}: backup must be a boolean`);
+    this.backup = backup;
+    const st = this.#healthStatus();
+    this.good = isGood(st);
+    this.#ready = st === "healthy";
+    this.available = this.good;
+  }
+
+  /** The operator's state (`lb.setAdminState`); `ready` unless set. */
+  get adminState(): AdminState {
+    return this.#admin;
+  }
+  /** The weight set at run time (`lb.setWeight`), or undefined for the configured one. */
+  get runtimeWeight(): number | undefined {
+    return this.#runtimeWeight;
+  }
+  /** The weight the pool rebalances: the runtime one when set, else the configured one. */
+  get baseWeight(): number {
+    return this.#runtimeWeight ?? this.configuredWeight;
+  }
+  /** Status healthy and not passively ejected (good and not napping/starting). */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** @internal Written by the owning pool: use `lb.setAdminState`. */
+  applyAdminState(state: AdminState): void {
+    this.#admin = state;
+    if (this.onAvailabilityChange === undefined) this.available = this.good && state === "ready";
+  }
+  /** @internal Written by the owning pool: use `lb.setWeight`. */
+  applyRuntimeWeight(weight: number | undefined): void {
+    this.#runtimeWeight = weight;
+  }
+  /** Takes over another server's admin state and runtime weight (a hot reload of an unchanged entry). */
+  inherit(from: Server): void {
+    this.#admin = from.#admin;
+    this.#runtimeWeight = from.#runtimeWeight;
   }
 
   /**
@@ -119,13 +179,22 @@ export class Server {
     return !this.passiveDown && isGood(this.#healthStatus());
   }
 
-  /** Recomputes `available` from health and passive state; returns true when it changed. */
-  refresh(): boolean {
-    const next = this.canTakeRequests();
-    if (next === this.available) return false;
-    this.available = next;
-    this.onAvailabilityChange?.(this);
-    return true;
+  /**
+   * Recomputes `good` (and readiness) from health and passive state and tells the pool when either
+   * changed; returns true when `good` changed.
+   */
+  refresh(notify = true): boolean {
+    const st = this.status();
+    const good = isGood(st);
+    const ready = st === "healthy";
+    if (good === this.good && ready === this.#ready) return false;
+    const flipped = good !== this.good;
+    this.good = good;
+    this.#ready = ready;
+    if (this.onAvailabilityChange !== undefined) {
+      if (notify) this.onAvailabilityChange(this);
+    } else this.available = good && this.#admin === "ready";
+    return flipped;
   }
 
   /**

@@ -13,7 +13,9 @@ export type ServiceSetting =
   | "stickyMaxAge"
   | "stickySecret"
   | "options"
-  | "healthcheck";
+  | "healthcheck"
+  | "slowStart"
+  | "panicThreshold";
 
 const SETTINGS: readonly ServiceSetting[] = [
   "hosts",
@@ -23,6 +25,8 @@ const SETTINGS: readonly ServiceSetting[] = [
   "stickySecret",
   "options",
   "healthcheck",
+  "slowStart",
+  "panicThreshold",
 ];
 
 export interface ServiceDiff {
@@ -33,7 +37,7 @@ export interface ServiceDiff {
   readonly removedServers: readonly ServerConfig[];
   /** Same key, different weight (name and url unchanged). */
   readonly reweightedServers: readonly { readonly before: ServerConfig; readonly after: ServerConfig }[];
-  /** Same key, different name or url (e.g. http → https): replace the server. */
+  /** Same key, different name, url (e.g. http → https) or backup flag: replace the server. */
   readonly replacedServers: readonly { readonly before: ServerConfig; readonly after: ServerConfig }[];
   /** Settings whose value differs; empty when only servers changed. */
   readonly changedSettings: readonly ServiceSetting[];
@@ -110,7 +114,8 @@ export function diffService(before: ServiceConfig, after: ServiceConfig): Servic
     newKeys.add(key);
     const o = oldByKey.get(key);
     if (!o) addedServers.push(s);
-    else if (o.name !== s.name || o.url !== s.url) replacedServers.push({ before: o, after: s });
+    else if (o.name !== s.name || o.url !== s.url || o.backup !== s.backup)
+      replacedServers.push({ before: o, after: s });
     else if (o.weight !== s.weight) reweightedServers.push({ before: o, after: s });
   }
   const removedServers = before.servers.filter((s) => !newKeys.has(serverKey(s)));

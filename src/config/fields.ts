@@ -166,6 +166,21 @@ export const modeSchema = z.string().transform((v, ctx): Mode => {
 
 export const weightSchema = z.number().int().min(0);
 
+/** A percentage: `25%`, `2.5%` or a bare number 0..100 (percent). */
+export const percentSchema = z.union([z.string(), z.number()]).transform((v, ctx): number => {
+  const text = typeof v === "number" ? String(v) : v.trim();
+  const m = /^(\d+(?:\.\d+)?)\s*%?$/.exec(text);
+  const n = m ? Number(m[1]) : Number.NaN;
+  if (!Number.isFinite(n) || n < 0 || n > 100) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a percentage from 0% to 100%, got ${JSON.stringify(v)}`,
+    });
+    return 0;
+  }
+  return n;
+});
+
 /** Trusted peers: a list, or a comma-separated string (GoDoxy), of IPs and CIDRs. */
 export const fromSchema = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
   const list = typeof v === "string" ? v.split(",") : v;

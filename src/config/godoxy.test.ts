@@ -66,11 +66,13 @@ describe("GoDoxy route files", () => {
       enabled: true,
     });
     assert.deepEqual(app.servers, [
-      { name: "app-1", url: "http://10.0.2.1:8080", weight: 3 },
-      { name: "app-2", url: "https://10.0.2.2", weight: 1 },
-      { name: "app-3", url: "http://10.0.2.3:8080", weight: 0 },
+      { name: "app-1", url: "http://10.0.2.1:8080", weight: 3, backup: false },
+      { name: "app-2", url: "https://10.0.2.2", weight: 1, backup: false },
+      { name: "app-3", url: "http://10.0.2.3:8080", weight: 0, backup: false },
     ]);
-    assert.deepEqual(c.services.solo.servers, [{ name: "solo", url: "http://127.0.0.1:3000", weight: 0 }]);
+    assert.deepEqual(c.services.solo.servers, [
+      { name: "solo", url: "http://127.0.0.1:3000", weight: 0, backup: false },
+    ]);
     assert.equal(c.services.solo.healthcheck.enabled, false);
     assert.equal(c.services.solo.mode, "round_robin");
     // listen/admin from the defaults, or the command line

@@ -207,7 +207,13 @@ function readMember(
   set("options", lb.options, readOptions(p, lb.options, true));
   set("healthcheck", r.healthcheck, readHealthcheck(p, r.healthcheck, true));
   const weight = field(p, lb.weight, weightSchema, 0);
-  return { alias, path, key: target.key, server: { name: alias, url: target.url, weight }, settings };
+  return {
+    alias,
+    path,
+    key: target.key,
+    server: { name: alias, url: target.url, weight, backup: false },
+    settings,
+  };
 }
 
 function buildService(p: Problems, name: string, members: Member[]): ServiceConfig {
@@ -246,6 +252,9 @@ function buildService(p: Problems, name: string, members: Member[]): ServiceConf
     stickySecret: get<string | undefined>("stickySecret", undefined),
     options: get("options", { header: DEFAULTS.header, from: [], recursive: false }),
     healthcheck: get<HealthcheckConfig>("healthcheck", { ...DEFAULTS.healthcheck }),
+    // GoDoxy has no slow start, panic mode or backup servers: off, as there
+    slowStart: 0,
+    panicThreshold: 0,
     servers,
   };
 }

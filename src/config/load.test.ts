@@ -49,7 +49,9 @@ describe("defaults", () => {
       stickySecret: undefined,
       options: { header: "X-Real-IP", from: [], recursive: false },
       healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
-      servers: [{ name: "api-1", url: "http://127.0.0.1:3000", weight: 0 }],
+      slowStart: 0,
+      panicThreshold: 0,
+      servers: [{ name: "api-1", url: "http://127.0.0.1:3000", weight: 0, backup: false }],
     });
   });
 
@@ -104,8 +106,8 @@ services:
     enabled: true,
   });
   assert.deepEqual(api.servers, [
-    { name: "api-1", url: "http://10.0.0.11:3000", weight: 30 },
-    { name: "api-2", url: "http://10.0.0.12:3000", weight: 70 },
+    { name: "api-1", url: "http://10.0.0.11:3000", weight: 30, backup: false },
+    { name: "api-2", url: "http://10.0.0.12:3000", weight: 70, backup: false },
   ]);
 });
 
@@ -181,9 +183,9 @@ services:
       enabled: false,
     });
     assert.deepEqual(web.servers, [
-      { name: "web-1", url: "http://10.0.0.1", weight: 0 },
-      { name: "web-2", url: "https://10.0.0.2", weight: 0 },
-      { name: "big", url: "http://10.0.0.3:8080", weight: 5 },
+      { name: "web-1", url: "http://10.0.0.1", weight: 0, backup: false },
+      { name: "web-2", url: "https://10.0.0.2", weight: 0, backup: false },
+      { name: "big", url: "http://10.0.0.3:8080", weight: 5, backup: false },
     ]);
   });
 
@@ -204,6 +206,24 @@ services:
     assert.equal(c.admin.token, "t0k");
     assert.equal(c.admin.address, "127.0.0.1:8081");
   });
+});
+
+test("traffic policies: slow_start, panic_threshold and backup are read", () => {
+  const c = parseConfig(
+    `services:\n  api:\n    slow_start: 30s\n    panic_threshold: 25%\n    servers:\n      - http://a:1\n      - { url: "http://b:1", backup: true }\n`,
+    F,
+  );
+  assert.equal(c.services.api.slowStart, 30_000);
+  assert.equal(c.services.api.panicThreshold, 25);
+  assert.deepEqual(
+    c.services.api.servers.map((s) => s.backup),
+    [false, true],
+  );
+  assert.equal(
+    parseConfig(`services:\n  api:\n    panic_threshold: 12.5\n    servers: [http://a:1]\n`, F).services.api
+      .panicThreshold,
+    12.5,
+  );
 });
 
 describe("mistakes are reported as file:line: path: message", () => {
@@ -366,6 +386,21 @@ describe("mistakes are reported as file:line: path: message", () => {
       "duplicate YAML key",
       `services:\n  api:\n    servers: [http://a:1]\n  api:\n    servers: [http://b:1]\n`,
       `${F}:4: YAML syntax error: Map keys must be unique`,
+    ],
+    [
+      "slow_start without a unit",
+      `services:\n  api:\n    slow_start: 30\n    servers: [http://a:1]\n`,
+      `${F}:3: services.api.slow_start: bare number 30 is not a duration: add a unit, e.g. "30s" or "30ms" (GoDoxy would read 30 as nanoseconds)`,
+    ],
+    [
+      "panic_threshold over 100%",
+      `services:\n  api:\n    panic_threshold: 150%\n    servers: [http://a:1]\n`,
+      `${F}:3: services.api.panic_threshold: expected a percentage from 0% to 100%, got "150%"`,
+    ],
+    [
+      "backup that is not a boolean",
+      `services:\n  api:\n    servers:\n      - { url: "http://a:1", backup: "yes" }\n`,
+      `${F}:4: services.api.servers[0].backup: expected true or false, got a string ("yes")`,
     ],
     [
       "two YAML documents",

@@ -21,6 +21,7 @@ import {
   nonEmptyString,
   osReason,
   parseAddress,
+  percentSchema,
   plainListen,
   readHealthcheck,
   readListen,
@@ -63,9 +64,11 @@ const SERVICE_KEYS = [
   "sticky_secret",
   "options",
   "healthcheck",
+  "slow_start",
+  "panic_threshold",
   "servers",
 ] as const;
-const SERVER_KEYS = ["name", "url", "weight"] as const;
+const SERVER_KEYS = ["name", "url", "weight", "backup"] as const;
 
 const logLevelSchema = z
   .string()
@@ -131,7 +134,9 @@ export function demoConfig(
       stickySecret: undefined,
       options: { header: DEFAULTS.header, from: [], recursive: false },
       healthcheck: { ...DEFAULTS.healthcheck, interval: 2_000, timeout: 1_000 },
-      servers: backends.map((b) => ({ name: b.name, url: b.url, weight: b.weight ?? 0 })),
+      slowStart: 0,
+      panicThreshold: 0,
+      servers: backends.map((b) => ({ name: b.name, url: b.url, weight: b.weight ?? 0, backup: false })),
     },
   };
   const p = new Problems("demo");
@@ -170,9 +175,15 @@ export function summarize(config: SwitchyardConfig): string {
       s.healthcheck.enabled
         ? `health ${s.healthcheck.useGet ? "GET" : "HEAD"} ${s.healthcheck.path} every ${formatDuration(s.healthcheck.interval)}`
         : "health checks off",
+      s.slowStart ? `slow start ${formatDuration(s.slowStart)}` : "",
+      s.panicThreshold ? `panic below ${s.panicThreshold}%` : "",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
-    for (const v of s.servers) lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}`);
+    for (const v of s.servers) {
+      lines.push(
+        `    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${v.backup ? " backup" : ""}`,
+      );
+    }
   }
   return lines.join("\n");
 }
@@ -301,6 +312,8 @@ function readService(
     stickySecret: m.sticky_secret && p.parse(nonEmptyString, m.sticky_secret.value, m.sticky_secret.path),
     options: readOptions(p, m.options, false) ?? { header: DEFAULTS.header, from: [], recursive: false },
     healthcheck: readHealthcheck(p, m.healthcheck, false) ?? { ...DEFAULTS.healthcheck },
+    slowStart: field(p, m.slow_start, duration("non-negative"), 0),
+    panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
     servers: readServers(p, name, m.servers, path),
   };
 }
@@ -323,6 +336,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     let urlEntry: Entry | undefined;
     let name = `${service}-${i + 1}`;
     let weight = 0;
+    let backup = false;
     if (typeof item === "string") urlEntry = { value: item, path };
     else if (item === null) {
       p.at(path, "empty server: give at least `url`");
@@ -334,6 +348,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
       if (!urlEntry) p.at(path, "missing `url` (e.g. http://10.0.0.11:3000)");
       name = field(p, m.name, nonEmptyString, name);
       weight = field(p, m.weight, weightSchema, 0);
+      backup = field(p, m.backup, bool, false);
     }
     const u = urlEntry && p.parse(serverUrl, urlEntry.value, urlEntry.path);
     if (!u) return;
@@ -345,7 +360,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     else {
       byKey.set(u.key, i);
       byName.set(name, i);
-      servers.push({ name, url: u.url, weight });
+      servers.push({ name, url: u.url, weight, backup });
     }
   });
   return servers;

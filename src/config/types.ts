@@ -34,6 +34,8 @@ export interface ServerConfig {
   readonly url: string;
   /** ≥ 0; 0 = equal share. */
   readonly weight: number;
+  /** Used only while no non-backup server is good. */
+  readonly backup: boolean;
 }
 
 /** A service's balancing settings, resolved: the config holds them and a running LoadBalancer reports them. */
@@ -47,6 +49,10 @@ export interface BalancingConfig {
     readonly from: readonly string[];
     readonly recursive: boolean;
   };
+  /** Slow-start window (ms); 0 = off. */
+  readonly slowStart: number;
+  /** Panic threshold, percent of good servers (0..100); 0 = off. */
+  readonly panicThreshold: number;
 }
 
 export interface ServiceConfig extends BalancingConfig {

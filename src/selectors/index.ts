@@ -4,6 +4,7 @@ import { LeastConnSelector } from "./least-conn.ts";
 import { RoundRobinSelector } from "./round-robin.ts";
 import { MODES, type Mode, normalizeMode, type Selector } from "./selector.ts";
 
+export { IpHashSelector } from "./ip-hash.ts";
 export type { Mode, PickContext, PoolView, Selector } from "./selector.ts";
 export { MODES, normalizeMode } from "./selector.ts";
 export { readCookie, STICKY_COOKIE, StickySelector, stickyValue } from "./sticky.ts";

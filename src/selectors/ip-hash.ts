@@ -52,10 +52,25 @@ export class IpHashSelector implements Selector {
   #alt: (Server | undefined)[] = new Array(BUCKETS).fill(undefined);
   #altEpoch = new Uint32Array(BUCKETS);
   #epoch = 1;
+  /**
+   * Servers in their slow-start ramp. The table keeps the owners at full weight; a client whose
+   * owner ramps takes the alternative path, scored with the ramping servers' current weights. A
+   * ramping server can win no bucket it does not own at full weight (its score only grows with its
+   * weight), so only clients that end on it move, and more of them as it ramps.
+   */
+  #ramping: Entry[] = [];
 
   rebuild(pool: PoolView): void {
     this.#epoch = this.#epoch === 0xffffffff ? 1 : this.#epoch + 1;
     if (this.#epoch === 1) this.#altEpoch.fill(0);
+    let ramping = false;
+    for (const s of pool.servers) {
+      if (s.ramp < 1) {
+        ramping = true;
+        break;
+      }
+    }
+    this.#rampFrom = ramping ? pool.servers : null;
     // availability changes pass the same list and never touch the table; real work waits for a pick
     if (pool.servers !== this.#list) this.#pending = pool;
   }
@@ -102,16 +117,37 @@ export class IpHashSelector implements Selector {
     }
   }
 
+  /** The list whose ramping servers #ramping must hold (read at the next pick); null: none ramps. */
+  #rampFrom: readonly Server[] | null | undefined;
+
+  #syncRamping(): void {
+    const list = this.#rampFrom;
+    this.#rampFrom = undefined;
+    const out: Entry[] = [];
+    if (list) {
+      for (const s of list) {
+        if (s.ramp >= 1) continue;
+        const e = this.#built.get(s.key);
+        if (e !== undefined && e.server === s) out.push(e);
+      }
+    }
+    this.#ramping = out;
+  }
+
   #replaceOwner(from: Server, to: Server): void {
     const owner = this.#owner;
     for (let b = 0; b < BUCKETS; b++) if (owner[b] === from) owner[b] = to;
   }
 
-  /** The winner of bucket b among the servers `ok` accepts (all when ok is undefined). */
+  /**
+   * The winner of bucket b: at full weights among all servers (ctx undefined, recorded in the
+   * table), or among the servers that can take `ctx` with ramping servers at their current weight.
+   */
   #best(b: number, ctx: PickContext | undefined): Server | undefined {
     let best: Server | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
     const classes = this.#classes;
+    const ramp = ctx !== undefined && this.#ramping.length > 0;
     for (let c = 0; c < classes.length; c++) {
       const members = classes[c].members;
       let top: Entry | undefined;
@@ -120,6 +156,7 @@ export class IpHashSelector implements Selector {
         const e = members[i];
         if (ctx !== undefined && (!e.server.available || (ctx.tried !== null && isTried(ctx, e.server))))
           continue;
+        if (ramp && e.server.ramp < 1) continue; // scored below with its current weight
         const u = unit(b, e.seed);
         if (u > topU) {
           topU = u;
@@ -133,12 +170,42 @@ export class IpHashSelector implements Selector {
         best = top.server;
       }
     }
+    if (ramp) {
+      const list = this.#ramping;
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i];
+        const s = e.server;
+        if (!s.available || (ctx.tried !== null && isTried(ctx, s))) continue;
+        // at the very start of its ramp a server still wins when it is the only one left
+        const sc = Math.log(unit(b, e.seed)) / (e.weight * Math.max(s.ramp, 1e-9));
+        if (sc > bestScore) {
+          bestScore = sc;
+          best = s;
+        }
+      }
+    }
     if (ctx === undefined) {
       this.#owner[b] = best;
       this.#score[b] = bestScore;
       this.#known[b] = 1;
     }
     return best;
+  }
+
+  /**
+   * The rank of `server` in the client's rendezvous order at full weights (1 = its first choice);
+   * O(n), for decision introspection only.
+   */
+  rank(ip: string, server: Server): number {
+    if (this.#pending !== undefined) this.#sync();
+    const b = hashString(ip) & (BUCKETS - 1);
+    const mine = this.#built.get(server.key);
+    if (mine === undefined) return 0;
+    const score = (e: Entry) => Math.log(unit(b, e.seed)) / e.weight;
+    const own = score(mine);
+    let rank = 1;
+    for (const e of this.#built.values()) if (e !== mine && score(e) > own) rank++;
+    return rank;
   }
 
   /** The bucket a client address falls in. */
@@ -148,10 +215,11 @@ export class IpHashSelector implements Selector {
 
   pick(ctx: PickContext): Server | undefined {
     if (this.#pending !== undefined) this.#sync();
+    if (this.#rampFrom !== undefined) this.#syncRamping();
     const b = hashString(ctx.ip) & (BUCKETS - 1);
     const s = this.#known[b] ? this.#owner[b] : this.#best(b, undefined);
     if (s === undefined) return undefined;
-    if (s.available && (ctx.tried === null || !isTried(ctx, s))) return s;
+    if (s.available && s.ramp === 1 && (ctx.tried === null || !isTried(ctx, s))) return s;
     // the client's next rendezvous choice among the servers that can take it
     if (ctx.tried !== null) return this.#best(b, ctx);
     if (this.#altEpoch[b] === this.#epoch) {

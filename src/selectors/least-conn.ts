@@ -49,7 +49,8 @@ export class LeastConnSelector implements Selector {
     this.#pos = new Int32Array(n);
     let total = 0;
     for (let i = 0; i < n; i++) {
-      const w = slots[i].weight;
+      // a server in its slow-start ramp counts with its share of its weight so far
+      const w = slots[i].ramp < 1 ? slots[i].weight * slots[i].ramp : slots[i].weight;
       this.#slotOf.set(slots[i], i);
       this.#weight[i] = Math.max(w, 0);
       this.#load[i] = slots[i].inflight;

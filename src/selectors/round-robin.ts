@@ -13,7 +13,11 @@ export class RoundRobinSelector implements Selector {
   #good: Server[] = [];
   #pending: PoolView | undefined;
 
+  #keepPosition = false;
+
   rebuild(pool: PoolView): void {
+    // a slow-start step keeps the rotation going (a step may come before a whole period was used)
+    this.#keepPosition = pool.step === true && (this.#pending === undefined || this.#keepPosition);
     this.#pending = pool;
   }
 
@@ -22,7 +26,7 @@ export class RoundRobinSelector implements Selector {
       this.#good = this.#pending.servers.filter((s) => s.available);
       this.#schedule = smoothSchedule(this.#good);
       this.#pending = undefined;
-      this.#pos = 0;
+      this.#pos = this.#keepPosition && this.#pos < this.#schedule.length ? this.#pos : 0;
     }
     const sched = this.#schedule;
     const n = sched.length;
@@ -40,7 +44,8 @@ export class RoundRobinSelector implements Selector {
 
 /** The weights one period is made of, and the period (their total). */
 function periodWeights(servers: readonly Server[]): { weights: number[]; total: number } {
-  const weights = servers.map((s) => s.weight);
+  // a server in its slow-start ramp counts with its share of its weight so far
+  const weights = servers.map((s) => (s.ramp < 1 ? Math.round(s.weight * s.ramp) : s.weight));
   const total = weights.reduce((a, b) => a + b, 0);
   // every good server was rounded to weight 0: share equally rather than serve nobody
   if (total === 0) return { weights: servers.map(() => 1), total: servers.length };

@@ -15,6 +15,11 @@ export interface PickContext {
  */
 export interface PoolView {
   readonly servers: readonly Server[];
+  /**
+   * Only slow-start factors (`server.ramp`) moved on: a selector re-reads weights but keeps its
+   * rotation where it was.
+   */
+  readonly step?: boolean;
 }
 
 /**

@@ -75,7 +75,12 @@ export class StickySelector implements Selector {
   pick(ctx: PickContext & { cookie?: string }): Server | undefined {
     if (this.#pending !== undefined) this.#sync();
     const pinned = ctx.cookie === undefined ? undefined : this.#byValue.get(ctx.cookie);
-    if (pinned !== undefined && pinned.available && (ctx.tried === null || !isTried(ctx, pinned)))
+    // a draining server still takes the clients whose cookie names it
+    if (
+      pinned !== undefined &&
+      (pinned.available || pinned.pinnable) &&
+      (ctx.tried === null || !isTried(ctx, pinned))
+    )
       return pinned;
     return this.inner.pick(ctx);
   }

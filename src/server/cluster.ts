@@ -15,6 +15,7 @@
  * without regard to load, and drops the queued connections of a worker that exits.
  */
 import cluster, { type Worker } from "node:cluster";
+import { AdminPrimary, type AdminToWorker, AdminWorker } from "../admin/ipc.ts";
 import type { Server } from "../balancer/server.ts";
 import type { ConfigOverrides } from "../config/load.ts";
 import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";
@@ -39,7 +40,8 @@ type ToWorker =
       snapshot: boolean;
     }
   | { sy: "metrics"; id: number }
-  | { sy: "shutdown" };
+  | { sy: "shutdown" }
+  | AdminToWorker;
 
 type ToPrimary =
   | { sy: "hello" }
@@ -104,6 +106,8 @@ export async function runPrimary(
     }
     return h;
   };
+  const connected = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w?.isConnected());
+  const admin = new AdminPrimary(connected, send);
   const sendSnapshot = (w: Worker) => {
     for (const s of runtime.services.values()) {
       for (const server of s.lb.servers) {
@@ -118,6 +122,7 @@ export async function runPrimary(
     admin: true,
     ownsHealth: true,
     health: primaryHealth,
+    workerAdmin: admin,
     onServicesChanged: () => {
       if (runtime?.config) broadcast({ sy: "config", config: runtime.config });
     },
@@ -138,15 +143,18 @@ export async function runPrimary(
       }),
   });
 
+  admin.setEvents(runtime.events);
   if (!(await startRuntime(runtime, source, logger))) return 1;
 
   const onMessage = (w: Worker, m: unknown) => {
-    if (!isMessage<ToPrimary>(m)) return;
+    if (admin.onMessage(w, m) || !isMessage<ToPrimary>(m)) return;
     switch (m.sy) {
       case "hello":
         if (runtime.config) send(w, { sy: "config", config: runtime.config });
         // before it listens: a new worker must not believe a down server is up
         sendSnapshot(w);
+        // nor take a server out of maintenance
+        admin.sync(w, runtime.adminOps());
         break;
       case "ready":
         ready.set(w, m.addresses);
@@ -200,6 +208,7 @@ export async function runPrimary(
   let restarts = 0;
   cluster.on("exit", (w, code, signal) => {
     ready.delete(w);
+    admin.workerGone(w);
     for (const wait of metricWaits.values()) {
       wait.pending.delete(w);
       if (wait.pending.size === 0) wait.done();
@@ -308,6 +317,9 @@ export async function runWorker(): Promise<void> {
   const reply = (m: ToPrimary) => {
     if (process.connected) process.send?.(m);
   };
+  const admin = new AdminWorker((m) => {
+    if (process.connected) process.send?.(m);
+  });
 
   const shutdown = () => {
     stopping ??= (async () => {
@@ -325,7 +337,7 @@ export async function runWorker(): Promise<void> {
   });
 
   process.on("message", (m: unknown) => {
-    if (!isMessage<ToWorker>(m)) return;
+    if (admin.onMessage(m) || !isMessage<ToWorker>(m)) return;
     switch (m.sy) {
       case "config":
         if (runtime === undefined) {
@@ -376,6 +388,7 @@ export async function runWorker(): Promise<void> {
       setTimeout(() => process.exit(1), 100);
       return;
     }
+    admin.started(rt);
     reply({ sy: "ready", addresses: rt.listeners!.addresses() });
   };
 

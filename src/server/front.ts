@@ -27,11 +27,12 @@ function onClose(this: TrackedResponse): void {
   const st = this[kStats];
   st.inflight--;
   active.requests--;
-  const seconds = (performance.now() - this[kStart]) / 1000;
+  const now = performance.now();
+  const seconds = (now - this[kStart]) / 1000;
   const req = this.req;
   const server = req[kServer];
   const cls = classIndex(this.statusCode, this.headersSent);
-  st.record(server, cls, seconds);
+  st.record(server, cls, seconds, now);
   if (debugLog !== undefined) {
     debugLog.debug(
       {

@@ -4,6 +4,7 @@
  * request costs no label hashing or allocation in prom-client.
  */
 import { Counter, collectDefaultMetrics, type MetricValue, Registry } from "prom-client";
+import { emptySummary, type ServiceSummary, StatsWindow } from "../admin/stats.ts";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import type { Server } from "../balancer/server.ts";
 
@@ -26,34 +27,47 @@ export class ServiceStats {
   retries = 0;
   /** Requests per server name ("none" when no server was picked), one slot per code class. */
   readonly counts = new Map<string, number[]>();
+  /** The last minute per server name, for `GET /api/stats` (same keys as `counts`). */
+  readonly windows = new Map<string, StatsWindow>();
   readonly buckets = new Float64Array(BUCKETS.length);
   count = 0;
   sum = 0;
   /** Cached lookup for the last server seen: most pools are small and hot. */
   #lastServer: Server | undefined;
   #lastRow: number[] | undefined;
+  #lastWindow: StatsWindow | undefined;
 
   constructor(name: string) {
     this.name = name;
   }
 
-  /** Records one finished request. */
-  record(server: Server | undefined, cls: number, seconds: number): void {
+  /** Records one finished request; `now` is performance.now() at its end. */
+  record(server: Server | undefined, cls: number, seconds: number, now: number): void {
     let row: number[] | undefined;
-    if (server !== undefined && server === this.#lastServer) row = this.#lastRow;
-    else {
+    let window: StatsWindow | undefined;
+    if (server !== undefined && server === this.#lastServer) {
+      row = this.#lastRow;
+      window = this.#lastWindow;
+    } else {
       const key = server === undefined ? "none" : server.name;
       row = this.counts.get(key);
       if (row === undefined) {
         row = [0, 0, 0, 0, 0, 0];
         this.counts.set(key, row);
       }
+      window = this.windows.get(key);
+      if (window === undefined) {
+        window = new StatsWindow();
+        this.windows.set(key, window);
+      }
       if (server !== undefined) {
         this.#lastServer = server;
         this.#lastRow = row;
+        this.#lastWindow = window;
       }
     }
     row![cls]++;
+    window!.record(now, cls, seconds * 1000);
     this.count++;
     this.sum += seconds;
     const b = this.buckets;
@@ -63,6 +77,24 @@ export class ServiceStats {
         break;
       }
     }
+  }
+
+  /**
+   * The last minute of this service (every window, including servers since removed and requests
+   * no server took) and of each of `servers` (those currently in the balancer), as of `now`.
+   */
+  summary(servers: readonly Server[], now: number): ServiceSummary {
+    const total = emptySummary();
+    total.inflight = this.inflight;
+    for (const w of this.windows.values()) w.collect(now, total);
+    const out: ServiceSummary = { total, servers: {} };
+    for (const s of servers) {
+      const sum = emptySummary();
+      sum.inflight = s.inflight;
+      this.windows.get(s.name)?.collect(now, sum);
+      out.servers[s.name] = sum;
+    }
+    return out;
   }
 }
 
@@ -200,11 +232,24 @@ export class Metrics {
             const out: MetricValue<string>[] = [];
             for (const lb of source.balancers()) {
               for (const s of lb.servers) {
-                out.push({ labels: { service: lb.link, server: s.name }, value: s.available ? 1 : 0 });
+                out.push({ labels: { service: lb.link, server: s.name }, value: s.good ? 1 : 0 });
               }
             }
             return out;
           },
+          "max",
+        ) as never,
+      );
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_panic",
+          "1 while the service is in panic mode (too few good servers: every server takes requests), else 0.",
+          "gauge",
+          () =>
+            Array.from(source.balancers(), (lb) => ({
+              labels: { service: lb.link },
+              value: lb.panic ? 1 : 0,
+            })),
           "max",
         ) as never,
       );

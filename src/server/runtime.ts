@@ -3,13 +3,18 @@
  * listener and metrics, and applying a new config to all of them (hot reload). In cluster mode
  * the primary runs one with health and admin but no proxy, each worker one with the proxy only.
  */
+import { type AdminOp, answerOf, applyLocal } from "../admin/actions.ts";
+import { serveDashboard } from "../admin/dashboard.ts";
+import { EventLog, type EventSink } from "../admin/events.ts";
+import type { WorkerAdmin } from "../admin/ipc.ts";
+import { AdminServer } from "../admin/server.ts";
+import { mergeSnapshot, type StatsSnapshot } from "../admin/stats.ts";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import { http1Path } from "../http1/mode.ts";
 import type { Logger } from "../log.ts";
-import { AdminServer } from "./admin.ts";
 import { Front } from "./front.ts";
 import { Listeners } from "./listeners.ts";
 import { Metrics } from "./metrics.ts";
@@ -30,6 +35,8 @@ export interface RuntimeOptions {
   workerMetrics?: () => Promise<object[]>;
   /** Called after services were added, changed or removed (cluster primary: re-sync workers). */
   onServicesChanged?: () => void;
+  /** The workers' side of the admin API (cluster primary): their stats and actions. */
+  workerAdmin?: WorkerAdmin;
 }
 
 export class Runtime {
@@ -39,6 +46,8 @@ export class Runtime {
   readonly front: Front | undefined;
   readonly listeners: Listeners | undefined;
   readonly admin: AdminServer | undefined;
+  /** What happened to services and servers, for `GET /api/events` (and the idle watcher's sink). */
+  readonly events = new EventLog();
   #config: SwitchyardConfig | undefined;
   readonly #options: RuntimeOptions;
   readonly #retiring = new Set<Service>();
@@ -66,23 +75,73 @@ export class Runtime {
       this.listeners = new Listeners(this.logger, this.front);
     }
     if (options.admin) {
-      this.admin = new AdminServer(this.logger, {
-        health: () => {
-          const out: Record<string, unknown> = {};
-          for (const [name, s] of this.services) out[name] = s.lb.toJSON();
-          return out;
+      this.admin = new AdminServer(
+        this.logger,
+        {
+          health: () => {
+            const out: Record<string, unknown> = {};
+            for (const [name, s] of this.services) out[name] = s.lb.toJSON();
+            return out;
+          },
+          events: this.events,
+          services: () => this.services,
+          shutdownTimeout: () => this.#config?.timeouts.shutdown ?? 30_000,
+          stats: async () => {
+            const own = this.statsSnapshot();
+            if (!options.workerAdmin) return own;
+            return (await options.workerAdmin.stats()).reduce(mergeSnapshot, own);
+          },
+          act: (op, capped) => this.#act(op, capped),
+          metrics: async () => {
+            const registry = this.metrics.registry;
+            if (!options.workerMetrics)
+              return { contentType: registry.contentType, body: await registry.metrics() };
+            const { AggregatorRegistry } = await import("prom-client");
+            const all = [await registry.getMetricsAsJSON(), ...(await options.workerMetrics())];
+            const merged = AggregatorRegistry.aggregate(all as never);
+            return { contentType: registry.contentType, body: await merged.metrics() };
+          },
         },
-        metrics: async () => {
-          const registry = this.metrics.registry;
-          if (!options.workerMetrics)
-            return { contentType: registry.contentType, body: await registry.metrics() };
-          const { AggregatorRegistry } = await import("prom-client");
-          const all = [await registry.getMetricsAsJSON(), ...(await options.workerMetrics())];
-          const merged = AggregatorRegistry.aggregate(all as never);
-          return { contentType: registry.contentType, body: await merged.metrics() };
-        },
-      });
+        serveDashboard,
+      );
     }
+  }
+
+  /** The sink the balancers (and the idle watcher) send events to: service-scoped events into `events`. */
+  get eventSink(): EventSink {
+    // the cluster primary serves no requests: a drain completes in the workers, which report it
+    return this.#options.proxy ? this.events.emit : (e) => e.action !== "drained" && this.events.emit(e);
+  }
+
+  /** The last minute of requests of this process, per service and server. */
+  statsSnapshot(): StatsSnapshot {
+    const now = performance.now();
+    const out: StatsSnapshot = {};
+    for (const [name, s] of this.services) out[name] = s.stats.summary(s.lb.servers, now);
+    return out;
+  }
+
+  /** The ops that bring a fresh process to this one's admin states and runtime weights (a new cluster worker). */
+  adminOps(): AdminOp[] {
+    const ops: AdminOp[] = [];
+    for (const [service, s] of this.services) {
+      for (const srv of s.lb.servers) {
+        const server = srv.name;
+        if (srv.adminState === "maint") ops.push({ kind: "state", service, server, state: "maint" });
+        else if (srv.adminState === "draining") ops.push({ kind: "drain", service, server, waitMs: 0 });
+        if (srv.runtimeWeight !== undefined)
+          ops.push({ kind: "weight", service, server, weight: srv.runtimeWeight });
+      }
+    }
+    return ops;
+  }
+
+  async #act(op: AdminOp, capped: string | undefined) {
+    // the primary serves no requests: it takes the state (health JSON), the workers do the waiting
+    const own = await applyLocal(this.services, op, this.#options.proxy);
+    if (own.error || !this.#options.workerAdmin || op.kind === "idle") return answerOf(op, [own], capped);
+    const theirs = await this.#options.workerAdmin.act(op);
+    return answerOf(op, [own, ...theirs], capped);
   }
 
   get config(): SwitchyardConfig | undefined {
@@ -111,7 +170,8 @@ export class Runtime {
     const fresh: Service[] = [];
     try {
       for (const [name, sc] of Object.entries(next.services)) {
-        if (!this.services.has(name)) fresh.push(new Service(sc, next.timeouts, lbLogger, health));
+        if (!this.services.has(name))
+          fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.eventSink));
       }
     } catch (err) {
       for (const s of fresh) s.controller.abort();
@@ -135,6 +195,9 @@ export class Runtime {
       }
     }
     this.#config = next;
+    // decision introspection (switchyard-debug) is unlocked by the admin token, when there is one
+    const debugToken = next.admin.token || process.env.SWITCHYARD_ADMIN_TOKEN || undefined;
+    for (const svc of this.services.values()) svc.lb.debugToken = debugToken;
     this.front?.setServices(this.services.values());
     this.#options.onServicesChanged?.();
     return changes;
@@ -165,6 +228,11 @@ export class Runtime {
       next = await loadConfig(file, overrides);
     } catch (err) {
       this.metrics.reloads?.inc({ result: "error" });
+      this.events.emit({
+        action: "reload",
+        level: "error",
+        message: `config reload failed: ${(err as Error).message}`,
+      });
       const problems = err instanceof ConfigError ? err.problems : undefined;
       this.logger.error({ err, problems }, `config reload failed; still serving the previous config`);
       return false;
@@ -177,14 +245,20 @@ export class Runtime {
     try {
       const changes = await this.apply(next);
       this.metrics.reloads?.inc({ result: "ok" });
-      this.logger.info(
-        { changes },
-        changes.length ? `config reloaded: ${changes.join("; ")}` : "config reloaded: no changes",
-      );
+      const message = changes.length
+        ? `config reloaded: ${changes.join("; ")}`
+        : "config reloaded: no changes";
+      this.logger.info({ changes }, message);
+      this.events.emit({ action: "reload", message });
       return true;
     } catch (err) {
       this.metrics.reloads?.inc({ result: "error" });
       this.logger.error({ err }, "config reload failed; still serving the previous config");
+      this.events.emit({
+        action: "reload",
+        level: "error",
+        message: `config reload failed: ${(err as Error).message}`,
+      });
       return false;
     }
   }

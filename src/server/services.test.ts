@@ -22,9 +22,11 @@ function svc(over: Partial<ServiceConfig> = {}): ServiceConfig {
     stickySecret: undefined,
     options: { header: "X-Real-IP", from: [], recursive: false },
     healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
+    slowStart: 0,
+    panicThreshold: 0,
     servers: [
-      { name: "a", url: "http://127.0.0.1:9001", weight: 1 },
-      { name: "b", url: "http://127.0.0.1:9002", weight: 1 },
+      { name: "a", url: "http://127.0.0.1:9001", weight: 1, backup: false },
+      { name: "b", url: "http://127.0.0.1:9002", weight: 1, backup: false },
     ],
     ...over,
   };
@@ -40,8 +42,8 @@ test("re-weighting replaces the server in place and keeps its monitor; removal a
   const changes = s.apply(
     svc({
       servers: [
-        { name: "a", url: "http://127.0.0.1:9001", weight: 3 },
-        { name: "c", url: "http://127.0.0.1:9003", weight: 1 },
+        { name: "a", url: "http://127.0.0.1:9001", weight: 3, backup: false },
+        { name: "c", url: "http://127.0.0.1:9003", weight: 1, backup: false },
       ],
     }),
     timeouts,
@@ -109,5 +111,48 @@ test("a disabled healthcheck means no monitor (always healthy)", () => {
     httpHealth,
   );
   assert.ok(s.lb.servers.every((x) => x.health === undefined && x.available));
+  s.controller.abort();
+});
+
+test("a hot reload keeps the admin state and runtime weight of servers whose entry did not change, and resets changed ones", () => {
+  const three = (bWeight: number, hcPath = "/") =>
+    svc({
+      healthcheck: { path: hcPath, useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
+      servers: [
+        { name: "a", url: "http://127.0.0.1:9001", weight: 1, backup: false },
+        { name: "b", url: "http://127.0.0.1:9002", weight: bWeight, backup: false },
+        { name: "c", url: "http://127.0.0.1:9003", weight: 1, backup: false },
+      ],
+    });
+  const s = new Service(three(1), timeouts, silentLogger, httpHealth);
+  s.lb.setAdminState("a", "maint");
+  s.lb.setWeight("a", 7);
+  s.lb.setAdminState("b", "draining");
+  s.lb.setWeight("b", 9);
+  // b's entry changes, a's and c's do not (the healthcheck change replaces every server's monitor)
+  const changes = s.apply(three(2, "/healthz"), timeouts);
+  assert.ok(changes.includes("b weight 1→2"));
+  const [a, b, c] = s.lb.servers;
+  assert.equal(a.adminState, "maint", "unchanged entry keeps its admin state");
+  assert.equal(a.runtimeWeight, 7, "and its runtime weight");
+  assert.equal(b.adminState, "ready", "a changed entry starts over");
+  assert.equal(b.runtimeWeight, undefined);
+  assert.equal(c.adminState, "ready");
+  // a server in maint takes nothing, and the weights follow the runtime weight of a
+  assert.equal(a.available, false);
+  assert.deepEqual(
+    s.lb.servers.map((x) => x.weight),
+    [70, 20, 10],
+  );
+  s.controller.abort();
+});
+
+test("slow_start and panic_threshold reach the running balancer on reload", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  const changes = s.apply(svc({ slowStart: 30_000, panicThreshold: 25 }), timeouts);
+  assert.deepEqual(changes, ["slow_start", "panic_threshold"]);
+  assert.equal(s.lb.config.slowStart, 30_000);
+  assert.equal(s.lb.config.panicThreshold, 25);
+  assert.equal(s.lb.toJSON().extra.config.panic_threshold, "25%");
   s.controller.abort();
 });

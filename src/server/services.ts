@@ -3,6 +3,7 @@
  * request stats; plus applying a changed ServiceConfig to it in place (hot reload).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { EventAction, EventSink } from "../admin/events.ts";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
 import { Server } from "../balancer/server.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
@@ -63,14 +64,26 @@ export class Service {
   timeouts: TimeoutsConfig;
   readonly #health: HealthFactory;
 
-  constructor(config: ServiceConfig, timeouts: TimeoutsConfig, logger: Logger, health: HealthFactory) {
+  constructor(
+    config: ServiceConfig,
+    timeouts: TimeoutsConfig,
+    logger: Logger,
+    health: HealthFactory,
+    events?: EventSink,
+  ) {
     this.name = config.name;
     this.config = config;
     this.timeouts = timeouts;
     this.#health = health;
     this.stats = new ServiceStats(config.name);
     this.lb = new ServiceBalancer(
-      { ...balancerOptions(config, timeouts), link: config.name, logger },
+      {
+        ...balancerOptions(config, timeouts),
+        link: config.name,
+        logger,
+        // the balancer's events, named with this service
+        onEvent: events && ((e) => events({ ...e, action: e.action as EventAction, service: this.name })),
+      },
       this.stats,
     );
     for (const s of config.servers) this.lb.addServer(this.#server(s, undefined));
@@ -85,6 +98,7 @@ export class Service {
       name: s.name,
       url: s.url,
       weight: s.weight,
+      backup: s.backup,
       health: health ?? this.#health(this.config, s),
     });
   }
@@ -111,9 +125,21 @@ export class Service {
       if (was === undefined || running === undefined) {
         this.lb.addServer(this.#server(s, undefined));
         changes.push(`+${s.name}`);
-      } else if (hcChanged || was.url !== s.url || was.name !== s.name || was.weight !== s.weight) {
+      } else if (
+        hcChanged ||
+        was.url !== s.url ||
+        was.name !== s.name ||
+        was.weight !== s.weight ||
+        was.backup !== s.backup
+      ) {
         // same key: addServer replaces in place; an unchanged healthcheck keeps its monitor (and status)
-        this.lb.addServer(this.#server(s, hcChanged ? undefined : running.health));
+        const fresh = this.#server(s, hcChanged ? undefined : running.health);
+        // an entry the file did not change keeps what the operator set (admin state, runtime weight)
+        const entryChanged =
+          was.url !== s.url || was.name !== s.name || was.weight !== s.weight || was.backup !== s.backup;
+        if (!entryChanged) fresh.inherit(running);
+        this.lb.addServer(fresh);
+        if (was.backup !== s.backup) changes.push(`${s.name} backup ${was.backup}→${s.backup}`);
         if (was.weight !== s.weight) changes.push(`${s.name} weight ${was.weight}→${s.weight}`);
         else if (was.name !== s.name || was.url !== s.url) changes.push(`~${s.name}`);
       }
@@ -153,6 +179,8 @@ function balancerOptions(c: ServiceConfig, t: TimeoutsConfig) {
     stickySecret: c.stickySecret,
     options: { header: c.options.header, from: [...c.options.from], recursive: c.options.recursive },
     timeouts: { connect: t.connect, responseHeader: t.responseHeader, idle: t.idle },
+    slowStart: c.slowStart,
+    panicThreshold: c.panicThreshold,
   };
 }
 
@@ -167,6 +195,8 @@ function changedSettings(
   if (a.sticky !== b.sticky) out.push(`sticky ${a.sticky}→${b.sticky}`);
   if (a.stickyMaxAge !== b.stickyMaxAge) out.push("sticky_max_age");
   if (a.stickySecret !== b.stickySecret) out.push("sticky_secret");
+  if (a.slowStart !== b.slowStart) out.push("slow_start");
+  if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||

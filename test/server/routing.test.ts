@@ -79,7 +79,7 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 120_000 }, ()
     assert.deepEqual(seen, { "rr-1": 10, "rr-2": 10, "rr-3": 10 });
   });
 
-  test("admin: /api/health, /api/health/<service>, unknown service 404, / 404", async () => {
+  test("admin: /api/health, /api/health/<service>, unknown service 404, / the dashboard, other paths 404", async () => {
     const all = JSON.parse((await get(sy.admin!, "/api/health")).body);
     assert.deepEqual(Object.keys(all).sort(), ["dead", "exact", "retry", "rr", "shop", "wild"]);
     assert.equal(all.rr.detail, "3/3 servers are healthy");
@@ -91,7 +91,12 @@ describe("switchyard serve: routing, balancing, admin", { timeout: 120_000 }, ()
     assert.equal(unknown.status, 404);
     assert.match(unknown.headers["content-type"] ?? "", /json/);
     assert.match(JSON.parse(unknown.body).error, /nope/);
-    assert.equal((await get(sy.admin!, "/")).status, 404);
+    const page = await get(sy.admin!, "/");
+    assert.equal(page.status, 200);
+    assert.match(page.headers["content-type"] ?? "", /text\/html/);
+    const nothing = await get(sy.admin!, "/nope");
+    assert.equal(nothing.status, 404);
+    assert.ok(JSON.parse(nothing.body).error);
   });
 
   test("all servers down → 503 with a short body that names no address", async () => {

@@ -1,0 +1,113 @@
+/**
+ * Cost of the live request stats (`GET /api/stats`: a per-second ring and a latency histogram per
+ * server, recorded as each request finishes): `switchyard serve` from this checkout against the
+ * same CLI from another source tree (the commit before the stats), same config, interleaved
+ * rounds. Canned-response upstreams (quick-proxy's) and wrk on core 1, the proxy on core 0.
+ * Prints req/s and CPU time per request (the figure that survives a busy machine best) per round,
+ * then the medians.
+ *
+ *   git archive <commit-before> | tar -x -C /tmp/sy-base && ln -s $PWD/node_modules /tmp/sy-base/
+ *   node bench/quick-stats.ts --base /tmp/sy-base [--duration 5] [--connections 64] [--rounds 3]
+ *
+ * Needs `wrk` and `taskset` on PATH.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { switchyardYaml } from "./lib/configs.ts";
+import { freePort, treeCpuSeconds, waitHttp } from "./lib/procs.ts";
+
+const here = resolve(fileURLToPath(import.meta.url), "../..");
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const base = opt("base", "");
+if (!base) {
+  process.stderr.write("usage: node bench/quick-stats.ts --base DIR [--duration 5] [--rounds 3]\n");
+  process.exit(2);
+}
+const duration = Number(opt("duration", "5"));
+const connections = Number(opt("connections", "64"));
+const rounds = Number(opt("rounds", "3"));
+
+function wrk(port: number, seconds: number): { rps: number; requests: number } {
+  const out = execFileSync(
+    "taskset",
+    ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`],
+    { encoding: "utf8" },
+  );
+  if (/Non-2xx|Socket errors/.test(out)) process.stderr.write(out);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "sy-quick-stats-"));
+const children: ChildProcess[] = [];
+const results: Record<string, { rps: number[]; cpu: number[] }> = {
+  base: { rps: [], cpu: [] },
+  stats: { rps: [], cpu: [] },
+};
+try {
+  const ups = [await freePort(), await freePort(), await freePort()];
+  for (const p of ups) {
+    children.push(
+      spawn(
+        "taskset",
+        ["-c", "1", process.execPath, join(here, "bench/quick-proxy.ts"), "upstream", String(p)],
+        {
+          stdio: "ignore",
+        },
+      ),
+    );
+  }
+  for (const p of ups) await waitHttp(p, undefined);
+  for (let r = 0; r < rounds; r++) {
+    // alternate which goes first, so drift in the machine's load hits both alike
+    const order = r % 2 === 0 ? ["base", "stats"] : ["stats", "base"];
+    for (const kind of order) {
+      const root = kind === "base" ? resolve(base) : here;
+      const port = await freePort();
+      const cfg = join(dir, `${kind}.yaml`);
+      writeFileSync(cfg, switchyardYaml(port, await freePort(), ups));
+      const child = spawn(
+        "taskset",
+        ["-c", "0", process.execPath, join(root, "src/cli.ts"), "serve", "-c", cfg, "--log-level", "warn"],
+        { stdio: ["ignore", "ignore", "inherit"] },
+      );
+      children.push(child);
+      await waitHttp(port, undefined);
+      wrk(port, 1); // warm-up
+      const cpu0 = treeCpuSeconds(child.pid!);
+      const res = wrk(port, duration);
+      const cpu = ((treeCpuSeconds(child.pid!) - cpu0) * 1e6) / Math.max(1, res.requests);
+      results[kind].rps.push(res.rps);
+      results[kind].cpu.push(cpu);
+      console.log(
+        `round ${r + 1} ${kind.padEnd(5)} ${res.rps.toFixed(0).padStart(7)} req/s  ${cpu.toFixed(1)} µs CPU/req`,
+      );
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  }
+  const b = results.base;
+  const s = results.stats;
+  const dr = (median(s.rps) / median(b.rps) - 1) * 100;
+  const dc = (median(s.cpu) / median(b.cpu) - 1) * 100;
+  console.log(
+    `median: base ${median(b.rps).toFixed(0)} req/s ${median(b.cpu).toFixed(1)} µs/req; stats ${median(s.rps).toFixed(0)} req/s ${median(s.cpu).toFixed(1)} µs/req; throughput ${dr >= 0 ? "+" : ""}${dr.toFixed(1)}%, CPU/req ${dc >= 0 ? "+" : ""}${dc.toFixed(1)}%`,
+  );
+} finally {
+  for (const c of children) c.kill();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,123 @@
+/** Clients for the admin API in end-to-end tests: JSON calls and an event-stream reader. */
+import * as http from "node:http";
+import { splitAddress } from "../server/helpers.ts";
+
+export interface JsonReply {
+  status: number;
+  body: Record<string, unknown>;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** One admin call; `body` is sent as JSON. */
+export function call(
+  address: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<JsonReply> {
+  const [host, port] = splitAddress(address);
+  return new Promise((ok, fail) => {
+    const req = http.request(
+      {
+        host,
+        port,
+        method,
+        path,
+        agent: false,
+        headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => {
+          try {
+            ok({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers });
+          } catch (err) {
+            fail(
+              new Error(`${method} ${path}: not JSON (${res.statusCode}): ${text.slice(0, 200)}`, {
+                cause: err,
+              }),
+            );
+          }
+        });
+      },
+    );
+    req.on("error", fail);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+export interface AdminEvent {
+  timestamp: string;
+  level: string;
+  action: string;
+  service?: string;
+  server?: string;
+  message: string;
+}
+
+export interface EventReader {
+  events: AdminEvent[];
+  /** Resolves with the first event (past or future) matching `pred`; rejects after `ms`. */
+  waitFor(pred: (e: AdminEvent) => boolean, ms?: number, what?: string): Promise<AdminEvent>;
+  close(): void;
+}
+
+/** Opens `GET /api/events` and collects its frames. */
+export function openEvents(address: string, headers: http.OutgoingHttpHeaders = {}): Promise<EventReader> {
+  const [host, port] = splitAddress(address);
+  return new Promise((ok, fail) => {
+    const req = http.get({ host, port, path: "/api/events", agent: false, headers }, (res) => {
+      if (res.statusCode !== 200) {
+        fail(new Error(`GET /api/events: ${res.statusCode}`));
+        res.resume();
+        return;
+      }
+      const events: AdminEvent[] = [];
+      const waiters = new Set<() => void>();
+      let buf = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => {
+        buf += c;
+        let i = buf.indexOf("\n\n");
+        while (i >= 0) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (frame.startsWith("data: ")) events.push(JSON.parse(frame.slice(6)));
+          i = buf.indexOf("\n\n");
+        }
+        for (const w of waiters) w();
+      });
+      res.on("error", () => {});
+      ok({
+        events,
+        waitFor(pred, ms = 10_000, what = "an event") {
+          return new Promise((resolve, reject) => {
+            const check = () => {
+              const e = events.find(pred);
+              if (e) {
+                clearTimeout(timer);
+                waiters.delete(check);
+                resolve(e);
+              }
+            };
+            const timer = setTimeout(() => {
+              waiters.delete(check);
+              reject(
+                new Error(
+                  `timed out waiting for ${what}; got ${JSON.stringify(events.map((e) => e.action))}`,
+                ),
+              );
+            }, ms);
+            waiters.add(check);
+            check();
+          });
+        },
+        close: () => req.destroy(),
+      });
+    });
+    req.on("error", fail);
+  });
+}

@@ -1,0 +1,167 @@
+/**
+ * The admin API under `--workers 2`: reads add up every worker, writes reach every worker before
+ * they are answered, a drain's wait counts the in-flight requests of both, events come once.
+ */
+import * as assert from "node:assert/strict";
+import { test } from "node:test";
+import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "../server/helpers.ts";
+import { call, openEvents } from "./helpers.ts";
+
+test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {
+  timeout: 180_000,
+}, async (t) => {
+  const tmp = tempDir();
+  const b1 = await startBackend("b-1");
+  const b2 = await startBackend("b-2");
+  const file = tmp.write(
+    "s.yaml",
+    yamlConfig({
+      web: {
+        hosts: ["*"],
+        servers: [
+          { name: "b-1", url: b1.url },
+          { name: "b-2", url: b2.url },
+        ],
+      },
+    }),
+  );
+  const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
+    timeoutMs: 90_000,
+  });
+  t.after(async () => {
+    b1.release();
+    const exit = await sy.stop();
+    await b1.stop();
+    await b2.stop();
+    tmp.remove();
+    assert.equal(exit.code, 0);
+  });
+  const admin = sy.admin!;
+  const act = (server: string, action: string, body: unknown = {}) =>
+    call(admin, action === "weight" ? "PUT" : "POST", `/api/services/web/servers/${server}/${action}`, body);
+  type Stats = Record<
+    string,
+    {
+      inflight: number;
+      status: Record<string, number>;
+      servers: Record<string, { inflight: number; status: Record<string, number> }>;
+    }
+  >;
+  const stats = async () => (await call(admin, "GET", "/api/stats")).body as unknown as Stats;
+  /** Access-log records (debug) since line `from`: which worker served what. */
+  const served = (from: number) =>
+    sy.lines
+      .slice(from)
+      .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
+      .map((l) => JSON.parse(l) as { pid: number; server: string; url: string });
+  /** `n` requests, each on its own connection (cluster hands connections to workers in turn). */
+  const spread = async (n: number) => {
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const r = await get(sy.proxy[0], "/");
+      assert.equal(r.status, 200);
+      seen[r.body.trim()] = (seen[r.body.trim()] ?? 0) + 1;
+    }
+    return seen;
+  };
+  await eventually(
+    async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
+    10_000,
+    "both healthy",
+  );
+  const events = await openEvents(admin);
+  t.after(() => events.close());
+
+  // reads: stats of both workers added up
+  let mark = sy.lines.length;
+  await spread(20);
+  await eventually(() => served(mark).length === 20, 5000, "20 access-log lines");
+  assert.equal(new Set(served(mark).map((r) => r.pid)).size, 2, "both workers served");
+  const s1 = (await stats()).web;
+  assert.equal(s1.status["2xx"], 20, "stats summed over the workers");
+  assert.equal(s1.servers["b-1"].status["2xx"] + s1.servers["b-2"].status["2xx"], 20);
+
+  // writes: maint reaches both workers before the answer
+  const maint = await act("b-2", "maint");
+  assert.equal(maint.status, 200);
+  mark = sy.lines.length;
+  assert.deepEqual(await spread(20), { "b-1": 20 });
+  await eventually(() => served(mark).length === 20, 5000, "20 access-log lines");
+  assert.equal(new Set(served(mark).map((r) => r.pid)).size, 2, "both workers skipped b-2");
+  const pool = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
+    string,
+    { name: string; admin_state: string }
+  >;
+  assert.equal(Object.values(pool).find((s) => s.name === "b-2")?.admin_state, "maint");
+
+  // in-flight of both workers: 6 held requests on b-1, over 6 connections
+  mark = sy.lines.length;
+  const held = Array.from({ length: 6 }, () => get(sy.proxy[0], "/hold"));
+  await eventually(async () => (await stats()).web.servers["b-1"].inflight === 6, 10_000, "6 in flight");
+  assert.equal((await stats()).web.inflight, 6);
+  await act("b-2", "ready");
+  const late = await act("b-1", "drain", { wait: "100ms" });
+  assert.equal(late.status, 202);
+  assert.deepEqual([late.body.drained, late.body.inflight], [false, 6], "the drain counts both workers");
+  // draining in both workers: new clients go to b-2
+  assert.deepEqual(await spread(6), { "b-2": 6 });
+  const draining = act("b-1", "drain", { wait: "20s" });
+  await sy.waitForLog((r) => r.msg === "admin: drain web/b-1" && r !== undefined, 5000);
+  b1.release();
+  const drained = await draining;
+  assert.equal(drained.status, 200);
+  assert.equal(drained.body.drained, true);
+  for (const h of held) assert.equal((await h).status, 200);
+  const holders = new Set(
+    served(mark)
+      .filter((r) => r.url === "/hold")
+      .map((r) => r.pid),
+  );
+  assert.equal(holders.size, 2, "the held requests were in both workers");
+  await events.waitFor((e) => e.action === "drained" && e.server === "b-1", 5000, "drained");
+
+  // runtime weights reach both workers: 90/10 in each
+  await act("b-1", "ready");
+  await act("b-1", "weight", { weight: 90 });
+  await act("b-2", "weight", { weight: 10 });
+  const split = await spread(40);
+  assert.ok((split["b-2"] ?? 0) <= 6, `b-2 gets about a tenth in each worker: ${JSON.stringify(split)}`);
+
+  // each action is one event, not one per process
+  await events.waitFor((e) => e.action === "weight" && e.server === "b-2");
+  const count = (action: string, server: string) =>
+    events.events.filter((e) => e.action === action && e.server === server).length;
+  assert.equal(count("maint", "b-2"), 1);
+  assert.equal(count("drain", "b-1"), 1);
+  assert.equal(count("drained", "b-1"), 1);
+  assert.equal(count("weight", "b-1"), 1);
+
+  // a replacement worker starts with the admin states the others hold
+  await act("b-2", "maint");
+  const pids = new Set(served(0).map((r) => r.pid));
+  process.kill([...pids][0], "SIGKILL");
+  await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)), 10_000);
+  mark = sy.lines.length;
+  const wrong: string[] = [];
+  await eventually(
+    async () => {
+      const r = await get(sy.proxy[0], "/").catch(() => undefined);
+      if (r && (r.status !== 200 || r.body.trim() !== "b-1")) wrong.push(`${r.status} ${r.body.trim()}`);
+      return served(mark).some((x) => !pids.has(x.pid));
+    },
+    60_000,
+    "the replacement worker serving",
+  );
+  assert.deepEqual(wrong, [], "the replacement worker keeps b-2 in maintenance");
+
+  // a health change is one event, though three processes' balancers see it
+  await act("b-2", "ready");
+  await b2.stop();
+  const down = (e: { action: string; server?: string; message: string }) =>
+    e.action === "health" && e.server === "b-2" && / is unhealthy/.test(e.message);
+  await events.waitFor(down, 10_000, "b-2 unhealthy");
+  // a marker after it: anything the workers sent about b-2's health has arrived by then
+  await act("b-1", "weight", { weight: 50 });
+  await events.waitFor((e) => e.action === "weight" && / set to 50/.test(e.message), 5000, "the marker");
+  assert.equal(events.events.filter(down).length, 1);
+});
