@@ -85,6 +85,8 @@ export class AdminServer {
     this.#token = new TokenCheck(token);
     if (prev && prev.address === c.address && this.#server) {
       this.#config = c;
+      // streams opened with the old token end (their clients reconnect with the new one)
+      if (tokenChanged) this.#streams.close();
       return tokenChanged ? ["admin token"] : [];
     }
     const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) =>
