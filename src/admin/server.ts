@@ -19,8 +19,8 @@ import { renderSnapshot, type StatsSnapshot } from "./stats.ts";
 export { adminToken, isLoopback };
 
 export interface AdminSource {
-  /** `{ "<service>": health JSON }`. */
-  health(): Record<string, unknown>;
+  /** `{ "<service>": health JSON }` (with workers: each server's in-flight count summed over them). */
+  health(): Promise<Record<string, unknown>>;
   metrics(): Promise<{ contentType: string; body: string }>;
   /** The last minute of every service and server (every worker's, added up). */
   stats(): Promise<StatsSnapshot>;
@@ -162,14 +162,20 @@ export class AdminServer {
 
   #read(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
     if (path === "/api/health" || path === "/api/health/") {
-      json(res, 200, this.#source.health());
+      this.#source.health().then(
+        (all) => json(res, 200, all),
+        (err) => this.#fail(res, err),
+      );
       return;
     }
     if (path.startsWith("/api/health/")) {
       const name = decode(path.slice("/api/health/".length));
-      const all = this.#source.health();
-      if (!Object.hasOwn(all, name)) throw new HttpError(404, `no service named ${JSON.stringify(name)}`);
-      json(res, 200, all[name]);
+      if (!this.#source.services().has(name))
+        throw new HttpError(404, `no service named ${JSON.stringify(name)}`);
+      this.#source.health().then(
+        (all) => json(res, 200, all[name]),
+        (err) => this.#fail(res, err),
+      );
       return;
     }
     if (path === "/api/stats") {

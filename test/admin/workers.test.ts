@@ -122,6 +122,15 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const held = Array.from({ length: 6 }, () => get(sy.proxy[0], "/hold"));
   await eventually(async () => (await stats()).web.servers["b-1"].inflight === 6, 10_000, "6 in flight");
   assert.equal((await stats()).web.inflight, 6);
+  const pool6 = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
+    string,
+    { name: string; inflight: number }
+  >;
+  assert.equal(
+    Object.values(pool6).find((s) => s.name === "b-1")?.inflight,
+    6,
+    "health JSON in-flight summed",
+  );
   await act("b-2", "ready");
   const late = await act("b-1", "drain", { wait: "100ms" });
   assert.equal(late.status, 202);
