@@ -163,6 +163,24 @@ for (const [label, make] of FACTORIES) {
       assert.equal(sel.pick(ctx("192.0.2.9")), servers[1]);
     });
 
+    test("slow start: a ramping server gets its weight times its ramp; at 0 it serves only when alone", () => {
+      const servers = pool([1, 1, 1, 1]);
+      const sel = use(make(), servers);
+      const full = (share(picks(sel, 4000, ipv4)).d ?? 0) / 4000;
+      servers[3].ramp = 0.5;
+      sel.rebuild({ servers, step: true });
+      const half = (share(picks(sel, 4000, ipv4)).d ?? 0) / 4000;
+      // 25 × 0.5 among 75: 1/7 of the picks (ip_hash: of the clients), against 1/4 at full weight
+      assert.ok(Math.abs(full - 0.25) < 0.03, `full weight: ${full}`);
+      assert.ok(Math.abs(half - 1 / 7) < 0.03, `half way through its ramp: ${half}`);
+      servers[3].ramp = 0;
+      sel.rebuild({ servers, step: true });
+      assert.equal(share(picks(sel, 2000, ipv4)).d, undefined, "at 0 it takes nothing while others can");
+      for (const s of servers.slice(0, 3)) s.available = false;
+      sel.rebuild({ servers });
+      assert.equal(sel.pick(ctx("192.0.2.7")), servers[3], "but serves when it is the only one left");
+    });
+
     test("a pool that shrinks to nothing and grows again works", () => {
       const servers = pool([1, 1]);
       const sel = use(make(), servers);

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import * as http from "node:http";
 import { describe, test } from "node:test";
 import { type BalancerEvent, LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { InvalidArgumentError } from "../../src/errors.ts";
@@ -12,6 +13,7 @@ import {
   counts,
   fakeReq,
   front,
+  listen,
   type Reply,
   request,
   requestHead,
@@ -172,5 +174,31 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
       assert.throws(() => balancer.setWeight("a", 1.5), InvalidArgumentError);
       assert.equal(balancer.setWeight("zzz", 1), undefined);
     }
+  });
+});
+
+describe("events", { timeout: 30000 }, () => {
+  test("a refused connection emits `ejected`, the status change `health` (warn), once each", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const [a] = await backends(c, ["a"]);
+    const gone = http.createServer();
+    const deadPort = await listen(gone, new Cleanup());
+    await new Promise<void>((r) => gone.close(() => r()));
+    const events: BalancerEvent[] = [];
+    const { lb, port } = await front({ onEvent: (e) => events.push(e) }, c);
+    addServer(lb, { name: "dead", url: `http://127.0.0.1:${deadPort}` });
+    addServer(lb, { name: "a", url: a.url });
+    for (let i = 0; i < 4; i++) assert.equal((await request(port)).body, "a");
+    const ejected = events.filter((e) => e.action === "ejected");
+    assert.equal(ejected.length, 1, "ejected once");
+    assert.equal(ejected[0].server, "dead");
+    assert.equal(ejected[0].level, "warn");
+    assert.match(ejected[0].message, /ECONNREFUSED/);
+    const health = events.filter((e) => e.action === "health" && e.server === "dead");
+    assert.deepEqual(
+      health.map((e) => [e.level, e.message]),
+      [["warn", "server dead is unhealthy"]],
+    );
   });
 });
