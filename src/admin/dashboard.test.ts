@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import * as http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
 import { DASHBOARD_CSP, serveDashboard } from "./dashboard.ts";
+
+const run = promisify(execFile);
 
 interface Reply {
   status: number;
@@ -139,4 +146,19 @@ test("the shell references only assets that are served, and has no inline script
   }
   const js = readFileSync(new URL("./dashboard/app.js", import.meta.url), "utf8");
   assert.doesNotMatch(js, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, "app.js fetches nothing off-origin");
+});
+
+test("the build copies every asset beside the compiled module (npm run build runs scripts/copy-assets.ts)", async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  assert.match(pkg.scripts.build, /tsc -p tsconfig\.build\.json && node scripts\/copy-assets\.ts$/);
+  assert.deepEqual(pkg.files, ["dist", "README.md"]);
+  const out = mkdtempSync(join(tmpdir(), "switchyard-assets-"));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  await run(process.execPath, [fileURLToPath(new URL("../../scripts/copy-assets.ts", import.meta.url)), out]);
+  const src = new URL("./dashboard/", import.meta.url);
+  const files = readdirSync(src).sort();
+  assert.deepEqual(readdirSync(join(out, "admin/dashboard")).sort(), files);
+  for (const f of files) {
+    assert.ok(readFileSync(join(out, "admin/dashboard", f)).equals(readFileSync(new URL(f, src))), f);
+  }
 });

@@ -183,6 +183,7 @@ test("Drain: after the click the server takes no new requests (checked by traffi
     "true",
   );
   await page.waitForSelector('#events li[data-action="drain"]', WAIT);
+  assert.match(await page.$eval("#notice", (n) => n.textContent ?? ""), /^api-2 is draining/);
   const after = await traffic(sy, "api", 20);
   assert.deepEqual(after, { "api-1": 20 }, "a draining server got new requests");
 
@@ -190,7 +191,17 @@ test("Drain: after the click the server takes no new requests (checked by traffi
   await rowAdminState(page, "api-2", "ready");
   const back = await traffic(sy, "api", 10);
   assert.ok((back["api-2"] ?? 0) > 0, `ready again: ${JSON.stringify(back)}`);
-  assert.deepEqual(problems, []);
+
+  // a refused action says why, as an error
+  await page.click('button[aria-label="Wake api-1"]');
+  await page.waitForFunction(() => {
+    const n = document.querySelector("#notice") as HTMLElement | null;
+    return n && !n.hidden && n.dataset.kind === "error" && n.textContent?.includes("no idle provider");
+  }, WAIT);
+  // Chromium logs every non-2xx fetch; that 409 is the only one
+  assert.deepEqual(problems, [
+    "Failed to load resource: the server responded with a status of 409 (Conflict)",
+  ]);
 });
 
 test("Set weight: the split follows the new weight (checked by traffic)", async (t) => {

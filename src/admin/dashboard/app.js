@@ -6,6 +6,7 @@
 // lives in sessionStorage only: this tab, until it closes.
 
 const POLL_MS = 1000;
+const HIDDEN_POLL_MS = 5000;
 const WINDOW_MS = 5 * 60_000;
 const MAX_EVENTS = 200;
 const TOKEN_KEY = "switchyard.adminToken";
@@ -681,11 +682,16 @@ async function runAction(service, server, action, button, label, body) {
       notice(`${label} ${server}: ${data?.error ?? `HTTP ${res.status}`}`, "error");
       return false;
     }
-    const what =
-      action === "weight"
-        ? `Weight of ${server} set to ${body.weight}`
-        : `${label} ${server}: done${data?.drained === false ? ` (${data.inflight} in flight)` : ""}`;
-    notice(what, "ok");
+    const inflight = data?.drained === false ? `${data.inflight} in flight` : "nothing in flight";
+    const done = {
+      weight: () => `Weight of ${server} set to ${body.weight}`,
+      drain: () => `${server} is draining: no new clients, ${inflight}`,
+      maint: () => `${server} is in maintenance: no requests`,
+      ready: () => `${server} is ready`,
+      wake: () => `${server}: wake requested`,
+      stop: () => `${server}: stop requested`,
+    };
+    notice(done[action]?.() ?? `${label} ${server}: done`, "ok");
     return true;
   } catch (err) {
     if (!(err instanceof Unauthorized)) notice(`${label} ${server}: ${err.message}`, "error");
@@ -736,8 +742,13 @@ async function poll() {
     poll();
     return;
   }
-  state.pollTimer = setTimeout(poll, POLL_MS);
+  // a hidden tab asks less often, and catches up as soon as it is shown
+  state.pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) poll();
+});
 
 // ---- events (server-sent events read through fetch) ----
 
@@ -791,11 +802,14 @@ async function streamEvents() {
       backoff = 1000;
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = "";
+      let cr = ""; // a chunk ending in CR may be half of a CRLF
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf += value;
-        buf = buf.replace(/\r\n?/g, "\n");
+        let chunk = cr + value;
+        cr = chunk.endsWith("\r") ? "\r" : "";
+        if (cr) chunk = chunk.slice(0, -1);
+        buf += chunk.replace(/\r\n?/g, "\n");
         let i = buf.indexOf("\n\n");
         while (i >= 0) {
           handleFrame(buf.slice(0, i));
