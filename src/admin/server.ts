@@ -186,6 +186,14 @@ export class AdminServer {
       return;
     }
     if (path === "/api/events") {
+      if (req.method === "HEAD") {
+        res.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-store",
+        });
+        res.end();
+        return;
+      }
       if (!this.#streams.open(req, res)) throw new HttpError(503, "too many event-stream clients");
       return;
     }
