@@ -170,7 +170,7 @@ export class Runtime {
     try {
       for (const [name, sc] of Object.entries(next.services)) {
         if (!this.services.has(name))
-          fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.eventSink));
+          fresh.push(new Service(sc, next.timeouts, lbLogger, health, { events: this.eventSink }));
       }
     } catch (err) {
       for (const s of fresh) s.controller.abort();
