@@ -5,7 +5,7 @@
  * the same with the clients paused (never reading), to show a stalled client costs a bounded
  * buffer and is dropped.
  *
- *   node bench/admin-events.ts [--clients 1000]
+ *   node bench/admin-events.ts [--clients 1000] [--stalled 1000] [--stall-events 1000]
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,8 +19,14 @@ import { freePort, waitHttp } from "./lib/procs.ts";
 
 const here = resolve(fileURLToPath(import.meta.url), "../..");
 const args = process.argv.slice(2);
-const i = args.indexOf("--clients");
-const N = i >= 0 ? Number(args[i + 1]) : 1000;
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const N = opt("clients", 1000);
+/** The stalled phase: clients that never read, and events sent to each. */
+const STALLED = opt("stalled", N);
+const STALL_EVENTS = opt("stall-events", 1000);
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -102,8 +108,15 @@ try {
   await new Promise((r) => setTimeout(r, 500));
 
   const stalled = [];
-  for (let k = 0; k < N; k++) stalled.push(await client(admin, false, counter));
-  await actions(500);
+  for (let k = 0; k < STALLED; k++) stalled.push(await client(admin, false, counter));
+  // in steps, to show whether memory follows the events or levels off
+  const steps = 4;
+  for (let k = 1; k <= steps; k++) {
+    await actions(STALL_EVENTS / 2 / steps);
+    console.log(
+      `  stalled, after ${(k * STALL_EVENTS) / steps} events to each: RSS ${rssMiB(pid).toFixed(1)} MiB`,
+    );
+  }
   await new Promise((r) => setTimeout(r, 1000));
   const stall = rssMiB(pid);
   // read them now: the ones switchyard dropped end (after what the kernel had buffered)
@@ -123,7 +136,7 @@ try {
     )
   ).filter(Boolean).length;
   console.log(
-    `${N} clients that never read, 1,000 events each: RSS ${stall.toFixed(1)} MiB (+${(stall - base).toFixed(1)}); ${closed} of them were dropped by switchyard`,
+    `${STALLED} clients that never read, ${STALL_EVENTS} events each: RSS ${stall.toFixed(1)} MiB (+${(stall - base).toFixed(1)}); ${closed} of them were dropped by switchyard`,
   );
   for (const s of stalled) s.destroy();
 } finally {

@@ -188,8 +188,10 @@ export async function applyLocal(
         const detail = await control(server.name, op.action);
         return { ...done(server), detail };
       } catch (err) {
+        // no provider behind this server: a conflict with its configuration; else the provider failed
+        const none = (err as { code?: unknown }).code === "ERR_SWITCHYARD_NO_PROVIDER";
         return {
-          error: { status: 409, message: (err as Error).message },
+          error: { status: none ? 409 : 502, message: (err as Error).message },
           inflight: server.inflight,
           drained: false,
         };

@@ -19,8 +19,8 @@ import { renderSnapshot, type StatsSnapshot } from "./stats.ts";
 export { adminToken, isLoopback };
 
 export interface AdminSource {
-  /** `{ "<service>": health JSON }`. */
-  health(): Record<string, unknown>;
+  /** `{ "<service>": health JSON }` (with workers: each server's in-flight count summed over them). */
+  health(): Promise<Record<string, unknown>>;
   metrics(): Promise<{ contentType: string; body: string }>;
   /** The last minute of every service and server (every worker's, added up). */
   stats(): Promise<StatsSnapshot>;
@@ -85,6 +85,8 @@ export class AdminServer {
     this.#token = new TokenCheck(token);
     if (prev && prev.address === c.address && this.#server) {
       this.#config = c;
+      // streams opened with the old token end (their clients reconnect with the new one)
+      if (tokenChanged) this.#streams.close();
       return tokenChanged ? ["admin token"] : [];
     }
     const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) =>
@@ -160,14 +162,20 @@ export class AdminServer {
 
   #read(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
     if (path === "/api/health" || path === "/api/health/") {
-      json(res, 200, this.#source.health());
+      this.#source.health().then(
+        (all) => json(res, 200, all),
+        (err) => this.#fail(res, err),
+      );
       return;
     }
     if (path.startsWith("/api/health/")) {
       const name = decode(path.slice("/api/health/".length));
-      const all = this.#source.health();
-      if (!Object.hasOwn(all, name)) throw new HttpError(404, `no service named ${JSON.stringify(name)}`);
-      json(res, 200, all[name]);
+      if (!this.#source.services().has(name))
+        throw new HttpError(404, `no service named ${JSON.stringify(name)}`);
+      this.#source.health().then(
+        (all) => json(res, 200, all[name]),
+        (err) => this.#fail(res, err),
+      );
       return;
     }
     if (path === "/api/stats") {
@@ -178,6 +186,14 @@ export class AdminServer {
       return;
     }
     if (path === "/api/events") {
+      if (req.method === "HEAD") {
+        res.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-store",
+        });
+        res.end();
+        return;
+      }
       if (!this.#streams.open(req, res)) throw new HttpError(503, "too many event-stream clients");
       return;
     }

@@ -78,9 +78,11 @@ export class Runtime {
       this.admin = new AdminServer(
         this.logger,
         {
-          health: () => {
+          health: async () => {
             const out: Record<string, unknown> = {};
             for (const [name, s] of this.services) out[name] = s.lb.toJSON();
+            if (options.workerAdmin)
+              sumInflight(out, (await options.workerAdmin.stats()).reduce(mergeSnapshot, {}));
             return out;
           },
           events: this.events,
@@ -171,7 +173,7 @@ export class Runtime {
     try {
       for (const [name, sc] of Object.entries(next.services)) {
         if (!this.services.has(name))
-          fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.eventSink));
+          fresh.push(new Service(sc, next.timeouts, lbLogger, health, { events: this.eventSink }));
       }
     } catch (err) {
       for (const s of fresh) s.controller.abort();
@@ -293,5 +295,19 @@ export class Runtime {
     this.admin?.close();
     for (const s of this.services.values()) s.controller.abort();
     for (const s of this.#retiring) s.controller.abort();
+  }
+}
+
+/** The cluster primary serves no requests: its health JSON takes each server's in-flight count from the workers. */
+function sumInflight(health: Record<string, unknown>, workers: StatsSnapshot): void {
+  for (const [name, json] of Object.entries(health)) {
+    const servers = workers[name]?.servers;
+    const pool = (json as { extra?: { pool?: Record<string, { name: string; inflight: number }> } }).extra
+      ?.pool;
+    if (servers === undefined || pool === undefined) continue;
+    for (const entry of Object.values(pool)) {
+      const s = servers[entry.name];
+      if (s !== undefined) entry.inflight = s.inflight;
+    }
   }
 }

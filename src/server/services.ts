@@ -69,7 +69,8 @@ export class Service {
     timeouts: TimeoutsConfig,
     logger: Logger,
     health: HealthFactory,
-    events?: EventSink,
+    /** Where events go (read at each event; the same field as the idle work's IdleEnv.events). */
+    env: { events?: EventSink } = {},
   ) {
     this.name = config.name;
     this.config = config;
@@ -82,7 +83,7 @@ export class Service {
         link: config.name,
         logger,
         // the balancer's events, named with this service
-        onEvent: events && ((e) => events({ ...e, action: e.action as EventAction, service: this.name })),
+        onEvent: (e) => env.events?.({ ...e, action: e.action as EventAction, service: this.name }),
       },
       this.stats,
     );

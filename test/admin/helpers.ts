@@ -63,6 +63,8 @@ export interface EventReader {
   /** Resolves with the first event (past or future) matching `pred`; rejects after `ms`. */
   waitFor(pred: (e: AdminEvent) => boolean, ms?: number, what?: string): Promise<AdminEvent>;
   close(): void;
+  /** The stream's response (its 'close' says the server ended it). */
+  response: http.IncomingMessage;
 }
 
 /** Opens `GET /api/events` and collects its frames. */
@@ -116,6 +118,7 @@ export function openEvents(address: string, headers: http.OutgoingHttpHeaders = 
           });
         },
         close: () => req.destroy(),
+        response: res,
       });
     });
     req.on("error", fail);

@@ -14,6 +14,7 @@ import {
   tempDir,
   yamlConfig,
 } from "../server/helpers.ts";
+import { openEvents } from "./helpers.ts";
 
 const TOKEN = "t0ken-Zq8-admin-secret";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -249,5 +250,35 @@ test("SWITCHYARD_ADMIN_TOKEN is required on a loopback admin too", async () => {
     tmp.remove();
     assert.equal(exit.code, 0);
     assert.ok(!sy.lines.join("\n").includes(TOKEN));
+  }
+});
+
+test("a token changed by a reload: the old one is refused and event streams opened with it end", async () => {
+  const tmp = tempDir();
+  const backend = await startBackend("sec-reload");
+  const yaml = (token: string) =>
+    yamlConfig({ web: { hosts: ["*"], servers: [{ name: "r-1", url: backend.url }] } }).replace(
+      "admin: 127.0.0.1:0\n",
+      `admin: { address: "127.0.0.1:0", token: "${token}" }\n`,
+    );
+  const file = tmp.write("s.yaml", yaml("first-token"));
+  const sy = await startSwitchyard(["serve", "-c", file]);
+  try {
+    const stream = await openEvents(sy.admin!, { authorization: "Bearer first-token" });
+    const ended = new Promise<void>((ok) => stream.response.once("close", () => ok()));
+    tmp.write("s.yaml", yaml("second-token"));
+    sy.child.kill("SIGHUP");
+    await sy.waitForLog((r) => /config reloaded: .*admin token/.test(String(r.msg)), 10_000);
+    await ended;
+    const old = await get(sy.admin!, "/api/health", { headers: { authorization: "Bearer first-token" } });
+    assert.equal(old.status, 401);
+    const fresh = await get(sy.admin!, "/api/health", { headers: { authorization: "Bearer second-token" } });
+    assert.equal(fresh.status, 200);
+  } finally {
+    const exit = await sy.stop();
+    await backend.stop();
+    tmp.remove();
+    assert.equal(exit.code, 0);
+    assert.ok(!sy.lines.join("\n").includes("first-token") && !sy.lines.join("\n").includes("second-token"));
   }
 });

@@ -13,6 +13,16 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const tmp = tempDir();
   const b1 = await startBackend("b-1");
   const b2 = await startBackend("b-2");
+  const c1 = await startBackend("c-1");
+  const c2 = await startBackend("c-2");
+  // "rare": probed once an hour, so only a worker's passive failure notices a dead server
+  const rare = `  rare:
+    hosts: ["rare.test"]
+    healthcheck: { interval: 1h, timeout: 2s }
+    servers:
+      - { name: c-1, url: "${c1.url}" }
+      - { name: c-2, url: "${c2.url}" }
+`;
   const file = tmp.write(
     "s.yaml",
     yamlConfig({
@@ -23,7 +33,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
           { name: "b-2", url: b2.url },
         ],
       },
-    }),
+    }) + rare,
   );
   const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
     timeoutMs: 90_000,
@@ -33,6 +43,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
     const exit = await sy.stop();
     await b1.stop();
     await b2.stop();
+    await c1.stop();
     tmp.remove();
     assert.equal(exit.code, 0);
   });
@@ -72,6 +83,17 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const events = await openEvents(admin);
   t.after(() => events.close());
 
+  // an event only a worker sees reaches the primary's stream: a passive ejection
+  await c2.stop();
+  for (let i = 0; i < 4; i++) {
+    const r = await get(sy.proxy[0], "/", { host: "rare.test" });
+    assert.equal(r.status, 200, "a refused GET is retried on c-1");
+    assert.equal(r.body.trim(), "c-1");
+  }
+  const ejected = await events.waitFor((e) => e.action === "ejected" && e.server === "c-2", 5000, "ejected");
+  assert.equal(ejected.service, "rare");
+  assert.equal(ejected.level, "warn");
+
   // reads: stats of both workers added up
   let mark = sy.lines.length;
   await spread(20);
@@ -79,6 +101,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   assert.equal(new Set(served(mark).map((r) => r.pid)).size, 2, "both workers served");
   const s1 = (await stats()).web;
   assert.equal(s1.status["2xx"], 20, "stats summed over the workers");
+  assert.equal((await stats()).rare.status["2xx"], 4);
   assert.equal(s1.servers["b-1"].status["2xx"] + s1.servers["b-2"].status["2xx"], 20);
 
   // writes: maint reaches both workers before the answer
@@ -99,6 +122,15 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const held = Array.from({ length: 6 }, () => get(sy.proxy[0], "/hold"));
   await eventually(async () => (await stats()).web.servers["b-1"].inflight === 6, 10_000, "6 in flight");
   assert.equal((await stats()).web.inflight, 6);
+  const pool6 = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
+    string,
+    { name: string; inflight: number }
+  >;
+  assert.equal(
+    Object.values(pool6).find((s) => s.name === "b-1")?.inflight,
+    6,
+    "health JSON in-flight summed",
+  );
   await act("b-2", "ready");
   const late = await act("b-1", "drain", { wait: "100ms" });
   assert.equal(late.status, 202);
