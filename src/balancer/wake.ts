@@ -28,11 +28,32 @@ export async function streamWakeEvents(servers: readonly Server[], res: ServerRe
   });
   const results = await Promise.allSettled(
     sleeping.map(async (s) => {
+      // an idle watcher's progress frames (starting, waking_dep, …) before the terminal one
+      const unwatch = s.idle?.watchProgress((e) => {
+        if (e.action !== "ready" && e.action !== "error") send(e);
+      });
       try {
         await s.tryWake();
-        send({ server: s.name, action: "ready" });
+        unwatch?.();
+        send(
+          s.idle
+            ? {
+                server: s.name,
+                action: "ready",
+                level: "info",
+                message: `${s.name} is ready`,
+                timestamp: new Date().toISOString(),
+              }
+            : { server: s.name, action: "ready" },
+        );
       } catch (err) {
-        send({ server: s.name, action: "error", error: messageOf(err) });
+        unwatch?.();
+        const error = scrub(messageOf(err), s);
+        send(
+          s.idle
+            ? { server: s.name, action: "error", level: "error", error, timestamp: new Date().toISOString() }
+            : { server: s.name, action: "error", error },
+        );
         throw err;
       }
     }),
@@ -42,9 +63,21 @@ export async function streamWakeEvents(servers: readonly Server[], res: ServerRe
     send({ action: "ready" });
   } else {
     const all = new AggregateError(errors, `failed to wake ${errors.length} of ${sleeping.length} servers`);
-    send({ action: "error", error: messageOf(all) });
+    send({ action: "error", error: scrubAll(messageOf(all), sleeping) });
   }
   res.end();
+}
+
+/** Error text for clients: the server's address replaced by its name. */
+function scrub(text: string, s: Server): string {
+  let out = text;
+  for (const secret of [s.key, s.url.host, s.url.hostname]) if (secret) out = out.split(secret).join(s.name);
+  return out;
+}
+function scrubAll(text: string, servers: readonly Server[]): string {
+  let out = text;
+  for (const s of servers) out = scrub(out, s);
+  return out;
 }
 
 function messageOf(err: unknown): string {
