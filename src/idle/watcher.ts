@@ -512,6 +512,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
 
   #idleCheck(): void {
     this.#idleTimer = undefined;
+    this.#logger.debug({ phase: this.#phase, inflight: this.#opts.inflight?.() }, "idle check");
     if (this.#phase !== "ready") return;
     if ((this.#opts.inflight?.() ?? 0) > 0 || this.#dependentUp()) {
       // a request (or WebSocket) is open, or a dependent runs: idle counts again from now
