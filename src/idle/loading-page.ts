@@ -51,7 +51,8 @@ const JS = `"use strict";
   es.onmessage = function (m) {
     var e;
     try { e = JSON.parse(m.data); } catch (_) { return; }
-    var who = e.server ? e.server + ": " : "";
+    var msg = e.message || "";
+    var who = e.server && msg.indexOf(e.server) !== 0 ? e.server + ": " : "";
     if (e.action === "error" || e.level === "error") {
       line(who + (e.error || e.message || "wake failed"), "error", e.timestamp);
       if (!e.server) {
