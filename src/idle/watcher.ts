@@ -104,6 +104,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
   #errorUntil = 0;
   #lastActivity = 0;
   #readySince = 0;
+  #busyUntil = 0;
   #wake: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
@@ -275,6 +276,12 @@ export class IdleWatcher implements HealthSource, ServerIdle {
 
   touch(): void {
     this.#lastActivity = Date.now();
+  }
+
+  /** A cluster worker has requests or WebSockets open on this server: not idle for `ms`. */
+  busyFor(ms: number): void {
+    this.#lastActivity = Date.now();
+    this.#busyUntil = Math.max(this.#busyUntil, this.#lastActivity + ms);
   }
 
   watchProgress(listener: (event: WakeProgress) => void): () => void {
@@ -512,9 +519,8 @@ export class IdleWatcher implements HealthSource, ServerIdle {
 
   #idleCheck(): void {
     this.#idleTimer = undefined;
-    this.#logger.debug({ phase: this.#phase, inflight: this.#opts.inflight?.() }, "idle check");
     if (this.#phase !== "ready") return;
-    if ((this.#opts.inflight?.() ?? 0) > 0 || this.#dependentUp()) {
+    if ((this.#opts.inflight?.() ?? 0) > 0 || Date.now() < this.#busyUntil || this.#dependentUp()) {
       // a request (or WebSocket) is open, or a dependent runs: idle counts again from now
       this.#lastActivity = Date.now();
       this.#armIdle(this.idleTimeout);

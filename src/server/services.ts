@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import type { EventSink } from "../admin/events.ts";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
-import { Server } from "../balancer/server.ts";
+import { Server, type ServerIdle } from "../balancer/server.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
 import { IdleError } from "../errors.ts";
 import { HttpHealthMonitor } from "../health/http-monitor.ts";
@@ -24,6 +24,21 @@ export interface IdleEnv {
   readonly watchers: Map<string, IdleWatcher>;
   events?: EventSink;
   metrics?: IdleMetricsSink;
+  /** The readiness-after-wake monitor of an idle server (default: the service's health factory). */
+  healthFor?: HealthFactory;
+  /** Told of every watcher made (cluster primary: broadcast its status and progress). */
+  onWatcher?: (watcher: IdleWatcher, key: string) => void;
+  /**
+   * Cluster workers: no watchers here; an idle server's health and wakes come from the primary
+   * through this (one wake per server across all workers).
+   */
+  remote?: (service: ServiceConfig, server: ServerConfig) => RemoteIdle;
+}
+
+/** A worker's stand-in for a watcher in the primary. */
+export interface RemoteIdle extends HealthSource, ServerIdle {
+  /** The Server it belongs to (for its in-flight count). */
+  attach(server: Server): void;
 }
 
 export function newIdleEnv(): IdleEnv {
@@ -111,6 +126,12 @@ export class Service {
 
   #server(s: ServerConfig, health: HealthSource | undefined): Server {
     if (s.provider && s.idle) {
+      if (this.#idle.remote) {
+        const r = isRemoteIdle(health) ? health : this.#idle.remote(this.config, s);
+        const server = new Server({ name: s.name, url: s.url, weight: s.weight, health: r, idle: r });
+        r.attach(server);
+        return server;
+      }
       const watcher = health instanceof IdleWatcher ? health : this.#watcher(s);
       return new Server({ name: s.name, url: s.url, weight: s.weight, health: watcher, idle: watcher });
     }
@@ -151,7 +172,7 @@ export class Service {
       startEndpoint: idle.startEndpoint,
       noLoadingPage: idle.noLoadingPage,
       readiness: hc.enabled ? { path: hc.path, useGet: hc.useGet } : undefined,
-      health: this.#health(this.config, s),
+      health: (env.healthFor ?? this.#health)(this.config, s),
       dependsOn: () => idle.dependsOn.flatMap(resolve),
       dependents: (): IdleWatcher[] =>
         [...env.watchers.values()].filter(
@@ -170,6 +191,7 @@ export class Service {
     });
     watcher.dependsOnTargets = () => idle.dependsOn;
     env.watchers.set(id, watcher);
+    env.onWatcher?.(watcher, keyOf(s.url));
     watcher.start(this.controller.signal);
     return watcher;
   }
@@ -274,6 +296,10 @@ export class Service {
     this.controller.abort();
     await this.closeIdle();
   }
+}
+
+function isRemoteIdle(h: HealthSource | undefined): h is RemoteIdle {
+  return h !== undefined && typeof (h as Partial<RemoteIdle>).attach === "function";
 }
 
 function sameIdle(a: ServerConfig, b: ServerConfig): boolean {

@@ -42,11 +42,20 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
     assert.match(text, /shop-1/);
     assert.match(text, /shop/);
     // progress lines arrive while the backend is still starting (it listens after 1.5 s)
-    await page.waitForFunction(() => document.querySelectorAll("#log li").length >= 2, { timeout: 10_000 });
+    await page.waitForFunction('document.querySelectorAll("#log li").length >= 2', { timeout: 10_000 });
     const lines = await page.$$eval("#log li", (lis) => lis.map((li) => li.textContent ?? ""));
-    assert.ok(lines.some((l) => l.includes("shop-1 is starting")), lines.join("\n"));
-    assert.ok(lines.some((l) => l.includes("waiting for shop-1 to be ready")), lines.join("\n"));
-    const shot = process.env.UPDATE_SCREENSHOTS === "1" ? join(ROOT, "docs/loading-page.png") : join(tmp.dir, "loading.png");
+    assert.ok(
+      lines.some((l) => l.includes("shop-1 is starting")),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => l.includes("waiting for shop-1 to be ready")),
+      lines.join("\n"),
+    );
+    const shot =
+      process.env.UPDATE_SCREENSHOTS === "1"
+        ? join(ROOT, "docs/loading-page.png")
+        : join(tmp.dir, "loading.png");
     await page.screenshot({ path: shot as `${string}.png` });
     // the page reloads itself into the backend's own page
     await page.waitForSelector("#app", { timeout: 20_000 });

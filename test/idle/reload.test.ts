@@ -24,7 +24,9 @@ describe("idle: hot reload", { timeout: 60_000 }, () => {
     const reloaded = async () => {
       reloads++;
       let n = 0;
-      await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("config reloaded") && ++n === reloads);
+      await sy.waitForLog(
+        (l) => typeof l.msg === "string" && l.msg.startsWith("config reloaded") && ++n === reloads,
+      );
     };
 
     // added: a napping run server next to the plain one; it only starts when asked for
