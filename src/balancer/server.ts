@@ -85,7 +85,13 @@ export class Server {
   constructor(options: ServerOptions) {
     if (!options || typeof options !== "object")
       throw new InvalidArgumentError("Server: options object required");
-    const { name, url, weight = 0, handler, health, wake, idle } = options;
+    const { name, url, weight = 0, handler, wake, idle } = options;
+    // an idle watcher is a health source too: it says napping / starting / healthy / error
+    const health =
+      options.health ??
+      (idle !== undefined && typeof (idle as Partial<HealthSource>).status === "function"
+        ? (idle as unknown as HealthSource)
+        : undefined);
     if (typeof name !== "string" || name === "")
       throw new InvalidArgumentError("Server: name must be a non-empty string");
     let parsed: URL;
