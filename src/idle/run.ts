@@ -69,6 +69,7 @@ export class RunProvider implements IdleProvider {
   #exited: Promise<void> | undefined;
   #paused = false;
   readonly #watchers = new Set<(state: ProviderState, detail: string) => void>();
+  readonly #activity = new Set<() => void>();
 
   constructor(options: RunProviderOptions) {
     const { command } = options;
@@ -101,6 +102,11 @@ export class RunProvider implements IdleProvider {
   watch(onChange: (state: ProviderState, detail: string) => void, signal: AbortSignal): void {
     this.#watchers.add(onChange);
     signal.addEventListener("abort", () => this.#watchers.delete(onChange), { once: true });
+  }
+
+  onActivity(listener: () => void, signal: AbortSignal): void {
+    this.#activity.add(listener);
+    signal.addEventListener("abort", () => this.#activity.delete(listener), { once: true });
   }
 
   start(signal: AbortSignal): Promise<void> {
@@ -182,7 +188,10 @@ export class RunProvider implements IdleProvider {
   #lines(stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr"): void {
     if (!stream) return;
     const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    rl.on("line", (line) => this.#logger.info({ stream: name }, line));
+    rl.on("line", (line) => {
+      this.#logger.info({ stream: name }, line);
+      for (const l of this.#activity) l();
+    });
   }
 
   async stop(options: StopOptions): Promise<void> {

@@ -120,6 +120,10 @@ export class IdleWatcher implements HealthSource, ServerIdle {
   /** The current (or last) wake's frames, replayed to late subscribers. */
   #history: WakeProgress[] = [];
   #lastStatus: HealthStatus = "napping";
+  /** Ends the current wait between readiness probes early (the target printed something). */
+  #kick: (() => void) | undefined;
+  /** Output arrived while a probe ran: the next wait is short. */
+  #kicked = false;
 
   constructor(options: IdleWatcherOptions) {
     if (!options?.provider) throw new InvalidArgumentError("IdleWatcher: options.provider is required");
@@ -217,6 +221,10 @@ export class IdleWatcher implements HealthSource, ServerIdle {
     this.#signal = signal;
     signal.addEventListener("abort", () => this.#clearTimers(), { once: true });
     this.provider.watch?.((state, detail) => this.#external(state, detail), signal);
+    this.provider.onActivity?.(() => {
+      if (this.#kick) this.#kick();
+      else if (this.#phase === "starting") this.#kicked = true;
+    }, signal);
     void this.provider.state(signal).then(
       (state) => {
         if (signal.aborted || this.#closed) return;
@@ -441,7 +449,24 @@ export class IdleWatcher implements HealthSource, ServerIdle {
       if (problem === undefined) return;
       last = problem;
       this.#detail = `not ready yet: ${last}`;
-      await sleep(this.#poll, signal);
+      await new Promise<void>((resolve, reject) => {
+        const done = () => {
+          clearTimeout(t);
+          signal.removeEventListener("abort", onAbort);
+          this.#kick = undefined;
+          resolve();
+        };
+        const onAbort = () => {
+          clearTimeout(t);
+          this.#kick = undefined;
+          reject(signal.reason);
+        };
+        // output seen during the probe: probe again soon (20 ms floor against a chatty process)
+        const t = setTimeout(done, this.#kicked ? 20 : this.#poll);
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.#kick = this.#kicked ? undefined : done;
+        this.#kicked = false;
+      });
     }
   }
 
@@ -615,20 +640,6 @@ function nonNegative(v: number | string | undefined, fallback: number, what: str
   const ms = toMs(v, fallback, what);
   if (ms < 0) throw new InvalidArgumentError(`IdleWatcher: ${what} must be >= 0`);
   return ms;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
