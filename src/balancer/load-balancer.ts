@@ -245,7 +245,8 @@ export class LoadBalancer {
     m.controller = controller;
     if (health.subscribe) {
       m.unsubscribe = health.subscribe((status, changed) => {
-        if (status === "healthy") server.clearPassive();
+        // a napping server refuses connections by design: a wake, not an ejection, brings it back
+        if (status === "healthy" || status === "napping") server.clearPassive();
         server.refresh();
         if (changed) {
           this.#logger.info(
@@ -517,12 +518,52 @@ export class LoadBalancer {
       return;
     }
     const sticky = this.#config.sticky || isStickyPath(req.url);
-    const server = this.#pickWith(this.#prepare(req, sticky), sticky);
+    const ctx = this.#prepare(req, sticky);
+    let server = this.#pickWith(ctx, sticky);
     if (server === undefined || server.handler) {
       endWithError(socket, 503, "Service Unavailable");
       return;
     }
+    if (server.wake !== undefined) {
+      const st = server.status();
+      if (st === "napping" || st === "starting") {
+        const sleeping = server;
+        const named = ctx.cookie !== undefined && this.#sticky.lookup(ctx.cookie) === sleeping;
+        const ready = named ? undefined : this.#readyOther(ctx, sticky, sleeping);
+        if (ready === undefined || ready.handler) {
+          this.#upgradeAfterWake(req, socket, head, sleeping);
+          return;
+        }
+        sleeping
+          .tryWake()
+          .catch((err) => this.#logger.warn({ err, server: sleeping.name }, "background wake failed"));
+        server = ready;
+      }
+    }
+    if (server.idle !== undefined) server.idle.touch();
     this.#forwarder.upgrade(this, req, socket, head, server);
+  }
+
+  /** An upgrade (WebSocket) to a napping server waits for the wake; no loading page here. */
+  #upgradeAfterWake(req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+    const start = server.idle?.startEndpoint;
+    if (start !== undefined && pathOf(req.url ?? "/") !== start) {
+      endWithError(socket, 403, "Forbidden");
+      return;
+    }
+    server.tryWake().then(
+      () => {
+        if (socket.destroyed) return;
+        server.idle?.touch();
+        this.#forwarder.upgrade(this, req, socket, head, server);
+      },
+      (err) => {
+        this.#logger.error({ err, server: server.name }, "wake failed");
+        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
+        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") endWithError(socket, 504, "Gateway Timeout");
+        else endWithError(socket, 502, "Bad Gateway");
+      },
+    );
   }
 
   setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {

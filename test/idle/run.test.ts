@@ -177,4 +177,39 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     assert.deepEqual(statuses, ["error", "error"]);
     assert.match((Object.values(j.extra.pool)[0] as { detail: string }).detail, /wake failed/);
   });
+
+  test("a process that exits by itself naps (exit code logged) and the next request wakes it; idle_timeout 0 restarts it", async (t) => {
+    const tmp = tempDir();
+    t.after(() => tmp.remove());
+    const [p1, p2] = [await freePort(), await freePort()];
+    const file = tmp.write(
+      "s.yaml",
+      `${header()}  ondemand:
+    hosts: [ondemand.test]
+    idle: { idle_timeout: 1m }
+    servers:
+      - { name: od, url: "http://127.0.0.1:${p1}", run: ${runApp(p1, { EXIT_AFTER: 200 })} }
+  always:
+    hosts: [always.test]
+    idle: { idle_timeout: 0 }
+    servers:
+      - { name: al, url: "http://127.0.0.1:${p2}", run: ${runApp(p2, { EXIT_AFTER: 300 })} }
+`,
+    );
+    const sy = await startSwitchyard(["serve", "-c", file]);
+    t.after(() => sy.stop("SIGKILL"));
+    const a = JSON.parse((await get(sy.proxy[0], "/", { host: "ondemand.test", ...JSON_ACCEPT })).body);
+    await sy.waitForLog((l) => l.msg === "process exited with code 0" && l.server === "od");
+    await eventually(async () => (await health(sy.admin!, "ondemand")).status === "napping", 5000, "napping");
+    const b = JSON.parse((await get(sy.proxy[0], "/", { host: "ondemand.test", ...JSON_ACCEPT })).body);
+    assert.notEqual(b.pid, a.pid);
+    // idle_timeout 0: restarted with back-off, without any request
+    await sy.waitForLog((l) => l.msg === "process exited with code 0" && l.server === "al");
+    await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("restarting server al in"));
+    let n = 0;
+    await sy.waitForLog(
+      (l) => typeof l.msg === "string" && l.msg.startsWith("server al woke") && ++n === 2,
+      10_000,
+    );
+  });
 });

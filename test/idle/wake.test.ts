@@ -192,7 +192,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     );
     const sy = await startSwitchyard(["serve", "-c", file]);
     t.after(() => sy.stop("SIGKILL"));
-    const a = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
+    // the upgrade itself wakes the napping server and waits for it
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
     sock.write(
@@ -201,6 +201,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     let got = "";
     sock.setEncoding("utf8").on("data", (d: string) => (got += d));
     await eventually(() => got.includes("101"), 5000, "the upgrade");
+    const a = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
     // three idle timeouts pass with the socket open: still running
     await new Promise((r) => setTimeout(r, 1000));
     assert.ok(!sy.logs.some((l) => l.msg === "server ws stopped (idle)"));
@@ -289,5 +290,25 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     assert.equal(r.status, 200);
     const metrics = (await get(sy.admin!, "/metrics")).body;
     assert.match(metrics, /switchyard_requests_in_flight\{service="app"\} 0/);
+  });
+
+  test("no_loading_page: a browser's GET is held and gets the backend's own page", async (t) => {
+    const tmp = tempDir();
+    t.after(() => tmp.remove());
+    const port = await freePort();
+    const file = tmp.write(
+      "s.yaml",
+      `${header()}  app:
+    hosts: ["*"]
+    idle: { idle_timeout: 1m, no_loading_page: true }
+    servers:
+      - { name: plainwait, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 200, NAME: "plainwait" })} }
+`,
+    );
+    const sy = await startSwitchyard(["serve", "-c", file]);
+    t.after(() => sy.stop("SIGKILL"));
+    const r = await get(sy.proxy[0], "/", { headers: { accept: "text/html" } });
+    assert.equal(r.status, 200);
+    assert.match(r.body, /hello from plainwait/);
   });
 });
