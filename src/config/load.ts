@@ -182,7 +182,12 @@ export function summarize(config: SwitchyardConfig): string {
         : "health checks off",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
-    for (const v of s.servers) lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}`);
+    for (const v of s.servers) {
+      const idle = v.provider
+        ? ` (${v.provider.kind}, ${v.idle?.idleTimeout ? `idle ${formatDuration(v.idle.idleTimeout)}` : "always on"})`
+        : "";
+      lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${idle}`);
+    }
   }
   return lines.join("\n");
 }
