@@ -85,7 +85,8 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     t.after(() => sy.stop("SIGKILL"));
     const a = JSON.parse((await get(sy.proxy[0], "/", { host: "paused.test", ...JSON_ACCEPT })).body);
     await sy.waitForLog((l) => l.msg === "server p-1 paused (idle)");
-    assert.equal(procState(a.pid), "T", "paused = SIGSTOP");
+    // paused = SIGSTOP (delivered asynchronously: the state flips a moment after the signal)
+    await eventually(() => procState(a.pid) === "T", 5000, "the process to be stopped (T)");
     const a2 = JSON.parse((await get(sy.proxy[0], "/", { host: "paused.test", ...JSON_ACCEPT })).body);
     assert.equal(a2.pid, a.pid, "a wake resumes the same process");
     assert.notEqual(procState(a.pid), "T");
