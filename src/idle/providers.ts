@@ -54,7 +54,8 @@ class LazyDocker implements IdleProvider {
   }
   #get(): Promise<IdleProvider> {
     this.#p ??= (async () => {
-      const spec = "./docker.ts";
+      // a computed specifier is not rewritten by the build: pick the extension this file has
+      const spec = import.meta.url.endsWith(".ts") ? "./docker.ts" : "./docker.js";
       let mod: DockerModule;
       try {
         mod = (await import(spec)) as DockerModule;
