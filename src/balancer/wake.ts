@@ -26,8 +26,15 @@ export async function streamWakeEvents(servers: readonly Server[], res: ServerRe
     const st = s.status();
     return st === "napping" || st === "starting";
   });
-  const results = await Promise.allSettled(
-    sleeping.map(async (s) => {
+  // an idle server whose wake just failed (in its back-off): its error, not a false "ready"
+  const failed = servers.filter((s) => s.idle !== undefined && s.status() === "error");
+  const results = await Promise.allSettled([
+    ...failed.map(async (s) => {
+      const error = scrub(`server ${s.name}: ${s.detail()}`, s);
+      send({ server: s.name, action: "error", level: "error", error, timestamp: new Date().toISOString() });
+      throw new Error(error);
+    }),
+    ...sleeping.map(async (s) => {
       // an idle watcher's progress frames (starting, waking_dep, …) before the terminal one
       const unwatch = s.idle?.watchProgress((e) => {
         if (e.action !== "ready" && e.action !== "error") send(e);
@@ -57,13 +64,14 @@ export async function streamWakeEvents(servers: readonly Server[], res: ServerRe
         throw err;
       }
     }),
-  );
+  ]);
   const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
   if (errors.length === 0) {
     send({ action: "ready" });
   } else {
-    const all = new AggregateError(errors, `failed to wake ${errors.length} of ${sleeping.length} servers`);
-    send({ action: "error", error: scrubAll(messageOf(all), sleeping) });
+    const n = sleeping.length + failed.length;
+    const all = new AggregateError(errors, `failed to wake ${errors.length} of ${n} servers`);
+    send({ action: "error", error: scrubAll(messageOf(all), [...sleeping, ...failed]) });
   }
   res.end();
 }

@@ -177,6 +177,15 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     const statuses = Object.values(j.extra.pool).map((s) => (s as { status: string; detail: string }).status);
     assert.deepEqual(statuses, ["error", "error"]);
     assert.match((Object.values(j.extra.pool)[0] as { detail: string }).detail, /wake failed/);
+    // a page that asks for the wake's progress now gets the failure, not a false "ready"
+    const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
+    const frames = ev.body
+      .split("\n\n")
+      .filter(Boolean)
+      .map((f) => JSON.parse(f.replace(/^data: /, "")));
+    assert.equal(frames.at(-1).action, "error");
+    assert.match(frames.at(-1).error, /exited with code 3/);
+    assert.ok(!ev.body.includes("127.0.0.1"), ev.body);
   });
 
   test("a process that exits by itself naps (exit code logged) and the next request wakes it; idle_timeout 0 restarts it", async (t) => {
