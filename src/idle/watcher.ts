@@ -117,7 +117,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
   #closed = false;
   readonly #listeners = new Set<(s: HealthStatus, changed: boolean) => void>();
   readonly #progress = new Set<(e: WakeProgress) => void>();
-  /** The current (or last) wake's frames, replayed to late subscribers. */
+  /** The current (or last failed) wake's frames, replayed to late subscribers. */
   #history: WakeProgress[] = [];
   #lastStatus: HealthStatus = "napping";
   /** Ends the current wait between readiness probes early (the target printed something). */
@@ -311,6 +311,8 @@ export class IdleWatcher implements HealthSource, ServerIdle {
     };
     this.#history.push(e);
     for (const l of this.#progress) l(e);
+    // a finished wake is nothing to replay; a failed one is (until the next wake starts)
+    if (action === "ready") this.#history = [];
   }
 
   /** Wakes the server (single-flight) and resolves once it is ready. */

@@ -391,6 +391,7 @@ class RemoteIdleHealth extends RemoteHealth implements RemoteIdle {
     if (e.action === "starting") this.#history = [];
     this.#history.push(e);
     for (const l of this.#listeners) l(e);
+    if (e.action === "ready") this.#history = [];
   }
 }
 

@@ -55,7 +55,15 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server app-1 stopped (idle)"));
     await eventually(() => !alive(body.pid), 5000, "the process to be gone");
     assert.equal((await health(sy.admin!, "app")).status, "napping");
-    // and the next request wakes it again (a new process)
+    // the second wake's progress stream has that wake's frames only (nothing replayed from the first)
+    const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
+    const actions = ev.body
+      .split("\n\n")
+      .filter(Boolean)
+      .map((f) => JSON.parse(f.replace(/^data: /, "")))
+      .map((f) => (f.server ? `${f.server}:${f.action}` : f.action));
+    assert.deepEqual(actions, ["app-1:starting", "app-1:waiting_ready", "app-1:ready", "ready"]);
+    // and a request is answered by the new process
     const again = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
     assert.notEqual(again.pid, body.pid);
     const exit = await sy.stop("SIGTERM");

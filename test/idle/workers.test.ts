@@ -50,6 +50,18 @@ describe("idle: --workers 2", { timeout: 120_000 }, () => {
     const pid = all[0].pid;
     await sy.waitForLog((l) => l.msg === "server w-1 stopped (idle)", 15_000);
     assert.ok(!alive(pid));
+    // the loading page's stream, served by a worker, relays the primary's progress frames
+    const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
+    const actions = ev.body
+      .split("\n\n")
+      .filter(Boolean)
+      .map((f) => JSON.parse(f.replace(/^data: /, "")))
+      .map((f) => (f.server ? `${f.server}:${f.action}` : f.action));
+    assert.deepEqual(actions, ["w-1:starting", "w-1:waiting_ready", "w-1:ready", "ready"]);
+    assert.equal(
+      sy.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("process started")).length,
+      2,
+    );
     assert.equal((await sy.stop("SIGTERM")).code, 0);
   });
 });
