@@ -66,4 +66,44 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
     const h = JSON.parse((await get(sy.admin!, "/api/health/shop")).body);
     assert.equal((Object.values(h.extra.pool)[0] as { status: string }).status, "healthy");
   });
+
+  test("a failed wake: the page shows the error and stops (no reload)", async (t) => {
+    const tmp = tempDir();
+    t.after(() => tmp.remove());
+    const port = await freePort();
+    const file = tmp.write(
+      "s.yaml",
+      `${header()}  shop:
+    hosts: ["*"]
+    idle: { idle_timeout: 1m }
+    servers:
+      - { name: shop-9, url: "http://127.0.0.1:${port}", run: { command: [/nonexistent/shop-binary] } }
+`,
+    );
+    const sy = await startSwitchyard(["serve", "-c", file]);
+    t.after(() => sy.stop("SIGKILL"));
+    const browser = await launchBrowser();
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    let navigations = 0;
+    page.on("framenavigated", (f) => {
+      if (f === page.mainFrame()) navigations++;
+    });
+    const res = await page.goto(`http://${sy.proxy[0]}/`, { waitUntil: "domcontentloaded" });
+    assert.equal(res?.status(), 200);
+    await page.waitForSelector("body.failed", { timeout: 10_000 });
+    const errors = await page.$$eval("#log li.error", (lis) => lis.map((li) => li.textContent ?? ""));
+    assert.ok(
+      errors.some((l) => l.includes("command not found: /nonexistent/shop-binary")),
+      errors.join("\n"),
+    );
+    assert.ok(
+      errors.every((l) => !l.includes(String(port))),
+      errors.join("\n"),
+    );
+    assert.equal(await page.$eval("#title", (e) => e.textContent), "Could not wake the server");
+    // it stays: no reload after a failure
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(navigations, 1);
+  });
 });
