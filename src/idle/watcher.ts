@@ -378,7 +378,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
           await raceAbort(this.provider.start(signal), signal);
         }
       }
-      this.#emit("waiting_ready", `waiting for ${this.server} to be ready`);
+      this.#emit("waiting_ready", `${this.server} started; waiting until it is ready`);
       await this.#waitReady(signal);
       const seconds = (performance.now() - t0) / 1000;
       this.#errorUntil = 0;

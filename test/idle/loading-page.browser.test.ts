@@ -49,7 +49,7 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
       lines.join("\n"),
     );
     assert.ok(
-      lines.some((l) => l.includes("waiting for shop-1 to be ready")),
+      lines.some((l) => l.includes("shop-1 started; waiting until it is ready")),
       lines.join("\n"),
     );
     const shot =
