@@ -13,6 +13,7 @@
  *   cannot set it on a child; the pipe works on every POSIX system.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { IdleError, InvalidArgumentError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
@@ -44,6 +45,14 @@ function track(pgid: number): void {
     process.once("exit", () => {
       for (const g of live) killGroup(g, "SIGKILL");
     });
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 
@@ -119,6 +128,11 @@ export class RunProvider implements IdleProvider {
         this.#logger.info("process resumed (SIGCONT)");
       }
       return Promise.resolve();
+    }
+    if (this.#cwd !== undefined && !isDirectory(this.#cwd)) {
+      return Promise.reject(
+        new IdleError(`working directory not found: ${this.#cwd}`, "ERR_SWITCHYARD_PROVIDER"),
+      );
     }
     return new Promise((resolve, reject) => {
       const [file, ...args] = this.#argv;

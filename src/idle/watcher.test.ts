@@ -7,6 +7,7 @@ import { parseConfig } from "../config/load.ts";
 import { silentLogger } from "../log.ts";
 import { httpHealth, Service } from "../server/services.ts";
 import type { IdleProvider, ProviderState, StopOptions } from "./provider.ts";
+import { RunProvider } from "./run.ts";
 import { IdleWatcher } from "./watcher.ts";
 
 /** A provider whose target is a real HTTP server in this process, started and closed on demand. */
@@ -163,4 +164,18 @@ test("Service.idleAction wakes and stops a server; a server without a provider i
   assert.equal(server.status(), "healthy");
   await svc.idleAction("a", "stop");
   assert.equal(server.status(), "napping");
+});
+
+test("RunProvider: a missing working directory or command is a clear start error", async () => {
+  const ac = new AbortController();
+  await assert.rejects(
+    new RunProvider({ command: ["node"], cwd: "/nonexistent/switchyard-dir" }).start(ac.signal),
+    /working directory not found: \/nonexistent\/switchyard-dir/,
+  );
+  await assert.rejects(
+    new RunProvider({ command: ["/nonexistent/switchyard-cmd"] }).start(ac.signal),
+    /command not found: \/nonexistent\/switchyard-cmd/,
+  );
+  assert.throws(() => new RunProvider({ command: "  " }), /command is empty/);
+  assert.throws(() => new RunProvider({ command: [] }), /non-empty argv/);
 });

@@ -8,7 +8,7 @@ import { EventLog } from "../admin/events.ts";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, IdleError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { AdminServer } from "./admin.ts";
 import { Front } from "./front.ts";
@@ -91,6 +91,13 @@ export class Runtime {
         },
       });
     }
+  }
+
+  /** Admin action on an idle server; an IdleError (ERR_SWITCHYARD_NO_PROVIDER) for an unknown service or server. */
+  idleAction(service: string, server: string, action: "wake" | "stop"): Promise<void> {
+    const svc = this.services.get(service);
+    if (!svc) return Promise.reject(new IdleError(`no service "${service}"`, "ERR_SWITCHYARD_NO_PROVIDER"));
+    return svc.idleAction(server, action);
   }
 
   get config(): SwitchyardConfig | undefined {
