@@ -3,7 +3,8 @@
  * 1. time to first byte of the first request to a napping `run` backend that is ready ~300 ms
  *    after it starts, and switchyard's own share of it (TTFB minus the backend's own start-to-ready
  *    time, which the backend reports: Node's boot + its 300 ms);
- * 2. RSS of switchyard with 50 napping `run` servers, next to the same file with 50 plain servers.
+ * 2. RSS of switchyard with 50 napping `run` servers, next to the same file with 50 plain servers
+ *    (each run twice, alternating, to show the noise).
  *
  *   node bench/idle.ts [--rounds 10]
  */
@@ -149,18 +150,30 @@ async function rssWith(servers: (i: number, port: number) => string): Promise<nu
     'listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nservices:\n  many:\n    hosts: ["*"]\n    healthcheck: { disable: true }\n    servers:\n';
   for (let i = 0; i < 50; i++) yaml += servers(i, 20000 + i);
   const s = await switchyard(yaml);
-  await new Promise((r) => setTimeout(r, 3000));
-  const rss = rssMiB(s.child.pid!);
+  // RSS moves with the garbage collector: the median of 12 samples over 6 s after a 2 s settle
+  await new Promise((r) => setTimeout(r, 2000));
+  const samples: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    samples.push(rssMiB(s.child.pid!));
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const rss = median(samples);
   s.child.kill("SIGTERM");
   await new Promise((r) => s.child.once("exit", r));
   return rss;
 }
-const plain = await rssWith((i, p) => `      - { name: s${i}, url: "http://127.0.0.1:${p}" }\n`);
-const napping = await rssWith(
-  (i, p) =>
-    `      - { name: s${i}, url: "http://127.0.0.1:${p}", run: { command: [${JSON.stringify(NODE)}, ${JSON.stringify(APP)}], env: { PORT: "${p}" } }, idle: { idle_timeout: 15m } }\n`,
+const plainServers = (i: number, p: number) => `      - { name: s${i}, url: "http://127.0.0.1:${p}" }\n`;
+const nappingServers = (i: number, p: number) =>
+  `      - { name: s${i}, url: "http://127.0.0.1:${p}", run: { command: [${JSON.stringify(NODE)}, ${JSON.stringify(APP)}], env: { PORT: "${p}" } }, idle: { idle_timeout: 15m } }\n`;
+const plain1 = await rssWith(plainServers);
+const napping1 = await rssWith(nappingServers);
+const plain2 = await rssWith(plainServers);
+const napping = await rssWith(nappingServers);
+console.log("## RSS of switchyard (median of 12 samples, 2-8 s after start)");
+const plain = (plain1 + plain2) / 2;
+const nap = (napping1 + napping) / 2;
+console.log(`50 plain servers          ${plain1.toFixed(1)}, ${plain2.toFixed(1)} MiB`);
+console.log(
+  `50 napping run servers    ${napping1.toFixed(1)}, ${napping.toFixed(1)} MiB  (mean +${(nap - plain).toFixed(1)} MiB)`,
 );
-console.log("## RSS of switchyard (3 s after start)");
-console.log(`50 plain servers          ${plain.toFixed(1)} MiB`);
-console.log(`50 napping run servers    ${napping.toFixed(1)} MiB  (+${(napping - plain).toFixed(1)} MiB)`);
 process.exit(0);
