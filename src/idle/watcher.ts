@@ -613,7 +613,8 @@ export class IdleWatcher implements HealthSource, ServerIdle {
       });
     }
     for (const d of this.#opts.dependsOn?.() ?? []) {
-      if (d.phase === "ready" && !d.#dependentUp()) await d.stop("dependency");
+      // an always-on dependency (idle_timeout 0) stays up
+      if (d.phase === "ready" && d.idleTimeout > 0 && !d.#dependentUp()) await d.stop("dependency");
     }
   }
 
