@@ -55,6 +55,8 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server app-1 stopped (idle)"));
     await eventually(() => !alive(body.pid), 5000, "the process to be gone");
     assert.equal((await health(sy.admin!, "app")).status, "napping");
+    const metrics = (await get(sy.admin!, "/metrics")).body;
+    assert.match(metrics, /switchyard_idle_stops_total\{service="app",server="app-1"\} 1/);
     // the second wake's progress stream has that wake's frames only (nothing replayed from the first)
     const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
     const actions = ev.body
