@@ -287,6 +287,13 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server h woke"));
     const r = await get(sy.proxy[0], "/after", JSON_ACCEPT);
     assert.equal(r.status, 200);
+    const seen = JSON.parse((await get(sy.proxy[0], "/__seen")).body);
+    // (the "/" entries are readiness and health probes)
+    assert.deepEqual(
+      seen.filter((p: string) => p !== "/"),
+      ["/after"],
+      "the request of the client that left never reached the backend",
+    );
     const metrics = (await get(sy.admin!, "/metrics")).body;
     assert.match(metrics, /switchyard_requests_in_flight\{service="app"\} 0/);
   });
