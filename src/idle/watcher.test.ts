@@ -42,6 +42,19 @@ class InProcess implements IdleProvider {
   }
 }
 
+/** Resolves once the watcher reports `status` (at once if it already does). */
+function statusIs(w: IdleWatcher, status: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (w.status() === status) return resolve();
+    const off = w.subscribe((s) => {
+      if (s === status) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
 async function freePort(): Promise<number> {
   const s = http.createServer();
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
@@ -62,7 +75,8 @@ test("a failed wake: error status with the reason, back-off, then retried; event
     url: `http://127.0.0.1:${port}`,
     provider,
     idleTimeout: 60_000,
-    errorBackoff: 150,
+    // long enough that the checks below run inside it even on a busy machine
+    errorBackoff: 1000,
     events: log.emit,
     metrics: { wake: (_s, _v, result) => counts.push(result), idleStop: () => counts.push("stop") },
   });
@@ -77,15 +91,7 @@ test("a failed wake: error status with the reason, back-off, then retried; event
   assert.match(w.detail(), /wake failed: .*disk full/);
   await assert.rejects(w.wake(), { code: "ERR_SWITCHYARD_WAKE_BACKOFF" });
   assert.equal(provider.starts, 1, "no retry within the back-off");
-  const changed = new Promise<void>((r) => {
-    const off = w.subscribe((s) => {
-      if (s === "napping") {
-        off();
-        r();
-      }
-    });
-  });
-  await changed;
+  await statusIs(w, "napping");
   provider.failWith = undefined;
   await w.wake();
   assert.equal(provider.starts, 2);
@@ -117,14 +123,7 @@ test("idle stop after idle_timeout with the configured method and signal; an idl
   });
   w.start(ac.signal);
   await w.wake();
-  await new Promise<void>((r) => {
-    const off = w.subscribe((s) => {
-      if (s === "napping") {
-        off();
-        r();
-      }
-    });
-  });
+  await statusIs(w, "napping");
   assert.deepEqual(provider.stops, [{ method: "stop", signal: "SIGINT", timeout: 2000 }]);
   assert.deepEqual(
     log.recent().map((e) => e.action),
