@@ -57,3 +57,16 @@ test("the YAML examples in the README parse", async () => {
     [2, 1],
   );
 });
+
+test("examples/idle.yaml passes check: run and exec servers, depends_on", async () => {
+  const file = example("idle.yaml");
+  const r = await checkConfig(file, {});
+  assert.equal(r.ok, true, r.output);
+  const c = await loadConfig(file, {}, {});
+  const [a1, a2] = c.services.app.servers;
+  assert.equal(a1.provider?.kind, "run");
+  assert.deepEqual(a1.idle?.dependsOn, ["db"]);
+  assert.equal(a2.idle?.noLoadingPage, true);
+  assert.equal(a2.idle?.idleTimeout, 900_000);
+  assert.equal(c.services.db.servers[0].idle?.stopMethod, "pause");
+});

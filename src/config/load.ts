@@ -32,6 +32,14 @@ import {
   weightSchema,
 } from "./fields.ts";
 import { isGoDoxyRouteFile, readGoDoxy } from "./godoxy.ts";
+import {
+  checkIdleGraph,
+  type IdlePartial,
+  noteDeps,
+  readIdleBlock,
+  readProvider,
+  resolveIdle,
+} from "./idle.ts";
 import { describe, type Env, type Path, Problems, readYaml } from "./source.ts";
 import type {
   AdminConfig,
@@ -67,8 +75,9 @@ const SERVICE_KEYS = [
   "slow_start",
   "panic_threshold",
   "servers",
+  "idle",
 ] as const;
-const SERVER_KEYS = ["name", "url", "weight", "backup"] as const;
+const SERVER_KEYS = ["name", "url", "weight", "backup", "idle", "run", "exec", "docker"] as const;
 
 const logLevelSchema = z
   .string()
@@ -95,6 +104,7 @@ export function parseConfig(
       ? { ...defaultsDraft(file), services: readGoDoxy(p, source.value) }
       : readSwitchyard(p, source.value, file);
   }
+  if (draft) checkIdleGraph(p, draft.services);
   applyOverrides(p, draft ?? defaultsDraft(file), overrides);
   if (p.size > 0 || !draft) {
     const n = p.size;
@@ -180,8 +190,11 @@ export function summarize(config: SwitchyardConfig): string {
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
     for (const v of s.servers) {
+      const idle = v.provider
+        ? ` (${v.provider.kind}, ${v.idle?.idleTimeout ? `idle ${formatDuration(v.idle.idleTimeout)}` : "always on"})`
+        : "";
       lines.push(
-        `    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${v.backup ? " backup" : ""}`,
+        `    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${v.backup ? " backup" : ""}${idle}`,
       );
     }
   }
@@ -314,11 +327,17 @@ function readService(
     healthcheck: readHealthcheck(p, m.healthcheck, false) ?? { ...DEFAULTS.healthcheck },
     slowStart: field(p, m.slow_start, duration("non-negative"), 0),
     panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
-    servers: readServers(p, name, m.servers, path),
+    servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false)),
   };
 }
 
-function readServers(p: Problems, service: string, entry: Entry | undefined, svcPath: Path): ServerConfig[] {
+function readServers(
+  p: Problems,
+  service: string,
+  entry: Entry | undefined,
+  svcPath: Path,
+  svcIdle: IdlePartial,
+): ServerConfig[] {
   const servers: ServerConfig[] = [];
   if (!entry) {
     p.at(svcPath, "no servers: add `servers:` with at least one { url }", "key");
@@ -337,6 +356,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     let name = `${service}-${i + 1}`;
     let weight = 0;
     let backup = false;
+    let extra: Pick<ServerConfig, "provider" | "idle"> = {};
     if (typeof item === "string") urlEntry = { value: item, path };
     else if (item === null) {
       p.at(path, "empty server: give at least `url`");
@@ -349,6 +369,14 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
       name = field(p, m.name, nonEmptyString, name);
       weight = field(p, m.weight, weightSchema, 0);
       backup = field(p, m.backup, bool, false);
+      const provider = readProvider(p, m, dirname(p.file), false);
+      const own = readIdleBlock(p, m.idle, false);
+      if (provider) {
+        extra = { provider, idle: resolveIdle(svcIdle, own) };
+        noteDeps(p, service, name, own, svcIdle);
+      } else if (provider === undefined && m.idle) {
+        p.at(m.idle.path, "idle settings need a provider on this server (`run`, `exec` or `docker`)", "key");
+      }
     }
     const u = urlEntry && p.parse(serverUrl, urlEntry.value, urlEntry.path);
     if (!u) return;
@@ -360,7 +388,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     else {
       byKey.set(u.key, i);
       byName.set(name, i);
-      servers.push({ name, url: u.url, weight, backup });
+      servers.push({ name, url: u.url, weight, backup, ...extra });
     }
   });
   return servers;

@@ -12,13 +12,13 @@ import { mergeSnapshot, type StatsSnapshot } from "../admin/stats.ts";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, IdleError } from "../errors.ts";
 import { http1Path } from "../http1/mode.ts";
 import type { Logger } from "../log.ts";
 import { Front } from "./front.ts";
 import { Listeners } from "./listeners.ts";
 import { Metrics } from "./metrics.ts";
-import { type HealthFactory, httpHealth, Service } from "./services.ts";
+import { type HealthFactory, httpHealth, type IdleEnv, newIdleEnv, Service } from "./services.ts";
 
 export interface RuntimeOptions {
   logger: Logger;
@@ -33,6 +33,8 @@ export interface RuntimeOptions {
   balancerLogger?: Logger;
   /** Extra metrics to merge (cluster primary: the workers'). */
   workerMetrics?: () => Promise<object[]>;
+  /** Idle watchers for this process's services (cluster workers: remote ones that ask the primary). */
+  idleEnv?: IdleEnv;
   /** Called after services were added, changed or removed (cluster primary: re-sync workers). */
   onServicesChanged?: () => void;
   /** The workers' side of the admin API (cluster primary): their stats and actions. */
@@ -42,6 +44,8 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly logger: Logger;
   readonly services = new Map<string, Service>();
+  /** The idle watchers of every service (depends_on resolves here), their metrics and events. */
+  readonly idle: IdleEnv = newIdleEnv();
   readonly metrics: Metrics;
   readonly front: Front | undefined;
   readonly listeners: Listeners | undefined;
@@ -50,6 +54,9 @@ export class Runtime {
   readonly events = new EventLog();
   #config: SwitchyardConfig | undefined;
   readonly #options: RuntimeOptions;
+  get #idleEnv(): IdleEnv {
+    return this.#options.idleEnv ?? this.idle;
+  }
   readonly #retiring = new Set<Service>();
   #reloading: Promise<boolean> | undefined;
   #reloadAgain = false;
@@ -70,6 +77,10 @@ export class Runtime {
       },
       { requests: options.proxy, health: options.ownsHealth, process: true },
     );
+    this.idle.metrics = this.metrics.idle;
+    // the balancers' events go through the same sink (Service reads `events` from its IdleEnv)
+    this.idle.events = this.eventSink;
+    if (options.idleEnv) options.idleEnv.events ??= this.eventSink;
     if (options.proxy) {
       this.front = new Front(this.logger);
       this.listeners = new Listeners(this.logger, this.front);
@@ -146,6 +157,13 @@ export class Runtime {
     return answerOf(op, [own, ...theirs], capped);
   }
 
+  /** Admin action on an idle server; an IdleError (ERR_SWITCHYARD_NO_PROVIDER) for an unknown service or server. */
+  idleAction(service: string, server: string, action: "wake" | "stop"): Promise<void> {
+    const svc = this.services.get(service);
+    if (!svc) return Promise.reject(new IdleError(`no service "${service}"`, "ERR_SWITCHYARD_NO_PROVIDER"));
+    return svc.idleAction(server, action);
+  }
+
   get config(): SwitchyardConfig | undefined {
     return this.#config;
   }
@@ -173,10 +191,13 @@ export class Runtime {
     try {
       for (const [name, sc] of Object.entries(next.services)) {
         if (!this.services.has(name))
-          fresh.push(new Service(sc, next.timeouts, lbLogger, health, { events: this.eventSink }));
+          fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.#idleEnv));
       }
     } catch (err) {
-      for (const s of fresh) s.controller.abort();
+      for (const s of fresh) {
+        s.controller.abort();
+        void s.closeIdle();
+      }
       throw err;
     }
     for (const s of fresh) {
@@ -295,6 +316,8 @@ export class Runtime {
     this.admin?.close();
     for (const s of this.services.values()) s.controller.abort();
     for (const s of this.#retiring) s.controller.abort();
+    // every process or container an idle provider started is stopped before we exit
+    await Promise.all([...this.services.values(), ...this.#retiring].map((s) => s.closeIdle()));
   }
 }
 
