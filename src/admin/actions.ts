@@ -24,8 +24,6 @@ export interface LocalResult {
   adminState?: string;
   weight?: number;
   configuredWeight?: number;
-  /** What the idle provider said (wake/stop). */
-  detail?: unknown;
 }
 
 export interface Answer {
@@ -124,16 +122,6 @@ interface Controllable {
   drain(target: Server | string, waitMs?: number): Promise<{ drained: boolean; inflight: number }>;
 }
 
-/**
- * The idle provider behind wake/stop: the service's `idleAction(server, action)` (the idle
- * watcher's) when it has one. Undefined: this server has no idle provider (409).
- */
-export function idleControl(
-  service: Service,
-): ((server: string, action: "wake" | "stop") => unknown | Promise<unknown>) | undefined {
-  const fn = (service as unknown as { idleAction?: unknown }).idleAction;
-  return typeof fn === "function" ? (fn.bind(service) as never) : undefined;
-}
 
 /**
  * Applies `op` to this process's balancers. `drainWait`: false applies a drain as the state only
@@ -176,17 +164,9 @@ export async function applyLocal(
       return { ...done(server), inflight: r.inflight, drained: r.drained };
     }
     case "idle": {
-      const control = idleControl(found.service);
-      if (control === undefined) {
-        return {
-          error: { status: 409, message: `server ${server.name} has no idle provider` },
-          inflight: server.inflight,
-          drained: false,
-        };
-      }
       try {
-        const detail = await control(server.name, op.action);
-        return { ...done(server), detail };
+        await found.service.idleAction(server.name, op.action);
+        return done(server);
       } catch (err) {
         // no provider behind this server: a conflict with its configuration; else the provider failed
         const none = (err as { code?: unknown }).code === "ERR_SWITCHYARD_NO_PROVIDER";
@@ -224,6 +204,6 @@ export function answerOf(op: AdminOp, results: readonly LocalResult[], capped?: 
     case "state":
       return { status: 200, body: { ...base, inflight } };
     case "idle":
-      return { status: 200, body: { ...base, action: op.action, result: first?.detail ?? null } };
+      return { status: 200, body: { ...base, action: op.action } };
   }
 }

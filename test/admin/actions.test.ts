@@ -146,7 +146,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   for (const action of ["wake", "stop"]) {
     const r = await act("a-1", action);
     assert.equal(r.status, 409);
-    assert.match(String(r.body.error), /server a-1 has no idle provider/);
+    assert.match(String(r.body.error), /^server a-1 of service web has no idle provider$/);
   }
 
   // a reload is an event too
