@@ -11,7 +11,7 @@ import * as http from "node:http";
 import type * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { after, afterEach, test } from "node:test";
 import { pino } from "pino";
 import { until } from "../../test/support/until.ts";
 import { DockerProvider, dockerSocketPath, providerState, signalName } from "./docker.ts";
@@ -31,18 +31,38 @@ async function fakeEngine(handle: http.RequestListener, path = join(dir, `engine
   });
   server.listen(path);
   await once(server, "listening");
-  return {
+  const engine = {
     path,
     server,
     sockets,
     /** Closes the listener (its socket file goes) and cuts every connection. */
     async vanish() {
+      live.delete(engine);
       const closed = new Promise((r) => server.close(r));
       for (const s of sockets) s.destroy();
       await closed;
     },
   };
+  live.add(engine);
+  return engine;
 }
+
+/** A provider closed after the test whatever happens (a failed assertion must not leave a watch retrying). */
+function provider(options: ConstructorParameters<typeof DockerProvider>[0]): DockerProvider {
+  const p = new DockerProvider(options);
+  live.add(p);
+  return p;
+}
+
+/** Engines and providers still open; closed after each test, also one that failed half-way. */
+const live = new Set<{ vanish(): Promise<void> } | DockerProvider>();
+afterEach(async () => {
+  for (const x of live) {
+    if (x instanceof DockerProvider) await x.close();
+    else await x.vanish();
+  }
+  live.clear();
+});
 
 /** A pino logger whose records land in `records`. */
 function capture() {
@@ -93,7 +113,7 @@ test("an engine answering 500: every operation fails with the engine's own messa
     if (req.url?.endsWith("/json")) return json(res, 200, { State: { Status: "exited" } });
     json(res, 500, { message: "runc: container_linux.go:380: starting container process caused: boom" });
   });
-  const p = new DockerProvider({ container: "app3", socketPath: engine.path });
+  const p = provider({ container: "app3", socketPath: engine.path });
   await assert.rejects(p.start(AbortSignal.timeout(5000)), {
     message:
       'docker: container "app3": start: HTTP 500: runc: container_linux.go:380: starting container process caused: boom',
@@ -116,7 +136,7 @@ test("an engine answering 500: every operation fails with the engine's own messa
 test("a container that does not exist: 'no such container' with the engine's message", async () => {
   const before = handles();
   const engine = await fakeEngine((_req, res) => json(res, 404, { message: "No such container: ghost" }));
-  const p = new DockerProvider({ container: "ghost", socketPath: engine.path });
+  const p = provider({ container: "ghost", socketPath: engine.path });
   await assert.rejects(p.state(), {
     message: 'docker: container "ghost": no such container (inspect: No such container: ghost)',
   });
@@ -134,7 +154,7 @@ test("a socket path that does not exist: 'cannot reach the engine', for calls an
   const before = handles();
   const path = join(dir, "nobody-here.sock");
   const { logger, records } = capture();
-  const p = new DockerProvider({ container: "app3", socketPath: path, logger });
+  const p = provider({ container: "app3", socketPath: path, logger });
   await assert.rejects(p.state(), { message: `docker: cannot reach the engine at ${path}: ENOENT` });
   await assert.rejects(p.start(AbortSignal.timeout(5000)), {
     message: `docker: cannot reach the engine at ${path}: ENOENT`,
@@ -163,7 +183,7 @@ test("DOCKER_HOST picks the socket when none is given", async () => {
   const saved = process.env.DOCKER_HOST;
   process.env.DOCKER_HOST = `unix://${engine.path}`;
   try {
-    const p = new DockerProvider({ container: "app3" });
+    const p = provider({ container: "app3" });
     assert.equal(p.socketPath, engine.path);
     assert.equal(await p.state(), "paused");
     await p.close();
@@ -177,7 +197,7 @@ test("DOCKER_HOST picks the socket when none is given", async () => {
 test("a socket that vanishes before answering: a clear error, nothing left open", async () => {
   const before = handles();
   const engine = await fakeEngine((req) => req.socket.destroy());
-  const p = new DockerProvider({ container: "app3", socketPath: engine.path });
+  const p = provider({ container: "app3", socketPath: engine.path });
   await assert.rejects(p.state(), (err: Error) => {
     assert.match(
       err.message,
@@ -193,6 +213,8 @@ test("a socket that vanishes before answering: a clear error, nothing left open"
 test("an event stream whose socket vanishes: logged, retried with back-off, resumed when the engine is back", async () => {
   const before = handles();
   let status = "running";
+  let holdInspect = false;
+  const held: http.ServerResponse[] = [];
   const events: http.ServerResponse[] = [];
   const handler: http.RequestListener = (req, res) => {
     if (req.url?.startsWith("/events?")) {
@@ -203,12 +225,16 @@ test("an event stream whose socket vanishes: logged, retried with back-off, resu
       events.push(res);
       return;
     }
-    if (req.url === "/containers/app3/json") return json(res, 200, { State: { Status: status } });
+    if (req.url === "/containers/app3/json") {
+      if (holdInspect) held.push(res);
+      else json(res, 200, { State: { Status: status } });
+      return;
+    }
     json(res, 404, { message: "page not found" });
   };
   let engine = await fakeEngine(handler);
   const { logger, records } = capture();
-  const p = new DockerProvider({ container: "app3", socketPath: engine.path, logger });
+  const p = provider({ container: "app3", socketPath: engine.path, logger });
   const seen: [ProviderState, string][] = [];
   const ac = new AbortController();
   p.watch((s, d) => seen.push([s, d]), ac.signal);
@@ -254,6 +280,22 @@ test("an event stream whose socket vanishes: logged, retried with back-off, resu
   assert.equal(seen[2][0], "running");
   assert.equal(events.length, 2);
 
+  // once more: stopped and started again while the stream was down, and the start event arrives
+  // while the state read is still out. The event is newer, so the read's stale "exited" is not
+  // reported (a transient "stopped" could undo a wake under way)
+  await engine.vanish();
+  holdInspect = true;
+  engine = await fakeEngine(handler, engine.path);
+  await until(() => held.length === 1, 10_000, "the state read after reconnecting");
+  const following = () => records.filter((r) => r.msg === "docker: following the engine's events").length;
+  const followed = following();
+  const start = { Type: "container", Action: "start", Actor: { ID: "abc123", Attributes: { name: "app3" } } };
+  events[2].write(`${JSON.stringify(start)}\n`);
+  await new Promise((r) => setImmediate(r));
+  json(held[0], 200, { State: { Status: "exited" } }); // read before the start
+  await until(() => following() > followed, 5000, "the state read done");
+  assert.equal(seen.length, 3, `nothing new to report: ${JSON.stringify(seen.slice(3))}`);
+
   ac.abort();
   await p.close();
   await engine.vanish();
@@ -269,7 +311,7 @@ test("close() ends a call in flight and an open event stream, and later calls fa
     }
     // never answers anything else
   });
-  const p = new DockerProvider({ container: "app3", socketPath: engine.path });
+  const p = provider({ container: "app3", socketPath: engine.path });
   const ac = new AbortController();
   p.watch(() => {}, ac.signal);
   const start = p.start(AbortSignal.timeout(60_000)).then(
@@ -292,7 +334,7 @@ test("a wake bounded by its signal: start aborts with a message naming the conta
     if (req.url?.endsWith("/json")) return json(res, 200, { State: { Status: "exited" } });
     startSent = req.url === "/containers/app3/start"; // and it hangs
   });
-  const p = new DockerProvider({ container: "app3", socketPath: engine.path });
+  const p = provider({ container: "app3", socketPath: engine.path });
   const ac = new AbortController();
   const start = p.start(ac.signal);
   await until(() => startSent, 5000, "start sent");

@@ -117,6 +117,8 @@ export class DockerProvider implements IdleProvider {
   readonly #closing = new AbortController();
   /** Settles when each open connection or follow loop has finished; close() waits for all. */
   readonly #open = new Set<Promise<unknown>>();
+  #opsStarted = 0;
+  #opsRunning = 0;
 
   constructor(options: DockerProviderOptions) {
     if (!options.container) throw new Error("docker: a container name or ID is required");
@@ -141,7 +143,26 @@ export class DockerProvider implements IdleProvider {
     return providerState(info.State);
   }
 
-  async start(signal: AbortSignal): Promise<void> {
+  start(signal: AbortSignal): Promise<void> {
+    return this.#op(() => this.#start(signal));
+  }
+
+  stop(options: StopOptions): Promise<void> {
+    return this.#op(() => this.#stop(options));
+  }
+
+  /** Counts our own starts and stops, which a state read on a stream (re)connect may predate. */
+  async #op(fn: () => Promise<void>): Promise<void> {
+    this.#opsStarted++;
+    this.#opsRunning++;
+    try {
+      await fn();
+    } finally {
+      this.#opsRunning--;
+    }
+  }
+
+  async #start(signal: AbortSignal): Promise<void> {
     const state = await this.state(signal);
     if (state === "running") return;
     if (state === "paused") {
@@ -151,7 +172,7 @@ export class DockerProvider implements IdleProvider {
     await this.#call("start", "POST", `${this.#path}/start`, { signal });
   }
 
-  async stop(options: StopOptions): Promise<void> {
+  async #stop(options: StopOptions): Promise<void> {
     const state = await this.state();
     if (state === "stopped") return;
     if (options.method === "pause") {
@@ -334,15 +355,22 @@ export class DockerProvider implements IdleProvider {
           return;
         }
         onConnect();
+        // The state as the stream starts, reported unless something newer says otherwise: an
+        // event that arrived meanwhile, or a start/stop of ours (whose result the inspect may
+        // predate: reporting that could undo a wake under way).
         let queue: EngineEvent[] | undefined = [];
         const apply = (ev: EngineEvent) => {
           const change = this.#eventState(ev);
           if (change) report(change[0], change[1]);
         };
+        const opsBefore = this.#opsStarted;
         this.state(stop)
           .then(
             (state) => {
               if (stop.aborted) return;
+              const newer = queue?.some((ev) => this.#eventState(ev) !== undefined);
+              this.#log.debug({ container: this.container, state }, "docker: following the engine's events");
+              if (newer || this.#opsRunning > 0 || this.#opsStarted !== opsBefore) return;
               report(
                 state,
                 `container "${this.container}" is ${state} (read when the event stream connected)`,
