@@ -33,3 +33,18 @@ export class UpstreamError extends Error {
     this.code = code;
   }
 }
+
+/** Idle wake and provider failures; `code` tells a timeout (504) from a failed wake (502). */
+export class IdleError extends Error {
+  readonly code:
+    | "ERR_SWITCHYARD_WAKE_TIMEOUT"
+    | "ERR_SWITCHYARD_WAKE_FAILED"
+    | "ERR_SWITCHYARD_WAKE_BACKOFF"
+    | "ERR_SWITCHYARD_NO_PROVIDER"
+    | "ERR_SWITCHYARD_PROVIDER";
+  override name = "IdleError";
+  constructor(message: string, code: IdleError["code"], options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}

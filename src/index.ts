@@ -5,10 +5,20 @@ export {
   type ServiceJSON,
 } from "./balancer/load-balancer.ts";
 export { type RealIpOptions, RealIpResolver } from "./balancer/realip.ts";
-export { type RequestHandler, Server, type ServerOptions } from "./balancer/server.ts";
+export {
+  type RequestHandler,
+  Server,
+  type ServerIdle,
+  type ServerOptions,
+  type WakeProgress,
+} from "./balancer/server.ts";
 export { rebalance } from "./balancer/weights.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
-export { ConfigError, InvalidArgumentError, UpstreamError } from "./errors.ts";
+export { ConfigError, IdleError, InvalidArgumentError, UpstreamError } from "./errors.ts";
 export { HttpHealthMonitor, type HttpHealthMonitorOptions } from "./health/http-monitor.ts";
 export { type HealthSource, type HealthStatus, isGood, STATUSES } from "./health/status.ts";
+export { ExecProvider, type ExecProviderOptions } from "./idle/exec.ts";
+export type { IdleProvider, ProviderState, StopMethod, StopOptions } from "./idle/provider.ts";
+export { RunProvider, type RunProviderOptions } from "./idle/run.ts";
+export { type IdleMetricsSink, IdleWatcher, type IdleWatcherOptions } from "./idle/watcher.ts";
 export { MODES, type Mode, normalizeMode, parseMode, STICKY_COOKIE, stickyValue } from "./selectors/index.ts";

@@ -5,6 +5,7 @@ import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
+import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy/forward.ts";
@@ -91,6 +92,8 @@ export class LoadBalancer {
   #forwarder: Forwarder;
   #logger: Logger;
   #ctx: Ctx = { ip: "", tried: null, cookie: undefined };
+  /** Some server has an idle watcher: the loading page's assets are served here. */
+  #hasIdle = false;
   #cookieTail = "";
   #cookieTailSecure = "";
   #onAvailability = (s: Server) => this.#availabilityChanged(s);
@@ -242,7 +245,8 @@ export class LoadBalancer {
     m.controller = controller;
     if (health.subscribe) {
       m.unsubscribe = health.subscribe((status, changed) => {
-        if (status === "healthy") server.clearPassive();
+        // a napping server refuses connections by design: a wake, not an ejection, brings it back
+        if (status === "healthy" || status === "napping") server.clearPassive();
         server.refresh();
         if (changed) {
           this.#logger.info(
@@ -285,6 +289,7 @@ export class LoadBalancer {
       servers[i].index = i;
     }
     this.#servers = servers;
+    this.#hasIdle = servers.some((s) => s.idle !== undefined);
     this.#polled = servers.filter((s) => s.health !== undefined && s.health.subscribe === undefined);
     const onLoad = this.#inner.loadChanged ? this.#onLoad : undefined;
     for (const s of servers) {
@@ -378,25 +383,116 @@ export class LoadBalancer {
       });
       return;
     }
+    if (stickyPath) {
+      if (this.#dirty) this.#rebuild();
+      if (this.#hasIdle && sendLoadingAsset(res, pathOf(url))) return;
+    }
     const ctx = this.#prepare(req, sticky);
     const server = this.#pickWith(ctx, sticky);
     if (server === undefined) {
       sendError(res, 503, "Service Unavailable");
       return;
     }
-    if (sticky && this.#sticky.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
-    const st = server.status();
-    if ((st === "napping" || st === "starting") && server.wake) {
-      server.tryWake().then(
-        () => this.dispatch(req, res, server),
-        (err) => {
-          this.#logger.error({ err, server: server.name }, "wake failed");
-          sendError(res, 502, "Bad Gateway");
-        },
-      );
-      return;
+    if (server.wake !== undefined) {
+      const st = server.status();
+      if (st === "napping" || st === "starting") {
+        this.#handleSleeping(req, res, ctx, sticky, server);
+        return;
+      }
     }
+    if (sticky && this.#sticky.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
+    if (server.idle !== undefined) server.idle.touch();
     this.dispatch(req, res, server);
+  }
+
+  /**
+   * A pick that landed on a napping or starting server. A ready server of the service answers
+   * instead (the sleeping one is woken in the background) unless the sticky cookie names the
+   * sleeping one; otherwise: 403 off the start endpoint, the loading page for a browser, or the
+   * request held (body unread) until the wake ends, then proxied, 504 or 502.
+   */
+  #handleSleeping(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: Ctx,
+    sticky: boolean,
+    server: Server,
+  ): void {
+    const named = ctx.cookie !== undefined && this.#sticky.lookup(ctx.cookie) === server;
+    if (!named) {
+      const ready = this.#readyOther(ctx, sticky, server);
+      if (ready !== undefined) {
+        server
+          .tryWake()
+          .catch((err) => this.#logger.warn({ err, server: server.name }, "background wake failed"));
+        if (sticky && this.#sticky.lookup(ctx.cookie) !== ready) this.setStickyCookie(req, res, ready);
+        ready.idle?.touch();
+        this.dispatch(req, res, ready);
+        return;
+      }
+    }
+    const idle = server.idle;
+    const url = req.url ?? "/";
+    if (idle !== undefined) {
+      if (idle.startEndpoint !== undefined && pathOf(url) !== idle.startEndpoint) {
+        sendError(res, 403, `Forbidden: server ${server.name} can only be woken through its start endpoint`);
+        return;
+      }
+      // idle services take the sticky path on wake so the page's own requests find this server
+      if (this.#sticky.lookup(ctx.cookie) !== server) this.setStickyCookie(req, res, server);
+      if (!idle.noLoadingPage && acceptsHtml(req.method, url, req.headers.accept)) {
+        server.tryWake().catch((err) => this.#logger.warn({ err, server: server.name }, "wake failed"));
+        sendLoadingPage(res, this.#config.link, server.name);
+        return;
+      }
+    } else if (sticky && this.#sticky.lookup(ctx.cookie) !== server) {
+      this.setStickyCookie(req, res, server);
+    }
+    let gone = false;
+    const onClose = () => {
+      gone = true;
+    };
+    res.once("close", onClose);
+    server.tryWake().then(
+      () => {
+        res.off("close", onClose);
+        // a client that left while its server woke is not forwarded
+        if (gone || res.destroyed || req.destroyed) return;
+        server.idle?.touch();
+        this.dispatch(req, res, server);
+      },
+      (err) => {
+        res.off("close", onClose);
+        if (gone || res.destroyed) return;
+        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
+        this.#logger.error({ err, server: server.name }, "wake failed");
+        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") {
+          sendError(res, 504, `Gateway Timeout: server ${server.name} did not wake in time`);
+        } else {
+          sendError(
+            res,
+            502,
+            `Bad Gateway: server ${server.name} failed to wake: ${publicReason(err, server)}`,
+          );
+        }
+      },
+    );
+  }
+
+  /** A good server other than `sleeping` that is ready (not napping or starting), by the mode's choice. */
+  #readyOther(ctx: Ctx, sticky: boolean, sleeping: Server): Server | undefined {
+    const tried: Server[] = [sleeping];
+    const servers = this.#servers;
+    for (let i = 0; i < servers.length; i++) {
+      ctx.tried = tried;
+      // a sticky cookie already named someone else; pick by the mode alone
+      const next = (sticky ? this.#inner : this.#selector).pick(ctx);
+      if (next === undefined) return undefined;
+      const st = next.status();
+      if (st !== "napping" && st !== "starting") return next;
+      tried.push(next);
+    }
+    return undefined;
   }
 
   /** Sends `req` to `server`: its own handler, or the proxy (with retries and passive health). */
@@ -422,12 +518,52 @@ export class LoadBalancer {
       return;
     }
     const sticky = this.#config.sticky || isStickyPath(req.url);
-    const server = this.#pickWith(this.#prepare(req, sticky), sticky);
+    const ctx = this.#prepare(req, sticky);
+    let server = this.#pickWith(ctx, sticky);
     if (server === undefined || server.handler) {
       endWithError(socket, 503, "Service Unavailable");
       return;
     }
+    if (server.wake !== undefined) {
+      const st = server.status();
+      if (st === "napping" || st === "starting") {
+        const sleeping = server;
+        const named = ctx.cookie !== undefined && this.#sticky.lookup(ctx.cookie) === sleeping;
+        const ready = named ? undefined : this.#readyOther(ctx, sticky, sleeping);
+        if (ready === undefined || ready.handler) {
+          this.#upgradeAfterWake(req, socket, head, sleeping);
+          return;
+        }
+        sleeping
+          .tryWake()
+          .catch((err) => this.#logger.warn({ err, server: sleeping.name }, "background wake failed"));
+        server = ready;
+      }
+    }
+    if (server.idle !== undefined) server.idle.touch();
     this.#forwarder.upgrade(this, req, socket, head, server);
+  }
+
+  /** An upgrade (WebSocket) to a napping server waits for the wake; no loading page here. */
+  #upgradeAfterWake(req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+    const start = server.idle?.startEndpoint;
+    if (start !== undefined && pathOf(req.url ?? "/") !== start) {
+      endWithError(socket, 403, "Forbidden");
+      return;
+    }
+    server.tryWake().then(
+      () => {
+        if (socket.destroyed) return;
+        server.idle?.touch();
+        this.#forwarder.upgrade(this, req, socket, head, server);
+      },
+      (err) => {
+        this.#logger.error({ err, server: server.name }, "wake failed");
+        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
+        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") endWithError(socket, 504, "Gateway Timeout");
+        else endWithError(socket, 502, "Bad Gateway");
+      },
+    );
   }
 
   setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {
@@ -453,12 +589,13 @@ export class LoadBalancer {
   status(): HealthStatus {
     const servers = this.servers;
     if (servers.length === 0) return "unknown";
-    return servers.some((s) => s.available) ? "healthy" : "unhealthy";
+    // read each server's health now: a custom health object need not notify
+    return servers.some((s) => s.canTakeRequests()) ? "healthy" : "unhealthy";
   }
 
   detail(): string {
     const servers = this.servers;
-    const good = servers.filter((s) => s.available).length;
+    const good = servers.filter((s) => s.canTakeRequests()).length;
     return `${good}/${servers.length} servers are healthy`;
   }
 
@@ -469,7 +606,7 @@ export class LoadBalancer {
 
   /** Mean latency (ms) over good servers. */
   latency(): number {
-    const good = this.servers.filter((s) => s.available);
+    const good = this.servers.filter((s) => s.canTakeRequests());
     if (good.length === 0) return 0;
     return good.reduce((a, s) => a + s.latency(), 0) / good.length;
   }
@@ -484,7 +621,7 @@ export class LoadBalancer {
         weight: s.weight,
         configured_weight: s.configuredWeight,
         status: s.status(),
-        available: s.available,
+        available: s.canTakeRequests(),
         detail: s.detail(),
         latency: formatDuration(Math.round(s.latency())),
         inflight: s.inflight,
@@ -536,6 +673,21 @@ function badTarget(req: IncomingMessage): boolean {
   if (target.protocol !== "http:" && target.protocol !== "https:") return true;
   req.url = target.pathname + target.search;
   return false;
+}
+
+/** A wake error's reason for a client: never the server's address. */
+function publicReason(err: unknown, server: Server): string {
+  // the deepest error of switchyard's own (an IdleError) says it best; else the first cause
+  let e: unknown = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("ERR_SWITCHYARD")) e = c;
+  }
+  let text = e instanceof Error ? e.message : String(e);
+  for (const secret of [server.key, server.url.host, server.url.hostname]) {
+    if (secret) text = text.split(secret).join(server.name);
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 function pathOf(url: string): string {

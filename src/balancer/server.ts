@@ -4,6 +4,35 @@ import { type HealthSource, type HealthStatus, isGood } from "../health/status.t
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** One progress frame of a wake, as `/$switchyard/wake-events` sends it. */
+export interface WakeProgress {
+  readonly server: string;
+  /** `starting`, `waking_dep`, `dep_ready`, `waiting_ready`, then `ready` or `error`. */
+  readonly action: string;
+  readonly level: "info" | "error";
+  readonly message: string;
+  /** ISO 8601. */
+  readonly timestamp: string;
+  readonly error?: string;
+}
+
+/**
+ * What the balancer needs of an idle watcher (src/idle/watcher.ts): how to wake, which requests
+ * may wake, and the progress of a wake. Its status reaches the balancer through `health`.
+ */
+export interface ServerIdle {
+  /** Only a request for this path may wake a napping server; others get 403. */
+  readonly startEndpoint: string | undefined;
+  /** Requests wait instead of getting the loading page. */
+  readonly noLoadingPage: boolean;
+  /** Starts (single-flight) and resolves once ready; rejects with an `IdleError`. */
+  wake(): Promise<void>;
+  /** A request reached the server: the idle timer restarts. */
+  touch(): void;
+  /** The current wake's progress so far, then live frames; returns the unsubscribe function. */
+  watchProgress(listener: (event: WakeProgress) => void): () => void;
+}
+
 export interface ServerOptions {
   name: string;
   /** Where requests are proxied; its host:port is the server's key. */
@@ -16,6 +45,8 @@ export interface ServerOptions {
   health?: HealthSource;
   /** Wakes a napping server; used by tryWake(). */
   wake?: () => Promise<void>;
+  /** An idle watcher (server side, or the library's `IdleWatcher`): wakes, progress, idle timer. */
+  idle?: ServerIdle;
 }
 
 /**
@@ -35,6 +66,7 @@ export class Server {
   readonly handler: RequestHandler | undefined;
   readonly health: HealthSource | undefined;
   readonly wake: (() => Promise<void>) | undefined;
+  readonly idle: ServerIdle | undefined;
 
   #inflight = 0;
   /** Good and not passively ejected. Read by selectors on every pick. */
@@ -53,7 +85,13 @@ export class Server {
   constructor(options: ServerOptions) {
     if (!options || typeof options !== "object")
       throw new InvalidArgumentError("Server: options object required");
-    const { name, url, weight = 0, handler, health, wake } = options;
+    const { name, url, weight = 0, handler, wake, idle } = options;
+    // an idle watcher is a health source too: it says napping / starting / healthy / error
+    const health =
+      options.health ??
+      (idle !== undefined && typeof (idle as Partial<HealthSource>).status === "function"
+        ? (idle as unknown as HealthSource)
+        : undefined);
     if (typeof name !== "string" || name === "")
       throw new InvalidArgumentError("Server: name must be a non-empty string");
     let parsed: URL;
@@ -79,7 +117,8 @@ export class Server {
     this.configuredWeight = weight;
     this.handler = handler;
     this.health = health;
-    this.wake = wake;
+    this.idle = idle;
+    this.wake = wake ?? (idle ? () => idle.wake() : undefined);
     this.available = isGood(this.#healthStatus());
   }
 

@@ -26,25 +26,66 @@ export async function streamWakeEvents(servers: readonly Server[], res: ServerRe
     const st = s.status();
     return st === "napping" || st === "starting";
   });
-  const results = await Promise.allSettled(
-    sleeping.map(async (s) => {
+  // an idle server whose wake just failed (in its back-off): its error, not a false "ready"
+  const failed = servers.filter((s) => s.idle !== undefined && s.status() === "error");
+  const results = await Promise.allSettled([
+    ...failed.map(async (s) => {
+      const error = scrub(`server ${s.name}: ${s.detail()}`, s);
+      send({ server: s.name, action: "error", level: "error", error, timestamp: new Date().toISOString() });
+      throw new Error(error);
+    }),
+    ...sleeping.map(async (s) => {
+      // an idle watcher's progress frames (starting, waking_dep, …) before the terminal one
+      const unwatch = s.idle?.watchProgress((e) => {
+        if (e.action !== "ready" && e.action !== "error") send(e);
+      });
       try {
         await s.tryWake();
-        send({ server: s.name, action: "ready" });
+        unwatch?.();
+        send(
+          s.idle
+            ? {
+                server: s.name,
+                action: "ready",
+                level: "info",
+                message: `${s.name} is ready`,
+                timestamp: new Date().toISOString(),
+              }
+            : { server: s.name, action: "ready" },
+        );
       } catch (err) {
-        send({ server: s.name, action: "error", error: messageOf(err) });
+        unwatch?.();
+        const error = scrub(messageOf(err), s);
+        send(
+          s.idle
+            ? { server: s.name, action: "error", level: "error", error, timestamp: new Date().toISOString() }
+            : { server: s.name, action: "error", error },
+        );
         throw err;
       }
     }),
-  );
+  ]);
   const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
   if (errors.length === 0) {
     send({ action: "ready" });
   } else {
-    const all = new AggregateError(errors, `failed to wake ${errors.length} of ${sleeping.length} servers`);
-    send({ action: "error", error: messageOf(all) });
+    const n = sleeping.length + failed.length;
+    const all = new AggregateError(errors, `failed to wake ${errors.length} of ${n} servers`);
+    send({ action: "error", error: scrubAll(messageOf(all), [...sleeping, ...failed]) });
   }
   res.end();
+}
+
+/** Error text for clients: the server's address replaced by its name. */
+function scrub(text: string, s: Server): string {
+  let out = text;
+  for (const secret of [s.key, s.url.host, s.url.hostname]) if (secret) out = out.split(secret).join(s.name);
+  return out;
+}
+function scrubAll(text: string, servers: readonly Server[]): string {
+  let out = text;
+  for (const s of servers) out = scrub(out, s);
+  return out;
 }
 
 function messageOf(err: unknown): string {

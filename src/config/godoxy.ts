@@ -5,6 +5,7 @@
  * member to start wins, in no fixed order) members that disagree on a service setting are errors.
  */
 import { isIP } from "node:net";
+import { dirname } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { formatDuration } from "../duration.ts";
@@ -24,22 +25,36 @@ import {
   serviceNameProblem,
   weightSchema,
 } from "./fields.ts";
+import {
+  IDLE_KEYS,
+  type IdlePartial,
+  noteDeps,
+  PROVIDER_KEYS,
+  readIdleBlock,
+  readIdleEntries,
+  readProvider,
+  resolveIdle,
+} from "./idle.ts";
 import type { Path, Problems } from "./source.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig } from "./types.ts";
 
-const ROUTE_KEYS = ["alias", "scheme", "host", "port", "healthcheck", "load_balance", "homepage"] as const;
+const ROUTE_KEYS = [
+  "alias",
+  "scheme",
+  "host",
+  "port",
+  "healthcheck",
+  "load_balance",
+  "homepage",
+  ...IDLE_KEYS,
+  ...PROVIDER_KEYS,
+  "idlewatcher",
+] as const;
 const LB_KEYS = ["link", "mode", "weight", "sticky", "sticky_max_age", "sticky_secret", "options"] as const;
 
 const GODOXY_ONLY: Record<string, string> = {
   middlewares: "GoDoxy middlewares",
   rules: "GoDoxy rules",
-  idle_timeout: "idle sleep is not configurable yet",
-  wake_timeout: "idle sleep is not configurable yet",
-  stop_method: "idle sleep is not configurable yet",
-  stop_timeout: "idle sleep is not configurable yet",
-  stop_signal: "idle sleep is not configurable yet",
-  start_endpoint: "idle sleep is not configurable yet",
-  depends_on: "idle sleep is not configurable yet",
   path_patterns: "path routing",
   no_tls_verify: "backend TLS options",
   response_header_timeout: "per-route timeouts (use `timeouts.response_header` in a switchyard file)",
@@ -76,6 +91,8 @@ interface Member {
   path: Path;
   server: ServerConfig;
   key: string;
+  /** Route-level idle keys and `idlewatcher:` merged (the latter wins), for depends_on checks. */
+  idle: IdlePartial;
   /** Service-level settings this member sets, each with the path to blame. */
   settings: Partial<Record<SettingName, { value: unknown; path: Path }>>;
 }
@@ -133,6 +150,7 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
     if (!group) groups.set(name, { members: [member], definedBy: lb?.link?.path ?? path, linked });
     else if (group.linked && linked) group.members.push(member);
     else p.at(lb?.link?.path ?? path, `service "${name}" is also defined by ${describeOrigin(group)}`, "key");
+    if (member.server.provider) noteDeps(p, name, member.alias, member.idle, {});
   }
 
   const services: Record<string, ServiceConfig> = {};
@@ -207,7 +225,16 @@ function readMember(
   set("options", lb.options, readOptions(p, lb.options, true));
   set("healthcheck", r.healthcheck, readHealthcheck(p, r.healthcheck, true));
   const weight = field(p, lb.weight, weightSchema, 0);
-  return { alias, path, key: target.key, server: { name: alias, url: target.url, weight }, settings };
+  const idle: IdlePartial = { ...readIdleEntries(p, r), ...readIdleBlock(p, r.idlewatcher, true) };
+  const provider = readProvider(p, r, dirname(p.file), true);
+  const hasIdleKeys = IDLE_KEYS.some((k) => r[k] !== undefined) || r.idlewatcher !== undefined;
+  if (provider === undefined && hasIdleKeys) {
+    p.at(path, "idle settings need a provider on the route (`run`, `exec` or `docker`)", "key");
+  }
+  const server: ServerConfig = provider
+    ? { name: alias, url: target.url, weight, provider, idle: resolveIdle({}, idle) }
+    : { name: alias, url: target.url, weight };
+  return { alias, path, key: target.key, server, settings, idle };
 }
 
 function buildService(p: Problems, name: string, members: Member[]): ServiceConfig {

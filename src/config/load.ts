@@ -31,6 +31,14 @@ import {
   weightSchema,
 } from "./fields.ts";
 import { isGoDoxyRouteFile, readGoDoxy } from "./godoxy.ts";
+import {
+  checkIdleGraph,
+  type IdlePartial,
+  noteDeps,
+  readIdleBlock,
+  readProvider,
+  resolveIdle,
+} from "./idle.ts";
 import { describe, type Env, type Path, Problems, readYaml } from "./source.ts";
 import type {
   AdminConfig,
@@ -64,8 +72,9 @@ const SERVICE_KEYS = [
   "options",
   "healthcheck",
   "servers",
+  "idle",
 ] as const;
-const SERVER_KEYS = ["name", "url", "weight"] as const;
+const SERVER_KEYS = ["name", "url", "weight", "idle", "run", "exec", "docker"] as const;
 
 const logLevelSchema = z
   .string()
@@ -92,6 +101,7 @@ export function parseConfig(
       ? { ...defaultsDraft(file), services: readGoDoxy(p, source.value) }
       : readSwitchyard(p, source.value, file);
   }
+  if (draft) checkIdleGraph(p, draft.services);
   applyOverrides(p, draft ?? defaultsDraft(file), overrides);
   if (p.size > 0 || !draft) {
     const n = p.size;
@@ -172,7 +182,12 @@ export function summarize(config: SwitchyardConfig): string {
         : "health checks off",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
-    for (const v of s.servers) lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}`);
+    for (const v of s.servers) {
+      const idle = v.provider
+        ? ` (${v.provider.kind}, ${v.idle?.idleTimeout ? `idle ${formatDuration(v.idle.idleTimeout)}` : "always on"})`
+        : "";
+      lines.push(`    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${idle}`);
+    }
   }
   return lines.join("\n");
 }
@@ -301,11 +316,17 @@ function readService(
     stickySecret: m.sticky_secret && p.parse(nonEmptyString, m.sticky_secret.value, m.sticky_secret.path),
     options: readOptions(p, m.options, false) ?? { header: DEFAULTS.header, from: [], recursive: false },
     healthcheck: readHealthcheck(p, m.healthcheck, false) ?? { ...DEFAULTS.healthcheck },
-    servers: readServers(p, name, m.servers, path),
+    servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false)),
   };
 }
 
-function readServers(p: Problems, service: string, entry: Entry | undefined, svcPath: Path): ServerConfig[] {
+function readServers(
+  p: Problems,
+  service: string,
+  entry: Entry | undefined,
+  svcPath: Path,
+  svcIdle: IdlePartial,
+): ServerConfig[] {
   const servers: ServerConfig[] = [];
   if (!entry) {
     p.at(svcPath, "no servers: add `servers:` with at least one { url }", "key");
@@ -323,6 +344,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     let urlEntry: Entry | undefined;
     let name = `${service}-${i + 1}`;
     let weight = 0;
+    let extra: Pick<ServerConfig, "provider" | "idle"> = {};
     if (typeof item === "string") urlEntry = { value: item, path };
     else if (item === null) {
       p.at(path, "empty server: give at least `url`");
@@ -334,6 +356,14 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
       if (!urlEntry) p.at(path, "missing `url` (e.g. http://10.0.0.11:3000)");
       name = field(p, m.name, nonEmptyString, name);
       weight = field(p, m.weight, weightSchema, 0);
+      const provider = readProvider(p, m, dirname(p.file), false);
+      const own = readIdleBlock(p, m.idle, false);
+      if (provider) {
+        extra = { provider, idle: resolveIdle(svcIdle, own) };
+        noteDeps(p, service, name, own, svcIdle);
+      } else if (provider === undefined && m.idle) {
+        p.at(m.idle.path, "idle settings need a provider on this server (`run`, `exec` or `docker`)", "key");
+      }
     }
     const u = urlEntry && p.parse(serverUrl, urlEntry.value, urlEntry.path);
     if (!u) return;
@@ -345,7 +375,7 @@ function readServers(p: Problems, service: string, entry: Entry | undefined, svc
     else {
       byKey.set(u.key, i);
       byName.set(name, i);
-      servers.push({ name, url: u.url, weight });
+      servers.push({ name, url: u.url, weight, ...extra });
     }
   });
   return servers;

@@ -34,6 +34,10 @@ export interface ServerConfig {
   readonly url: string;
   /** ≥ 0; 0 = equal share. */
   readonly weight: number;
+  /** Started on demand and stopped when idle by this provider (with `idle`). */
+  readonly provider?: ProviderConfig;
+  /** Set exactly when `provider` is. */
+  readonly idle?: IdleConfig;
 }
 
 /** A service's balancing settings, resolved: the config holds them and a running LoadBalancer reports them. */
@@ -87,3 +91,37 @@ export interface SwitchyardConfig {
   readonly workers: number;
   readonly logLevel: string;
 }
+
+/** A server's idle settings, resolved (service `idle:` block, then the server's own, then defaults). */
+export interface IdleConfig {
+  /** ms; 0 = never stopped for idleness (started with switchyard, restarted on exit). */
+  readonly idleTimeout: number;
+  readonly wakeTimeout: number;
+  readonly stopTimeout: number;
+  readonly stopMethod: "stop" | "pause" | "kill";
+  /** Canonical (SIGTERM …); undefined = the provider's default. */
+  readonly stopSignal: string | undefined;
+  readonly startEndpoint: string | undefined;
+  /** "service" (every server of it) or "service/server". */
+  readonly dependsOn: readonly string[];
+  readonly noLoadingPage: boolean;
+}
+
+/** How a server is started and stopped (section "Idle providers" of the SPEC). */
+export type ProviderConfig =
+  | {
+      readonly kind: "run";
+      /** argv list (no shell) or a string for /bin/sh -c. */
+      readonly command: readonly string[] | string;
+      readonly cwd: string | undefined;
+      readonly env: Readonly<Record<string, string>>;
+    }
+  | {
+      readonly kind: "exec";
+      readonly start: string;
+      readonly stop: string;
+      readonly pause: string | undefined;
+      readonly resume: string | undefined;
+      readonly status: string | undefined;
+    }
+  | { readonly kind: "docker"; readonly container: string; readonly socketPath: string | undefined };

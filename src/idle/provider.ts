@@ -35,6 +35,12 @@ export interface IdleProvider {
    * stopped by someone else) until `signal` aborts. Optional.
    */
   watch?(onChange: (state: ProviderState, detail: string) => void, signal: AbortSignal): void;
+  /**
+   * Called whenever the target shows a sign of life (the `run` provider: a line of output). The
+   * watcher probes readiness at once instead of at the next 200 ms tick, so an app that logs
+   * "listening" is proxied to within a probe's round trip. Optional.
+   */
+  onActivity?(listener: () => void, signal: AbortSignal): void;
   /** Stops everything this provider started and releases its handles (switchyard's shutdown). */
   close(): Promise<void>;
 }

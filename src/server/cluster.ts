@@ -15,15 +15,16 @@
  * without regard to load, and drops the queued connections of a worker that exits.
  */
 import cluster, { type Worker } from "node:cluster";
-import type { Server } from "../balancer/server.ts";
+import type { Server, WakeProgress } from "../balancer/server.ts";
 import type { ConfigOverrides } from "../config/load.ts";
 import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";
+import { IdleError } from "../errors.ts";
 import { type HealthSource, type HealthStatus, ReportedHealth } from "../health/status.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { reloadOnChange } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
 import { announce, type Source, startRuntime, waitForStop } from "./serve.ts";
-import { type HealthFactory, httpHealth, keyOf } from "./services.ts";
+import { type HealthFactory, httpHealth, keyOf, type RemoteIdle } from "./services.ts";
 
 type ToWorker =
   | { sy: "config"; config: SwitchyardConfig }
@@ -39,6 +40,8 @@ type ToWorker =
       snapshot: boolean;
     }
   | { sy: "metrics"; id: number }
+  | { sy: "progress"; service: string; server: string; event: WakeProgress }
+  | { sy: "woke"; id: number; error?: string; code?: IdleError["code"] }
   | { sy: "shutdown" };
 
 type ToPrimary =
@@ -47,6 +50,8 @@ type ToPrimary =
   | { sy: "failed"; error: string }
   | { sy: "applied" }
   | { sy: "checkNow"; service: string; key: string }
+  | { sy: "wake"; id: number; service: string; server: string }
+  | { sy: "busy"; service: string; server: string; ms: number }
   | { sy: "metrics"; id: number; data: object[] };
 
 function isMessage<T extends { sy: string }>(m: unknown): m is T {
@@ -138,6 +143,18 @@ export async function runPrimary(
       }),
   });
 
+  // the primary owns the idle watchers as it owns health: one wake per server for all workers
+  runtime.idle.healthFor = httpHealth;
+  runtime.idle.onWatcher = (w, key) => {
+    w.subscribe((status, changed) => {
+      const id = `${w.service}\n${key}`;
+      if (changed || (status === "healthy" && passive.delete(id))) {
+        broadcast(healthMessage(w.service, key, w, changed, false));
+      }
+    });
+    w.watchProgress((event) => broadcast({ sy: "progress", service: w.service, server: w.server, event }));
+  };
+
   if (!(await startRuntime(runtime, source, logger))) return 1;
 
   const onMessage = (w: Worker, m: unknown) => {
@@ -170,6 +187,32 @@ export async function runPrimary(
         }
         break;
       }
+      case "wake": {
+        const watcher = runtime.idle.watchers.get(`${m.service}/${m.server}`);
+        if (!watcher) {
+          send(w, {
+            sy: "woke",
+            id: m.id,
+            error: `server ${m.server} has no idle watcher`,
+            code: "ERR_SWITCHYARD_WAKE_FAILED",
+          });
+          break;
+        }
+        watcher.wake().then(
+          () => send(w, { sy: "woke", id: m.id }),
+          (err: Error & { code?: IdleError["code"] }) =>
+            send(w, {
+              sy: "woke",
+              id: m.id,
+              error: err.message,
+              code: err.code ?? "ERR_SWITCHYARD_WAKE_FAILED",
+            }),
+        );
+        break;
+      }
+      case "busy":
+        runtime.idle.watchers.get(`${m.service}/${m.server}`)?.busyFor(m.ms);
+        break;
       case "metrics": {
         const wait = metricWaits.get(m.id);
         if (wait) {
@@ -288,10 +331,99 @@ class RemoteHealth extends ReportedHealth {
   }
 }
 
+/** How often a worker tells the primary which idle servers it is using (requests, WebSockets). */
+const BUSY_REPORT = 1000;
+
+/**
+ * An idle server in a worker: its status comes from the primary's watcher (health messages), a
+ * wake asks the primary (which runs one wake whatever the number of workers), progress frames
+ * are the primary's, relayed. Use reaches the primary's idle timer as one message per server
+ * and second at most.
+ */
+class RemoteIdleHealth extends RemoteHealth implements RemoteIdle {
+  readonly startEndpoint: string | undefined;
+  readonly noLoadingPage: boolean;
+  readonly service: string;
+  readonly name: string;
+  server: Server | undefined;
+  #used = false;
+  #history: WakeProgress[] = [];
+  readonly #listeners = new Set<(e: WakeProgress) => void>();
+  readonly #wake: (service: string, server: string) => Promise<void>;
+
+  constructor(
+    service: ServiceConfig,
+    server: ServerConfig,
+    wake: (service: string, server: string) => Promise<void>,
+  ) {
+    super(service.name, keyOf(server.url));
+    this.service = service.name;
+    this.name = server.name;
+    this.startEndpoint = server.idle?.startEndpoint;
+    this.noLoadingPage = server.idle?.noLoadingPage === true;
+    this.#wake = wake;
+    // napping until the primary says otherwise
+    this.update("napping", 0, "", true);
+  }
+  attach(server: Server): void {
+    this.server = server;
+  }
+  wake(): Promise<void> {
+    return this.#wake(this.service, this.name);
+  }
+  touch(): void {
+    this.#used = true;
+  }
+  /** Whether it was used (or is in use) since the last report; resets the flag. */
+  takeUsed(): boolean {
+    const used = this.#used || (this.server?.inflight ?? 0) > 0;
+    this.#used = false;
+    return used;
+  }
+  watchProgress(listener: (e: WakeProgress) => void): () => void {
+    for (const e of this.#history) listener(e);
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+  progress(e: WakeProgress): void {
+    if (e.action === "starting") this.#history = [];
+    this.#history.push(e);
+    for (const l of this.#listeners) l(e);
+    if (e.action === "ready") this.#history = [];
+  }
+}
+
 export async function runWorker(): Promise<void> {
+  const idles = new Map<string, RemoteIdleHealth>();
+  const wakes = new Map<number, { ok: () => void; fail: (e: Error) => void }>();
+  let wakeId = 0;
+  const askWake = (service: string, server: string) =>
+    new Promise<void>((ok, fail) => {
+      const id = ++wakeId;
+      wakes.set(id, { ok, fail });
+      reply({ sy: "wake", id, service, server });
+    });
+  const busyTimer = setInterval(() => {
+    for (const r of idles.values()) {
+      if (r.takeUsed()) reply({ sy: "busy", service: r.service, server: r.name, ms: 2 * BUSY_REPORT });
+    }
+  }, BUSY_REPORT);
+  busyTimer.unref();
   const remotes = new Map<string, RemoteHealth>();
   /** The last status the primary reported per server, also for servers not built yet. */
   const known = new Map<string, { status: HealthStatus; latency: number; detail: string }>();
+  const remoteIdle = (svc: ServiceConfig, srv: ServerConfig): RemoteIdle => {
+    const key = keyOf(srv.url);
+    const id = `${svc.name}\n${key}`;
+    const h = new RemoteIdleHealth(svc, srv, askWake);
+    const k = known.get(id);
+    if (k) h.update(k.status, k.latency, k.detail, true);
+    remotes.set(id, h);
+    idles.set(`${svc.name}/${srv.name}`, h);
+    return h;
+  };
   const remoteHealth: HealthFactory = (svc, srv) => {
     if (!svc.healthcheck.enabled) return undefined;
     const key = keyOf(srv.url);
@@ -334,6 +466,18 @@ export async function runWorker(): Promise<void> {
           void runtime.applyLoaded(m.config).then(() => reply({ sy: "applied" }));
         }
         break;
+      case "progress":
+        idles.get(`${m.service}/${m.server}`)?.progress(m.event);
+        break;
+      case "woke": {
+        const w = wakes.get(m.id);
+        if (w) {
+          wakes.delete(m.id);
+          if (m.error === undefined) w.ok();
+          else w.fail(new IdleError(m.error, m.code ?? "ERR_SWITCHYARD_WAKE_FAILED"));
+        }
+        break;
+      }
       case "health": {
         const id = `${m.service}\n${m.key}`;
         known.set(id, { status: m.status, latency: m.latency, detail: m.detail });
@@ -366,6 +510,7 @@ export async function runWorker(): Promise<void> {
       admin: false,
       ownsHealth: false,
       health: remoteHealth,
+      idleEnv: { watchers: new Map(), remote: remoteIdle },
     });
     runtime = rt;
     try {

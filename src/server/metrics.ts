@@ -3,9 +3,10 @@
  * numbers in a per-service `ServiceStats`; label sets are materialised at scrape time, so a
  * request costs no label hashing or allocation in prom-client.
  */
-import { Counter, collectDefaultMetrics, type MetricValue, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Histogram, type MetricValue, Registry } from "prom-client";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import type { Server } from "../balancer/server.ts";
+import type { IdleMetricsSink } from "../idle/watcher.ts";
 
 /** Status classes, indexed by `classIndex`. */
 export const CODE_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx", "aborted"] as const;
@@ -118,6 +119,8 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry();
   readonly reloads: Counter<"result"> | undefined;
+  /** Wake and idle-stop counts (the process that owns the idle watchers); wakes are rare. */
+  readonly idle: IdleMetricsSink | undefined;
 
   constructor(source: MetricsSource, options: MetricsOptions) {
     const r = this.registry;
@@ -216,6 +219,32 @@ export class Metrics {
       });
       this.reloads.inc({ result: "ok" }, 0);
       this.reloads.inc({ result: "error" }, 0);
+      const wakes = new Counter({
+        name: "switchyard_wakes_total",
+        help: "Wakes of idle servers, by service, server and result (ok, error, timeout).",
+        labelNames: ["service", "server", "result"],
+        registers: [r],
+      });
+      const wakeSeconds = new Histogram({
+        name: "switchyard_wake_duration_seconds",
+        help: "Time from the start of a wake to the server being ready (or failing).",
+        labelNames: ["service", "server"],
+        buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180],
+        registers: [r],
+      });
+      const stops = new Counter({
+        name: "switchyard_idle_stops_total",
+        help: "Servers stopped (or paused) after their idle_timeout, by service and server.",
+        labelNames: ["service", "server"],
+        registers: [r],
+      });
+      this.idle = {
+        wake: (service, server, result, seconds) => {
+          wakes.inc({ service, server, result });
+          wakeSeconds.observe({ service, server }, seconds);
+        },
+        idleStop: (service, server) => stops.inc({ service, server }),
+      };
     }
   }
 }

@@ -3,6 +3,8 @@
  * listener and metrics, and applying a new config to all of them (hot reload). In cluster mode
  * the primary runs one with health and admin but no proxy, each worker one with the proxy only.
  */
+
+import { EventLog } from "../admin/events.ts";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
@@ -12,7 +14,7 @@ import { AdminServer } from "./admin.ts";
 import { Front } from "./front.ts";
 import { Listeners } from "./listeners.ts";
 import { Metrics } from "./metrics.ts";
-import { type HealthFactory, httpHealth, Service } from "./services.ts";
+import { type HealthFactory, httpHealth, type IdleEnv, newIdleEnv, Service } from "./services.ts";
 
 export interface RuntimeOptions {
   logger: Logger;
@@ -27,6 +29,8 @@ export interface RuntimeOptions {
   balancerLogger?: Logger;
   /** Extra metrics to merge (cluster primary: the workers'). */
   workerMetrics?: () => Promise<object[]>;
+  /** Idle watchers for this process's services (cluster workers: remote ones that ask the primary). */
+  idleEnv?: IdleEnv;
   /** Called after services were added, changed or removed (cluster primary: re-sync workers). */
   onServicesChanged?: () => void;
 }
@@ -34,6 +38,9 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly logger: Logger;
   readonly services = new Map<string, Service>();
+  readonly events = new EventLog();
+  /** The idle watchers of every service (depends_on resolves here), their metrics and events. */
+  readonly idle: IdleEnv = newIdleEnv();
   readonly metrics: Metrics;
   readonly front: Front | undefined;
   readonly listeners: Listeners | undefined;
@@ -60,6 +67,8 @@ export class Runtime {
       },
       { requests: options.proxy, health: options.ownsHealth, process: true },
     );
+    this.idle.metrics = this.metrics.idle;
+    this.idle.events = this.events.emit;
     if (options.proxy) {
       this.front = new Front(this.logger);
       this.listeners = new Listeners(this.logger, this.front);
@@ -108,10 +117,14 @@ export class Runtime {
     const fresh: Service[] = [];
     try {
       for (const [name, sc] of Object.entries(next.services)) {
-        if (!this.services.has(name)) fresh.push(new Service(sc, next.timeouts, lbLogger, health));
+        if (!this.services.has(name))
+          fresh.push(new Service(sc, next.timeouts, lbLogger, health, this.#options.idleEnv ?? this.idle));
       }
     } catch (err) {
-      for (const s of fresh) s.controller.abort();
+      for (const s of fresh) {
+        s.controller.abort();
+        void s.closeIdle();
+      }
       throw err;
     }
     for (const s of fresh) {
@@ -216,5 +229,7 @@ export class Runtime {
     this.admin?.close();
     for (const s of this.services.values()) s.controller.abort();
     for (const s of this.#retiring) s.controller.abort();
+    // every process or container an idle provider started is stopped before we exit
+    await Promise.all([...this.services.values(), ...this.#retiring].map((s) => s.closeIdle()));
   }
 }

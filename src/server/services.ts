@@ -3,13 +3,47 @@
  * request stats; plus applying a changed ServiceConfig to it in place (hot reload).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isDeepStrictEqual } from "node:util";
+import type { EventSink } from "../admin/events.ts";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
-import { Server } from "../balancer/server.ts";
+import { Server, type ServerIdle } from "../balancer/server.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
+import { IdleError } from "../errors.ts";
 import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";
+import { createProvider } from "../idle/providers.ts";
+import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
 import type { Logger } from "../log.ts";
 import { ServiceStats } from "./metrics.ts";
+
+/**
+ * What the idle watchers of every service share: the registry `depends_on` resolves against
+ * ("service/server" → watcher), and where wakes and idle stops are counted and logged.
+ */
+export interface IdleEnv {
+  readonly watchers: Map<string, IdleWatcher>;
+  events?: EventSink;
+  metrics?: IdleMetricsSink;
+  /** The readiness-after-wake monitor of an idle server (default: the service's health factory). */
+  healthFor?: HealthFactory;
+  /** Told of every watcher made (cluster primary: broadcast its status and progress). */
+  onWatcher?: (watcher: IdleWatcher, key: string) => void;
+  /**
+   * Cluster workers: no watchers here; an idle server's health and wakes come from the primary
+   * through this (one wake per server across all workers).
+   */
+  remote?: (service: ServiceConfig, server: ServerConfig) => RemoteIdle;
+}
+
+/** A worker's stand-in for a watcher in the primary. */
+export interface RemoteIdle extends HealthSource, ServerIdle {
+  /** The Server it belongs to (for its in-flight count). */
+  attach(server: Server): void;
+}
+
+export function newIdleEnv(): IdleEnv {
+  return { watchers: new Map() };
+}
 
 /** The property under which a request remembers the server it was (last) sent to. */
 export const kServer: unique symbol = Symbol("switchyard.server");
@@ -62,9 +96,19 @@ export class Service {
   config: ServiceConfig;
   timeouts: TimeoutsConfig;
   readonly #health: HealthFactory;
+  readonly #idle: IdleEnv;
+  readonly #logger: Logger;
 
-  constructor(config: ServiceConfig, timeouts: TimeoutsConfig, logger: Logger, health: HealthFactory) {
+  constructor(
+    config: ServiceConfig,
+    timeouts: TimeoutsConfig,
+    logger: Logger,
+    health: HealthFactory,
+    idle: IdleEnv = newIdleEnv(),
+  ) {
     this.name = config.name;
+    this.#idle = idle;
+    this.#logger = logger;
     this.config = config;
     this.timeouts = timeouts;
     this.#health = health;
@@ -81,12 +125,113 @@ export class Service {
   }
 
   #server(s: ServerConfig, health: HealthSource | undefined): Server {
+    if (s.provider && s.idle) {
+      if (this.#idle.remote) {
+        const r = isRemoteIdle(health) ? health : this.#idle.remote(this.config, s);
+        const server = new Server({ name: s.name, url: s.url, weight: s.weight, health: r, idle: r });
+        r.attach(server);
+        return server;
+      }
+      const watcher = health instanceof IdleWatcher ? health : this.#watcher(s);
+      return new Server({ name: s.name, url: s.url, weight: s.weight, health: watcher, idle: watcher });
+    }
     return new Server({
       name: s.name,
       url: s.url,
       weight: s.weight,
       health: health ?? this.#health(this.config, s),
     });
+  }
+
+  /** A new idle watcher for `s` (its provider built), registered for depends_on and started. */
+  #watcher(s: ServerConfig): IdleWatcher {
+    const idle = s.idle!;
+    const env = this.#idle;
+    const id = `${this.name}/${s.name}`;
+    const logger = this.#logger.child({ service: this.name, server: s.name });
+    const hc = this.config.healthcheck;
+    const resolve = (target: string) => {
+      const slash = target.indexOf("/");
+      if (slash >= 0) {
+        const w = env.watchers.get(target);
+        return w ? [w] : [];
+      }
+      return [...env.watchers.values()].filter((w) => w.service === target);
+    };
+    let server: Server | undefined;
+    const watcher: IdleWatcher = new IdleWatcher({
+      service: this.name,
+      server: s.name,
+      url: s.url,
+      provider: createProvider(s.provider!, logger, { signal: idle.stopSignal, timeout: idle.stopTimeout }),
+      idleTimeout: idle.idleTimeout,
+      wakeTimeout: idle.wakeTimeout,
+      stopTimeout: idle.stopTimeout,
+      stopMethod: idle.stopMethod,
+      stopSignal: idle.stopSignal,
+      startEndpoint: idle.startEndpoint,
+      noLoadingPage: idle.noLoadingPage,
+      readiness: hc.enabled ? { path: hc.path, useGet: hc.useGet } : undefined,
+      health: (env.healthFor ?? this.#health)(this.config, s),
+      dependsOn: () => idle.dependsOn.flatMap(resolve),
+      dependents: (): IdleWatcher[] =>
+        [...env.watchers.values()].filter(
+          (w) => w !== watcher && w.dependsOnTargets().some((t) => t === id || t === this.name),
+        ),
+      inflight: () => {
+        server ??= this.lb.servers.find((x) => x.idle === watcher);
+        return server?.inflight ?? 0;
+      },
+      logger: this.#logger,
+      events: (e) => env.events?.(e),
+      metrics: {
+        wake: (...a) => env.metrics?.wake(...a),
+        idleStop: (...a) => env.metrics?.idleStop(...a),
+      },
+    });
+    watcher.dependsOnTargets = () => idle.dependsOn;
+    env.watchers.set(id, watcher);
+    env.onWatcher?.(watcher, keyOf(s.url));
+    watcher.start(this.controller.signal);
+    return watcher;
+  }
+
+  /** Stops and forgets the watcher of a server leaving the pool (its process is stopped). */
+  #dropWatcher(server: Server | undefined): void {
+    const w = server?.idle;
+    if (!(w instanceof IdleWatcher)) return;
+    const id = `${this.name}/${w.server}`;
+    if (this.#idle.watchers.get(id) === w) this.#idle.watchers.delete(id);
+    void w.close();
+  }
+
+  /** Admin actions on an idle server: wake it, or stop it now. Throws IdleError without a provider. */
+  async idleAction(serverName: string, action: "wake" | "stop"): Promise<void> {
+    const server = this.lb.servers.find((s) => s.name === serverName);
+    if (!server)
+      throw new IdleError(`service ${this.name} has no server "${serverName}"`, "ERR_SWITCHYARD_NO_PROVIDER");
+    const w = server.idle;
+    if (!(w instanceof IdleWatcher)) {
+      throw new IdleError(
+        `server ${serverName} of service ${this.name} has no idle provider`,
+        "ERR_SWITCHYARD_NO_PROVIDER",
+      );
+    }
+    if (action === "wake") await w.wake();
+    else await w.stop("admin");
+  }
+
+  /** Stops every process or container this service's watchers started (shutdown, removal). */
+  async closeIdle(): Promise<void> {
+    const all: Promise<void>[] = [];
+    for (const s of this.lb.servers) {
+      if (s.idle instanceof IdleWatcher) {
+        const id = `${this.name}/${s.name}`;
+        if (this.#idle.watchers.get(id) === s.idle) this.#idle.watchers.delete(id);
+        all.push(s.idle.close());
+      }
+    }
+    await Promise.all(all);
   }
 
   /**
@@ -111,9 +256,15 @@ export class Service {
       if (was === undefined || running === undefined) {
         this.lb.addServer(this.#server(s, undefined));
         changes.push(`+${s.name}`);
+      } else if (!sameIdle(was, s) || (hcChanged && s.provider)) {
+        // a provider or idle settings changed: a new watcher (the old one stops what it started)
+        this.#dropWatcher(running);
+        this.lb.addServer(this.#server(s, undefined));
+        changes.push(`~${s.name} idle`);
       } else if (hcChanged || was.url !== s.url || was.name !== s.name || was.weight !== s.weight) {
         // same key: addServer replaces in place; an unchanged healthcheck keeps its monitor (and status)
-        this.lb.addServer(this.#server(s, hcChanged ? undefined : running.health));
+        if (was.name !== s.name) this.#dropWatcher(running);
+        this.lb.addServer(this.#server(s, hcChanged || was.name !== s.name ? undefined : running.health));
         if (was.weight !== s.weight) changes.push(`${s.name} weight ${was.weight}→${s.weight}`);
         else if (was.name !== s.name || was.url !== s.url) changes.push(`~${s.name}`);
       }
@@ -121,6 +272,7 @@ export class Service {
     for (const [key, s] of oldByKey) {
       if (!nextKeys.has(key)) {
         this.lb.removeServer(key);
+        this.#dropWatcher(s);
         changes.push(`-${s.name}`);
       }
     }
@@ -142,7 +294,16 @@ export class Service {
       await new Promise((r) => setTimeout(r, 50));
     }
     this.controller.abort();
+    await this.closeIdle();
   }
+}
+
+function isRemoteIdle(h: HealthSource | undefined): h is RemoteIdle {
+  return h !== undefined && typeof (h as Partial<RemoteIdle>).attach === "function";
+}
+
+function sameIdle(a: ServerConfig, b: ServerConfig): boolean {
+  return isDeepStrictEqual(a.provider, b.provider) && isDeepStrictEqual(a.idle, b.idle);
 }
 
 function balancerOptions(c: ServiceConfig, t: TimeoutsConfig) {

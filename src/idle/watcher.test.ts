@@ -1,0 +1,166 @@
+import * as assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { test } from "node:test";
+import { EventLog } from "../admin/events.ts";
+import { parseConfig } from "../config/load.ts";
+import { silentLogger } from "../log.ts";
+import { httpHealth, Service } from "../server/services.ts";
+import type { IdleProvider, ProviderState, StopOptions } from "./provider.ts";
+import { IdleWatcher } from "./watcher.ts";
+
+/** A provider whose target is a real HTTP server in this process, started and closed on demand. */
+class InProcess implements IdleProvider {
+  readonly kind = "exec" as const;
+  starts = 0;
+  stops: StopOptions[] = [];
+  failWith: string | undefined;
+  server: http.Server | undefined;
+  readonly port: number;
+  constructor(port: number) {
+    this.port = port;
+  }
+  async state(): Promise<ProviderState> {
+    return this.server ? "running" : "stopped";
+  }
+  async start(): Promise<void> {
+    this.starts++;
+    if (this.failWith) throw new Error(this.failWith);
+    const s = http.createServer((_q, r) => r.end("ok"));
+    await new Promise<void>((r) => s.listen(this.port, "127.0.0.1", () => r()));
+    this.server = s;
+  }
+  async stop(o: StopOptions): Promise<void> {
+    this.stops.push(o);
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+  async close(): Promise<void> {
+    await this.stop({ method: "stop", signal: undefined, timeout: 1000 });
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+test("a failed wake: error status with the reason, back-off, then retried; events and metrics", async (t) => {
+  const port = await freePort();
+  const provider = new InProcess(port);
+  provider.failWith = "disk full";
+  const log = new EventLog();
+  const counts: string[] = [];
+  const w = new IdleWatcher({
+    service: "svc",
+    server: "s1",
+    url: `http://127.0.0.1:${port}`,
+    provider,
+    idleTimeout: 60_000,
+    errorBackoff: 150,
+    events: log.emit,
+    metrics: { wake: (_s, _v, result) => counts.push(result), idleStop: () => counts.push("stop") },
+  });
+  const ac = new AbortController();
+  t.after(() => {
+    ac.abort();
+    return w.close();
+  });
+  w.start(ac.signal);
+  await assert.rejects(w.wake(), (e: Error & { code?: string }) => /disk full/.test(e.message));
+  assert.equal(w.status(), "error");
+  assert.match(w.detail(), /wake failed: .*disk full/);
+  await assert.rejects(w.wake(), { code: "ERR_SWITCHYARD_WAKE_BACKOFF" });
+  assert.equal(provider.starts, 1, "no retry within the back-off");
+  const changed = new Promise<void>((r) => {
+    const off = w.subscribe((s) => {
+      if (s === "napping") {
+        off();
+        r();
+      }
+    });
+  });
+  await changed;
+  provider.failWith = undefined;
+  await w.wake();
+  assert.equal(provider.starts, 2);
+  assert.equal(w.status(), "healthy");
+  assert.deepEqual(counts, ["error", "ok"]);
+  const actions = log.recent().map((e) => `${e.action}:${e.level}`);
+  assert.deepEqual(actions, ["wake:error", "wake:info"]);
+});
+
+test("idle stop after idle_timeout with the configured method and signal; an idle_stop event", async (t) => {
+  const port = await freePort();
+  const provider = new InProcess(port);
+  const log = new EventLog();
+  const w = new IdleWatcher({
+    service: "svc",
+    server: "s1",
+    url: `http://127.0.0.1:${port}`,
+    provider,
+    idleTimeout: 100,
+    stopMethod: "stop",
+    stopSignal: "int",
+    stopTimeout: 2000,
+    events: log.emit,
+  });
+  const ac = new AbortController();
+  t.after(() => {
+    ac.abort();
+    return w.close();
+  });
+  w.start(ac.signal);
+  await w.wake();
+  await new Promise<void>((r) => {
+    const off = w.subscribe((s) => {
+      if (s === "napping") {
+        off();
+        r();
+      }
+    });
+  });
+  assert.deepEqual(provider.stops, [{ method: "stop", signal: "SIGINT", timeout: 2000 }]);
+  assert.deepEqual(
+    log.recent().map((e) => e.action),
+    ["wake", "idle_stop"],
+  );
+});
+
+test("Service.idleAction wakes and stops a server; a server without a provider is a coded error", async (t) => {
+  const port = await freePort();
+  const config = parseConfig(
+    `services:
+  app:
+    healthcheck: { disable: true }
+    idle: { idle_timeout: 1h }
+    servers:
+      - { name: a, url: "http://127.0.0.1:${port}", exec: { start: "true", stop: "true" } }
+      - { name: b, url: "http://127.0.0.1:9" }
+`,
+    "s.yaml",
+    {},
+    {},
+  );
+  const svc = new Service(config.services.app, config.timeouts, silentLogger, httpHealth);
+  t.after(() => {
+    svc.controller.abort();
+    return svc.closeIdle();
+  });
+  await assert.rejects(svc.idleAction("b", "wake"), { code: "ERR_SWITCHYARD_NO_PROVIDER" });
+  await assert.rejects(svc.idleAction("zz", "stop"), { code: "ERR_SWITCHYARD_NO_PROVIDER" });
+  // `true` starts nothing itself: the backend is this test's listener
+  const server = svc.lb.servers[0];
+  assert.equal(server.status(), "napping");
+  const listener = http.createServer((_q, r) => r.end("up"));
+  await new Promise<void>((r) => listener.listen(port, "127.0.0.1", () => r()));
+  t.after(() => new Promise<void>((r) => listener.close(() => r())));
+  await svc.idleAction("a", "wake");
+  assert.equal(server.status(), "healthy");
+  await svc.idleAction("a", "stop");
+  assert.equal(server.status(), "napping");
+});
