@@ -11,8 +11,9 @@
  * - stop `kill`: `…/kill?signal=` (default SIGKILL), then the same wait and SIGKILL.
  * - stop `pause`: `…/pause`; a `stop`/`kill` of a paused container unpauses it first (a frozen
  *   process cannot act on a signal).
- * - watch: `GET /events?filters=…` (JSON lines), re-read with an inspect on every (re)connect,
- *   reconnected with back-off when the stream ends.
+ * - watch: `GET /events?filters=…` (JSON lines); an event (or a (re)connect) makes it read the
+ *   state with an inspect and report it when it changed; our own starts and stops are not
+ *   reported; reconnected with back-off when the stream ends.
  */
 import * as http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -93,6 +94,11 @@ interface EngineEvent {
   Actor?: { ID?: string; Attributes?: Record<string, string> };
 }
 
+/** A watch() loop, told when an op of ours ends (with the state it made, when it succeeded). */
+interface Follower {
+  opEnded(result: ProviderState | undefined): void;
+}
+
 interface Answer {
   status: number;
   body: string;
@@ -119,6 +125,8 @@ export class DockerProvider implements IdleProvider {
   readonly #open = new Set<Promise<unknown>>();
   #opsStarted = 0;
   #opsRunning = 0;
+  /** The watch() loops running now. */
+  readonly #followers = new Set<Follower>();
 
   constructor(options: DockerProviderOptions) {
     if (!options.container) throw new Error("docker: a container name or ID is required");
@@ -131,34 +139,52 @@ export class DockerProvider implements IdleProvider {
   }
 
   async state(signal?: AbortSignal): Promise<ProviderState> {
+    return (await this.#inspect(signal)).state;
+  }
+
+  /** The container's state and, for a stopped one, the words for it ("exited with code 3"). */
+  async #inspect(signal?: AbortSignal): Promise<{ state: ProviderState; stopped: string }> {
     const answer = await this.#call("inspect", "GET", `${this.#path}/json`, { signal });
-    let info: { State?: ContainerState };
+    let info: { State?: ContainerState & { ExitCode?: number } };
     try {
-      info = JSON.parse(answer.body) as { State?: ContainerState };
+      info = JSON.parse(answer.body) as { State?: ContainerState & { ExitCode?: number } };
     } catch (err) {
       throw new Error(`docker: container "${this.container}": inspect: the engine's answer is not JSON`, {
         cause: err,
       });
     }
-    return providerState(info.State);
+    const st = info.State;
+    const exited = st?.Status === "exited" || st?.Status === "dead";
+    return {
+      state: providerState(st),
+      stopped: exited ? `exited with code ${st?.ExitCode ?? "?"}` : `is stopped (${st?.Status ?? "unknown"})`,
+    };
   }
 
   start(signal: AbortSignal): Promise<void> {
-    return this.#op(() => this.#start(signal));
+    return this.#op(() => this.#start(signal), "running");
   }
 
   stop(options: StopOptions): Promise<void> {
-    return this.#op(() => this.#stop(options));
+    return this.#op(() => this.#stop(options), options.method === "pause" ? "paused" : "stopped");
   }
 
-  /** Counts our own starts and stops, which a state read on a stream (re)connect may predate. */
-  async #op(fn: () => Promise<void>): Promise<void> {
+  /**
+   * Our own starts and stops are not reported by watch() (the caller made them), and the event
+   * streams wait for them to end before reading the state again: a read in the middle of a start
+   * would say "stopped" and could undo the wake under way. Once done, `result` is the state the
+   * followers know.
+   */
+  async #op(fn: () => Promise<void>, result: ProviderState): Promise<void> {
     this.#opsStarted++;
     this.#opsRunning++;
+    let ok = false;
     try {
       await fn();
+      ok = true;
     } finally {
       this.#opsRunning--;
+      for (const f of this.#followers) f.opEnded(ok ? result : undefined);
     }
   }
 
@@ -274,7 +300,54 @@ export class DockerProvider implements IdleProvider {
   // --- events ----------------------------------------------------------------------------
 
   async #follow(onChange: (state: ProviderState, detail: string) => void, stop: AbortSignal): Promise<void> {
+    const c = `container "${this.container}"`;
+    // What was last reported (or made by an op of ours): only a different state is reported.
     let last: ProviderState | undefined;
+    // The newest event that says what the state is, for the words of the report.
+    let news: [ProviderState, string] | undefined;
+    // Events say "something changed"; the state reported is always read from the engine, after
+    // the event, so a late event (podman delivers them from a file) cannot report a stale state.
+    let dirty = false;
+    let reading = false;
+    const read = async () => {
+      if (reading) return;
+      reading = true;
+      try {
+        while (dirty && !stop.aborted && this.#opsRunning === 0) {
+          dirty = false;
+          const ops = this.#opsStarted;
+          let info: { state: ProviderState; stopped: string };
+          try {
+            info = await this.#inspect(stop);
+          } catch (err) {
+            if (stop.aborted) return;
+            if (news?.[1] === `${c} removed`) report("stopped", news[1]);
+            else
+              this.#log.warn({ err, container: this.container }, "docker: cannot read the container's state");
+            continue;
+          }
+          // something newer came in meanwhile (an event, an op of ours): read again (after the op)
+          if (dirty || this.#opsStarted !== ops) {
+            dirty = true;
+            continue;
+          }
+          this.#log.debug({ container: this.container, state: info.state }, "docker: state read");
+          const words =
+            info.state === "stopped"
+              ? `${c} ${info.stopped}`
+              : news?.[0] === info.state
+                ? news[1]
+                : `${c} is ${info.state}`;
+          report(info.state, words);
+        }
+      } finally {
+        reading = false;
+      }
+    };
+    const changed = () => {
+      dirty = true;
+      void read();
+    };
     const report = (state: ProviderState, detail: string) => {
       if (state === last) return;
       last = state;
@@ -284,51 +357,65 @@ export class DockerProvider implements IdleProvider {
         this.#log.error({ err, container: this.container }, "docker: a state listener threw");
       }
     };
+    const follower: Follower = {
+      opEnded(result) {
+        if (result) last = result;
+        void read();
+      },
+    };
+    this.#followers.add(follower);
     let delay = BACKOFF_FIRST;
-    while (!stop.aborted) {
-      let connected = false;
-      try {
-        await this.#stream(
-          stop,
-          () => {
-            connected = true;
-            delay = BACKOFF_FIRST;
-          },
-          report,
-        );
-        if (stop.aborted) return;
-        this.#log.warn(
-          { container: this.container, socket: this.socketPath, retryMs: delay },
-          "docker: the engine ended the event stream; reconnecting",
-        );
-      } catch (err) {
-        if (stop.aborted) return;
-        this.#log.warn(
-          { err, container: this.container, socket: this.socketPath, retryMs: delay, connected },
-          connected
-            ? "docker: the event stream broke; reconnecting"
-            : "docker: cannot follow the engine's events; retrying",
-        );
+    try {
+      while (!stop.aborted) {
+        let connected = false;
+        try {
+          await this.#stream(
+            stop,
+            () => {
+              connected = true;
+              delay = BACKOFF_FIRST;
+              this.#log.debug({ container: this.container }, "docker: following the engine's events");
+              changed(); // whatever happened while the stream was down
+            },
+            (ev) => {
+              const change = this.#eventState(ev);
+              this.#log.debug({ container: this.container, action: ev.Action ?? ev.status }, "docker: event");
+              if (!change) return;
+              news = change;
+              changed();
+            },
+          );
+          if (stop.aborted) return;
+          this.#log.warn(
+            { container: this.container, socket: this.socketPath, retryMs: delay },
+            "docker: the engine ended the event stream; reconnecting",
+          );
+        } catch (err) {
+          if (stop.aborted) return;
+          this.#log.warn(
+            { err, container: this.container, socket: this.socketPath, retryMs: delay, connected },
+            connected
+              ? "docker: the event stream broke; reconnecting"
+              : "docker: cannot follow the engine's events; retrying",
+          );
+        }
+        try {
+          await sleep(delay, undefined, { signal: stop });
+        } catch {
+          return; // aborted
+        }
+        delay = Math.min(delay * 2, BACKOFF_MAX);
       }
-      try {
-        await sleep(delay, undefined, { signal: stop });
-      } catch {
-        return; // aborted
-      }
-      delay = Math.min(delay * 2, BACKOFF_MAX);
+    } finally {
+      this.#followers.delete(follower);
     }
   }
 
   /**
    * One event stream connection: resolves when the engine ends it or `stop` aborts, rejects when
-   * it cannot be opened or breaks. On connect the state is read once (events arriving meanwhile
-   * are applied after it, so the last word is always the newest).
+   * it cannot be opened or breaks.
    */
-  #stream(
-    stop: AbortSignal,
-    onConnect: () => void,
-    report: (state: ProviderState, detail: string) => void,
-  ): Promise<void> {
+  #stream(stop: AbortSignal, onConnect: () => void, onEvent: (ev: EngineEvent) => void): Promise<void> {
     const filters = JSON.stringify({ type: ["container"], container: [this.container] });
     const path = `${this.#prefix}/events?filters=${encodeURIComponent(filters)}`;
     return new Promise<void>((resolve, reject) => {
@@ -355,41 +442,6 @@ export class DockerProvider implements IdleProvider {
           return;
         }
         onConnect();
-        // The state as the stream starts, reported unless something newer says otherwise: an
-        // event that arrived meanwhile, or a start/stop of ours (whose result the inspect may
-        // predate: reporting that could undo a wake under way).
-        let queue: EngineEvent[] | undefined = [];
-        const apply = (ev: EngineEvent) => {
-          const change = this.#eventState(ev);
-          if (change) report(change[0], change[1]);
-        };
-        const opsBefore = this.#opsStarted;
-        this.state(stop)
-          .then(
-            (state) => {
-              if (stop.aborted) return;
-              const newer = queue?.some((ev) => this.#eventState(ev) !== undefined);
-              this.#log.debug({ container: this.container, state }, "docker: following the engine's events");
-              if (newer || this.#opsRunning > 0 || this.#opsStarted !== opsBefore) return;
-              report(
-                state,
-                `container "${this.container}" is ${state} (read when the event stream connected)`,
-              );
-            },
-            (err: unknown) => {
-              if (!stop.aborted) {
-                this.#log.warn(
-                  { err, container: this.container },
-                  "docker: cannot read the container's state",
-                );
-              }
-            },
-          )
-          .finally(() => {
-            const pending = queue ?? [];
-            queue = undefined;
-            if (!stop.aborted) for (const ev of pending) apply(ev);
-          });
         let buffered = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
@@ -410,8 +462,7 @@ export class DockerProvider implements IdleProvider {
               );
               continue;
             }
-            if (queue) queue.push(ev);
-            else apply(ev);
+            if (!stop.aborted) onEvent(ev);
           }
           if (buffered.length > MAX_BODY) done(new Error("docker: events: an event line longer than 1 MiB"));
         });
