@@ -122,7 +122,6 @@ interface Controllable {
   drain(target: Server | string, waitMs?: number): Promise<{ drained: boolean; inflight: number }>;
 }
 
-
 /**
  * Applies `op` to this process's balancers. `drainWait`: false applies a drain as the state only
  * (the cluster primary, which serves no requests); else the drain waits up to op.waitMs.
