@@ -68,23 +68,35 @@ test("one of three backends killed and restarted under load: 0 failed requests",
   let receivedAtRestart = 0;
   let servedAtRestart = 0;
   let phase: Promise<void> | undefined;
+  // the last 40% of the load waits until the restarted backend is back in: otherwise a fast run
+  // finishes its load before the first good probe and nothing is left to reach it
+  let backIn!: () => void;
+  const held = new Promise<void>((r) => {
+    backIn = r;
+  });
   const result = await runLoad({
     url: proxy.url,
     host: "api.test",
     total: TOTAL,
     concurrency: CONCURRENCY,
+    gate: (index) => (index >= Math.floor(TOTAL * 0.6) ? held : undefined),
     onProgress: (done) => {
       if (done === Math.floor(TOTAL * 0.15)) {
         phase = (async () => {
-          killedAt = seq;
-          await victim.kill();
-          await until(() => !target.available, 5000, "the killed backend to be out");
-          // stay dead for a while under load, then come back
-          await new Promise((r) => setTimeout(r, 300));
-          receivedAtRestart = victim.received.length;
-          servedAtRestart = victim.served();
-          restartedAt = seq;
-          await victim.restart();
+          try {
+            killedAt = seq;
+            await victim.kill();
+            await until(() => !target.available, 5000, "the killed backend to be out");
+            // stay dead for a while under load, then come back
+            await new Promise((r) => setTimeout(r, 300));
+            receivedAtRestart = victim.received.length;
+            servedAtRestart = victim.served();
+            restartedAt = seq;
+            await victim.restart();
+            await until(() => target.available, 10_000, "the restarted backend to be in");
+          } finally {
+            backIn();
+          }
           await until(
             () => victim.served() > servedAtRestart,
             10_000,
