@@ -15,7 +15,11 @@ export type ServiceSetting =
   | "options"
   | "healthcheck"
   | "slowStart"
-  | "panicThreshold";
+  | "panicThreshold"
+  | "paths"
+  | "stripPrefix"
+  | "timeouts"
+  | "middlewares";
 
 const SETTINGS: readonly ServiceSetting[] = [
   "hosts",
@@ -27,6 +31,10 @@ const SETTINGS: readonly ServiceSetting[] = [
   "healthcheck",
   "slowStart",
   "panicThreshold",
+  "paths",
+  "stripPrefix",
+  "timeouts",
+  "middlewares",
 ];
 
 export interface ServiceDiff {

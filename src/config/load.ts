@@ -40,6 +40,7 @@ import {
   readProvider,
   resolveIdle,
 } from "./idle.ts";
+import { readMiddlewares, readPaths, readServiceTimeouts } from "./middlewares.ts";
 import { describe, type Env, type Path, Problems, readYaml } from "./source.ts";
 import type {
   AdminConfig,
@@ -76,6 +77,10 @@ const SERVICE_KEYS = [
   "panic_threshold",
   "servers",
   "idle",
+  "paths",
+  "strip_prefix",
+  "timeouts",
+  "middlewares",
 ] as const;
 const SERVER_KEYS = ["name", "url", "weight", "backup", "idle", "run", "exec", "docker"] as const;
 
@@ -298,6 +303,7 @@ function readService(
   const m = readMap(p, value, path, SERVICE_KEYS);
   if (!m) return undefined;
   const hosts: string[] = [];
+  const paths = readPaths(p, m.paths);
   if (m.hosts) {
     const items: Entry[] = Array.isArray(m.hosts.value)
       ? m.hosts.value.map((v, i) => ({ value: v, path: [...m.hosts!.path, i] }))
@@ -307,15 +313,43 @@ function readService(
     for (const item of items) {
       const h = p.parse(hostPattern, item.value, item.path);
       if (h === undefined) continue;
-      const owner = hostOwner.get(h);
-      if (owner === name) p.at(item.path, `duplicate host "${h}"`);
-      else if (owner !== undefined) p.at(item.path, `host "${h}" is already used by service "${owner}"`);
-      else {
-        hostOwner.set(h, name);
-        hosts.push(h);
+      if (hosts.includes(h)) {
+        p.at(item.path, `duplicate host "${h}"`);
+        continue;
+      }
+      hosts.push(h);
+      // services may share a host when their path prefixes differ (no `paths` = the prefix "/")
+      for (const { prefix, path: at } of paths.length ? paths : [{ prefix: "/", path: item.path }]) {
+        const key = `${h} ${prefix}`;
+        const owner = hostOwner.get(key);
+        if (owner === undefined) hostOwner.set(key, name);
+        else if (prefix === "/" && paths.length === 0)
+          p.at(
+            at,
+            `host "${h}" is already used by service "${owner}" (give one of them \`paths\` to share it)`,
+          );
+        else p.at(at, `path prefix "${prefix}" on host "${h}" is already used by service "${owner}"`);
       }
     }
+  } else if (paths.length) {
+    p.at(
+      m.paths!.path,
+      "`paths` needs `hosts`: a service matched by its name already has the host to itself",
+      "key",
+    );
   }
+  const extra: { -readonly [K in "paths" | "stripPrefix" | "timeouts" | "middlewares"]?: ServiceConfig[K] } =
+    {};
+  if (paths.length) extra.paths = paths.map((x) => x.prefix);
+  if (m.strip_prefix) {
+    const strip = field(p, m.strip_prefix, bool, false);
+    if (strip && !paths.length) p.at(m.strip_prefix.path, "`strip_prefix` needs `paths`", "key");
+    if (strip) extra.stripPrefix = true;
+  }
+  const timeouts = readServiceTimeouts(p, m.timeouts);
+  if (timeouts) extra.timeouts = timeouts;
+  const middlewares = readMiddlewares(p, m.middlewares, dirname(p.file));
+  if (middlewares.length) extra.middlewares = middlewares;
   return {
     name,
     hosts,
@@ -328,6 +362,7 @@ function readService(
     slowStart: field(p, m.slow_start, duration("non-negative"), 0),
     panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
     servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false)),
+    ...extra,
   };
 }
 

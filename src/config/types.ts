@@ -66,7 +66,74 @@ export interface ServiceConfig extends BalancingConfig {
   readonly hosts: readonly string[];
   readonly healthcheck: HealthcheckConfig;
   readonly servers: readonly ServerConfig[];
+  /**
+   * Path prefixes this service answers (normalized: start with "/", no query); absent or empty =
+   * every path. Among services that share a host the longest matching prefix wins; `/api/` also
+   * matches `/api`.
+   */
+  readonly paths?: readonly string[];
+  /** Forward `/api/users` as `/users` (the matched prefix removed, "/" kept). */
+  readonly stripPrefix?: boolean;
+  /** Per-service timeouts over the top-level ones (ms). */
+  readonly timeouts?: ServiceTimeouts;
+  /** Run in this order between routing and the balancer; absent or empty = none (and no cost). */
+  readonly middlewares?: readonly MiddlewareConfig[];
 }
+
+/** The top-level timeouts a service may override. */
+export interface ServiceTimeouts {
+  readonly connect?: number;
+  readonly responseHeader?: number;
+  readonly idle?: number;
+}
+
+/** Header edits: `set` replaces, `add` appends another line, `remove` drops every line of a name. */
+export interface HeaderEdits {
+  /** Header name (as written) → value. */
+  readonly set: Readonly<Record<string, string>>;
+  readonly add: Readonly<Record<string, string>>;
+  /** Header names. */
+  readonly remove: readonly string[];
+}
+
+/**
+ * One middleware of a service (SPEC "Paths and middlewares"), tagged by `kind` (the YAML key).
+ * Durations are ms, file paths absolute.
+ */
+export type MiddlewareConfig =
+  /** Only these addresses/CIDRs (resolved client address) get through; others get 403. */
+  | { readonly kind: "allow"; readonly cidrs: readonly string[] }
+  /** These addresses/CIDRs get 403; others get through. */
+  | { readonly kind: "deny"; readonly cidrs: readonly string[] }
+  /** A request that came over plain http gets `status` (308) to the same URL on https. */
+  | {
+      readonly kind: "redirect_https";
+      readonly status: 301 | 302 | 307 | 308;
+      /** Port of the https URL; undefined = the default (443, no port in the URL). */
+      readonly port: number | undefined;
+    }
+  /** 401 + WWW-Authenticate unless the Basic credentials match a bcrypt hash. */
+  | {
+      readonly kind: "basic_auth";
+      readonly realm: string;
+      /** User name → bcrypt hash (`$2a$`/`$2b$`/`$2y$`). */
+      readonly users: Readonly<Record<string, string>>;
+    }
+  /** Token bucket per client address: `limit` requests per `period` ms, up to `burst` at once; 429 + Retry-After. */
+  | { readonly kind: "rate_limit"; readonly limit: number; readonly period: number; readonly burst: number }
+  | ({ readonly kind: "request_headers" } & HeaderEdits)
+  | ({ readonly kind: "response_headers" } & HeaderEdits)
+  /** gzip or br per Accept-Encoding, for compressible types and bodies of at least `minLength` bytes. */
+  | {
+      readonly kind: "compress";
+      readonly minLength: number;
+      /** Preference order when the client weighs them equally. */
+      readonly encodings: readonly ("br" | "gzip")[];
+    }
+  /** Status → absolute path of the page sent instead of the body (backend's or switchyard's own). */
+  | { readonly kind: "error_pages"; readonly pages: Readonly<Record<number, string>> };
+
+export type MiddlewareKind = MiddlewareConfig["kind"];
 
 export interface TimeoutsConfig {
   readonly connect: number;
