@@ -296,7 +296,7 @@ describe("mistakes are reported as file:line: path: message", () => {
     [
       "host used by two services",
       `services:\n  a:\n    hosts: [x.com]\n    servers: [http://a:1]\n  b:\n    hosts: [X.com]\n    servers: [http://b:1]\n`,
-      `${F}:6: services.b.hosts[0]: host "x.com" is already used by service "a"`,
+      `${F}:6: services.b.hosts[0]: host "x.com" is already used by service "a" (give one of them \`paths\` to share it)`,
     ],
     [
       "host with a port",
