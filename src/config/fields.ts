@@ -322,13 +322,16 @@ export function readHealthcheck(
   loose: boolean,
 ): HealthcheckConfig | undefined {
   if (!entry) return undefined;
-  const m = readMap(p, entry.value, entry.path, HEALTHCHECK_KEYS, {
+  // GoDoxy spells `disable` also `disabled` (an alias in its config struct)
+  const keys = loose ? [...HEALTHCHECK_KEYS, "disabled" as const] : HEALTHCHECK_KEYS;
+  const m = readMap(p, entry.value, entry.path, keys, {
     loose,
     unsupported: loose
       ? { use_cmd: "no command health checks", port: "checks go to the server's URL" }
       : undefined,
   });
   if (!m) return undefined;
+  if (m.disable && m.disabled) p.at(m.disabled.path, 'same key as "disable"', "key");
   const d = DEFAULTS.healthcheck;
   return {
     path: field(p, m.path, pathSchema, d.path),
@@ -336,7 +339,7 @@ export function readHealthcheck(
     interval: field(p, m.interval, duration("positive"), d.interval),
     timeout: field(p, m.timeout, duration("positive"), d.timeout),
     retries: field(p, m.retries, z.number().int(), d.retries),
-    enabled: !field(p, m.disable, bool, false),
+    enabled: !field(p, m.disable ?? m.disabled, bool, false),
   };
 }
 

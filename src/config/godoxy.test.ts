@@ -147,15 +147,14 @@ Bad_Alias:
   port: 80
 `;
     assert.deepEqual(problems(text), [
-      `${F}:2: web.scheme: switchyard balances only "http" and "https" routes`,
+      `${F}:2: web.scheme: GoDoxy scheme "h2c" is not supported: cleartext HTTP/2 to backends (a service's \`protocol: h2c\`) is not in this build of switchyard yet`,
       `${F}:4: web.port: must be ≤ 65535, got 99999`,
-      `${F}:5: web.middlewares: not supported by switchyard: GoDoxy middlewares`,
       `${F}:10: api-1.load_balance.wieght: unknown key; did you mean "weight"?`,
       `${F}:10: api-1.load_balance.mode: unknown load-balancing mode "fastest"; valid modes: round_robin, least_conn, ip_hash (case and "_"/"-" ignored)`,
       `${F}:11: api-1.healthcheck.interval: bare number 5 is not a duration: add a unit, e.g. "5s" or "5ms" (GoDoxy would read 5 as nanoseconds)`,
       `${F}:15: api-2.load_balance.weight: must be ≥ 0, got -1`,
       `${F}:16: api: service "api" is also defined by load_balance.link of route "api-1"`,
-      `${F}:19: Bad_Alias: service name "Bad_Alias" must be a DNS label (lowercase letters, digits and "-", at most 63, no "-" at either end): it is matched against the first label of Host (or set load_balance.link)`,
+      `${F}:19: Bad_Alias: service name "bad_alias" must be a DNS label (lowercase letters, digits and "-", at most 63, no "-" at either end): it is matched against the first label of Host (or set load_balance.link)`,
     ]);
   });
 

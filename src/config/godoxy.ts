@@ -15,6 +15,7 @@ import {
   duration,
   type Entry,
   field,
+  hostPattern,
   isMapValue,
   modeSchema,
   nonEmptyString,
@@ -25,6 +26,7 @@ import {
   serviceNameProblem,
   weightSchema,
 } from "./fields.ts";
+import { readGoDoxyMiddlewares, readGoDoxyRules } from "./godoxy-middlewares.ts";
 import {
   IDLE_KEYS,
   type IdlePartial,
@@ -36,7 +38,14 @@ import {
   resolveIdle,
 } from "./idle.ts";
 import type { Path, Problems } from "./source.ts";
-import type { HealthcheckConfig, ServerConfig, ServiceConfig } from "./types.ts";
+import type {
+  HealthcheckConfig,
+  MiddlewareConfig,
+  ProviderConfig,
+  ServerConfig,
+  ServiceConfig,
+  ServiceTimeouts,
+} from "./types.ts";
 
 const ROUTE_KEYS = [
   "alias",
@@ -46,44 +55,99 @@ const ROUTE_KEYS = [
   "healthcheck",
   "load_balance",
   "homepage",
+  "middlewares",
+  "rules",
+  "response_header_timeout",
+  "disable_compression",
   ...IDLE_KEYS,
   ...PROVIDER_KEYS,
   "idlewatcher",
 ] as const;
 const LB_KEYS = ["link", "mode", "weight", "sticky", "sticky_max_age", "sticky_secret", "options"] as const;
 
-const GODOXY_ONLY: Record<string, string> = {
-  middlewares: "GoDoxy middlewares",
-  rules: "GoDoxy rules",
-  path_patterns: "path routing",
-  no_tls_verify: "backend TLS options",
-  response_header_timeout: "per-route timeouts (use `timeouts.response_header` in a switchyard file)",
-  root: "file servers",
-  spa: "file servers",
-  index: "file servers",
-  proxy_protocol: "stream routes",
-  access_log: "per-route access logs",
-  agent: "GoDoxy agents",
-  container: "Docker discovery",
-  bind: "per-route listeners",
-  ssl: "backend TLS options",
+const TLS_LATER =
+  "upstream TLS settings (a service's `tls: { ca, servername, cert, key, insecure_skip_verify }`) are not in this build of switchyard yet; until they are, https backends are verified against Node's CA list";
+
+/**
+ * GoDoxy route keys switchyard does not offer, with what it offers instead. Every one is refused
+ * by name (SPEC "Paths and middlewares"): `GoDoxy key "bind" is not supported: …`.
+ */
+export const GODOXY_REFUSED: Readonly<Record<string, string>> = {
+  bind: "switchyard listens on the top-level `listen` addresses (or --listen) for every service, not per route",
+  root: "file-server routes: serve the files with a web server and put it behind switchyard as a backend",
+  spa: "file-server routes: serve the files with a web server and put it behind switchyard as a backend",
+  index: "file-server routes: serve the files with a web server and put it behind switchyard as a backend",
+  relay_proxy_protocol_header:
+    "stream (tcp/udp) routes: switchyard proxies HTTP only; it reads PROXY protocol on a listener (`listen: [{ proxy_protocol }]`) but does not send it",
+  path_patterns:
+    "GoDoxy's ServeMux patterns (methods, {$}) have no equivalent; switchyard routes path prefixes to services with `paths` in a switchyard file",
+  rule_file:
+    "rule files and embed:// presets: write the rules inline under `rules` (see docs/godoxy-migration.md for the rules switchyard maps)",
+  access_log:
+    "per-route access logs: switchyard writes one access log line per request for every service (top-level `access_log`)",
+  agent:
+    "GoDoxy agents: run switchyard where the backend is reachable, or start remote backends with an `exec` provider (ssh …)",
+  inbound_mtls_profile: "client certificates on the listener are not offered",
+  container:
+    "Docker discovery metadata: give the container to the route as `docker: { container: NAME }` (idle wake) and its address in `host`/`port`",
+  provider: "GoDoxy fills this in itself; remove it",
+  no_tls_verify: TLS_LATER,
+  ssl_server_name: TLS_LATER,
+  ssl_trusted_certificate: TLS_LATER,
+  ssl_certificate: TLS_LATER,
+  ssl_certificate_key: TLS_LATER,
+  ssl_protocols:
+    "switchyard speaks TLS 1.2 and 1.3 to backends (Node's defaults); the list cannot be changed",
+};
+
+/** Keys of GoDoxy's main `config.yml` that never name a route. */
+const MAIN_CONFIG_KEYS: Readonly<Record<string, string>> = {
+  providers: "its route files are listed under `providers.include`: give switchyard one of those with -c",
+  entrypoint:
+    "switchyard's listener is `listen` (with `tls` and `proxy_protocol`) in a switchyard.yaml, or --listen",
+  autocert:
+    "switchyard does not obtain certificates: give `listen: [{ address, tls: { cert, key } }]` in a switchyard.yaml",
+  match_domains:
+    "switchyard matches a route alias as the first label of any Host, or a full name given as the alias",
+  timeout_shutdown: "switchyard drains on SIGTERM for `timeouts.shutdown` (a switchyard.yaml)",
+  acl: "use the `allow`/`deny` middlewares per service (a switchyard.yaml)",
+};
+
+/** GoDoxy's defaults by alias (routes without scheme or port; route/common.go). */
+const ALIAS_DEFAULTS: Readonly<Record<string, { scheme: string; port: number }>> = {
+  portainer: { scheme: "https", port: 9443 },
+  crafty: { scheme: "https", port: 8080 },
 };
 
 const ROUTE_HINT_KEYS = new Set(["scheme", "host", "port", "loadbalance", "healthcheck"]);
 
-/** A top-level map without `services` whose values look like routes. */
+/** A top-level map without `services` whose values look like routes, or GoDoxy's main config.yml. */
 export function isGoDoxyRouteFile(value: unknown): value is Record<string, unknown> {
   if (!isMapValue(value) || Object.hasOwn(value, "services")) return false;
-  const routes = Object.values(value);
+  if (mainConfigKey(value) !== undefined) return true;
+  const routes = Object.entries(value).filter(([k]) => !isAnchorKey(k));
   if (routes.length === 0) return false;
   let looksLikeRoute = false;
-  for (const r of routes) {
+  for (const [, r] of routes) {
     if (r === null) continue;
     if (!isMapValue(r)) return false;
     if (Object.keys(r).some((k) => ROUTE_HINT_KEYS.has(k.toLowerCase().replace(/_/g, ""))))
       looksLikeRoute = true;
   }
   return looksLikeRoute;
+}
+
+/** GoDoxy skips top-level keys starting with `x-`: they hold YAML anchors, not routes. */
+const isAnchorKey = (k: string) => k.trim().toLowerCase().startsWith("x-");
+
+function mainConfigKey(value: Record<string, unknown>): string | undefined {
+  return Object.keys(value).find((k) => {
+    const v = value[k];
+    return (
+      Object.hasOwn(MAIN_CONFIG_KEYS, k) &&
+      !(isMapValue(v) && Object.keys(v).some((x) => ROUTE_HINT_KEYS.has(x.toLowerCase().replace(/_/g, ""))))
+    );
+  });
 }
 
 interface Member {
@@ -97,7 +161,15 @@ interface Member {
   settings: Partial<Record<SettingName, { value: unknown; path: Path }>>;
 }
 
-type SettingName = "mode" | "sticky" | "stickyMaxAge" | "stickySecret" | "options" | "healthcheck";
+type SettingName =
+  | "mode"
+  | "sticky"
+  | "stickyMaxAge"
+  | "stickySecret"
+  | "options"
+  | "healthcheck"
+  | "timeouts"
+  | "middlewares";
 
 const SETTING_LABEL: Record<SettingName, string> = {
   mode: "mode",
@@ -106,56 +178,117 @@ const SETTING_LABEL: Record<SettingName, string> = {
   stickySecret: "sticky_secret",
   options: "options",
   healthcheck: "healthcheck",
+  timeouts: "response_header_timeout",
+  middlewares: "middlewares and rules",
 };
+
+/** GoDoxy's sticky_max_age default as its docs give it (SPEC: a GoDoxy file gets 1h). */
+const GODOXY_STICKY_MAX_AGE = 3_600_000;
 
 /** Returns the services of a route file (problems go to `p`). */
 export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record<string, ServiceConfig> {
-  const groups = new Map<string, { members: Member[]; definedBy: Path; linked: boolean }>();
-  for (const [alias, route] of Object.entries(routes)) {
-    const path: Path = [alias];
+  const main = Object.keys(routes).filter(
+    (k) => Object.hasOwn(MAIN_CONFIG_KEYS, k) && mainConfigKey({ [k]: routes[k] }) !== undefined,
+  );
+  if (main.length) {
+    for (const k of main)
+      p.at(
+        [k],
+        `this is GoDoxy's main config.yml, not a route file ("${k}" is one of its keys): ${MAIN_CONFIG_KEYS[k]}`,
+        "key",
+      );
+    return {};
+  }
+  const groups = new Map<string, { members: Member[]; definedBy: Path; linked: boolean; hosts: string[] }>();
+  const aliases = new Map<string, string>();
+  for (const [rawAlias, route] of Object.entries(routes)) {
+    if (isAnchorKey(rawAlias)) continue;
+    const path: Path = [rawAlias];
+    // GoDoxy lowercases and trims aliases
+    const alias = rawAlias.trim().toLowerCase();
+    const prev = aliases.get(alias);
+    if (prev !== undefined) {
+      p.at(path, `same alias as "${prev}" (GoDoxy lowercases aliases)`, "key");
+      continue;
+    }
+    aliases.set(alias, rawAlias);
     if (route === null) {
       p.at(path, "empty route: give at least `host` and `port`");
       continue;
     }
-    const r = readMap(p, route, path, ROUTE_KEYS, {
-      loose: true,
-      unsupported: GODOXY_ONLY,
-      ignored: ["homepage"],
-    });
+    const kept: Record<string, unknown> = {};
+    if (isMapValue(route)) {
+      for (const [k, v] of Object.entries(route)) {
+        const why = refusal(k);
+        if (why) p.at([...path, k], `GoDoxy key "${k}" is not supported: ${why}`, "key");
+        else kept[k] = v;
+      }
+    }
+    const r = readMap(p, isMapValue(route) ? kept : route, path, ROUTE_KEYS, { loose: true });
     if (!r) continue;
+    if (r.alias && String(r.alias.value).trim().toLowerCase() !== alias)
+      p.at(
+        r.alias.path,
+        `GoDoxy names a route by its key ("${alias}"); remove \`alias\` or make it the same`,
+      );
     const lbEntry = r.load_balance;
     const lb = lbEntry ? readMap(p, lbEntry.value, lbEntry.path, LB_KEYS, { loose: true }) : {};
     const member = readMember(p, alias, path, r, lb ?? {});
     if (!member) continue;
-    let name: string | undefined;
+    let name: string;
     let linked = false;
+    let at: Path = path;
     if (lb?.link) {
-      name = p.parse(nonEmptyString, lb.link.value, lb.link.path);
-      if (name === undefined) continue;
-      const bad = serviceNameProblem(name);
-      if (bad) {
-        p.at(lb.link.path, bad);
-        continue;
-      }
+      const link = p.parse(nonEmptyString, lb.link.value, lb.link.path);
+      if (link === undefined) continue;
+      name = link.trim().toLowerCase();
       linked = true;
-    } else {
-      name = alias;
-      const bad = serviceNameProblem(alias);
-      if (bad) {
-        p.at(path, `${bad} (or set load_balance.link)`, "key");
-        continue;
-      }
-    }
+      at = lb.link.path;
+    } else name = alias;
+    const hosts = hostsOf(p, name, at, linked);
+    if (hosts === undefined) continue;
     const group = groups.get(name);
-    if (!group) groups.set(name, { members: [member], definedBy: lb?.link?.path ?? path, linked });
+    if (!group) groups.set(name, { members: [member], definedBy: at, linked, hosts });
     else if (group.linked && linked) group.members.push(member);
-    else p.at(lb?.link?.path ?? path, `service "${name}" is also defined by ${describeOrigin(group)}`, "key");
+    else p.at(at, `service "${name}" is also defined by ${describeOrigin(group)}`, "key");
     if (member.server.provider) noteDeps(p, name, member.alias, member.idle, {});
   }
 
   const services: Record<string, ServiceConfig> = {};
-  for (const [name, group] of groups) services[name] = buildService(p, name, group.members);
+  for (const [name, group] of groups) services[name] = buildService(p, name, group.members, group.hosts);
   return services;
+}
+
+function refusal(key: string): string | undefined {
+  const n = key.toLowerCase().replace(/_/g, "");
+  for (const [k, why] of Object.entries(GODOXY_REFUSED)) if (k.replace(/_/g, "") === n) return why;
+  return undefined;
+}
+
+/**
+ * A route alias (or link) is a first label (`app`: matched as `app.<anything>`), a full domain
+ * name (`app.example.com`: that host) or a wildcard (`*.example.com`). Returns the service's
+ * `hosts` (empty for a first label), or undefined after a problem.
+ */
+function hostsOf(p: Problems, name: string, at: Path, linked: boolean): string[] | undefined {
+  if (name.includes(".") || name.includes("*")) {
+    const h = hostPattern.safeParse(name);
+    if (!h.success) {
+      p.at(
+        at,
+        `"${name}" is not a first label, a full domain name or a wildcard such as "*.example.com"`,
+        linked ? "value" : "key",
+      );
+      return undefined;
+    }
+    return [h.data];
+  }
+  const bad = serviceNameProblem(name);
+  if (bad) {
+    p.at(at, linked ? bad : `${bad} (or set load_balance.link)`, linked ? "value" : "key");
+    return undefined;
+  }
+  return [];
 }
 
 function describeOrigin(group: { members: Member[]; linked: boolean }): string {
@@ -164,6 +297,33 @@ function describeOrigin(group: { members: Member[]; linked: boolean }): string {
     : `route "${group.members[0].alias}"`;
 }
 
+const SCHEME_REFUSED: Readonly<Record<string, string>> = {
+  tcp: "stream routes: switchyard proxies HTTP only",
+  udp: "stream routes: switchyard proxies HTTP only",
+  fileserver:
+    "file-server routes: serve the files with a web server and put it behind switchyard as a backend",
+  h2c: "cleartext HTTP/2 to backends (a service's `protocol: h2c`) is not in this build of switchyard yet",
+};
+
+/** GoDoxy's `port`: "[listening:]target" or a number. */
+const portSchema = z.union([z.number(), z.string()]).transform((v, ctx): number => {
+  const text = String(v).trim();
+  if (/^\d+:\d+$/.test(text)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `"${text}": a listening port is for GoDoxy stream routes; switchyard listens on \`listen\` for every service: give only the backend's port`,
+    });
+    return 0;
+  }
+  if (!/^\d+$/.test(text)) {
+    ctx.addIssue({ code: "custom", message: `expected a port number, got ${JSON.stringify(v)}` });
+    return 0;
+  }
+  const n = Number(text);
+  if (n > 65535) ctx.addIssue({ code: "custom", message: `must be ≤ 65535, got ${n}` });
+  return n;
+});
+
 function readMember(
   p: Problems,
   alias: string,
@@ -171,39 +331,39 @@ function readMember(
   r: Partial<Record<(typeof ROUTE_KEYS)[number], Entry>>,
   lb: Partial<Record<(typeof LB_KEYS)[number], Entry>>,
 ): Member | undefined {
-  const scheme = field(
-    p,
-    r.scheme,
-    z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .refine((s) => s === "http" || s === "https", {
-        message: 'switchyard balances only "http" and "https" routes',
-      }),
-    "http",
-  );
+  let scheme: string | undefined;
+  // a refused scheme is reported, and the rest of the route is still read for more problems
+  let failed = false;
+  if (r.scheme) {
+    const s = p.parse(nonEmptyString, r.scheme.value, r.scheme.path)?.trim().toLowerCase();
+    if (s === undefined) failed = true;
+    else if (SCHEME_REFUSED[s]) {
+      p.at(r.scheme.path, `GoDoxy scheme "${s}" is not supported: ${SCHEME_REFUSED[s]}`);
+      failed = true;
+    } else if (s !== "http" && s !== "https") {
+      p.at(r.scheme.path, `unknown scheme "${s}": switchyard balances "http" and "https" routes`);
+      failed = true;
+    } else scheme = s;
+  }
   const host = field(
     p,
     r.host,
-    nonEmptyString.refine((h) => !h.includes(":") || isIP(h.replace(/^\[|\]$/g, "")) === 6, {
-      message: "give the host without a port (the port goes in `port`)",
-    }),
+    nonEmptyString
+      .transform((h) => h.trim().toLowerCase())
+      .refine((h) => !h.includes(":") || isIP(h.replace(/^\[|\]$/g, "")) === 6, {
+        message: "give the host without a port (the port goes in `port`)",
+      }),
     "localhost",
   );
-  const port = r.port
-    ? p.parse(
-        z
-          .union([z.number(), z.string().regex(/^\d+$/, "expected a port number")])
-          .transform(Number)
-          .pipe(z.number().int().min(1).max(65535)),
-        r.port.value,
-        r.port.path,
-      )
-    : scheme === "https"
-      ? 443
-      : 80;
-  if (port === undefined) return undefined;
-  const hostPart = isIP(host) === 6 ? `[${host}]` : host;
+  let port = r.port ? p.parse(portSchema, r.port.value, r.port.path) : 0;
+  if (port === undefined || port > 65535) return undefined;
+  // GoDoxy's defaults (route.Finalize): by alias, then 443 → https, then http on 80
+  const byAlias = ALIAS_DEFAULTS[alias];
+  if (scheme === undefined && byAlias) scheme = byAlias.scheme;
+  if (port === 0 && byAlias) port = byAlias.port;
+  if (scheme === undefined) scheme = port % 1000 === 443 ? "https" : "http";
+  if (port === 0) port = scheme === "https" ? 443 : 80;
+  const hostPart = isIP(host) === 6 && !host.startsWith("[") ? `[${host}]` : host;
   const target = p.parse(serverUrl, `${scheme}://${hostPart}:${port}`, r.host?.path ?? path);
   if (!target) return undefined;
   const settings: Member["settings"] = {};
@@ -223,21 +383,102 @@ function readMember(
     lb.sticky_secret && p.parse(nonEmptyString, lb.sticky_secret.value, lb.sticky_secret.path),
   );
   set("options", lb.options, readOptions(p, lb.options, true));
-  set("healthcheck", r.healthcheck, readHealthcheck(p, r.healthcheck, true));
-  const weight = field(p, lb.weight, weightSchema, 0);
-  const idle: IdlePartial = { ...readIdleEntries(p, r), ...readIdleBlock(p, r.idlewatcher, true) };
-  const provider = readProvider(p, r, dirname(p.file), true);
-  const hasIdleKeys = IDLE_KEYS.some((k) => r[k] !== undefined) || r.idlewatcher !== undefined;
-  if (provider === undefined && hasIdleKeys) {
-    p.at(path, "idle settings need a provider on the route (`run`, `exec` or `docker`)", "key");
+  const healthcheck = readHealthcheck(p, r.healthcheck, true);
+  set("healthcheck", r.healthcheck, healthcheck);
+  if (r.response_header_timeout) {
+    const t = p.parse(duration("positive"), r.response_header_timeout.value, r.response_header_timeout.path);
+    set("timeouts", r.response_header_timeout, t === undefined ? undefined : { responseHeader: t });
   }
+  if (r.disable_compression) p.parse(bool, r.disable_compression.value, r.disable_compression.path);
+  const mapped = readGoDoxyMiddlewares(p, r.middlewares, p.file);
+  const fromRules = readGoDoxyRules(p, r.rules);
+  // GoDoxy wraps the proxy in the rules, and the middlewares patch the proxy: rules run first
+  const middlewares = [...fromRules, ...mapped.middlewares];
+  if (middlewares.length) set("middlewares", r.middlewares ?? r.rules, middlewares);
+  if (mapped.realIp) {
+    const prev = settings.options;
+    if (prev && !isDeepStrictEqual(prev.value, mapped.realIp))
+      p.at(
+        r.middlewares!.path,
+        `real_ip (${fieldDiff(mapped.realIp, prev.value)}) conflicts with load_balance.options: switchyard has one real-IP setting per service`,
+      );
+    else settings.options = { value: mapped.realIp, path: r.middlewares!.path };
+  }
+  const weight = field(p, lb.weight, weightSchema, 0);
+  const watcher = readIdlewatcher(p, r.idlewatcher);
+  const idle: IdlePartial = { ...readIdleEntries(p, r), ...watcher.idle };
+  let provider = readProvider(p, r, dirname(p.file), true);
+  if (watcher.docker) {
+    if (provider)
+      p.at(
+        r.idlewatcher!.path,
+        "the route gives its provider twice: `idlewatcher.docker` and a route-level provider",
+      );
+    else if (provider === undefined) provider = watcher.docker;
+  }
+  const hasIdleKeys = IDLE_KEYS.some((k) => r[k] !== undefined) || Object.keys(watcher.idle).length > 0;
+  if (provider === undefined && hasIdleKeys) {
+    p.at(
+      r.idlewatcher?.path ?? path,
+      "idle settings need a provider on the route (`idlewatcher.docker`, or `run`, `exec` or `docker`)",
+      "key",
+    );
+  }
+  // GoDoxy refuses this combination (routevalidate: "cannot disable healthcheck when loadbalancer or idle watcher is enabled")
+  if (healthcheck && !healthcheck.enabled && (lb.link || (idle.idleTimeout ?? 0) > 0))
+    p.at(
+      r.healthcheck!.path,
+      "cannot disable healthcheck when loadbalancer or idle watcher is enabled (GoDoxy refuses it too: balancing and idle wake need the check)",
+    );
   const server: ServerConfig = provider
     ? { name: alias, url: target.url, weight, backup: false, provider, idle: resolveIdle({}, idle) }
     : { name: alias, url: target.url, weight, backup: false };
-  return { alias, path, key: target.key, server, settings, idle };
+  return failed ? undefined : { alias, path, key: target.key, server, settings, idle };
 }
 
-function buildService(p: Problems, name: string, members: Member[]): ServiceConfig {
+/** `idlewatcher:` — the idle keys, plus GoDoxy's `docker` (mapped), `proxmox` and `notify` (refused). */
+function readIdlewatcher(
+  p: Problems,
+  entry: Entry | undefined,
+): { idle: IdlePartial; docker?: ProviderConfig } {
+  if (!entry || !isMapValue(entry.value)) return { idle: readIdleBlock(p, entry, true) };
+  const rest: Record<string, unknown> = {};
+  let docker: ProviderConfig | undefined;
+  for (const [k, v] of Object.entries(entry.value)) {
+    const kp = [...entry.path, k];
+    const n = k.toLowerCase().replace(/_/g, "");
+    if (n === "proxmox")
+      p.at(
+        kp,
+        'GoDoxy key "proxmox" is not supported: start and stop the LXC with an `exec` provider on the route (`exec: { start: "pct start ID", stop: "pct shutdown ID", status: "pct status ID | grep -q running" }`)',
+        "key",
+      );
+    else if (n === "notify")
+      p.at(
+        kp,
+        'GoDoxy key "notify" is not supported: switchyard streams wake and idle-stop events on the admin API (GET /api/events)',
+        "key",
+      );
+    else if (n === "docker") {
+      const d = readMap(p, v, kp, ["container_id", "container_name", "container", "socket"] as const, {
+        loose: true,
+      });
+      if (!d) continue;
+      const c = d.container_name ?? d.container ?? d.container_id;
+      if (!c) {
+        p.at(kp, "missing `container_name` (or `container_id`)");
+        continue;
+      }
+      const container = p.parse(nonEmptyString, c.value, c.path);
+      const socketPath = d.socket && p.parse(nonEmptyString, d.socket.value, d.socket.path);
+      if (container !== undefined) docker = { kind: "docker", container, socketPath };
+    } else rest[k] = v;
+  }
+  const m = readMap(p, rest, entry.path, IDLE_KEYS, { loose: true });
+  return { idle: m ? readIdleEntries(p, m) : {}, docker };
+}
+
+function buildService(p: Problems, name: string, members: Member[], hosts: string[]): ServiceConfig {
   const chosen: Partial<Record<SettingName, { value: unknown; by: string }>> = {};
   const servers: ServerConfig[] = [];
   const keys = new Map<string, string>();
@@ -256,20 +497,22 @@ function buildService(p: Problems, name: string, members: Member[]): ServiceConf
         const what =
           k === "stickySecret"
             ? "sticky_secret differs from the one"
-            : k === "options" || k === "healthcheck"
-              ? `${SETTING_LABEL[k]} (${fieldDiff(s.value, prev.value)}) conflicts with the one`
-              : `${SETTING_LABEL[k]} ${show(k, s.value)} conflicts with ${show(k, prev.value)}`;
+            : k === "middlewares"
+              ? "middlewares and rules differ from the ones"
+              : k === "options" || k === "healthcheck" || k === "timeouts"
+                ? `${SETTING_LABEL[k]} (${fieldDiff(s.value, prev.value)}) conflicts with the one`
+                : `${SETTING_LABEL[k]} ${show(k, s.value)} conflicts with ${show(k, prev.value)}`;
         p.at(s.path, `${what} set by route "${prev.by}" (members of service "${name}" must agree)`);
       }
     }
   }
   const get = <T>(k: SettingName, fallback: T): T => (chosen[k] ? (chosen[k].value as T) : fallback);
-  return {
+  const service: ServiceConfig = {
     name,
-    hosts: [],
+    hosts,
     mode: get("mode", "round_robin"),
     sticky: get("sticky", false),
-    stickyMaxAge: get("stickyMaxAge", DEFAULTS.stickyMaxAge),
+    stickyMaxAge: get("stickyMaxAge", GODOXY_STICKY_MAX_AGE),
     stickySecret: get<string | undefined>("stickySecret", undefined),
     options: get("options", { header: DEFAULTS.header, from: [], recursive: false }),
     healthcheck: get<HealthcheckConfig>("healthcheck", { ...DEFAULTS.healthcheck }),
@@ -278,9 +521,20 @@ function buildService(p: Problems, name: string, members: Member[]): ServiceConf
     panicThreshold: 0,
     servers,
   };
+  const timeouts = get<ServiceTimeouts | undefined>("timeouts", undefined);
+  const middlewares = get<MiddlewareConfig[] | undefined>("middlewares", undefined);
+  return {
+    ...service,
+    ...(timeouts ? { timeouts } : {}),
+    ...(middlewares?.length ? { middlewares } : {}),
+  };
 }
 
-const SNAKE: Record<string, string> = { useGet: "use_get", enabled: "disable" };
+const SNAKE: Record<string, string> = {
+  useGet: "use_get",
+  enabled: "disable",
+  responseHeader: "response_header_timeout",
+};
 
 /** `path "/y" vs "/x"` for the fields of two sections that differ. */
 function fieldDiff(a: unknown, b: unknown): string {
@@ -292,7 +546,7 @@ function fieldDiff(a: unknown, b: unknown): string {
     const fmt = (v: unknown) =>
       k === "enabled"
         ? String(!v)
-        : (k === "interval" || k === "timeout") && typeof v === "number"
+        : (k === "interval" || k === "timeout" || k === "responseHeader") && typeof v === "number"
           ? formatDuration(v)
           : JSON.stringify(v);
     out.push(`${SNAKE[k] ?? k} ${fmt(x[k])} vs ${fmt(y[k])}`);
