@@ -219,9 +219,9 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
     const kept: Record<string, unknown> = {};
     if (isMapValue(route)) {
       for (const [k, v] of Object.entries(route)) {
-        const why = refusal(k);
+        const why = refusal(k, v);
         if (why) p.at([...path, k], `GoDoxy key "${k}" is not supported: ${why}`, "key");
-        else kept[k] = v;
+        else if (why === undefined) kept[k] = v;
       }
     }
     const r = readMap(p, isMapValue(route) ? kept : route, path, ROUTE_KEYS, { loose: true });
@@ -259,10 +259,38 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
   return services;
 }
 
-function refusal(key: string): string | undefined {
+/** Why a GoDoxy key is refused; "" when it is one of those keys with the value switchyard runs anyway. */
+function refusal(key: string, value: unknown): string | undefined {
   const n = key.toLowerCase().replace(/_/g, "");
-  for (const [k, why] of Object.entries(GODOXY_REFUSED)) if (k.replace(/_/g, "") === n) return why;
+  for (const [k, why] of Object.entries(GODOXY_REFUSED)) {
+    if (k.replace(/_/g, "") !== n) continue;
+    return isGoDoxyDefault(k, value) ? "" : why;
+  }
   return undefined;
+}
+
+/** Values of refused keys that ask for what switchyard does anyway: accepted. */
+function isGoDoxyDefault(key: string, value: unknown): boolean {
+  switch (key) {
+    case "no_tls_verify": // verify: switchyard's default
+    case "spa":
+    case "relay_proxy_protocol_header":
+      return value === false || value === null;
+    case "ssl_server_name": // "": the target's host name, as switchyard does
+      return value === "" || value === null;
+    case "ssl_protocols": {
+      // Node speaks TLS 1.2 and 1.3
+      const list = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : null;
+      return (
+        list !== null &&
+        list.length > 0 &&
+        list.every((v) => typeof v === "string" && /^tlsv1\.[23]$/i.test(v.trim())) &&
+        new Set(list.map((v) => String(v).trim().toLowerCase())).size === 2
+      );
+    }
+    default:
+      return false;
+  }
 }
 
 /**
@@ -355,7 +383,8 @@ function readMember(
       }),
     "localhost",
   );
-  let port = r.port ? p.parse(portSchema, r.port.value, r.port.path) : 0;
+  // a stream route's "listen:target" port is part of what its scheme refusal already says
+  let port = r.port && !failed ? p.parse(portSchema, r.port.value, r.port.path) : 0;
   if (port === undefined || port > 65535) return undefined;
   // GoDoxy's defaults (route.Finalize): by alias, then 443 → https, then http on 80
   const byAlias = ALIAS_DEFAULTS[alias];

@@ -1,0 +1,252 @@
+/**
+ * The GoDoxy corpus (test/godoxy/fixtures): each file through `switchyard check` — every key it
+ * refuses named, nothing else reported — and then, with those keys taken out, through
+ * `switchyard serve` with real backends behind it.
+ */
+import * as assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { freePort } from "../idle/helpers.ts";
+import { Cleanup } from "../support/cleanup.ts";
+import { spawnCli } from "../support/cli.ts";
+import { until } from "../support/until.ts";
+import { adminJson, type Backend, backend, fixture, get, NODE, ROOT, serve, without } from "./helpers.ts";
+
+const cleanup = new Cleanup();
+let a: Backend;
+let b: Backend;
+let env: Record<string, string>;
+
+before(async () => {
+  a = await backend("a", cleanup);
+  b = await backend("b", cleanup);
+  env = {
+    GDX_PORT_A: String(a.port),
+    GDX_PORT_B: String(b.port),
+    // a port nobody listens on: the "down" member
+    GDX_PORT_DOWN: "9",
+    GDX_PORT_IDLE: String(await freePort()),
+    GDX_NODE: NODE,
+    GDX_APP: join(ROOT, "test/idle/fixtures/app.mjs"),
+  };
+});
+after(() => cleanup.run());
+
+/** `switchyard check -c FILE`: exit code and output lines. */
+async function check(file: string): Promise<{ code: number | null; lines: string[] }> {
+  const cli = spawnCli(["check", "-c", file], { env });
+  const exit = await cli.exited;
+  const out = [...cli.lines, ...cli.stderr().split("\n")];
+  return { code: exit.code, lines: out.filter((l) => l.trim() !== "") };
+}
+
+/** The "file:line: path: message" problems of a check, as [line, path, message-start] triples. */
+function problems(lines: string[]): string[] {
+  return lines.slice(1).map((l) => l.trim().replace(/^\S+?:(\d+): /, "$1 "));
+}
+
+/** Every problem names its key and says it is a GoDoxy key switchyard does not run. */
+function expectRefused(lines: string[], expected: [number, string, string][]) {
+  const got = problems(lines);
+  assert.equal(got.length, expected.length, got.join("\n"));
+  expected.forEach(([line, path, start], i) => {
+    assert.ok(got[i].startsWith(`${line} ${path}: ${start}`), `problem ${i}: ${got[i]}`);
+  });
+}
+
+describe("GoDoxy corpus: all-fields.yaml", () => {
+  test("check names every key switchyard does not run, and nothing else", async () => {
+    const r = await check(fixture("all-fields.yaml"));
+    assert.equal(r.code, 1);
+    assert.match(r.lines[0], /invalid configuration \(14 problems\)/);
+    const refused = (k: string) => `GoDoxy key "${k}" is not supported`;
+    expectRefused(r.lines, [
+      [12, "example.bind", refused("bind")],
+      [14, "example.root", refused("root")],
+      [15, "example.spa", refused("spa")],
+      [16, "example.index", refused("index")],
+      [17, "example.no_tls_verify", refused("no_tls_verify")],
+      [20, "example.inbound_mtls_profile", refused("inbound_mtls_profile")],
+      [22, "example.ssl_trusted_certificate", refused("ssl_trusted_certificate")],
+      [23, "example.ssl_certificate", refused("ssl_certificate")],
+      [24, "example.ssl_certificate_key", refused("ssl_certificate_key")],
+      [28, "example.path_patterns", refused("path_patterns")],
+      [35, "example.rules[1].on", 'GoDoxy rule "block-admin" is not supported: matcher `path`'],
+      [37, "example.rule_file", refused("rule_file")],
+      [66, "example.access_log", refused("access_log")],
+      [79, "example.idlewatcher.notify", refused("notify")],
+    ]);
+    // no "unknown key", no did-you-mean: every GoDoxy key is known
+    assert.ok(!r.lines.some((l) => /unknown|did you mean/.test(l)), r.lines.join("\n"));
+  });
+
+  test("the rest serves: the link is the service, the x- anchor is no route, members stay off their alias", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const file = without(
+      "all-fields.yaml",
+      [
+        ...["bind", "root", "spa", "index", "no_tls_verify", "inbound_mtls_profile"].map((k) => [
+          "example",
+          k,
+        ]),
+        ...["ssl_trusted_certificate", "ssl_certificate", "ssl_certificate_key", "path_patterns"].map((k) => [
+          "example",
+          k,
+        ]),
+        ["example", "rules", 1],
+        ["example", "rule_file"],
+        ["example", "access_log"],
+        // the docker container of the idle watcher is exercised by test/idle (it needs a daemon)
+        ["example", "idlewatcher"],
+      ],
+      c,
+    );
+    assert.equal((await check(file)).code, 0);
+    const s = await serve(file, env, c);
+    const r = await get(s.port, "app.example.test", "/x");
+    assert.deepEqual([r.status, r.body], [200, "a /x"]);
+    assert.equal((await get(s.port, "other-service.example.test")).body, "b /");
+    assert.equal(
+      (await get(s.port, "example.example.test")).status,
+      404,
+      "a member is not served on its alias",
+    );
+    assert.equal((await get(s.port, "x-defaults.example.test")).status, 404, "an x- key is no route");
+    const health = (await adminJson(s.admin, "/api/health")) as Record<
+      string,
+      { extra: { config: unknown } }
+    >;
+    assert.deepEqual(Object.keys(health).sort(), ["app", "other-service"]);
+  });
+});
+
+describe("GoDoxy corpus: provider.yaml", () => {
+  test("check refuses the stream routes and path_patterns by name", async () => {
+    const r = await check(fixture("provider.yaml"));
+    assert.equal(r.code, 1);
+    expectRefused(r.lines, [
+      [7, "example.path_patterns", 'GoDoxy key "path_patterns" is not supported'],
+      [36, "app2.scheme", 'GoDoxy scheme "udp" is not supported: stream routes'],
+      [41, "ssh-with-proxy-protocol.scheme", 'GoDoxy scheme "tcp" is not supported: stream routes'],
+      [44, "ssh-with-proxy-protocol.relay_proxy_protocol_header", 'GoDoxy key "relay_proxy_protocol_header"'],
+    ]);
+  });
+
+  test("the rest serves: GoDoxy's localhost default, full names and wildcards as hosts", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const file = without(
+      "provider.yaml",
+      [["example", "path_patterns"], ["app2"], ["ssh-with-proxy-protocol"]],
+      c,
+    );
+    const s = await serve(file, env, c);
+    assert.equal((await get(s.port, "example.lan")).body, "a /");
+    // app1 has only a port: GoDoxy's defaults make it http://localhost:<port>
+    assert.equal((await get(s.port, "app1.lan", "/p")).body, "b /p");
+    assert.equal((await get(s.port, "APP.example.com:8080")).body, "b /", "a full name, any case and port");
+    assert.equal((await get(s.port, "app.example.org")).status, 404, "a full name is only that host");
+    assert.equal((await get(s.port, "foo.wild.example")).body, "a /", "a wildcard alias");
+    assert.equal((await get(s.port, "wild.example")).status, 404, "the wildcard wants one label in front");
+  });
+});
+
+describe("GoDoxy corpus: load-balancing.yaml", () => {
+  test("check passes", async () => {
+    const r = await check(fixture("load-balancing.yaml"));
+    assert.equal(r.code, 0, r.lines.join("\n"));
+    assert.match(r.lines[0], /OK — 3 services, 6 servers/);
+  });
+
+  test("round robin over the link, sticky cookies (1h as GoDoxy documents), ip_hash on the real IP", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const s = await serve(fixture("load-balancing.yaml"), env, c);
+    const bodies: string[] = [];
+    for (let i = 0; i < 4; i++) bodies.push((await get(s.port, "web.lan")).body);
+    assert.deepEqual(bodies.sort(), ["a /", "a /", "b /", "b /"]);
+    assert.equal((await get(s.port, "web-1.lan")).status, 404);
+
+    const first = await get(s.port, "sticky.lan");
+    const cookie = String(first.headers["set-cookie"]?.[0] ?? "");
+    assert.match(cookie, /^switchyard_lb_sticky=[^;]+;.*Max-Age=3600/);
+    for (let i = 0; i < 4; i++) {
+      const r = await get(s.port, "sticky.lan", "/", { cookie: cookie.split(";")[0] });
+      assert.equal(r.body, first.body);
+    }
+
+    const byIp = new Map<string, string>();
+    for (const ip of ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"]) {
+      const one = (await get(s.port, "hash.lan", "/", { "x-real-ip": ip })).body;
+      byIp.set(ip, one);
+      for (let i = 0; i < 3; i++)
+        assert.equal((await get(s.port, "hash.lan", "/", { "x-real-ip": ip })).body, one, `${ip} stays`);
+    }
+  });
+});
+
+describe("GoDoxy corpus: health.yaml", () => {
+  test("check passes: retries -1 and disabled are GoDoxy's", async () => {
+    const r = await check(fixture("health.yaml"));
+    assert.equal(r.code, 0, r.lines.join("\n"));
+    assert.match(r.lines.join("\n"), /unchecked \(unchecked\.\*; round_robin, health checks off\)/);
+  });
+
+  test("a member that fails one check is out at once; a route with checks disabled is always served", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const s = await serve(fixture("health.yaml"), env, c);
+    type H = { status: string; detail: string; extra: { pool: Record<string, { status: string }> } };
+    await until(
+      async () =>
+        ((await adminJson(s.admin, "/api/health/pool")) as H).extra.pool["127.0.0.1:9"]?.status ===
+        "unhealthy",
+      10_000,
+      "the down member to be unhealthy",
+    );
+    const h = (await adminJson(s.admin, "/api/health/pool")) as H;
+    assert.equal(h.detail, "1/2 servers are healthy");
+    for (let i = 0; i < 4; i++) assert.equal((await get(s.port, "pool.lan")).body, "a /");
+    assert.equal((await get(s.port, "unchecked.lan")).body, "b /");
+    const u = (await adminJson(s.admin, "/api/health/unchecked")) as H;
+    assert.equal(u.status, "healthy");
+  });
+});
+
+describe("GoDoxy corpus: config.yml (GoDoxy's main config)", () => {
+  test("check says it is the main config, not a route file, naming its keys", async () => {
+    const r = await check(fixture("config.yml"));
+    assert.equal(r.code, 1);
+    const got = problems(r.lines);
+    assert.deepEqual(
+      got.map((l) => l.split(": ")[0]),
+      ["2 autocert", "4 entrypoint", "8 providers", "11 match_domains"],
+    );
+    for (const l of got) assert.match(l, /this is GoDoxy's main config\.yml, not a route file/);
+    assert.match(got[2], /give switchyard one of those with -c/);
+  });
+});
+
+describe("GoDoxy corpus: idle.yaml", () => {
+  test("check passes: the idlewatcher block and route-level keys, docker from idlewatcher.docker", async () => {
+    const r = await check(fixture("idle.yaml"));
+    assert.equal(r.code, 0, r.lines.join("\n"));
+    const text = r.lines.join("\n");
+    assert.match(text, /sleepy http:\/\/127\.0\.0\.1:\d+ \(run, idle 1m0s\)/);
+    assert.match(text, /container-app http:\/\/127\.0\.0\.1:8080 \(docker, idle 30m0s\)/);
+  });
+
+  test("a sleeping route is started by the first request, which waits (no_loading_page) and is answered", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    // the docker route needs a daemon: test/idle covers it
+    const s = await serve(without("idle.yaml", [["container-app"]], c), env, c);
+    type H = { extra: { pool: Record<string, { status: string }> } };
+    const before = (await adminJson(s.admin, "/api/health/sleepy")) as H;
+    assert.equal(Object.values(before.extra.pool)[0].status, "napping");
+    const r = await get(s.port, "sleepy.lan", "/hello", { accept: "text/html" });
+    assert.equal(r.status, 200);
+    assert.match(r.body, /hello from sleepy/);
+  });
+});
