@@ -185,3 +185,332 @@ Bad_Alias:
     ]);
   });
 });
+
+describe("GoDoxy route files as GoDoxy runs them", () => {
+  const load = (text: string) => parseConfig(text, F, {}, {});
+
+  test("top-level x- keys are YAML anchors, not routes (they used to become services on localhost:80)", () => {
+    const c = load(`x-base: &base
+  host: 10.0.0.1
+  healthcheck: { path: /up }
+X-Other:
+  port: 81
+app:
+  <<: *base
+  port: 82
+`);
+    assert.deepEqual(Object.keys(c.services), ["app"]);
+    assert.equal(c.services.app.servers[0].url, "http://10.0.0.1:82");
+    assert.equal(c.services.app.healthcheck.path, "/up");
+  });
+
+  test("healthcheck.disabled (GoDoxy's alias of disable) and retries: -1", () => {
+    const c = load(
+      `a:\n  host: h\n  healthcheck: { disabled: true }\nb:\n  host: h\n  port: 81\n  healthcheck: { retries: -1 }\n`,
+    );
+    assert.equal(c.services.a.healthcheck.enabled, false);
+    assert.equal(c.services.b.healthcheck.retries, -1);
+    assert.deepEqual(problems(`a:\n  host: h\n  healthcheck: { disable: true, disabled: true }\n`), [
+      `${F}:3: a.healthcheck.disabled: same key as "disable"`,
+    ]);
+  });
+
+  test("disabling the check of a balanced or idle route is refused, as GoDoxy does", () => {
+    assert.deepEqual(
+      problems(`a:\n  host: h\n  healthcheck: { disabled: true }\n  load_balance: { link: x }\n`),
+      [
+        `${F}:3: a.healthcheck: cannot disable healthcheck when loadbalancer or idle watcher is enabled (GoDoxy refuses it too: balancing and idle wake need the check)`,
+      ],
+    );
+  });
+
+  test("GoDoxy's defaults: host localhost, port 80/443, scheme https for *443 ports, by alias", () => {
+    const c = load(
+      `a:\n  port: 8443\nb:\n  scheme: https\nportainer:\n  host: 10.0.0.9\nd:\n  port: "3000"\ne:\n  host: 10.0.0.1\nf: {}\n`,
+    );
+    assert.equal(c.services.f.servers[0].url, "http://localhost");
+    assert.equal(c.services.a.servers[0].url, "https://localhost:8443");
+    assert.equal(c.services.b.servers[0].url, "https://localhost");
+    assert.equal(c.services.portainer.servers[0].url, "https://10.0.0.9:9443");
+    assert.equal(c.services.d.servers[0].url, "http://localhost:3000");
+    assert.equal(c.services.e.servers[0].url, "http://10.0.0.1");
+  });
+
+  test("a listening port, and stream and file-server schemes, are refused by name", () => {
+    assert.deepEqual(
+      problems(
+        `a:\n  port: "8080:80"\nb:\n  scheme: tcp\n  port: "2222:22"\nc:\n  scheme: fileserver\n  root: /srv\n`,
+      ),
+      [
+        `${F}:2: a.port: "8080:80": a listening port is for GoDoxy stream routes; switchyard listens on \`listen\` for every service: give only the backend's port`,
+        `${F}:4: b.scheme: GoDoxy scheme "tcp" is not supported: stream routes: switchyard proxies HTTP only`,
+        `${F}:7: c.scheme: GoDoxy scheme "fileserver" is not supported: file-server routes: serve the files with a web server and put it behind switchyard as a backend`,
+        `${F}:8: c.root: GoDoxy key "root" is not supported: file-server routes: serve the files with a web server and put it behind switchyard as a backend`,
+      ],
+    );
+  });
+
+  test("full domain names and wildcards as aliases and links are that host", () => {
+    const c = load(`App.Example.com:
+  host: 10.0.0.1
+"*.example.org":
+  host: 10.0.0.2
+m-1:
+  host: 10.0.0.3
+  load_balance: { link: api.example.net }
+m-2:
+  host: 10.0.0.4
+  load_balance: { link: api.example.net }
+`);
+    assert.deepEqual(c.services["app.example.com"].hosts, ["app.example.com"]);
+    assert.deepEqual(c.services["*.example.org"].hosts, ["*.example.org"]);
+    assert.deepEqual(c.services["api.example.net"].hosts, ["api.example.net"]);
+    assert.equal(c.services["api.example.net"].servers.length, 2);
+    assert.deepEqual(problems(`"a..b":\n  host: h\n`), [
+      `${F}:1: ["a..b"]: "a..b" is not a first label, a full domain name or a wildcard such as "*.example.com"`,
+    ]);
+  });
+
+  test("response_header_timeout is the service's timeout; members must agree", () => {
+    const c = load(`a:\n  host: h\n  response_header_timeout: 30s\n`);
+    assert.deepEqual(c.services.a.timeouts, { responseHeader: 30_000 });
+    assert.deepEqual(
+      problems(
+        `a-1:\n  host: h1\n  response_header_timeout: 30s\n  load_balance: { link: a }\na-2:\n  host: h2\n  response_header_timeout: 10s\n  load_balance: { link: a }\n`,
+      ),
+      [
+        `${F}:7: a-2.response_header_timeout: response_header_timeout (response_header_timeout 10s vs 30s) conflicts with the one set by route "a-1" (members of service "a" must agree)`,
+      ],
+    );
+  });
+
+  test("sticky_max_age defaults to GoDoxy's documented 1h", () => {
+    const c = load(`a:\n  host: h\n  load_balance: { link: x, sticky: true }\n`);
+    assert.equal(c.services.x.stickyMaxAge, 3_600_000);
+  });
+
+  test("every other GoDoxy key is refused by name with what switchyard offers; a typo still gets a did-you-mean", () => {
+    const got = problems(`a:
+  host: h
+  bind: 0.0.0.0
+  agent: 10.0.0.5:8890
+  access_log: { path: /x.log }
+  no_tls_verify: true
+  no_tls_verify_: true
+`);
+    assert.equal(got.length, 5);
+    assert.match(
+      got[0],
+      /:3: a\.bind: GoDoxy key "bind" is not supported: switchyard listens on the top-level `listen`/,
+    );
+    assert.match(got[1], /:4: a\.agent: GoDoxy key "agent" is not supported: /);
+    assert.match(got[2], /:5: a\.access_log: GoDoxy key "access_log" is not supported: /);
+    assert.match(got[3], /:6: a\.no_tls_verify: GoDoxy key "no_tls_verify" is not supported: /);
+    assert.match(
+      got[4],
+      /:7: a\.no_tls_verify_: GoDoxy key "no_tls_verify_" is not supported/,
+      "matched ignoring _",
+    );
+    // values that ask for what switchyard does anyway are accepted
+    const c = load(
+      `a:\n  host: h\n  no_tls_verify: false\n  ssl_server_name: ""\n  ssl_protocols: [tlsv1.3, tlsv1.2]\n  disable_compression: true\n`,
+    );
+    assert.equal(c.services.a.servers.length, 1);
+    assert.deepEqual(problems(`a:\n  host: h\n  helthcheck: {}\n`), [
+      `${F}:3: a.helthcheck: unknown key; did you mean "healthcheck"?`,
+    ]);
+  });
+
+  test("GoDoxy's main config.yml given as a route file says so", () => {
+    assert.deepEqual(problems(`providers:\n  include: [a.yml]\nentrypoint: {}\n`), [
+      `${F}:1: providers: this is GoDoxy's main config.yml, not a route file ("providers" is one of its keys): its route files are listed under \`providers.include\`: give switchyard one of those with -c`,
+      `${F}:3: entrypoint: this is GoDoxy's main config.yml, not a route file ("entrypoint" is one of its keys): switchyard's listener is \`listen\` (with \`tls\` and \`proxy_protocol\`) in a switchyard.yaml, or --listen`,
+    ]);
+  });
+
+  test("idlewatcher: docker is the provider, proxmox and notify are refused by name", () => {
+    const c = load(`a:
+  host: h
+  idlewatcher:
+    idle_timeout: 10m
+    stop_method: pause
+    docker: { container_id: abc123, container_name: app-a }
+`);
+    const s = c.services.a.servers[0];
+    assert.deepEqual(s.provider, { kind: "docker", container: "app-a", socketPath: undefined });
+    assert.equal(s.idle?.idleTimeout, 600_000);
+    assert.equal(s.idle?.stopMethod, "pause");
+    const got = problems(`a:
+  host: h
+  idlewatcher:
+    idle_timeout: 10m
+    proxmox: { node: pve, vmid: 101 }
+    notify: { to: [gotify] }
+`);
+    assert.match(got[0], /:3: a\.idlewatcher: idle settings need a provider/);
+    assert.match(
+      got[1],
+      /:5: a\.idlewatcher\.proxmox: GoDoxy key "proxmox" is not supported: start and stop the LXC with an `exec` provider/,
+    );
+    assert.match(got[2], /:6: a\.idlewatcher\.notify: GoDoxy key "notify" is not supported: /);
+  });
+});
+
+describe("GoDoxy middlewares and rules", () => {
+  const load = (text: string) => parseConfig(text, F, {}, {});
+
+  test("middlewares map onto switchyard's, in GoDoxy's priority order, names in any case", () => {
+    const c = load(`a:
+  host: h
+  middlewares:
+    RateLimit: { average: 10, burst: 20, period: 1m }
+    cidrWhitelist: { allow: [10.0.0.0/8, 127.0.0.1], priority: 1 }
+    request:
+      set_headers: { X-Env: prod }
+      add_headers: { X-Via: godoxy }
+      hide_headers: [X-Debug]
+    modify_response: { setHeaders: { X-Frame-Options: DENY }, hideHeaders: [Server] }
+    redirectHTTP: {}
+    real_ip: { header: X-Forwarded-For, from: [10.0.0.0/8], recursive: true }
+    set_x_forwarded: {}
+`);
+    assert.deepEqual(c.services.a.middlewares, [
+      { kind: "allow", cidrs: ["10.0.0.0/8", "127.0.0.1"] },
+      { kind: "rate_limit", limit: 10, period: 60_000, burst: 20 },
+      { kind: "request_headers", set: { "X-Env": "prod" }, add: { "X-Via": "godoxy" }, remove: ["X-Debug"] },
+      { kind: "response_headers", set: { "X-Frame-Options": "DENY" }, add: {}, remove: ["Server"] },
+      { kind: "redirect_https", status: 308, port: undefined },
+    ]);
+    assert.deepEqual(c.services.a.options, {
+      header: "X-Forwarded-For",
+      from: ["10.0.0.0/8"],
+      recursive: true,
+    });
+  });
+
+  test("middlewares switchyard does not have, bypass, variables and odd statuses are refused by name", () => {
+    const got = problems(`a:
+  host: h
+  middlewares:
+    oidc: {}
+    hideXForwarded: {}
+    cidr_whitelist: { allow: [10.0.0.0/8], status_code: 404, bypass: [{ remote: 10.0.0.1 }] }
+    request: { set_headers: { X-Path: $req_path }, add_prefix: /v1 }
+    cidr_whitelst: {}
+`);
+    assert.equal(got.length, 7, got.join("\n"));
+    assert.match(
+      got[0],
+      /:4: a\.middlewares\.oidc: GoDoxy middleware "oidc" is not supported: no OpenID Connect/,
+    );
+    assert.match(
+      got[1],
+      /:5: a\.middlewares\.hideXForwarded: GoDoxy middleware "hideXForwarded" is not supported/,
+    );
+    assert.match(got[2], /:6: a\.middlewares\.cidr_whitelist\.bypass: GoDoxy key "bypass" is not supported/);
+    assert.match(
+      got[3],
+      /:6: a\.middlewares\.cidr_whitelist\.status_code: switchyard's `allow` answers 403 only/,
+    );
+    assert.match(got[4], /:7: a\.middlewares\.request\.add_prefix: GoDoxy key "add_prefix" is not supported/);
+    assert.match(got[5], /:7: a\.middlewares\.request\.set_headers\.X-Path: GoDoxy variables/);
+    assert.match(
+      got[6],
+      /:8: a\.middlewares\.cidr_whitelst: unknown GoDoxy middleware "cidr_whitelst"; did you mean "cidr_whitelist"\?/,
+    );
+  });
+
+  test("real_ip must agree with load_balance.options (one real-IP setting per service)", () => {
+    const got = problems(`a:
+  host: h
+  load_balance: { link: x, options: { from: [10.0.0.0/8] } }
+  middlewares:
+    real_ip: { from: [172.16.0.0/12] }
+`);
+    assert.equal(got.length, 1);
+    assert.match(
+      got[0],
+      /:5: a\.middlewares: real_ip \(from \["172\.16\.0\.0\/12"\] vs \["10\.0\.0\.0\/8"\]\) conflicts with load_balance\.options/,
+    );
+  });
+
+  test("rules that say what a middleware does map onto it; rules run before middlewares", () => {
+    const hash = "$2b$10$abcdefghijklmnopqrstuu5Qy0c1o8b0aFd4yWZB9o5eUu6lN2/dG";
+    const c = load(`a:
+  host: h
+  middlewares:
+    response: { set_headers: { X-A: "1" } }
+  rules:
+    - name: internal only
+      on: |
+        !remote 10.0.0.0/8
+        !remote 127.0.0.1
+      do: error 403 "Access Denied"
+    - name: no bots
+      on: remote 198.51.100.0/24 | remote 203.0.113.7
+      do: error 403 Forbidden
+    - name: login
+      on: "!basic_auth admin ${hash}"
+      do: require_basic_auth "Admin area"
+    - name: default
+      do: |
+        set header X-Env prod
+        remove header X-Debug
+        set resp_header X-Served-By switchyard
+        pass
+`);
+    assert.deepEqual(c.services.a.middlewares, [
+      { kind: "allow", cidrs: ["10.0.0.0/8", "127.0.0.1"] },
+      { kind: "deny", cidrs: ["198.51.100.0/24", "203.0.113.7"] },
+      { kind: "basic_auth", realm: "Admin area", users: { admin: hash } },
+      { kind: "request_headers", set: { "X-Env": "prod" }, add: {}, remove: ["X-Debug"] },
+      { kind: "response_headers", set: { "X-Served-By": "switchyard" }, add: {}, remove: [] },
+      { kind: "response_headers", set: { "X-A": "1" }, add: {}, remove: [] },
+    ]);
+  });
+
+  test("remote → pass with a default error 403 is an allow list", () => {
+    const c = load(`a:
+  host: h
+  rules:
+    - name: lan
+      on: remote 192.168.0.0/16 | remote 10.0.0.0/8
+      do: pass
+    - name: default
+      do: error 403 Forbidden
+`);
+    assert.deepEqual(c.services.a.middlewares, [{ kind: "allow", cidrs: ["192.168.0.0/16", "10.0.0.0/8"] }]);
+  });
+
+  test("rules switchyard cannot express are refused naming the matcher or command", () => {
+    const got = problems(`a:
+  host: h
+  rules:
+    - name: api
+      on: path glob("/api/*")
+      do: pass
+    - name: legacy
+      on: header X-Legacy 1
+      do: route legacy
+    - name: go away
+      on: remote 10.0.0.0/8
+      do: redirect https://example.com
+    - name: default
+      do: rewrite /a /b
+`);
+    assert.equal(got.length, 4, got.join("\n"));
+    assert.match(
+      got[0],
+      /:5: a\.rules\[0\]\.on: GoDoxy rule "api" is not supported: matcher `path`; switchyard has no rule engine/,
+    );
+    assert.match(got[1], /:8: a\.rules\[1\]\.on: GoDoxy rule "legacy" is not supported: matcher `header`/);
+    assert.match(
+      got[2],
+      /:11: a\.rules\[2\]\.on: GoDoxy rule "go away" is not supported: `do: redirect https:\/\/example\.com`/,
+    );
+    assert.match(
+      got[3],
+      /:14: a\.rules\[3\]\.do: GoDoxy rule "default" is not supported: command `rewrite \/a \/b`/,
+    );
+  });
+});

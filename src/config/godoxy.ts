@@ -362,12 +362,14 @@ function readMember(
   let scheme: string | undefined;
   // a refused scheme is reported, and the rest of the route is still read for more problems
   let failed = false;
+  let stream = false;
   if (r.scheme) {
     const s = p.parse(nonEmptyString, r.scheme.value, r.scheme.path)?.trim().toLowerCase();
     if (s === undefined) failed = true;
     else if (SCHEME_REFUSED[s]) {
       p.at(r.scheme.path, `GoDoxy scheme "${s}" is not supported: ${SCHEME_REFUSED[s]}`);
       failed = true;
+      stream = s === "tcp" || s === "udp";
     } else if (s !== "http" && s !== "https") {
       p.at(r.scheme.path, `unknown scheme "${s}": switchyard balances "http" and "https" routes`);
       failed = true;
@@ -384,7 +386,7 @@ function readMember(
     "localhost",
   );
   // a stream route's "listen:target" port is part of what its scheme refusal already says
-  let port = r.port && !failed ? p.parse(portSchema, r.port.value, r.port.path) : 0;
+  let port = r.port && !stream ? p.parse(portSchema, r.port.value, r.port.path) : 0;
   if (port === undefined || port > 65535) return undefined;
   // GoDoxy's defaults (route.Finalize): by alias, then 443 → https, then http on 80
   const byAlias = ALIAS_DEFAULTS[alias];
