@@ -36,7 +36,11 @@ export class BasicAuth implements Middleware {
     ]);
   }
 
-  request(req: IncomingMessage, _info: unknown, resume: (a: Answer | undefined) => void): Answer | undefined | typeof PENDING {
+  request(
+    req: IncomingMessage,
+    _info: unknown,
+    resume: (a: Answer | undefined) => void,
+  ): Answer | undefined | typeof PENDING {
     const raw = req.rawHeaders;
     const i = findHeader(raw, "authorization");
     if (i < 0) return this.#unauthorized;

@@ -282,7 +282,8 @@ function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: 
 
 function toBuffer(chunk: unknown, enc: unknown): Buffer | undefined {
   if (chunk === undefined || chunk === null || typeof chunk === "function") return undefined;
-  if (typeof chunk === "string") return Buffer.from(chunk, typeof enc === "string" ? (enc as BufferEncoding) : "utf8");
+  if (typeof chunk === "string")
+    return Buffer.from(chunk, typeof enc === "string" ? (enc as BufferEncoding) : "utf8");
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
 }
 

@@ -111,7 +111,8 @@ export class Compress implements Middleware {
 function addVary(headers: string[]): void {
   const v = findHeader(headers, "vary");
   if (v < 0) headers.push("vary", "Accept-Encoding");
-  else if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(headers[v + 1])) headers[v + 1] += ", Accept-Encoding";
+  else if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(headers[v + 1]))
+    headers[v + 1] += ", Accept-Encoding";
 }
 
 /** One response's compressor: written to by the response, writing to the next sink. */

@@ -36,12 +36,18 @@ export class ErrorPages implements Middleware {
     }
   }
 
-  head(_req: IncomingMessage, _res: ServerResponse, status: number, headers: string[]): BodyFilter | undefined {
+  head(
+    _req: IncomingMessage,
+    _res: ServerResponse,
+    status: number,
+    headers: string[],
+  ): BodyFilter | undefined {
     const page = this.#pages.get(status);
     if (page === undefined) return undefined;
     const kept: string[] = [];
     for (const k of KEEP) {
-      for (let i = findHeader(headers, k); i >= 0; i = findHeader(headers, k, i + 2)) kept.push(headers[i], headers[i + 1]);
+      for (let i = findHeader(headers, k); i >= 0; i = findHeader(headers, k, i + 2))
+        kept.push(headers[i], headers[i + 1]);
     }
     headers.length = 0;
     headers.push(

@@ -7,7 +7,14 @@
  * total admitted is the service's limit, not N times it.
  */
 import type { MiddlewareConfig } from "../config/types.ts";
-import { type Answer, type Middleware, PENDING, plainAnswer, type RemoteTokens, type RequestInfo } from "./types.ts";
+import {
+  type Answer,
+  type Middleware,
+  PENDING,
+  plainAnswer,
+  type RemoteTokens,
+  type RequestInfo,
+} from "./types.ts";
 
 export const MAX_CLIENTS = 100_000;
 /** Entries looked at for a completely refilled bucket before the oldest is dropped. */
@@ -100,7 +107,11 @@ export class RateLimit implements Middleware {
     else this.#leases = new Leases(config, id, remote);
   }
 
-  request(_req: unknown, info: RequestInfo, resume: (a: Answer | undefined) => void): Answer | undefined | typeof PENDING {
+  request(
+    _req: unknown,
+    info: RequestInfo,
+    resume: (a: Answer | undefined) => void,
+  ): Answer | undefined | typeof PENDING {
     const local = this.#local;
     if (local !== undefined) {
       return local.take(info.client, 1, performance.now()) === 1 ? undefined : tooMany(local.retryAfter);

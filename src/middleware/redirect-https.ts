@@ -31,7 +31,10 @@ export class RedirectHttps implements Middleware {
     const proto = findHeader(raw, "x-forwarded-proto");
     if (proto >= 0 && this.#realIp().isTrusted(req.socket?.remoteAddress)) {
       const v = raw[proto + 1];
-      const last = v.slice(v.lastIndexOf(",") + 1).trim().toLowerCase();
+      const last = v
+        .slice(v.lastIndexOf(",") + 1)
+        .trim()
+        .toLowerCase();
       if (last === "https") return undefined;
     }
     const h = findHeader(raw, "host");

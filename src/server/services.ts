@@ -134,7 +134,11 @@ export class Service {
   #chain(config: ServiceConfig): Chain | undefined {
     return createChain(
       config.middlewares,
-      { service: this.name, logger: this.#logger.child({ service: this.name }), realIp: () => this.lb.realIp },
+      {
+        service: this.name,
+        logger: this.#logger.child({ service: this.name }),
+        realIp: () => this.lb.realIp,
+      },
       (middleware, status) => this.stats.answered(middleware, status),
     );
   }
