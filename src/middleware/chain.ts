@@ -184,7 +184,10 @@ export class Chain {
         headers.push(...INTERNAL.headers);
         return { sink: replaceBody(Buffer.from(INTERNAL.body), res), status: 500 };
       }
-      if (f !== undefined) (filters ??= []).push(f);
+      if (f !== undefined) {
+        filters ??= [];
+        filters.push(f);
+      }
     }
     if (filters === undefined) return { sink: undefined, status };
     const base = clientSink(res);

@@ -65,7 +65,7 @@ export function negotiate(accept: string | undefined, offered: readonly Encoding
     else named.set(coding === "x-gzip" ? "gzip" : coding, q);
   }
   for (const e of offered) {
-    const q = named.get(e) ?? (star >= 0 ? star : 0);
+    const q = named.get(e) ?? Math.max(star, 0);
     if (q > bestQ) {
       best = e;
       bestQ = q;

@@ -69,7 +69,10 @@ export function routerOf(services: Iterable<Service>): HostRouter<Target> {
     }
     for (const h of c.hosts) {
       let list = byHost.get(h);
-      if (list === undefined) byHost.set(h, (list = []));
+      if (list === undefined) {
+        list = [];
+        byHost.set(h, list);
+      }
       for (const prefix of c.paths?.length ? c.paths : ["/"]) list.push({ prefix, target: s });
     }
   }
