@@ -56,13 +56,14 @@ export class Buckets {
       tokens = Math.min(this.#burst, this.#tokens[s] + (now - this.#stamp[s]) * this.#perMs);
     }
     const got = Math.min(want, Math.floor(tokens));
-    this.#tokens[s] = tokens - got;
+    const rest = tokens - got;
+    this.#tokens[s] = rest;
     this.#stamp[s] = now;
-    this.retryAfter = got > 0 ? 0 : (1 - tokens) / this.#perMs;
+    this.retryAfter = rest >= 1 ? 0 : (1 - rest) / this.#perMs;
     return got;
   }
 
-  /** Set by `take` when it got nothing. */
+  /** Set by `take`: ms until the key has a whole token again (0 when it has one). */
   retryAfter = 0;
 
   #alloc(now: number): number {
@@ -162,20 +163,32 @@ class Leases {
       lease.waiting.push(resume);
       return PENDING;
     }
-    const l = lease;
-    l.waiting = [resume];
-    this.#remote(this.#id, client, this.#batch).then(
+    lease.waiting = [resume];
+    this.#ask(lease, client);
+    return PENDING;
+  }
+
+  /** Asks the primary for tokens for the requests waiting on `l`; more while it has them. */
+  #ask(l: Lease, client: string): void {
+    const want = Math.max(this.#batch, l.waiting!.length);
+    this.#remote(this.#id, client, want).then(
       ({ granted, retryAfter }) => {
         const waiting = l.waiting!;
-        l.waiting = null;
         l.tokens = granted;
         l.expires = performance.now() + 1000;
-        for (const w of waiting) {
-          if (l.tokens >= 1) {
-            l.tokens--;
-            w(undefined);
-          } else w(tooMany(retryAfter));
+        let i = 0;
+        for (; i < waiting.length && l.tokens >= 1; i++) {
+          l.tokens--;
+          waiting[i](undefined);
         }
+        if (i < waiting.length && granted >= want) {
+          // requests arrived while asking and the primary may have more: ask again for them
+          l.waiting = waiting.slice(i);
+          this.#ask(l, client);
+          return;
+        }
+        l.waiting = null;
+        for (; i < waiting.length; i++) waiting[i](tooMany(retryAfter));
       },
       () => {
         // the primary is gone (shutting down): let the requests through rather than hang them
@@ -184,7 +197,6 @@ class Leases {
         for (const w of waiting) w(undefined);
       },
     );
-    return PENDING;
   }
 
   #evict(now: number): void {
@@ -218,6 +230,6 @@ export class TokenBank {
       this.#banks.set(id, bank);
     }
     const granted = bank.buckets.take(client, Math.max(1, Math.floor(want)), performance.now());
-    return { granted, retryAfter: granted > 0 ? 0 : bank.buckets.retryAfter };
+    return { granted, retryAfter: bank.buckets.retryAfter };
   }
 }
