@@ -2,7 +2,8 @@
  * `rate_limit`: a token bucket per client address (`limit` per `period`, at most `burst` at
  * once); over it, 429 with Retry-After. Memory is bounded: at most MAX_CLIENTS buckets in
  * typed arrays; when the table is full, a bucket that has refilled completely (the same as a
- * fresh one) is dropped first, else the oldest. With `--workers N` the buckets live in the
+ * fresh one) is dropped first, else the least recently used (ages are kept once the table is
+ * 90 % full). With `--workers N` the buckets live in the
  * cluster primary: a worker leases small batches of tokens per address (see `Leases`), so the
  * total admitted is the service's limit, not N times it.
  */
@@ -28,12 +29,15 @@ export class Buckets {
   readonly #free: number[] = [];
   readonly #perMs: number;
   readonly #burst: number;
+  /** From this size on, each use refreshes a key's age (LRU); below it, nothing is evicted anyway. */
+  readonly #pressure: number;
   #used = 0;
 
   constructor(limit: number, period: number, burst: number, capacity = MAX_CLIENTS) {
     this.#perMs = limit / period;
     this.#burst = burst;
     this.#tokens = new Float64Array(capacity);
+    this.#pressure = Math.floor(capacity * 0.9);
     this.#stamp = new Float64Array(capacity);
   }
 
@@ -54,6 +58,11 @@ export class Buckets {
       tokens = this.#burst;
     } else {
       tokens = Math.min(this.#burst, this.#tokens[s] + (now - this.#stamp[s]) * this.#perMs);
+      // under pressure, a client in use moves to the young end: eviction takes the least recent
+      if (this.#slot.size >= this.#pressure) {
+        this.#slot.delete(key);
+        this.#slot.set(key, s);
+      }
     }
     const got = Math.min(want, Math.floor(tokens));
     const rest = tokens - got;
