@@ -116,6 +116,11 @@ export class H1Request {
     return this.#headers;
   }
 
+  /** As node:http's: replaces the object (request_headers rebuilds it after editing rawHeaders). */
+  set headers(value: IncomingHttpHeaders) {
+    this.#headers = value;
+  }
+
   get readableEnded(): boolean {
     return this.complete;
   }

@@ -22,6 +22,7 @@ import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/ty
 import { IdleError } from "../errors.ts";
 import { type HealthSource, type HealthStatus, ReportedHealth } from "../health/status.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { setRemoteTokens, TokenBank } from "../middleware/index.ts";
 import { reloadOnChange } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
 import { announce, type Source, startRuntime, waitForStop } from "./serve.ts";
@@ -43,6 +44,7 @@ type ToWorker =
   | { sy: "metrics"; id: number }
   | { sy: "progress"; service: string; server: string; event: WakeProgress }
   | { sy: "woke"; id: number; error?: string; code?: IdleError["code"] }
+  | { sy: "granted"; id: number; granted: number; retryAfter: number }
   | { sy: "shutdown" }
   | AdminToWorker;
 
@@ -54,7 +56,8 @@ type ToPrimary =
   | { sy: "checkNow"; service: string; key: string }
   | { sy: "wake"; id: number; service: string; server: string }
   | { sy: "busy"; service: string; server: string; ms: number }
-  | { sy: "metrics"; id: number; data: object[] };
+  | { sy: "metrics"; id: number; data: object[] }
+  | { sy: "tokens"; id: number; limiter: string; client: string; want: number };
 
 function isMessage<T extends { sy: string }>(m: unknown): m is T {
   return typeof m === "object" && m !== null && typeof (m as { sy?: unknown }).sy === "string";
@@ -73,6 +76,8 @@ export async function runPrimary(
   const ready = new Map<Worker, { address: string; tls: boolean }[]>();
   const metricWaits = new Map<number, { pending: Set<Worker>; data: object[]; done: () => void }>();
   let metricId = 0;
+  // rate_limit is the service's limit, not a worker's: the buckets live here, workers lease tokens
+  const bank = new TokenBank();
 
   const send = (w: Worker, m: ToWorker) => {
     if (w.isConnected()) w.send(m, (err: Error | null) => err && logger.debug({ err }, "IPC send failed"));
@@ -221,6 +226,16 @@ export async function runPrimary(
       case "busy":
         runtime.idle.watchers.get(`${m.service}/${m.server}`)?.busyFor(m.ms);
         break;
+      case "tokens": {
+        const hash = m.limiter.lastIndexOf("#");
+        const mw =
+          runtime.config?.services[m.limiter.slice(0, hash)]?.middlewares?.[
+            Number(m.limiter.slice(hash + 1))
+          ];
+        const grant = bank.grant(m.limiter, mw?.kind === "rate_limit" ? mw : undefined, m.client, m.want);
+        send(w, { sy: "granted", id: m.id, ...grant });
+        break;
+      }
       case "metrics": {
         const wait = metricWaits.get(m.id);
         if (wait) {
@@ -408,6 +423,17 @@ export async function runWorker(): Promise<void> {
   const idles = new Map<string, RemoteIdleHealth>();
   const wakes = new Map<number, { ok: () => void; fail: (e: Error) => void }>();
   let wakeId = 0;
+  const grants = new Map<number, (g: { granted: number; retryAfter: number }) => void>();
+  let grantId = 0;
+  setRemoteTokens(
+    (limiter, client, want) =>
+      new Promise((ok, fail) => {
+        if (!process.connected) return fail(new Error("no cluster primary"));
+        const id = ++grantId;
+        grants.set(id, ok);
+        reply({ sy: "tokens", id, limiter, client, want });
+      }),
+  );
   const askWake = (service: string, server: string) =>
     new Promise<void>((ok, fail) => {
       const id = ++wakeId;
@@ -488,6 +514,12 @@ export async function runWorker(): Promise<void> {
           if (m.error === undefined) w.ok();
           else w.fail(new IdleError(m.error, m.code ?? "ERR_SWITCHYARD_WAKE_FAILED"));
         }
+        break;
+      }
+      case "granted": {
+        const g = grants.get(m.id);
+        grants.delete(m.id);
+        g?.({ granted: m.granted, retryAfter: m.retryAfter });
         break;
       }
       case "health": {

@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../log.ts";
 import { endWithError, sendError } from "../proxy/respond.ts";
 import { classIndex, type ServiceStats } from "./metrics.ts";
+import { PathTable, stripPrefix } from "./paths.ts";
 import { HostRouter } from "./router.ts";
 import { kServer, type Service, type TaggedRequest } from "./services.ts";
 
@@ -50,8 +51,40 @@ function onClose(this: TrackedResponse): void {
   }
 }
 
+/** What a Host leads to: one service, or the services that share it, told apart by path. */
+type Target = Service | PathTable<Service>;
+
+/**
+ * The Host router of a set of services. A host used by one service without `paths` leads
+ * straight to it; a host shared by path (or one service with `paths`) leads to a PathTable.
+ */
+export function routerOf(services: Iterable<Service>): HostRouter<Target> {
+  const byHost = new Map<string, { prefix: string; target: Service }[]>();
+  const routes: { name: string; hosts: string[]; target: Target }[] = [];
+  for (const s of services) {
+    const c = s.config;
+    if (c.hosts.length === 0) {
+      routes.push({ name: s.name, hosts: [], target: s });
+      continue;
+    }
+    for (const h of c.hosts) {
+      let list = byHost.get(h);
+      if (list === undefined) {
+        list = [];
+        byHost.set(h, list);
+      }
+      for (const prefix of c.paths?.length ? c.paths : ["/"]) list.push({ prefix, target: s });
+    }
+  }
+  for (const [h, list] of byHost) {
+    const direct = list.length === 1 && list[0].prefix === "/";
+    routes.push({ name: h, hosts: [h], target: direct ? list[0].target : new PathTable(list) });
+  }
+  return new HostRouter<Target>(routes);
+}
+
 export class Front {
-  #router: HostRouter<Service> = new HostRouter<Service>([]);
+  #router: HostRouter<Target> = new HostRouter<Target>([]);
   #draining = false;
   readonly upgrades = new Set<Duplex>();
 
@@ -63,9 +96,7 @@ export class Front {
 
   /** Swaps in the services of a new config; requests already routed keep their service. */
   setServices(services: Iterable<Service>): void {
-    this.#router = new HostRouter(
-      Array.from(services, (s) => ({ name: s.name, hosts: s.config.hosts, target: s })),
-    );
+    this.#router = routerOf(services);
   }
 
   /** From now on, HTTP/1 responses carry `Connection: close` so clients move off. */
@@ -78,7 +109,8 @@ export class Front {
   }
 
   request(req: IncomingMessage, res: ServerResponse): void {
-    const svc = this.#router.match(hostOf(req));
+    let svc = this.#router.match(hostOf(req));
+    if (svc instanceof PathTable) svc = routePath(svc, req);
     if (svc === undefined) {
       sendError(res, 404, "Not Found: no service for this host");
       return;
@@ -91,12 +123,14 @@ export class Front {
     tracked[kStart] = performance.now();
     res.on("close", onClose);
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
-    svc.lb.handle(req, res);
+    if (svc.chain === undefined) svc.lb.handle(req, res);
+    else svc.chain.handle(req, res, svc.lb);
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", ignore);
-    const svc = this.#router.match(hostOf(req));
+    let svc = this.#router.match(hostOf(req));
+    if (svc instanceof PathTable) svc = routePath(svc, req);
     if (svc === undefined || this.#draining) {
       if (svc === undefined) endWithError(socket, 404, "Not Found");
       else endWithError(socket, 503, "Service Unavailable");
@@ -104,8 +138,18 @@ export class Front {
     }
     this.upgrades.add(socket);
     socket.once("close", () => this.upgrades.delete(socket));
-    svc.lb.handleUpgrade(req, socket, head);
+    if (svc.chain === undefined) svc.lb.handleUpgrade(req, socket, head);
+    else svc.chain.handleUpgrade(req, socket, head, svc.lb);
   }
+}
+
+/** The service of a shared host for the request's path; strips the matched prefix when asked. */
+function routePath(table: PathTable<Service>, req: IncomingMessage): Service | undefined {
+  const url = req.url ?? "/";
+  const svc = table.match(url);
+  if (svc !== undefined && svc.config.stripPrefix === true && table.matched > 1)
+    req.url = stripPrefix(url, table.matched);
+  return svc;
 }
 
 function ignore(): void {}

@@ -33,6 +33,8 @@ export class ServiceStats {
   readonly buckets = new Float64Array(BUCKETS.length);
   count = 0;
   sum = 0;
+  /** Answers given by middlewares (never reached a backend): "middleware status" → count. */
+  readonly answers = new Map<string, number>();
   /** Cached lookup for the last server seen: most pools are small and hot. */
   #lastServer: Server | undefined;
   #lastRow: number[] | undefined;
@@ -40,6 +42,12 @@ export class ServiceStats {
 
   constructor(name: string) {
     this.name = name;
+  }
+
+  /** Counts an answer a middleware gave instead of a backend. */
+  answered(middleware: string, status: number): void {
+    const key = `${middleware} ${status}`;
+    this.answers.set(key, (this.answers.get(key) ?? 0) + 1);
   }
 
   /** Records one finished request; `now` is performance.now() at its end. */
@@ -222,6 +230,23 @@ export class Metrics {
           "Requests retried on another server after a refused or reset connection, by service.",
           "counter",
           () => Array.from(source.stats(), (s) => ({ labels: { service: s.name }, value: s.retries })),
+        ) as never,
+      );
+      r.registerMetric(
+        new ScrapeMetric(
+          "switchyard_middleware_answers_total",
+          "Requests a middleware answered itself (403, 308, 401, 429, 500), by service, middleware and status.",
+          "counter",
+          () => {
+            const out: MetricValue<string>[] = [];
+            for (const s of source.stats()) {
+              for (const [key, value] of s.answers) {
+                const [middleware, code] = key.split(" ");
+                out.push({ labels: { service: s.name, middleware, code }, value });
+              }
+            }
+            return out;
+          },
         ) as never,
       );
     }

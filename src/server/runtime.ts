@@ -91,7 +91,7 @@ export class Runtime {
         {
           health: async () => {
             const out: Record<string, unknown> = {};
-            for (const [name, s] of this.services) out[name] = s.lb.toJSON();
+            for (const [name, s] of this.services) out[name] = { ...s.lb.toJSON(), ...routingJSON(s) };
             if (options.workerAdmin)
               sumInflight(out, (await options.workerAdmin.stats()).reduce(mergeSnapshot, {}));
             return out;
@@ -319,6 +319,17 @@ export class Runtime {
     // every process or container an idle provider started is stopped before we exit
     await Promise.all([...this.services.values(), ...this.#retiring].map((s) => s.closeIdle()));
   }
+}
+
+/** A service's routing and middlewares, for the health JSON (only what it has). */
+function routingJSON(s: Service): Record<string, unknown> {
+  const c = s.config;
+  const out: Record<string, unknown> = {};
+  if (c.paths?.length) out.paths = c.paths;
+  if (c.stripPrefix) out.strip_prefix = true;
+  if (c.timeouts) out.timeouts = c.timeouts;
+  if (c.middlewares?.length) out.middlewares = c.middlewares.map((m) => m.kind);
+  return out;
 }
 
 /** The cluster primary serves no requests: its health JSON takes each server's in-flight count from the workers. */

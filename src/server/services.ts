@@ -14,6 +14,7 @@ import type { HealthSource } from "../health/status.ts";
 import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
 import type { Logger } from "../log.ts";
+import { type Chain, createChain } from "../middleware/index.ts";
 import { ServiceStats } from "./metrics.ts";
 
 /**
@@ -95,6 +96,8 @@ export class Service {
   readonly controller = new AbortController();
   config: ServiceConfig;
   timeouts: TimeoutsConfig;
+  /** The middlewares between routing and the balancer; undefined when the service has none. */
+  chain: Chain | undefined;
   readonly #health: HealthFactory;
   readonly #idle: IdleEnv;
   readonly #logger: Logger;
@@ -125,6 +128,19 @@ export class Service {
       this.stats,
     );
     for (const s of config.servers) this.lb.addServer(this.#server(s, undefined));
+    this.chain = this.#chain(config);
+  }
+
+  #chain(config: ServiceConfig): Chain | undefined {
+    return createChain(
+      config.middlewares,
+      {
+        service: this.name,
+        logger: this.#logger.child({ service: this.name }),
+        realIp: () => this.lb.realIp,
+      },
+      (middleware, status) => this.stats.answered(middleware, status),
+    );
   }
 
   start(): void {
@@ -324,6 +340,13 @@ export class Service {
       changes.push(...settings);
     }
     if (prev.hosts.join(",") !== next.hosts.join(",")) changes.push("hosts");
+    if ((prev.paths ?? []).join(",") !== (next.paths ?? []).join(",")) changes.push("paths");
+    if (prev.stripPrefix !== next.stripPrefix) changes.push("strip_prefix");
+    if (!isDeepStrictEqual(prev.middlewares, next.middlewares)) {
+      this.chain?.close();
+      this.chain = this.#chain(next);
+      changes.push("middlewares");
+    }
     return changes;
   }
 
@@ -334,6 +357,7 @@ export class Service {
       await new Promise((r) => setTimeout(r, 50));
     }
     this.controller.abort();
+    this.chain?.close();
     await this.closeIdle();
   }
 }
@@ -346,7 +370,8 @@ function sameIdle(a: ServerConfig, b: ServerConfig): boolean {
   return isDeepStrictEqual(a.provider, b.provider) && isDeepStrictEqual(a.idle, b.idle);
 }
 
-function balancerOptions(c: ServiceConfig, t: TimeoutsConfig) {
+function balancerOptions(c: ServiceConfig, top: TimeoutsConfig) {
+  const t = c.timeouts === undefined ? top : { ...top, ...c.timeouts };
   return {
     mode: c.mode,
     sticky: c.sticky,
@@ -378,7 +403,12 @@ function changedSettings(
     a.options.from.join(",") !== b.options.from.join(",")
   )
     out.push("options");
-  if (ta.connect !== tb.connect || ta.responseHeader !== tb.responseHeader || ta.idle !== tb.idle)
+  if (
+    ta.connect !== tb.connect ||
+    ta.responseHeader !== tb.responseHeader ||
+    ta.idle !== tb.idle ||
+    !isDeepStrictEqual(a.timeouts, b.timeouts)
+  )
     out.push("timeouts");
   return out;
 }

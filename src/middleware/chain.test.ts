@@ -1,0 +1,71 @@
+import * as assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { after, before, test } from "node:test";
+import { pino } from "pino";
+import { Chain, type Next } from "./chain.ts";
+import type { Middleware } from "./types.ts";
+
+const lines: Record<string, unknown>[] = [];
+const logger = pino(
+  { level: "info" },
+  new Writable({
+    write(chunk, _enc, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  }),
+);
+const counted: string[] = [];
+
+/** Throws on /boom (request phase) and /boom-head (response head). */
+const flaky: Middleware = {
+  kind: "request_headers",
+  request(req) {
+    if (req.url === "/boom") throw new Error("bad middleware");
+    return undefined;
+  },
+  head(req) {
+    if (req.url === "/boom-head") throw new Error("bad head");
+    return undefined;
+  },
+};
+const chain = new Chain([flaky], logger, (m, s) => counted.push(`${m} ${s}`));
+/** Where requests go after the chain: answers like a backend would. */
+const next: Next = {
+  handle(_req, res) {
+    res.writeHead(200, ["content-type", "text/plain", "content-length", "2"]);
+    res.end("ok");
+  },
+  handleUpgrade(_req, socket) {
+    socket.end();
+  },
+  clientIp: () => "127.0.0.1",
+};
+const server = http.createServer((req, res) => chain.handle(req, res, next));
+let base: string;
+before(async () => {
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => server.close());
+
+test("a middleware that throws answers 500 for that request only and is logged once a minute", async () => {
+  for (let i = 0; i < 5; i++) {
+    const r = await fetch(`${base}/boom`);
+    assert.equal(r.status, 500);
+    assert.equal(await r.text(), "Internal Server Error\n");
+    const ok = await fetch(`${base}/fine`);
+    assert.equal(ok.status, 200);
+    assert.equal(await ok.text(), "ok");
+  }
+  const head = await fetch(`${base}/boom-head`);
+  assert.equal(head.status, 500);
+  assert.equal(await head.text(), "Internal Server Error\n");
+  const logged = lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("middleware"));
+  // six failures of one middleware within a minute: one line, not one per request
+  assert.equal(logged.length, 1, JSON.stringify(logged));
+  assert.equal(logged[0].middleware, "request_headers");
+  assert.equal(counted.filter((c) => c === "request_headers 500").length, 5);
+});

@@ -1,0 +1,305 @@
+/**
+ * A service's middlewares composed once per config: the request phases in file order, then the
+ * balancer; response heads and bodies pass the middlewares in reverse order (the first listed is
+ * the outermost, as in Traefik and Caddy). A service without middlewares has no Chain at all.
+ * A middleware that throws answers 500 for that request only; the error is logged at most once
+ * per minute per middleware.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../log.ts";
+import {
+  type Answer,
+  type BodyFilter,
+  type Middleware,
+  PENDING,
+  plainAnswer,
+  type RequestInfo,
+  type Sink,
+} from "./types.ts";
+
+/** Where the request goes after the chain (the service's balancer). */
+export interface Next {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  clientIp(req: IncomingMessage): string;
+}
+
+/** Told of every answer a middleware gave (metrics). */
+export type AnswerCounter = (middleware: string, status: number) => void;
+
+const LOG_EVERY = 60_000;
+const INTERNAL = plainAnswer(500, "Internal Server Error");
+
+const kChain: unique symbol = Symbol("switchyard.chain");
+const kFilter: unique symbol = Symbol("switchyard.filter");
+type ChainedResponse = ServerResponse & { [kChain]?: Chain; [kFilter]?: Sink };
+
+interface Info extends RequestInfo {
+  client: string;
+}
+
+export class Chain {
+  readonly #request: Middleware[];
+  /** Response-phase middlewares, innermost (last listed) first. */
+  readonly #response: Middleware[];
+  readonly #all: readonly Middleware[];
+  readonly #needsClient: boolean;
+  readonly #logger: Logger;
+  readonly #count: AnswerCounter;
+  readonly #lastLog = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(middlewares: readonly Middleware[], logger: Logger, count: AnswerCounter) {
+    this.#all = middlewares;
+    this.#request = middlewares.filter((m) => m.request !== undefined);
+    this.#response = middlewares.filter((m) => m.head !== undefined).reverse();
+    this.#needsClient = middlewares.some((m) => m.needsClient);
+    this.#logger = logger;
+    this.#count = count;
+  }
+
+  get kinds(): string[] {
+    return this.#all.map((m) => m.kind);
+  }
+
+  close(): void {
+    for (const m of this.#all) m.close?.();
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, next: Next): void {
+    const info: Info = { client: this.#needsClient ? next.clientIp(req) : "" };
+    // the response middlewares see every head: the backend's, switchyard's errors, the answers here
+    if (this.#response.length !== 0) {
+      const r = res as ChainedResponse;
+      r[kChain] = this;
+      r.writeHead = chainWriteHead as ServerResponse["writeHead"];
+    }
+    this.#run(req, res, next, info, 0);
+  }
+
+  #run(req: IncomingMessage, res: ServerResponse, next: Next, info: Info, from: number): void {
+    const list = this.#request;
+    for (let i = from; i < list.length; i++) {
+      const m = list[i];
+      let a: Answer | undefined | typeof PENDING;
+      try {
+        a = m.request!(req, info, (later) => {
+          if (res.destroyed) return;
+          if (later !== undefined) this.#answer(res, m.kind, later);
+          else this.#run(req, res, next, info, i + 1);
+        });
+      } catch (err) {
+        this.#failed(m.kind, err, req);
+        this.#answer(res, m.kind, INTERNAL);
+        return;
+      }
+      if (a === PENDING) return;
+      if (a !== undefined) {
+        this.#answer(res, m.kind, a);
+        return;
+      }
+    }
+    next.handle(req, res);
+  }
+
+  /** Upgrades (WebSocket): the request phases only; an answer is written on the socket. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next: Next): void {
+    const info: Info = { client: this.#needsClient ? next.clientIp(req) : "" };
+    const step = (from: number): void => {
+      const list = this.#request;
+      for (let i = from; i < list.length; i++) {
+        const m = list[i];
+        let a: Answer | undefined | typeof PENDING;
+        try {
+          a = m.request!(req, info, (later) => {
+            if (socket.destroyed) return;
+            if (later !== undefined) this.#answerSocket(socket, m.kind, later);
+            else step(i + 1);
+          });
+        } catch (err) {
+          this.#failed(m.kind, err, req);
+          this.#answerSocket(socket, m.kind, INTERNAL);
+          return;
+        }
+        if (a === PENDING) return;
+        if (a !== undefined) {
+          this.#answerSocket(socket, m.kind, a);
+          return;
+        }
+      }
+      next.handleUpgrade(req, socket, head);
+    };
+    step(0);
+  }
+
+  #answer(res: ServerResponse, kind: string, a: Answer): void {
+    this.#count(kind, a.status);
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    res.writeHead(a.status, a.headers as string[]);
+    res.end(a.body);
+  }
+
+  #answerSocket(socket: Duplex, kind: string, a: Answer): void {
+    this.#count(kind, a.status);
+    let head = `HTTP/1.1 ${a.status} ${STATUS_TEXT[a.status] ?? "Error"}\r\n`;
+    for (let i = 0; i < a.headers.length; i += 2) head += `${a.headers[i]}: ${a.headers[i + 1]}\r\n`;
+    socket.end(`${head}connection: close\r\n\r\n${a.body}`);
+  }
+
+  /** Logs a middleware's error at most once a minute (with how many were not logged). */
+  #failed(kind: string, err: unknown, req: IncomingMessage): void {
+    const now = Date.now();
+    const last = this.#lastLog.get(kind);
+    if (last !== undefined && now - last.at < LOG_EVERY) {
+      last.suppressed++;
+      return;
+    }
+    const suppressed = last?.suppressed ?? 0;
+    this.#lastLog.set(kind, { at: now, suppressed: 0 });
+    this.#logger.error(
+      { err, middleware: kind, method: req.method, url: req.url, suppressed },
+      `middleware ${kind} failed: answered 500 (logged at most once a minute${suppressed ? `; ${suppressed} more since the last line` : ""})`,
+    );
+  }
+
+  /** Runs the response heads; returns the first body sink (or undefined: straight to the client). */
+  head(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    headers: string[],
+  ): { sink: Sink | undefined; status: number } {
+    let filters: BodyFilter[] | undefined;
+    for (const m of this.#response) {
+      let f: BodyFilter | undefined;
+      try {
+        f = m.head!(req, res, status, headers);
+      } catch (err) {
+        this.#failed(m.kind, err, req);
+        headers.length = 0;
+        headers.push(...INTERNAL.headers);
+        return { sink: replaceBody(Buffer.from(INTERNAL.body), res), status: 500 };
+      }
+      if (f !== undefined) {
+        filters ??= [];
+        filters.push(f);
+      }
+    }
+    if (filters === undefined) return { sink: undefined, status };
+    const base = clientSink(res);
+    // filters[0] is innermost: it feeds filters[1], …, the last feeds the client
+    for (let i = 0; i < filters.length; i++) filters[i].next = filters[i + 1] ?? base;
+    if (filters.some((f) => f.abort !== undefined)) {
+      res.once("close", () => {
+        for (const f of filters) f.abort?.();
+      });
+    }
+    return { sink: filters[0], status };
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  301: "Moved Permanently",
+  302: "Found",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  401: "Unauthorized",
+  403: "Forbidden",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+};
+
+type Proto = {
+  writeHead: (status: number, a?: unknown, b?: unknown) => ServerResponse;
+  write: (chunk: unknown, enc?: unknown, cb?: unknown) => boolean;
+  end: (chunk?: unknown, enc?: unknown, cb?: unknown) => ServerResponse;
+};
+const proto = (res: ServerResponse): Proto => Object.getPrototypeOf(res) as Proto;
+
+/** The client side of a filtered body: the response object's own write and end. */
+function clientSink(res: ServerResponse): Sink {
+  const p = proto(res);
+  return {
+    write: (chunk) => p.write.call(res, chunk),
+    end: (chunk) => {
+      if (chunk === undefined) p.end.call(res);
+      else p.end.call(res, chunk);
+    },
+  };
+}
+
+/** A filter that drops the body it is given and sends `body` instead (a 500 from a failed head). */
+function replaceBody(body: Buffer, res: ServerResponse): Sink {
+  const base = clientSink(res);
+  return {
+    write: () => true,
+    end: () => base.end(body),
+  };
+}
+
+/** Flattens writeHead's headers (flat list, [k, v] pairs or an object) and those set before. */
+function flatten(res: ServerResponse, h: unknown): string[] {
+  const out: string[] = [];
+  for (const name of res.getHeaderNames()) {
+    push(out, name, res.getHeader(name));
+    res.removeHeader(name);
+  }
+  if (Array.isArray(h)) {
+    if (h.length > 0 && Array.isArray(h[0])) for (const [k, v] of h as [string, unknown][]) push(out, k, v);
+    else for (let i = 0; i < h.length; i += 2) out.push(String(h[i]), String(h[i + 1]));
+  } else if (h !== undefined && h !== null) {
+    for (const [k, v] of Object.entries(h as OutgoingHttpHeaders)) push(out, k, v);
+  }
+  return out;
+}
+
+function push(out: string[], name: string, v: unknown): void {
+  if (v === undefined) return;
+  if (Array.isArray(v)) for (const x of v) out.push(name, String(x));
+  else out.push(name, String(v));
+}
+
+/** res.writeHead of a response whose service has response middlewares (installed by Chain). */
+function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: unknown): ServerResponse {
+  const chain = this[kChain];
+  const p = proto(this);
+  if (chain === undefined || this.headersSent) return p.writeHead.call(this, status, a, b);
+  this[kChain] = undefined;
+  const text = typeof a === "string" ? a : undefined;
+  const headers = flatten(this, typeof a === "string" ? b : a);
+  const req = (this as ServerResponse & { req: IncomingMessage }).req;
+  const { sink, status: out } = chain.head(req, this, status, headers);
+  if (sink !== undefined) {
+    this[kFilter] = sink;
+    this.write = filteredWrite as ServerResponse["write"];
+    this.end = filteredEnd as ServerResponse["end"];
+  }
+  return out === status && text !== undefined
+    ? p.writeHead.call(this, out, text, headers)
+    : p.writeHead.call(this, out, headers);
+}
+
+function toBuffer(chunk: unknown, enc: unknown): Buffer | undefined {
+  if (chunk === undefined || chunk === null || typeof chunk === "function") return undefined;
+  if (typeof chunk === "string")
+    return Buffer.from(chunk, typeof enc === "string" ? (enc as BufferEncoding) : "utf8");
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+}
+
+function filteredWrite(this: ChainedResponse, chunk: unknown, enc?: unknown): boolean {
+  const b = toBuffer(chunk, enc);
+  if (b === undefined || b.length === 0) return true;
+  return this[kFilter]!.write(b);
+}
+
+function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown): ServerResponse {
+  const sink = this[kFilter];
+  if (sink === undefined) return proto(this).end.call(this);
+  this[kFilter] = undefined;
+  sink.end(toBuffer(chunk, enc));
+  return this;
+}
