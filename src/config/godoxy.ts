@@ -46,6 +46,7 @@ const ROUTE_KEYS = [
   "healthcheck",
   "load_balance",
   "homepage",
+  "no_tls_verify",
   ...IDLE_KEYS,
   ...PROVIDER_KEYS,
   "idlewatcher",
@@ -56,7 +57,6 @@ const GODOXY_ONLY: Record<string, string> = {
   middlewares: "GoDoxy middlewares",
   rules: "GoDoxy rules",
   path_patterns: "path routing",
-  no_tls_verify: "backend TLS options",
   response_header_timeout: "per-route timeouts (use `timeouts.response_header` in a switchyard file)",
   root: "file servers",
   spa: "file servers",
@@ -231,9 +231,23 @@ function readMember(
   if (provider === undefined && hasIdleKeys) {
     p.at(path, "idle settings need a provider on the route (`run`, `exec` or `docker`)", "key");
   }
+  // GoDoxy's `no_tls_verify: true` is `tls.insecure_skip_verify: true` (it means nothing for http)
+  const noVerify = field(p, r.no_tls_verify, bool, false);
+  const tls =
+    noVerify && scheme === "https"
+      ? {
+          tls: {
+            ca: undefined,
+            servername: undefined,
+            cert: undefined,
+            key: undefined,
+            insecureSkipVerify: true,
+          },
+        }
+      : {};
   const server: ServerConfig = provider
-    ? { name: alias, url: target.url, weight, backup: false, provider, idle: resolveIdle({}, idle) }
-    : { name: alias, url: target.url, weight, backup: false };
+    ? { name: alias, url: target.url, weight, backup: false, provider, idle: resolveIdle({}, idle), ...tls }
+    : { name: alias, url: target.url, weight, backup: false, ...tls };
   return { alias, path, key: target.key, server, settings, idle };
 }
 
