@@ -4,7 +4,7 @@ import * as https from "node:https";
 import * as net from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { test } from "node:test";
-import type * as tls from "node:tls";
+import * as tls from "node:tls";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
 import { Wire, type WireMessage } from "../../test/support/h1wire.ts";
 import { selfSigned } from "../../test/support/tls.ts";
