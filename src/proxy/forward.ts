@@ -151,6 +151,8 @@ class PoolForwarder implements Forwarder {
     if (pool === undefined) {
       pool = this.#newPool(server);
       this.#pools.set(server, pool);
+      // for introspection (the HTTP/2 pool's counts of sessions, resets, refused streams)
+      server.upstream = pool;
     }
     pool.request(request, handler);
   }
@@ -172,6 +174,7 @@ class PoolForwarder implements Forwarder {
     const pool = this.#pools.get(server);
     if (!pool) return;
     this.#pools.delete(server);
+    if (server.upstream === pool) server.upstream = undefined;
     pool.close().catch(() => {});
   }
 

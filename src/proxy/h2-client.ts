@@ -199,6 +199,7 @@ class H2Session {
   ready = false;
   /** GOAWAY received or closing: no new streams. */
   draining = false;
+  goaway = false;
   /** Streams assigned (waiting or open). */
   streams = 0;
   limit = INITIAL_STREAM_LIMIT;
@@ -215,7 +216,7 @@ class H2Session {
       this.#fail(new UpstreamError("upstream connect timeout", UPSTREAM_CODES.connectTimeout));
     }, pool.opts.connectTimeout);
     session.on("remoteSettings", (settings) => this.#settings(settings));
-    session.on("goaway", (code, lastStreamId) => this.#goaway(code, lastStreamId));
+    session.on("goaway", () => this.#goaway());
     session.on("error", (err: Error) => this.#fail(this.#explain(err)));
     session.on("close", () => this.#closed());
     session.setTimeout(SESSION_IDLE, () => {
@@ -259,12 +260,15 @@ class H2Session {
     for (const ex of waiting) ex.start(this);
   }
 
-  #goaway(code: number, lastStreamId: number): void {
-    this.pool.stats.goaways++;
+  /** Node reports a GOAWAY more than once (on receipt, again as the session closes): counted once. */
+  #goaway(): void {
+    if (!this.goaway) {
+      this.goaway = true;
+      this.pool.stats.goaways++;
+    }
+    // no new streams; those above the GOAWAY's last id are closed by node as refused (sent again
+    // elsewhere), the others finish here
     this.draining = true;
-    // streams above lastStreamId are closed by node with REFUSED_STREAM-like errors; the rest finish
-    void code;
-    void lastStreamId;
     if (this.streams === 0) this.close();
   }
 
