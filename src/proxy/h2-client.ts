@@ -27,6 +27,9 @@ import {
   type UpstreamRequest,
 } from "../http1/upstream.ts";
 
+/** The END_STREAM flag of a HEADERS frame. */
+const END_STREAM = 0x1;
+
 const {
   NGHTTP2_CANCEL,
   NGHTTP2_NO_ERROR,
@@ -373,7 +376,9 @@ class H2Exchange implements UpstreamConnection {
     }
     this.stream = stream;
     this.timer = setTimeout(() => this.#timeout(stream, "headers"), this.pool.opts.responseHeaderTimeout);
-    stream.on("response", (headers, _flags, raw: string[]) => this.#response(stream, headers, raw));
+    stream.on("response", (headers, flags: number, raw: string[]) =>
+      this.#response(stream, headers, flags, raw),
+    );
     stream.on("data", (chunk: Buffer) => {
       if (this.stream === stream && !this.finished && !this.handler.onData(chunk)) stream.pause();
     });
@@ -402,20 +407,39 @@ class H2Exchange implements UpstreamConnection {
     });
   }
 
-  #response(stream: http2.ClientHttp2Stream, headers: http2.IncomingHttpHeaders, raw: string[]): void {
+  #response(
+    stream: http2.ClientHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+    raw: string[],
+  ): void {
     if (this.stream !== stream || this.finished) return;
     this.responded = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     const status = Number(headers[":status"]);
-    const list: string[] = [];
+    let list: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
       if (raw[i].charCodeAt(0) !== 58 /* : */) list.push(raw[i], raw[i + 1]);
+    }
+    // a gRPC "Trailers-Only" answer (status in the only HEADERS frame): node's HTTP/2 front cannot
+    // send a lone HEADERS frame, so it goes on as headers (content-type) and trailers (the rest),
+    // which the gRPC protocol allows as well
+    let trailers: string[] | undefined;
+    if ((flags & END_STREAM) !== 0 && headers["grpc-status"] !== undefined) {
+      trailers = [];
+      const head: string[] = [];
+      for (let i = 0; i < list.length; i += 2) {
+        if (list[i].toLowerCase() === "content-type") head.push(list[i], list[i + 1]);
+        else trailers.push(list[i], list[i + 1]);
+      }
+      list = head;
     }
     if (!this.handler.onHeaders(status, list, "")) {
       this.abort();
       return;
     }
+    if (trailers !== undefined) this.handler.onTrailers?.(trailers);
     const idle = this.pool.opts.idleTimeout;
     if (idle > 0) stream.setTimeout(idle, () => this.#timeout(stream, "body"));
   }
