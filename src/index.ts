@@ -25,4 +25,5 @@ export { ExecProvider, type ExecProviderOptions } from "./idle/exec.ts";
 export type { IdleProvider, ProviderState, StopMethod, StopOptions } from "./idle/provider.ts";
 export { RunProvider, type RunProviderOptions } from "./idle/run.ts";
 export { type IdleMetricsSink, IdleWatcher, type IdleWatcherOptions } from "./idle/watcher.ts";
+export type { UpstreamProtocol, UpstreamTlsOptions } from "./proxy/upstream-tls.ts";
 export { MODES, type Mode, normalizeMode, parseMode, STICKY_COOKIE, stickyValue } from "./selectors/index.ts";

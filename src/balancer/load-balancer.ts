@@ -147,6 +147,7 @@ export class LoadBalancer {
   /** Clock time of the next slow-start step; 0 when no server ramps. */
   #rampNext = 0;
   #panic = false;
+  #warnedInsecure = false;
 
   constructor(options: LoadBalancerOptions) {
     if (!options || typeof options.link !== "string" || options.link === "") {
@@ -253,6 +254,14 @@ export class LoadBalancer {
       this.#members.push(member);
     }
     server.onAvailabilityChange = this.#onAvailability;
+    if (server.insecure && !this.#warnedInsecure) {
+      // once per service: the operator chose this, but it must not go unnoticed
+      this.#warnedInsecure = true;
+      this.#logger.warn(
+        { server: server.name },
+        `service ${this.link}: backend certificates are not verified (insecure_skip_verify)`,
+      );
+    }
     if (this.#signal && !this.#signal.aborted) {
       this.#startMember(member);
       // a server added to a running pool ramps up like one that recovered

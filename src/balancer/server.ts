@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidArgumentError } from "../errors.ts";
 import { type HealthSource, type HealthStatus, isGood } from "../health/status.ts";
+import {
+  resolveTransport,
+  type Transport,
+  type UpstreamProtocol,
+  type UpstreamTlsOptions,
+} from "../proxy/upstream-tls.ts";
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -56,6 +62,10 @@ export interface ServerOptions {
   backup?: boolean;
   /** An idle watcher (server side, or the library's `IdleWatcher`): wakes, progress, idle timer. */
   idle?: ServerIdle;
+  /** How requests reach `url`: `http1.1` (default), `h2` (https, ALPN) or `h2c` (http, prior knowledge). */
+  protocol?: UpstreamProtocol;
+  /** TLS towards an `https://` url: extra CA, SNI name, client certificate, or no verification. */
+  tls?: UpstreamTlsOptions;
 }
 
 /**
@@ -79,6 +89,10 @@ export class Server {
   /** Used only while no non-backup server of the pool is good. */
   readonly backup: boolean;
   readonly idle: ServerIdle | undefined;
+  /** Protocol and TLS settings the proxy and the health checks connect with. */
+  readonly transport: Transport;
+  /** Certificates are not verified (`tls.insecureSkipVerify`). */
+  readonly insecure: boolean;
 
   #inflight = 0;
   #admin: AdminState = "ready";
@@ -144,6 +158,8 @@ export class Server {
     if (typeof backup !== "boolean")
       throw new InvalidArgumentError(`Server ${name}: backup must be a boolean`);
     this.backup = backup;
+    this.transport = resolveTransport(`Server ${name}`, parsed, options.protocol, options.tls);
+    this.insecure = this.transport.tls?.rejectUnauthorized === false;
     const st = this.#healthStatus();
     this.good = isGood(st);
     this.#ready = st === "healthy";

@@ -1,5 +1,9 @@
 import * as assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { selfSigned } from "../../test/support/tls.ts";
 import { ConfigError } from "../errors.ts";
 import { parseConfig } from "./load.ts";
 
@@ -125,7 +129,7 @@ a-4:
 
   test("mistakes in a route file are reported with lines", () => {
     const text = `web:
-  scheme: h2c
+  scheme: gopher
   host: 10.0.0.1
   port: 99999
   middlewares:
@@ -147,7 +151,7 @@ Bad_Alias:
   port: 80
 `;
     assert.deepEqual(problems(text), [
-      `${F}:2: web.scheme: GoDoxy scheme "h2c" is not supported: cleartext HTTP/2 to backends (a service's \`protocol: h2c\`) is not in this build of switchyard yet`,
+      `${F}:2: web.scheme: unknown scheme "gopher": switchyard balances "http" and "https" routes`,
       `${F}:4: web.port: must be ≤ 65535, got 99999`,
       `${F}:10: api-1.load_balance.wieght: unknown key; did you mean "weight"?`,
       `${F}:10: api-1.load_balance.mode: unknown load-balancing mode "fastest"; valid modes: round_robin, least_conn, ip_hash (case and "_"/"-" ignored)`,
@@ -295,8 +299,8 @@ m-2:
   bind: 0.0.0.0
   agent: 10.0.0.5:8890
   access_log: { path: /x.log }
-  no_tls_verify: true
-  no_tls_verify_: true
+  inbound_mtls_profile: corp
+  Path_Patterns: [GET /]
 `);
     assert.equal(got.length, 5);
     assert.match(
@@ -305,15 +309,15 @@ m-2:
     );
     assert.match(got[1], /:4: a\.agent: GoDoxy key "agent" is not supported: /);
     assert.match(got[2], /:5: a\.access_log: GoDoxy key "access_log" is not supported: /);
-    assert.match(got[3], /:6: a\.no_tls_verify: GoDoxy key "no_tls_verify" is not supported: /);
+    assert.match(got[3], /:6: a\.inbound_mtls_profile: GoDoxy key "inbound_mtls_profile" is not supported: /);
     assert.match(
       got[4],
-      /:7: a\.no_tls_verify_: GoDoxy key "no_tls_verify_" is not supported/,
-      "matched ignoring _",
+      /:7: a\.Path_Patterns: GoDoxy key "Path_Patterns" is not supported/,
+      "matched ignoring case and _",
     );
     // values that ask for what switchyard does anyway are accepted
     const c = load(
-      `a:\n  host: h\n  no_tls_verify: false\n  ssl_server_name: ""\n  ssl_protocols: [tlsv1.3, tlsv1.2]\n  disable_compression: true\n`,
+      `a:\n  host: h\n  no_tls_verify: false\n  ssl_server_name: ""\n  ssl_protocols: [tlsv1.3, tlsv1.2]\n  disable_compression: true\n  spa: false\n`,
     );
     assert.equal(c.services.a.servers.length, 1);
     assert.deepEqual(problems(`a:\n  host: h\n  helthcheck: {}\n`), [
@@ -353,6 +357,59 @@ m-2:
       /:5: a\.idlewatcher\.proxmox: GoDoxy key "proxmox" is not supported: start and stop the LXC with an `exec` provider/,
     );
     assert.match(got[2], /:6: a\.idlewatcher\.notify: GoDoxy key "notify" is not supported: /);
+  });
+});
+
+describe("GoDoxy backend TLS and h2c", () => {
+  const load = (text: string) => parseConfig(text, F, {}, {});
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-godoxy-tls-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = selfSigned();
+  writeFileSync(join(dir, "ca.pem"), pem.cert);
+  writeFileSync(join(dir, "key.pem"), pem.key);
+
+  test("no_tls_verify and ssl_* keys are the server's tls; scheme h2c is protocol h2c", () => {
+    const c = load(`a:
+  scheme: https
+  host: 10.0.0.1
+  no_tls_verify: true
+  ssl_server_name: api.internal
+  ssl_trusted_certificate: ${dir}/ca.pem
+  ssl_certificate: ${dir}/ca.pem
+  ssl_certificate_key: ${dir}/key.pem
+b:
+  scheme: h2c
+  host: 10.0.0.2
+  port: 50051
+`);
+    assert.deepEqual(c.services.a.servers[0].tls, {
+      ca: join(dir, "ca.pem"),
+      servername: "api.internal",
+      cert: join(dir, "ca.pem"),
+      key: join(dir, "key.pem"),
+      insecureSkipVerify: true,
+    });
+    assert.equal(c.services.b.servers[0].url, "http://10.0.0.2:50051");
+    assert.equal(c.services.b.servers[0].protocol, "h2c");
+  });
+
+  test("ssl_* on an http route, missing files, a lone key and SNI off are problems at their line", () => {
+    const got = problems(`a:
+  host: 10.0.0.1
+  ssl_trusted_certificate: ${dir}/ca.pem
+  no_tls_verify: true
+b:
+  scheme: https
+  host: 10.0.0.2
+  ssl_trusted_certificate: ${dir}/missing.pem
+  ssl_certificate_key: ${dir}/key.pem
+  ssl_server_name: "off"
+`);
+    assert.equal(got.length, 4, got.join("\n"));
+    assert.match(got[0], /:3: a\.ssl_trusted_certificate: applies to https backends only/);
+    assert.match(got[1], /:8: b\.ssl_trusted_certificate: cannot read .*missing\.pem: no such file/);
+    assert.match(got[2], /:9: b\.ssl_certificate_key: `ssl_certificate_key` needs `ssl_certificate`/);
+    assert.match(got[3], /:10: b\.ssl_server_name: ssl_server_name "off" \(no SNI\) is not offered/);
   });
 });
 

@@ -4,11 +4,14 @@
  * alias. Keys match ignoring case and underscores, as GoDoxy does. Unlike GoDoxy (whose first
  * member to start wins, in no fixed order) members that disagree on a service setting are errors.
  */
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
+import { createSecureContext } from "node:tls";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { formatDuration } from "../duration.ts";
+import { tlsProblem } from "../proxy/upstream-tls.ts";
 import {
   bool,
   DEFAULTS,
@@ -19,6 +22,7 @@ import {
   isMapValue,
   modeSchema,
   nonEmptyString,
+  osReason,
   readHealthcheck,
   readMap,
   readOptions,
@@ -45,7 +49,17 @@ import type {
   ServerConfig,
   ServiceConfig,
   ServiceTimeouts,
+  UpstreamTlsConfig,
 } from "./types.ts";
+
+/** GoDoxy's backend TLS keys, mapped onto a server's `tls` (SPEC "Backend TLS"). */
+const TLS_KEYS = [
+  "no_tls_verify",
+  "ssl_server_name",
+  "ssl_trusted_certificate",
+  "ssl_certificate",
+  "ssl_certificate_key",
+] as const;
 
 const ROUTE_KEYS = [
   "alias",
@@ -59,14 +73,12 @@ const ROUTE_KEYS = [
   "rules",
   "response_header_timeout",
   "disable_compression",
+  ...TLS_KEYS,
   ...IDLE_KEYS,
   ...PROVIDER_KEYS,
   "idlewatcher",
 ] as const;
 const LB_KEYS = ["link", "mode", "weight", "sticky", "sticky_max_age", "sticky_secret", "options"] as const;
-
-const TLS_LATER =
-  "upstream TLS settings (a service's `tls: { ca, servername, cert, key, insecure_skip_verify }`) are not in this build of switchyard yet; until they are, https backends are verified against Node's CA list";
 
 /**
  * GoDoxy route keys switchyard does not offer, with what it offers instead. Every one is refused
@@ -91,11 +103,6 @@ export const GODOXY_REFUSED: Readonly<Record<string, string>> = {
   container:
     "Docker discovery metadata: give the container to the route as `docker: { container: NAME }` (idle wake) and its address in `host`/`port`",
   provider: "GoDoxy fills this in itself; remove it",
-  no_tls_verify: TLS_LATER,
-  ssl_server_name: TLS_LATER,
-  ssl_trusted_certificate: TLS_LATER,
-  ssl_certificate: TLS_LATER,
-  ssl_certificate_key: TLS_LATER,
   ssl_protocols:
     "switchyard speaks TLS 1.2 and 1.3 to backends (Node's defaults); the list cannot be changed",
 };
@@ -272,12 +279,9 @@ function refusal(key: string, value: unknown): string | undefined {
 /** Values of refused keys that ask for what switchyard does anyway: accepted. */
 function isGoDoxyDefault(key: string, value: unknown): boolean {
   switch (key) {
-    case "no_tls_verify": // verify: switchyard's default
     case "spa":
     case "relay_proxy_protocol_header":
       return value === false || value === null;
-    case "ssl_server_name": // "": the target's host name, as switchyard does
-      return value === "" || value === null;
     case "ssl_protocols": {
       // Node speaks TLS 1.2 and 1.3
       const list = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : null;
@@ -330,7 +334,6 @@ const SCHEME_REFUSED: Readonly<Record<string, string>> = {
   udp: "stream routes: switchyard proxies HTTP only",
   fileserver:
     "file-server routes: serve the files with a web server and put it behind switchyard as a backend",
-  h2c: "cleartext HTTP/2 to backends (a service's `protocol: h2c`) is not in this build of switchyard yet",
 };
 
 /** GoDoxy's `port`: "[listening:]target" or a number. */
@@ -363,6 +366,7 @@ function readMember(
   // a refused scheme is reported, and the rest of the route is still read for more problems
   let failed = false;
   let stream = false;
+  let h2c = false;
   if (r.scheme) {
     const s = p.parse(nonEmptyString, r.scheme.value, r.scheme.path)?.trim().toLowerCase();
     if (s === undefined) failed = true;
@@ -370,6 +374,10 @@ function readMember(
       p.at(r.scheme.path, `GoDoxy scheme "${s}" is not supported: ${SCHEME_REFUSED[s]}`);
       failed = true;
       stream = s === "tcp" || s === "udp";
+    } else if (s === "h2c") {
+      // cleartext HTTP/2 with prior knowledge: an http:// server with protocol h2c
+      scheme = "http";
+      h2c = true;
     } else if (s !== "http" && s !== "https") {
       p.at(r.scheme.path, `unknown scheme "${s}": switchyard balances "http" and "https" routes`);
       failed = true;
@@ -461,10 +469,101 @@ function readMember(
       r.healthcheck!.path,
       "cannot disable healthcheck when loadbalancer or idle watcher is enabled (GoDoxy refuses it too: balancing and idle wake need the check)",
     );
+  const tls = readGoDoxyTls(p, r, scheme === "https", dirname(p.file));
+  const upstream = { ...(h2c ? { protocol: "h2c" as const } : {}), ...(tls ? { tls } : {}) };
   const server: ServerConfig = provider
-    ? { name: alias, url: target.url, weight, backup: false, provider, idle: resolveIdle({}, idle) }
-    : { name: alias, url: target.url, weight, backup: false };
+    ? {
+        name: alias,
+        url: target.url,
+        weight,
+        backup: false,
+        provider,
+        idle: resolveIdle({}, idle),
+        ...upstream,
+      }
+    : { name: alias, url: target.url, weight, backup: false, ...upstream };
   return failed ? undefined : { alias, path, key: target.key, server, settings, idle };
+}
+
+/**
+ * `no_tls_verify` and the `ssl_*` keys → the server's `tls`. GoDoxy uses them for https routes
+ * only; on an http route `no_tls_verify` means nothing (accepted, as there), the others are a
+ * problem since they name files that would never be used.
+ */
+function readGoDoxyTls(
+  p: Problems,
+  r: Partial<Record<(typeof ROUTE_KEYS)[number], Entry>>,
+  https: boolean,
+  baseDir: string,
+): UpstreamTlsConfig | undefined {
+  const insecure = r.no_tls_verify ? p.parse(bool, r.no_tls_verify.value, r.no_tls_verify.path) : undefined;
+  let servername: string | undefined;
+  if (r.ssl_server_name) {
+    const v = p.parse(z.string(), r.ssl_server_name.value, r.ssl_server_name.path)?.trim();
+    if (v === "off")
+      p.at(
+        r.ssl_server_name.path,
+        'ssl_server_name "off" (no SNI) is not offered: switchyard always sends SNI (the URL\'s host, or this name)',
+      );
+    else if (v) servername = v;
+  }
+  const file = (e: Entry | undefined): { file: string; text: Buffer } | undefined => {
+    if (!e) return undefined;
+    const rel = p.parse(nonEmptyString, e.value, e.path);
+    if (rel === undefined) return undefined;
+    const abs = resolve(baseDir, rel);
+    try {
+      return { file: abs, text: readFileSync(abs) };
+    } catch (err) {
+      p.at(e.path, `cannot read ${abs}: ${osReason(err)}`);
+      return undefined;
+    }
+  };
+  const fileKeys = [r.ssl_trusted_certificate, r.ssl_certificate, r.ssl_certificate_key];
+  if (!https) {
+    for (const e of [r.ssl_server_name && servername ? r.ssl_server_name : undefined, ...fileKeys])
+      if (e)
+        p.at(
+          e.path,
+          "applies to https backends only (GoDoxy does not use it on an http route either): remove it, or set `scheme: https`",
+        );
+    return undefined;
+  }
+  if (fileKeys.every((e) => e === undefined) && servername === undefined && !insecure) return undefined;
+  let ca: string | undefined;
+  const caFile = file(r.ssl_trusted_certificate);
+  if (caFile) {
+    try {
+      createSecureContext({ ca: caFile.text });
+      ca = caFile.file;
+    } catch (err) {
+      p.at(r.ssl_trusted_certificate!.path, `${caFile.file}: ${tlsProblem(err)}`);
+    }
+  }
+  let cert: string | undefined;
+  let key: string | undefined;
+  if (r.ssl_certificate && !r.ssl_certificate_key)
+    p.at(
+      r.ssl_certificate.path,
+      "`ssl_certificate` needs `ssl_certificate_key` (the client certificate's private key)",
+    );
+  if (r.ssl_certificate_key && !r.ssl_certificate)
+    p.at(
+      r.ssl_certificate_key.path,
+      "`ssl_certificate_key` needs `ssl_certificate` (the client certificate)",
+    );
+  const c = file(r.ssl_certificate);
+  const k = file(r.ssl_certificate_key);
+  if (c && k) {
+    try {
+      createSecureContext({ cert: c.text, key: k.text });
+      cert = c.file;
+      key = k.file;
+    } catch (err) {
+      p.at(r.ssl_certificate!.path, `${c.file} with ${k.file}: ${tlsProblem(err)}`);
+    }
+  }
+  return { ca, servername, cert, key, insecureSkipVerify: insecure ?? false };
 }
 
 /** `idlewatcher:` — the idle keys, plus GoDoxy's `docker` (mapped), `proxmox` and `notify` (refused). */

@@ -50,6 +50,7 @@ import type {
   SwitchyardConfig,
   TimeoutsConfig,
 } from "./types.ts";
+import { readProtocol, readUpstreamTls, resolveUpstream, type UpstreamPartial } from "./upstream.ts";
 
 export { type ConfigDiff, diffConfig, type ServiceDiff } from "./diff.ts";
 
@@ -81,8 +82,21 @@ const SERVICE_KEYS = [
   "strip_prefix",
   "timeouts",
   "middlewares",
+  "protocol",
+  "tls",
 ] as const;
-const SERVER_KEYS = ["name", "url", "weight", "backup", "idle", "run", "exec", "docker"] as const;
+const SERVER_KEYS = [
+  "name",
+  "url",
+  "weight",
+  "backup",
+  "idle",
+  "run",
+  "exec",
+  "docker",
+  "protocol",
+  "tls",
+] as const;
 
 const logLevelSchema = z
   .string()
@@ -198,8 +212,10 @@ export function summarize(config: SwitchyardConfig): string {
       const idle = v.provider
         ? ` (${v.provider.kind}, ${v.idle?.idleTimeout ? `idle ${formatDuration(v.idle.idleTimeout)}` : "always on"})`
         : "";
+      const proto = v.protocol ? ` ${v.protocol}` : "";
+      const insecure = v.tls?.insecureSkipVerify ? " (TLS not verified)" : "";
       lines.push(
-        `    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${v.backup ? " backup" : ""}${idle}`,
+        `    ${v.name} ${v.url}${v.weight ? ` weight ${v.weight}` : ""}${v.backup ? " backup" : ""}${proto}${insecure}${idle}`,
       );
     }
   }
@@ -361,7 +377,10 @@ function readService(
     healthcheck: readHealthcheck(p, m.healthcheck, false) ?? { ...DEFAULTS.healthcheck },
     slowStart: field(p, m.slow_start, duration("non-negative"), 0),
     panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
-    servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false)),
+    servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
+      protocol: readProtocol(p, m.protocol),
+      tls: readUpstreamTls(p, m.tls, dirname(p.file)),
+    }),
     ...extra,
   };
 }
@@ -372,6 +391,7 @@ function readServers(
   entry: Entry | undefined,
   svcPath: Path,
   svcIdle: IdlePartial,
+  svcUpstream: UpstreamPartial = {},
 ): ServerConfig[] {
   const servers: ServerConfig[] = [];
   if (!entry) {
@@ -392,6 +412,7 @@ function readServers(
     let weight = 0;
     let backup = false;
     let extra: Pick<ServerConfig, "provider" | "idle"> = {};
+    let ownUpstream: UpstreamPartial = {};
     if (typeof item === "string") urlEntry = { value: item, path };
     else if (item === null) {
       p.at(path, "empty server: give at least `url`");
@@ -404,6 +425,10 @@ function readServers(
       name = field(p, m.name, nonEmptyString, name);
       weight = field(p, m.weight, weightSchema, 0);
       backup = field(p, m.backup, bool, false);
+      ownUpstream = {
+        protocol: readProtocol(p, m.protocol),
+        tls: readUpstreamTls(p, m.tls, dirname(p.file)),
+      };
       const provider = readProvider(p, m, dirname(p.file), false);
       const own = readIdleBlock(p, m.idle, false);
       if (provider) {
@@ -423,7 +448,8 @@ function readServers(
     else {
       byKey.set(u.key, i);
       byName.set(name, i);
-      servers.push({ name, url: u.url, weight, backup, ...extra });
+      const upstream = resolveUpstream(p, u.url, urlEntry!.path, svcUpstream, ownUpstream);
+      servers.push({ name, url: u.url, weight, backup, ...extra, ...upstream });
     }
   });
   return servers;

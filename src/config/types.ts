@@ -2,6 +2,7 @@
  * The typed, frozen configuration the server runs on. The YAML loader, GoDoxy route files
  * and command-line flags all produce this one type; durations are milliseconds here.
  */
+import type { UpstreamProtocol } from "../proxy/upstream-tls.ts";
 import type { Mode } from "../selectors/selector.ts";
 
 export interface TlsConfig {
@@ -40,6 +41,19 @@ export interface ServerConfig {
   readonly provider?: ProviderConfig;
   /** Set exactly when `provider` is. */
   readonly idle?: IdleConfig;
+  /** `h2` / `h2c`; absent: HTTP/1.1. The server's own setting, else the service's. */
+  readonly protocol?: UpstreamProtocol;
+  /** TLS towards an https:// server (the service's `tls` merged under the server's own). */
+  readonly tls?: UpstreamTlsConfig;
+}
+
+/** Backend TLS settings; files are absolute paths (relative ones resolved against the config file's folder). */
+export interface UpstreamTlsConfig {
+  readonly ca: string | undefined;
+  readonly servername: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly insecureSkipVerify: boolean;
 }
 
 /** A service's balancing settings, resolved: the config holds them and a running LoadBalancer reports them. */

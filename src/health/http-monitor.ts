@@ -1,7 +1,16 @@
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as https from "node:https";
+import { isIP } from "node:net";
 import { toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
+import {
+  resolveTransport,
+  type Transport,
+  tlsConnectOptions,
+  type UpstreamProtocol,
+  type UpstreamTlsOptions,
+} from "../proxy/upstream-tls.ts";
 import { type HealthStatus, ReportedHealth } from "./status.ts";
 
 export interface HttpHealthMonitorOptions {
@@ -15,6 +24,10 @@ export interface HttpHealthMonitorOptions {
   timeout?: number | string;
   /** Consecutive failures before unhealthy; default max(1, 15s / interval); negative = at once. */
   retries?: number;
+  /** As the proxy talks to the server: `http1.1` (default), `h2` or `h2c`. */
+  protocol?: UpstreamProtocol;
+  /** TLS towards an https:// url, as the server's own `tls` (verified by default). */
+  tls?: UpstreamTlsOptions;
 }
 
 /**
@@ -28,6 +41,10 @@ export class HttpHealthMonitor extends ReportedHealth {
   readonly interval: number;
   readonly timeout: number;
   readonly retries: number;
+  readonly transport: Transport;
+  /** This monitor's own agent (custom TLS settings), or undefined for the shared ones. */
+  #agent: http.Agent | undefined;
+  #h2: http2.ClientHttp2Session | undefined;
   #failures = 0;
   #lastSeen = 0;
   #started = 0;
@@ -60,6 +77,7 @@ export class HttpHealthMonitor extends ReportedHealth {
     const retries = options.retries ?? 0;
     if (!Number.isInteger(retries)) throw new InvalidArgumentError("healthcheck.retries must be an integer");
     this.retries = retries < 0 ? 1 : retries === 0 ? Math.max(1, Math.floor(15000 / this.interval)) : retries;
+    this.transport = resolveTransport("HttpHealthMonitor", this.url, options.protocol, options.tls);
   }
 
   /** Time of the last successful probe (epoch ms), 0 if none. */
@@ -80,7 +98,17 @@ export class HttpHealthMonitor extends ReportedHealth {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     };
-    signal.addEventListener("abort", stop, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        stop();
+        this.#agent?.destroy();
+        this.#agent = undefined;
+        this.#h2?.destroy();
+        this.#h2 = undefined;
+      },
+      { once: true },
+    );
     void this.#tick();
   }
 
@@ -123,7 +151,10 @@ export class HttpHealthMonitor extends ReportedHealth {
     let ok = false;
     let detail = "";
     try {
-      const status = await probe(target, this.method, signal);
+      const status =
+        this.transport.protocol === "http1.1"
+          ? await probe(target, this.method, signal, this.#http1Agent())
+          : await this.#probeH2(target, signal);
       ok = status >= 200 && status < 400;
       detail = ok ? "" : `HTTP ${status}`;
     } catch (err) {
@@ -145,6 +176,64 @@ export class HttpHealthMonitor extends ReportedHealth {
     }
   }
 
+  /** The agent for HTTP/1.1 probes: shared unless this server has TLS settings of its own. */
+  #http1Agent(): http.Agent {
+    const t = this.transport.tls;
+    if (t === undefined) {
+      plainAgent ??= new http.Agent({ keepAlive: true });
+      return plainAgent;
+    }
+    if (t.secureContext === undefined && t.servername === undefined && t.rejectUnauthorized) {
+      tlsAgent ??= new https.Agent({ keepAlive: true });
+      return tlsAgent;
+    }
+    const host = this.url.hostname.replace(/^\[|\]$/g, "");
+    this.#agent ??= new https.Agent({ keepAlive: true, ...tlsConnectOptions(t, host, isIP(host) !== 0) });
+    return this.#agent;
+  }
+
+  /** One probe over this monitor's HTTP/2 session (opened again when it closed). */
+  #probeH2(target: URL, signal: AbortSignal): Promise<number> {
+    let session = this.#h2;
+    if (session === undefined || session.closed || session.destroyed) {
+      const t = this.transport.tls;
+      const host = this.url.hostname.replace(/^\[|\]$/g, "");
+      session = http2.connect(this.url.origin, t ? tlsConnectOptions(t, host, isIP(host) !== 0) : {});
+      session.on("error", () => {});
+      session.unref();
+      this.#h2 = session;
+    }
+    const s = session;
+    return new Promise((resolve, reject) => {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = s.request(
+          { ":method": this.method, ":path": target.pathname + target.search, ...PROBE_HEADERS },
+          { endStream: true, signal },
+        );
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      let status = 0;
+      stream.on("response", (h) => {
+        status = Number(h[":status"]);
+      });
+      stream.on("error", (err) => {
+        // the session's own error says why (a refused certificate, a refused connection)
+        const cause = (err as { cause?: unknown }).cause;
+        reject(cause ?? err);
+      });
+      s.once("error", reject);
+      stream.on("close", () => {
+        s.off("error", reject);
+        if (status > 0) resolve(status);
+        else reject(new Error(`stream closed without a response (code ${stream.rstCode})`));
+      });
+      stream.resume();
+    });
+  }
+
   toJSON() {
     return {
       url: this.url.href,
@@ -162,9 +251,8 @@ export class HttpHealthMonitor extends ReportedHealth {
 const PROBE_HEADERS = { "user-agent": "switchyard-healthcheck", accept: "*/*", "cache-control": "no-cache" };
 
 /**
- * Keep-alive agents shared by every monitor (one connection per backend, not one per probe). The
- * proxy does not verify backends' certificates (as nginx's `proxy_ssl_verify off`), so the checker
- * must not either: a self-signed backend the proxy can reach is healthy.
+ * Keep-alive agents shared by the monitors whose server has no TLS settings of its own (one
+ * connection per backend, not one per probe). Certificates are verified as the proxy verifies them.
  */
 let plainAgent: http.Agent | undefined;
 let tlsAgent: https.Agent | undefined;
@@ -174,16 +262,8 @@ let tlsAgent: https.Agent | undefined;
  * connection the backend closed just as the probe went out is not the backend's failure: such a probe
  * is sent once more on a fresh connection (Node's `reusedSocket` rule).
  */
-async function probe(target: URL, method: string, signal: AbortSignal): Promise<number> {
+async function probe(target: URL, method: string, signal: AbortSignal, agent: http.Agent): Promise<number> {
   const tls = target.protocol === "https:";
-  let agent: http.Agent;
-  if (tls) {
-    tlsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false });
-    agent = tlsAgent;
-  } else {
-    plainAgent ??= new http.Agent({ keepAlive: true });
-    agent = plainAgent;
-  }
   try {
     return await probeOnce(tls, target, method, signal, agent);
   } catch (err) {

@@ -4,7 +4,7 @@ import * as https from "node:https";
 import * as net from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { test } from "node:test";
-import type * as tls from "node:tls";
+import * as tls from "node:tls";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
 import { Wire, type WireMessage } from "../../test/support/h1wire.ts";
 import { selfSigned } from "../../test/support/tls.ts";
@@ -425,7 +425,7 @@ test("close() lets a busy connection finish; destroy() fails it", async () => {
   }
 });
 
-test("https backends: SNI from a host name (none for an IP), certificates checked only with verifyTls", async () => {
+test("https backends: SNI from a host name (none for an IP), certificates verified unless told otherwise", async () => {
   const c = new Cleanup();
   try {
     const names: (string | false | null)[] = [];
@@ -435,9 +435,10 @@ test("https backends: SNI from a host name (none for an IP), certificates checke
     });
     const port = await listen(srv, c);
     const opts = { connectTimeout: 2000, responseHeaderTimeout: 2000, idleTimeout: 2000 };
-    const byName = new UpstreamPool(new URL(`https://localhost:${port}`), opts);
-    const byIp = new UpstreamPool(new URL(`https://127.0.0.1:${port}`), opts);
-    const strict = new UpstreamPool(new URL(`https://localhost:${port}`), { ...opts, verifyTls: true });
+    const insecure = { secureContext: undefined, servername: undefined, rejectUnauthorized: false };
+    const byName = new UpstreamPool(new URL(`https://localhost:${port}`), { ...opts, tls: insecure });
+    const byIp = new UpstreamPool(new URL(`https://127.0.0.1:${port}`), { ...opts, tls: insecure });
+    const strict = new UpstreamPool(new URL(`https://localhost:${port}`), opts);
     c.add(() => {
       byName.destroy();
       byIp.destroy();
@@ -518,6 +519,12 @@ test("https: a new connection resumes the backend's TLS session", async () => {
       responseHeaderTimeout: 2000,
       idleTimeout: 2000,
       keepAliveTimeout: 1,
+      // verified: the self-signed certificate is the trusted root
+      tls: {
+        secureContext: tls.createSecureContext({ ca: selfSigned().cert }),
+        servername: undefined,
+        rejectUnauthorized: true,
+      },
     });
     c.add(() => pool.destroy());
     assert.equal((await send(pool)).body, "ok");

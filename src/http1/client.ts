@@ -97,11 +97,13 @@ export class UpstreamPool implements UpstreamClient {
         onread: { buffer: READ_BUFFER, callback: onSocketRead },
       });
     }
+    const t = this.opts.tls;
     const socket = tls.connect({
       host,
       port,
-      servername,
-      rejectUnauthorized: this.opts.verifyTls === true,
+      servername: t?.servername ?? servername,
+      rejectUnauthorized: t === undefined || t.rejectUnauthorized,
+      secureContext: t?.secureContext,
       ALPNProtocols: ["http/1.1"],
       session: this.#tlsSession,
     });

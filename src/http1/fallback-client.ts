@@ -51,7 +51,11 @@ export class AgentPool implements UpstreamClient {
       scheduling: "lifo",
     };
     this.agent = this.address.tls
-      ? new https.Agent({ ...options, rejectUnauthorized: opts.verifyTls === true } as https.AgentOptions)
+      ? new https.Agent({
+          ...options,
+          rejectUnauthorized: opts.tls === undefined || opts.tls.rejectUnauthorized,
+          secureContext: opts.tls?.secureContext,
+        } as https.AgentOptions)
       : new http.Agent(options as http.AgentOptions);
   }
 
@@ -139,7 +143,7 @@ class AgentExchange implements UpstreamConnection {
       req = request({
         host: address.host,
         port: address.port,
-        servername: address.servername,
+        servername: opts.tls?.servername ?? address.servername,
         method: r.method,
         path: r.path,
         headers: headers as unknown as http.OutgoingHttpHeaders,

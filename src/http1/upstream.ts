@@ -3,6 +3,7 @@
  * the native one on Node's llhttp binding (client.ts) or the fallback on node:http (fallback-client.ts).
  */
 import type { Readable } from "node:stream";
+import type { SecureContext } from "node:tls";
 import type { UpstreamError } from "../errors.ts";
 
 /** The connection a request went out on, as its handler sees it. */
@@ -35,6 +36,8 @@ export interface UpstreamHandler {
   onSent(conn: UpstreamConnection): boolean;
   /** The response head (1xx are not reported). Return false to abort. */
   onHeaders(status: number, headers: string[], statusText: string): boolean;
+  /** The response's trailer fields (flat [name, value, ...]), just before onComplete; HTTP/2 clients only. */
+  onTrailers?(trailers: string[]): void;
   /** A piece of the response body. Return false to pause the upstream until `conn.resume()`. */
   onData(chunk: Buffer): boolean;
   /** The response is complete; `last` is its final piece of body, held back so both leave in one write. */
@@ -61,8 +64,16 @@ export interface UpstreamPoolOptions {
   idleTimeout: number;
   /** How long an unused connection is kept (shortened by the backend's Keep-Alive: timeout). */
   keepAliveTimeout?: number;
-  /** Verify TLS certificates of https backends. */
-  verifyTls?: boolean;
+  /**
+   * TLS towards an https backend (src/proxy/upstream-tls.ts builds it); absent: verified against
+   * Node's CA store, SNI from the URL's host.
+   */
+  tls?: {
+    readonly secureContext: SecureContext | undefined;
+    /** SNI and the name checked, instead of the URL's host. */
+    readonly servername: string | undefined;
+    readonly rejectUnauthorized: boolean;
+  };
 }
 
 /** The codes of the errors this client makes itself (socket errors keep Node's own). */

@@ -16,8 +16,10 @@ import {
   type UpstreamRequest,
 } from "../http1/upstream.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
+import { H2_CODES, H2Pool } from "./h2-client.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
+import { isTlsError, tlsConnectOptions, tlsReason } from "./upstream-tls.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -25,11 +27,6 @@ export interface ForwarderOptions {
   idleTimeout: number;
   /** Attempts per request including the first (default 3). */
   maxAttempts?: number;
-  /**
-   * Verify `https://` backends' certificates (default false, as nginx's `proxy_ssl_verify off`:
-   * backends behind a balancer commonly use self-signed certificates).
-   */
-  verifyTls?: boolean;
 }
 
 /** What the forwarder needs from a balancer: retries and passive health. */
@@ -54,7 +51,9 @@ export interface Forwarder {
 
 /**
  * How an upstream attempt failed:
- * - `connect`: no connection was made (refused, unreachable, DNS, connect timeout, TLS handshake);
+ * - `connect`: the request was not processed: no connection was made (refused, unreachable, DNS,
+ *   connect timeout, TLS handshake, a backend that does not speak the protocol), or an HTTP/2
+ *   stream was refused;
  * - `reset`: the connection broke before a response (reset, closed, EPIPE);
  * - `timeout`: no response head within timeouts.responseHeader;
  * - `other`: anything else (an invalid response, a body timeout, ...).
@@ -71,6 +70,8 @@ const CONNECT_CODES: ReadonlySet<string> = new Set([
   "EHOSTDOWN",
   "EADDRNOTAVAIL",
   "ETIMEDOUT",
+  H2_CODES.notH2,
+  H2_CODES.refused,
 ]);
 const RESET_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", UPSTREAM_CODES.closed]);
 
@@ -150,23 +151,30 @@ class PoolForwarder implements Forwarder {
     if (pool === undefined) {
       pool = this.#newPool(server);
       this.#pools.set(server, pool);
+      // for introspection (the HTTP/2 pool's counts of sessions, resets, refused streams)
+      server.upstream = pool;
     }
     pool.request(request, handler);
   }
 
   #newPool(server: Server): UpstreamClient {
-    return createUpstreamClient(server.url, {
+    const t = server.transport;
+    const opts = {
       connectTimeout: this.opts.connectTimeout,
       responseHeaderTimeout: this.opts.responseHeaderTimeout,
       idleTimeout: this.opts.idleTimeout,
-      verifyTls: this.opts.verifyTls,
-    });
+      tls: t.tls,
+    };
+    return t.protocol === "http1.1"
+      ? createUpstreamClient(server.url, opts)
+      : new H2Pool(server.url, t.protocol, opts);
   }
 
   release(server: Server): void {
     const pool = this.#pools.get(server);
     if (!pool) return;
     this.#pools.delete(server);
+    if (server.upstream === pool) server.upstream = undefined;
     pool.close().catch(() => {});
   }
 
@@ -348,6 +356,20 @@ class Exchange implements UpstreamHandler {
     return true;
   }
 
+  /** HTTP/2 upstream trailers (gRPC status): sent with the end of the response to an HTTP/2 client. */
+  onTrailers(raw: string[]): void {
+    if (this.done || this.req.httpVersionMajor !== 2 || raw.length === 0) return;
+    const t: Record<string, string | string[]> = {};
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i].toLowerCase();
+      if (name.charCodeAt(0) === 58 /* : */) continue;
+      const prev = t[name];
+      t[name] =
+        prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
+    }
+    this.res.addTrailers(t);
+  }
+
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
     if (this.res.write(chunk)) return true;
@@ -394,6 +416,9 @@ class Exchange implements UpstreamHandler {
       return;
     }
     const kind = classify(err);
+    if (server !== null && isTlsError(err)) {
+      this.host.logger.warn({ server: server.name, tls: tlsReason(err) }, "backend TLS refused");
+    }
     if (server !== null && (kind === "connect" || kind === "reset")) this.host.reportFailure(server, err);
     if (this.#retryable(kind) && this.tried!.length < this.fw.maxAttempts) {
       const next = this.host.pickRetry(this.req, this.tried!);
@@ -419,6 +444,8 @@ class Exchange implements UpstreamHandler {
    */
   #retryable(kind: FailureKind): boolean {
     if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
+    // not processed (a refused HTTP/2 stream, a backend that is not HTTP/2), nothing of the body read
+    if (kind === "connect" && !this.bodyTaken) return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
 }
@@ -527,10 +554,9 @@ class Tunnel {
       setHost: false,
       agent: false,
     };
-    if (tls) {
-      options.rejectUnauthorized = this.fw.opts.verifyTls === true;
-      if (servername !== undefined) options.servername = servername;
-    }
+    const t = server.transport.tls;
+    if (tls && t !== undefined)
+      Object.assign(options, tlsConnectOptions(t, servername ?? host, servername === undefined));
     const up = (tls ? https : http).request(options);
     this.upstream = up;
     up.on("error", (err: Error) => this.#failed(server, up, err));

@@ -6,7 +6,7 @@ import type { Duplex } from "node:stream";
  * case (a sticky cookie, a handler's own) are dropped; a response already under way is cut.
  */
 export function sendError(res: ServerResponse, status: number, text: string): void {
-  if (res.headersSent || res.destroyed) {
+  if (res.headersSent || res.destroyed || streamGone(res)) {
     res.destroy();
     return;
   }
@@ -18,6 +18,12 @@ export function sendError(res: ServerResponse, status: number, text: string): vo
     "cache-control": "no-store",
   });
   res.end(body);
+}
+
+/** An HTTP/2 response whose stream the client reset: its own `destroyed` stays false a while. */
+function streamGone(res: ServerResponse): boolean {
+  const stream = (res as { stream?: { destroyed?: boolean; closed?: boolean } }).stream;
+  return stream !== undefined && (stream.destroyed === true || stream.closed === true);
 }
 
 /** The same error written on a raw socket (upgrades, client errors), then the socket is closed. */

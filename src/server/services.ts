@@ -8,6 +8,7 @@ import type { EventAction, EventSink } from "../admin/events.ts";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
 import { Server, type ServerIdle } from "../balancer/server.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
+import { tlsOptionsOf } from "../config/upstream.ts";
 import { IdleError } from "../errors.ts";
 import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";
@@ -62,6 +63,8 @@ export const httpHealth: HealthFactory = (service, server) => {
     interval: hc.interval,
     timeout: hc.timeout,
     retries: hc.retries,
+    protocol: server.protocol,
+    tls: tlsOptionsOf(server.tls),
   });
 };
 
@@ -158,6 +161,8 @@ export class Service {
           backup: s.backup,
           health: r,
           idle: r,
+          protocol: s.protocol,
+          tls: tlsOptionsOf(s.tls),
         });
         r.attach(server);
         return server;
@@ -170,6 +175,8 @@ export class Service {
         backup: s.backup,
         health: watcher,
         idle: watcher,
+        protocol: s.protocol,
+        tls: tlsOptionsOf(s.tls),
       });
     }
     return new Server({
@@ -178,6 +185,8 @@ export class Service {
       weight: s.weight,
       backup: s.backup,
       health: health ?? this.#health(this.config, s),
+      protocol: s.protocol,
+      tls: tlsOptionsOf(s.tls),
     });
   }
 
@@ -296,6 +305,7 @@ export class Service {
         changes.push(`+${s.name}`);
       } else if (
         !sameIdle(was, s) ||
+        !sameTransport(was, s) ||
         hcChanged ||
         was.url !== s.url ||
         was.name !== s.name ||
@@ -308,7 +318,9 @@ export class Service {
         // same key: addServer replaces in place; an unchanged healthcheck keeps its monitor (and status)
         const fresh = this.#server(
           s,
-          idleChanged || hcChanged || was.name !== s.name ? undefined : running.health,
+          idleChanged || hcChanged || was.name !== s.name || !sameTransport(was, s)
+            ? undefined
+            : running.health,
         );
         // an entry the file did not change keeps what the operator set (admin state, runtime weight)
         const entryChanged =
@@ -321,6 +333,7 @@ export class Service {
         this.lb.addServer(fresh);
         if (!sameIdle(was, s)) changes.push(`~${s.name} idle`);
         if (was.backup !== s.backup) changes.push(`${s.name} backup ${was.backup}→${s.backup}`);
+        if (!sameTransport(was, s)) changes.push(`~${s.name} protocol/tls`);
         if (was.weight !== s.weight) changes.push(`${s.name} weight ${was.weight}→${s.weight}`);
         else if (was.name !== s.name || was.url !== s.url) changes.push(`~${s.name}`);
       }
@@ -364,6 +377,10 @@ export class Service {
 
 function isRemoteIdle(h: HealthSource | undefined): h is RemoteIdle {
   return h !== undefined && typeof (h as Partial<RemoteIdle>).attach === "function";
+}
+
+function sameTransport(a: ServerConfig, b: ServerConfig): boolean {
+  return a.protocol === b.protocol && isDeepStrictEqual(a.tls, b.tls);
 }
 
 function sameIdle(a: ServerConfig, b: ServerConfig): boolean {

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import * as http from "node:http";
 import * as net from "node:net";
 import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
-import { Server } from "../../src/balancer/server.ts";
+import { Server, type ServerOptions } from "../../src/balancer/server.ts";
 import { type Cleanup, listen } from "../support/cleanup.ts";
 
 export { Cleanup, listen } from "../support/cleanup.ts";
@@ -61,10 +61,12 @@ export async function proxy(
   cleanup: Cleanup,
   urls: string[],
   options: Partial<LoadBalancerOptions> = {},
+  /** Given to every Server (e.g. `tls`, `protocol`). */
+  serverOptions: Partial<ServerOptions> = {},
 ): Promise<{ lb: LoadBalancer; servers: Server[]; port: number; url: string; listener: http.Server }> {
   const lb = new LoadBalancer({ link: "svc", ...options });
   const ac = new AbortController();
-  const servers = urls.map((url, i) => new Server({ name: `s${i}`, url }));
+  const servers = urls.map((url, i) => new Server({ name: `s${i}`, url, ...serverOptions }));
   for (const s of servers) lb.addServer(s);
   lb.start(ac.signal);
   cleanup.add(() => ac.abort());

@@ -346,7 +346,9 @@ test("HTTP/2 clients: pseudo-headers are not forwarded and Host comes from :auth
   }
 });
 
-test("https:// backends with a self-signed certificate are proxied", { timeout: 20_000 }, async () => {
+test("https:// backends with a self-signed certificate given as `ca` are proxied over kept-alive TLS", {
+  timeout: 20_000,
+}, async () => {
   const c = new Cleanup();
   try {
     const { key, cert } = selfSigned();
@@ -356,7 +358,7 @@ test("https:// backends with a self-signed certificate are proxied", { timeout: 
       res.end(`tls ${req.headers["x-forwarded-proto"]}`);
     });
     const port = await listen(backend, c);
-    const p = await proxy(c, [`https://127.0.0.1:${port}`]);
+    const p = await proxy(c, [`https://127.0.0.1:${port}`], {}, { tls: { ca: cert } });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     c.add(() => agent.destroy());
     for (let i = 0; i < 3; i++) {

@@ -1,0 +1,576 @@
+/**
+ * The upstream HTTP/2 client: `h2` (TLS, ALPN) and `h2c` (cleartext, prior knowledge) backends,
+ * behind the same UpstreamClient seam as the HTTP/1.1 pools (src/http1/upstream.ts).
+ *
+ * - Sessions are pooled per backend; a session takes streams up to the peer's
+ *   SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS arrive), then another session opens.
+ * - Nothing is sent before the backend's SETTINGS frame: a backend that is not HTTP/2 (an HTTP/1.1
+ *   server, ALPN without h2) fails the session before any request reached it, with an error that
+ *   says so (a 502 and its log line; the request may go elsewhere).
+ * - GOAWAY: the session takes no new streams; those under way finish; streams the backend refused
+ *   (REFUSED_STREAM, which RFC 9113 §8.7 guarantees were not processed, as GOAWAY does for streams
+ *   above its last id) are sent again on a fresh session while nothing of their body was read.
+ * - Failures carry codes the forwarder classifies: refused streams and sessions that never came up
+ *   are `connect` failures (retried elsewhere, counted by passive health), other resets `reset`.
+ */
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { UpstreamError } from "../errors.ts";
+import { backendAddress } from "../http1/client.ts";
+import {
+  UPSTREAM_CODES,
+  type UpstreamClient,
+  type UpstreamConnection,
+  type UpstreamHandler,
+  type UpstreamPoolOptions,
+  type UpstreamRequest,
+} from "../http1/upstream.ts";
+
+/** The END_STREAM flag of a HEADERS frame. */
+const END_STREAM = 0x1;
+
+const {
+  NGHTTP2_CANCEL,
+  NGHTTP2_NO_ERROR,
+  NGHTTP2_REFUSED_STREAM,
+  HTTP2_HEADER_AUTHORITY,
+  HTTP2_HEADER_METHOD,
+  HTTP2_HEADER_PATH,
+  HTTP2_HEADER_SCHEME,
+} = http2.constants;
+
+/** Streams a session takes before the peer's SETTINGS say how many it allows (RFC 9113 §6.5.2 suggests ≥ 100). */
+const INITIAL_STREAM_LIMIT = 100;
+/** How long a session without streams is kept. */
+const SESSION_IDLE = 30_000;
+/** Times one request is sent again after a refused stream (GOAWAY or REFUSED_STREAM). */
+const MAX_REFUSED_RETRIES = 2;
+
+/** Codes of this client's own failures (besides UPSTREAM_CODES). */
+export const H2_CODES = {
+  /** The backend does not speak HTTP/2 (no h2 by ALPN, or no HTTP/2 SETTINGS to the h2c preface). */
+  notH2: "ERR_SWITCHYARD_UPSTREAM_NOT_H2",
+  /** The backend refused the stream (REFUSED_STREAM): it was not processed. */
+  refused: "ERR_SWITCHYARD_UPSTREAM_REFUSED_STREAM",
+} as const satisfies Record<string, UpstreamError["code"]>;
+
+/** Request headers HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers. */
+const DROPPED: ReadonlySet<string> = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "http2-settings",
+]);
+
+export interface H2Stats {
+  sessions: number;
+  /** Streams the backend reset (any code but NO_ERROR/CANCEL) before completing a response. */
+  resets: number;
+  /** Streams refused (REFUSED_STREAM, or above a GOAWAY's last stream id). */
+  refused: number;
+  goaways: number;
+}
+
+export class H2Pool implements UpstreamClient {
+  readonly url: URL;
+  readonly protocol: "h2" | "h2c";
+  readonly opts: UpstreamPoolOptions;
+  readonly authority: string;
+  readonly scheme: "https" | "http";
+  readonly #address: ReturnType<typeof backendAddress>;
+  readonly sessions = new Set<H2Session>();
+  readonly stats: H2Stats = { sessions: 0, resets: 0, refused: 0, goaways: 0 };
+  #closed = false;
+  #whenEmpty: (() => void) | null = null;
+  /** Streams under way (for close()). */
+  live = 0;
+
+  constructor(url: URL, protocol: "h2" | "h2c", opts: UpstreamPoolOptions) {
+    this.url = url;
+    this.protocol = protocol;
+    this.opts = opts;
+    this.#address = backendAddress(url);
+    this.authority = url.host;
+    this.scheme = protocol === "h2" ? "https" : "http";
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  request(req: UpstreamRequest, handler: UpstreamHandler): void {
+    if (this.#closed) {
+      handler.onError(new UpstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
+      return;
+    }
+    this.live++;
+    this.#acquire().add(new H2Exchange(this, req, handler));
+  }
+
+  /** A request sent again after its stream was refused (not processed). */
+  resend(ex: H2Exchange): void {
+    if (this.#closed) {
+      ex.fail(new UpstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
+      return;
+    }
+    this.#acquire().add(ex);
+  }
+
+  /** A session with room for one more stream, or a new one. */
+  #acquire(): H2Session {
+    for (const s of this.sessions) if (s.hasRoom()) return s;
+    const { session, socket } = this.#connect();
+    const s = new H2Session(this, session, socket);
+    this.sessions.add(s);
+    this.stats.sessions++;
+    return s;
+  }
+
+  #connect(): { session: http2.ClientHttp2Session; socket: net.Socket } {
+    const { host, port, servername } = this.#address;
+    const t = this.opts.tls;
+    const socket =
+      this.protocol === "h2c"
+        ? net.connect({ host, port, noDelay: true })
+        : tls.connect({
+            host,
+            port,
+            servername: t?.servername ?? servername,
+            rejectUnauthorized: t === undefined || t.rejectUnauthorized,
+            secureContext: t?.secureContext,
+            ALPNProtocols: ["h2"],
+          });
+    socket.setNoDelay(true);
+    const session = http2.connect(`${this.scheme}://${this.authority}`, {
+      createConnection: () => socket,
+      settings: { enablePush: false },
+      // node's default (10 MB per session) is far below what many streams of a busy backend hold
+      maxSessionMemory: 64,
+    });
+    return { session, socket };
+  }
+
+  /** A stream ended (completed or failed) for good. */
+  done(): void {
+    this.live--;
+    this.#checkEmpty();
+  }
+
+  forget(s: H2Session): void {
+    this.sessions.delete(s);
+    this.#checkEmpty();
+  }
+
+  #checkEmpty(): void {
+    if (this.#whenEmpty === null || this.live !== 0) return;
+    for (const s of this.sessions) s.close();
+    const done = this.#whenEmpty;
+    this.#whenEmpty = null;
+    done();
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const s of this.sessions) if (s.streams === 0) s.close();
+    if (this.live === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const prev = this.#whenEmpty;
+      this.#whenEmpty = () => {
+        prev?.();
+        resolve();
+      };
+    });
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    const err = new UpstreamError("upstream pool destroyed", UPSTREAM_CODES.destroyed);
+    for (const s of [...this.sessions]) s.destroy(err);
+  }
+}
+
+/** One HTTP/2 connection to the backend. */
+class H2Session {
+  readonly pool: H2Pool;
+  readonly session: http2.ClientHttp2Session;
+  /** The backend's SETTINGS arrived: streams may be sent. */
+  ready = false;
+  /** GOAWAY received or closing: no new streams. */
+  draining = false;
+  goaway = false;
+  /** Streams assigned (waiting or open). */
+  streams = 0;
+  limit = INITIAL_STREAM_LIMIT;
+  /** Exchanges waiting for the SETTINGS frame. */
+  waiting: H2Exchange[] = [];
+  /** Why the session failed, for the streams it takes down. */
+  failure: Error | undefined;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(pool: H2Pool, session: http2.ClientHttp2Session, socket: net.Socket) {
+    this.pool = pool;
+    this.session = session;
+    this.timer = setTimeout(() => {
+      this.#fail(new UpstreamError("upstream connect timeout", UPSTREAM_CODES.connectTimeout));
+    }, pool.opts.connectTimeout);
+    session.on("remoteSettings", (settings) => this.#settings(settings));
+    session.on("goaway", () => this.#goaway());
+    session.on("error", (err: Error) => this.#fail(this.#explain(err)));
+    session.on("close", () => this.#closed());
+    session.setTimeout(SESSION_IDLE, () => {
+      if (this.streams === 0) this.close();
+    });
+    if (pool.protocol === "h2") {
+      socket.once("secureConnect", () => {
+        const alpn = (socket as tls.TLSSocket).alpnProtocol;
+        if (alpn !== "h2") {
+          this.#fail(notH2(pool, `it chose ${alpn ? JSON.stringify(alpn) : "no protocol"} by ALPN, not h2`));
+        }
+      });
+    }
+  }
+
+  hasRoom(): boolean {
+    return !this.draining && !this.session.destroyed && !this.session.closed && this.streams < this.limit;
+  }
+
+  add(ex: H2Exchange): void {
+    this.streams++;
+    if (this.ready) ex.start(this);
+    else this.waiting.push(ex);
+  }
+
+  /** A stream of this session ended. */
+  release(): void {
+    this.streams--;
+    if (this.streams === 0 && (this.draining || this.pool.closed)) this.close();
+  }
+
+  #settings(settings: http2.Settings): void {
+    const max = settings.maxConcurrentStreams;
+    if (typeof max === "number") this.limit = Math.max(1, Math.min(max, 1 << 20));
+    if (this.ready) return;
+    this.ready = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const ex of waiting) ex.start(this);
+  }
+
+  /** Node reports a GOAWAY more than once (on receipt, again as the session closes): counted once. */
+  #goaway(): void {
+    if (!this.goaway) {
+      this.goaway = true;
+      this.pool.stats.goaways++;
+    }
+    // no new streams; those above the GOAWAY's last id are closed by node as refused (sent again
+    // elsewhere), the others finish here
+    this.draining = true;
+    if (this.streams === 0) this.close();
+  }
+
+  /** Node's words for a backend that is not HTTP/2, made plain. */
+  #explain(err: Error): Error {
+    const code = (err as { code?: string }).code ?? "";
+    if (code === "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL")
+      return notH2(this.pool, "it offers no h2 by ALPN", err);
+    if (!this.ready && (code === "ERR_HTTP2_ERROR" || code === "ERR_HTTP2_SESSION_ERROR"))
+      return notH2(
+        this.pool,
+        this.pool.protocol === "h2c"
+          ? "it did not answer the HTTP/2 preface (h2c prior knowledge) with SETTINGS: an HTTP/1.1 server?"
+          : "it did not answer with HTTP/2 SETTINGS",
+        err,
+      );
+    return err;
+  }
+
+  #fail(err: Error): void {
+    if (this.failure === undefined) this.failure = err;
+    this.draining = true;
+    clearTimeout(this.timer);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const ex of waiting) {
+      this.streams--;
+      ex.fail(this.failure);
+    }
+    if (!this.session.destroyed) this.session.destroy();
+  }
+
+  #closed(): void {
+    clearTimeout(this.timer);
+    this.draining = true;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const ex of waiting) {
+      this.streams--;
+      ex.fail(this.failure ?? new UpstreamError("upstream session closed", UPSTREAM_CODES.closed));
+    }
+    this.pool.forget(this);
+  }
+
+  close(): void {
+    this.draining = true;
+    if (!this.session.closed && !this.session.destroyed) this.session.close();
+  }
+
+  destroy(err: Error): void {
+    this.failure ??= err;
+    this.#fail(err);
+  }
+}
+
+function notH2(pool: H2Pool, why: string, cause?: unknown): UpstreamError {
+  return new UpstreamError(
+    `backend ${pool.url.host} is set to protocol ${pool.protocol} but does not speak HTTP/2: ${why}`,
+    H2_CODES.notH2,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** One request on one stream (sent again on another session if the backend refused the stream). */
+class H2Exchange implements UpstreamConnection {
+  readonly pool: H2Pool;
+  readonly req: UpstreamRequest;
+  readonly handler: UpstreamHandler;
+  session: H2Session | null = null;
+  stream: http2.ClientHttp2Stream | null = null;
+  responded = false;
+  finished = false;
+  refusals = 0;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(pool: H2Pool, req: UpstreamRequest, handler: UpstreamHandler) {
+    this.pool = pool;
+    this.req = req;
+    this.handler = handler;
+  }
+
+  start(session: H2Session): void {
+    if (this.finished) {
+      session.release();
+      return;
+    }
+    this.session = session;
+    if (!this.handler.onSent(this)) {
+      this.#end();
+      return;
+    }
+    const r = this.req;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.session.request(requestHeaders(this.pool, r), {
+        endStream: r.body === null,
+        waitForTrailers: false,
+      });
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.stream = stream;
+    this.timer = setTimeout(() => this.#timeout(stream, "headers"), this.pool.opts.responseHeaderTimeout);
+    stream.on("response", (headers, flags: number, raw: string[]) =>
+      this.#response(stream, headers, flags, raw),
+    );
+    stream.on("data", (chunk: Buffer) => {
+      if (this.stream === stream && !this.finished && !this.handler.onData(chunk)) stream.pause();
+    });
+    stream.on("trailers", (_t, _f, raw: string[]) => {
+      if (this.stream === stream && !this.finished) this.handler.onTrailers?.(raw);
+    });
+    stream.on("end", () => this.#complete(stream));
+    stream.on("error", noop);
+    stream.on("close", () => this.#streamClosed(stream));
+    if (r.body !== null) this.#upload(stream, r.body);
+  }
+
+  #upload(stream: http2.ClientHttp2Stream, body: NonNullable<UpstreamRequest["body"]>): void {
+    this.handler.bodyTaken = true;
+    const onError = () => {
+      if (this.stream !== stream) return;
+      this.fail(new UpstreamError("client request body broke off", UPSTREAM_CODES.clientAborted));
+    };
+    body.once("error", onError);
+    body.once("aborted", onError);
+    body.pipe(stream);
+    stream.once("close", () => {
+      body.off("error", onError);
+      body.off("aborted", onError);
+      body.unpipe(stream);
+    });
+  }
+
+  #response(
+    stream: http2.ClientHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+    raw: string[],
+  ): void {
+    if (this.stream !== stream || this.finished) return;
+    this.responded = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const status = Number(headers[":status"]);
+    let list: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].charCodeAt(0) !== 58 /* : */) list.push(raw[i], raw[i + 1]);
+    }
+    // a gRPC "Trailers-Only" answer (status in the only HEADERS frame): node's HTTP/2 front cannot
+    // send a lone HEADERS frame, so it goes on as headers (content-type) and trailers (the rest),
+    // which the gRPC protocol allows as well
+    let trailers: string[] | undefined;
+    if ((flags & END_STREAM) !== 0 && headers["grpc-status"] !== undefined) {
+      trailers = [];
+      const head: string[] = [];
+      for (let i = 0; i < list.length; i += 2) {
+        if (list[i].toLowerCase() === "content-type") head.push(list[i], list[i + 1]);
+        else trailers.push(list[i], list[i + 1]);
+      }
+      list = head;
+    }
+    if (!this.handler.onHeaders(status, list, "")) {
+      this.abort();
+      return;
+    }
+    if (trailers !== undefined) this.handler.onTrailers?.(trailers);
+    const idle = this.pool.opts.idleTimeout;
+    if (idle > 0) stream.setTimeout(idle, () => this.#timeout(stream, "body"));
+  }
+
+  #complete(stream: http2.ClientHttp2Stream): void {
+    if (this.stream !== stream || this.finished || !this.responded) return;
+    this.#end();
+    this.handler.onComplete(null);
+  }
+
+  #timeout(stream: http2.ClientHttp2Stream, phase: "headers" | "body"): void {
+    if (this.stream !== stream || this.finished) return;
+    stream.close(NGHTTP2_CANCEL);
+    this.fail(
+      phase === "headers"
+        ? new UpstreamError("upstream response header timeout", UPSTREAM_CODES.headersTimeout)
+        : new UpstreamError("upstream body timeout", UPSTREAM_CODES.bodyTimeout),
+    );
+  }
+
+  #streamClosed(stream: http2.ClientHttp2Stream): void {
+    if (this.stream !== stream || this.finished) return;
+    const rst = stream.rstCode ?? NGHTTP2_NO_ERROR;
+    const session = this.session;
+    if (rst === NGHTTP2_REFUSED_STREAM && !this.responded) {
+      this.pool.stats.refused++;
+      // not processed: on a fresh session while the body is unread
+      if (!this.handler.bodyTaken && this.refusals < MAX_REFUSED_RETRIES) {
+        this.refusals++;
+        this.#detach();
+        this.pool.resend(this);
+        return;
+      }
+      this.fail(
+        new UpstreamError(
+          `backend ${this.pool.url.host} refused the stream (REFUSED_STREAM)`,
+          H2_CODES.refused,
+        ),
+      );
+      return;
+    }
+    if (session?.failure !== undefined && !this.responded) {
+      this.fail(session.failure);
+      return;
+    }
+    if (rst !== NGHTTP2_NO_ERROR && rst !== NGHTTP2_CANCEL) {
+      this.pool.stats.resets++;
+      this.fail(
+        new UpstreamError(
+          `backend ${this.pool.url.host} reset the stream (HTTP/2 error code ${rst})`,
+          UPSTREAM_CODES.closed,
+        ),
+      );
+      return;
+    }
+    this.fail(
+      new UpstreamError(
+        rst === NGHTTP2_CANCEL
+          ? `backend ${this.pool.url.host} cancelled the stream`
+          : `backend ${this.pool.url.host} closed the stream before the response was complete`,
+        // a backend's own cancel is a per-request choice, not a sign of ill health
+        rst === NGHTTP2_CANCEL ? UPSTREAM_CODES.protocol : UPSTREAM_CODES.closed,
+      ),
+    );
+  }
+
+  /** Leaves the current stream and session (before a resend). */
+  #detach(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.stream = null;
+    const s = this.session;
+    this.session = null;
+    s?.release();
+  }
+
+  #end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.#detach();
+    this.pool.done();
+  }
+
+  /** The attempt failed (before the session was up, or on its stream). */
+  fail(err: Error): void {
+    if (this.finished) return;
+    const stream = this.stream;
+    this.#end();
+    if (stream !== null && !stream.closed) stream.close(NGHTTP2_CANCEL);
+    this.handler.onError(err);
+  }
+
+  resume(): void {
+    const s = this.stream;
+    if (s !== null && !this.finished) s.resume();
+  }
+
+  abort(): void {
+    if (this.finished) return;
+    const stream = this.stream;
+    this.#end();
+    if (stream !== null && !stream.closed) stream.close(NGHTTP2_CANCEL);
+  }
+}
+
+function noop(): void {}
+
+/** The request as HTTP/2 headers: pseudo-headers from the request, connection-specific ones dropped. */
+function requestHeaders(pool: H2Pool, r: UpstreamRequest): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {
+    [HTTP2_HEADER_METHOD]: r.method,
+    [HTTP2_HEADER_PATH]: r.path,
+    [HTTP2_HEADER_SCHEME]: pool.scheme,
+  };
+  let authority: string | undefined;
+  const h = r.headers;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i].toLowerCase();
+    const value = h[i + 1];
+    if (name === "host") {
+      authority ??= value;
+      continue;
+    }
+    if (DROPPED.has(name)) continue;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [String(prev), value];
+  }
+  out[HTTP2_HEADER_AUTHORITY] = authority ?? pool.authority;
+  // switchyard relays trailers over HTTP/2; gRPC servers look for this
+  out.te = "trailers";
+  return out;
+}
