@@ -87,10 +87,7 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
     const file = without(
       "all-fields.yaml",
       [
-        ...["bind", "root", "spa", "index", "inbound_mtls_profile"].map((k) => [
-          "example",
-          k,
-        ]),
+        ...["bind", "root", "spa", "index", "inbound_mtls_profile"].map((k) => ["example", k]),
         ...["ssl_trusted_certificate", "ssl_certificate", "ssl_certificate_key", "path_patterns"].map((k) => [
           "example",
           k,
@@ -249,5 +246,68 @@ describe("GoDoxy corpus: idle.yaml", () => {
     const r = await get(s.port, "sleepy.lan", "/hello", { accept: "text/html" });
     assert.equal(r.status, 200);
     assert.match(r.body, /hello from sleepy/);
+  });
+});
+
+describe("GoDoxy corpus: middlewares.yaml", () => {
+  test("check passes: every middleware name spelling GoDoxy takes", async () => {
+    const r = await check(fixture("middlewares.yaml"));
+    assert.equal(r.code, 0, r.lines.join("\n"));
+  });
+
+  test("cidr_whitelist, request/response header edits, real_ip, rate_limit and redirect_http act on traffic", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const s = await serve(fixture("middlewares.yaml"), env, c);
+    a.seen.length = 0;
+    const r = await get(s.port, "guarded.lan", "/g", { "x-debug": "1" });
+    assert.deepEqual([r.status, r.body], [200, "a /g"]);
+    assert.equal(r.headers["x-frame-options"], "DENY");
+    assert.equal(r.headers["x-powered-by"], undefined, "hidden from the response");
+    const seen = a.seen.at(-1)!;
+    assert.equal(seen["x-env"], "prod");
+    assert.equal(seen["x-via"], "godoxy");
+    assert.equal(seen["x-debug"], undefined, "hidden from the request");
+
+    // real_ip from loopback: the allow list and the rate limit see X-Real-IP
+    b.seen.length = 0;
+    assert.equal((await get(s.port, "open.lan")).status, 403, "127.0.0.1 is not in 203.0.113.0/24");
+    const client = { "x-real-ip": "203.0.113.5" };
+    for (let i = 0; i < 5; i++) assert.equal((await get(s.port, "open.lan", "/", client)).status, 200);
+    const limited = await get(s.port, "open.lan", "/", client);
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers["retry-after"]) >= 1);
+    assert.equal(b.seen.length, 5, "refused requests never reach the backend");
+
+    const red = await get(s.port, "secure.lan", "/x?y=1");
+    assert.equal(red.status, 308);
+    assert.equal(red.headers.location, "https://secure.lan/x?y=1");
+  });
+});
+
+describe("GoDoxy corpus: rules.yaml", () => {
+  test("check refuses the rules switchyard cannot express, naming their matcher", async () => {
+    const r = await check(fixture("rules.yaml"));
+    assert.equal(r.code, 1);
+    expectRefused(r.lines, [
+      [43, "unmappable.rules[0].on", 'GoDoxy rule "api only" is not supported: matcher `path`'],
+      [46, "unmappable.rules[1].on", 'GoDoxy rule "to legacy" is not supported: matcher `header`'],
+    ]);
+  });
+
+  test("the rest serves: remote rules as allow/deny, a default rule's header edits", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const s = await serve(without("rules.yaml", [["unmappable"]], c), env, c);
+    a.seen.length = 0;
+    const r = await get(s.port, "internal.lan", "/i", { "x-debug": "1" });
+    assert.deepEqual([r.status, r.body], [200, "a /i"]);
+    assert.equal(r.headers["x-served-by"], "switchyard");
+    assert.equal(a.seen.at(-1)!["x-env"], "prod");
+    assert.equal(a.seen.at(-1)!["x-debug"], undefined);
+    b.seen.length = 0;
+    assert.equal((await get(s.port, "tagged.lan")).status, 403, "remote 127.0.0.1 → error 403");
+    assert.equal((await get(s.port, "lan.lan")).status, 403, "only 192.168.0.0/16 passes");
+    assert.equal(b.seen.length, 0);
   });
 });
