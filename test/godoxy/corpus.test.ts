@@ -4,11 +4,19 @@
  * `switchyard serve` with real backends behind it.
  */
 import * as assert from "node:assert/strict";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
+import * as https from "node:https";
+import type * as net from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type * as tls from "node:tls";
 import { freePort } from "../idle/helpers.ts";
 import { Cleanup } from "../support/cleanup.ts";
 import { spawnCli } from "../support/cli.ts";
+import { testPki } from "../support/tls.ts";
 import { until } from "../support/until.ts";
 import { adminJson, type Backend, backend, fixture, get, NODE, ROOT, serve, without } from "./helpers.ts";
 
@@ -33,8 +41,11 @@ before(async () => {
 after(() => cleanup.run());
 
 /** `switchyard check -c FILE`: exit code and output lines. */
-async function check(file: string): Promise<{ code: number | null; lines: string[] }> {
-  const cli = spawnCli(["check", "-c", file], { env });
+async function check(
+  file: string,
+  withEnv: Record<string, string> = env,
+): Promise<{ code: number | null; lines: string[] }> {
+  const cli = spawnCli(["check", "-c", file], { env: withEnv });
   const exit = await cli.exited;
   const out = [...cli.lines, ...cli.stderr().split("\n")];
   return { code: exit.code, lines: out.filter((l) => l.trim() !== "") };
@@ -309,5 +320,57 @@ describe("GoDoxy corpus: rules.yaml", () => {
     assert.equal((await get(s.port, "tagged.lan")).status, 403, "remote 127.0.0.1 → error 403");
     assert.equal((await get(s.port, "lan.lan")).status, 403, "only 192.168.0.0/16 passes");
     assert.equal(b.seen.length, 0);
+  });
+});
+
+describe("GoDoxy corpus: tls.yaml", () => {
+  test("ssl_* keys, no_tls_verify and h2c: verified, client-certified, unverified and HTTP/2 backends", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-godoxy-pki-"));
+    c.add(() => rmSync(dir, { recursive: true, force: true }));
+    const pki = testPki(dir);
+    const listenOn = async (server: net.Server) => {
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      c.add(() => new Promise<void>((r) => server.close(() => r())));
+      return (server.address() as net.AddressInfo).port;
+    };
+    let clientCn = "";
+    const verified = https.createServer(
+      { cert: pki.server.certPem, key: pki.server.keyPem, ca: pki.clientCa.certPem, requestCert: true },
+      (req, res) => {
+        clientCn = String((req.socket as tls.TLSSocket).getPeerCertificate().subject?.CN ?? "");
+        res.end(`verified ${req.url}`);
+      },
+    );
+    const self = https.createServer(
+      { cert: pki.selfSigned.certPem, key: pki.selfSigned.keyPem },
+      (req, res) => res.end(`self ${req.url}`),
+    );
+    const h2c = http2.createServer((req, res) => res.end(`h2c ${req.httpVersion} ${req.url}`));
+    const tlsEnv = {
+      ...env,
+      GDX_TLS_PORT: String(await listenOn(verified)),
+      GDX_SELF_PORT: String(await listenOn(self)),
+      GDX_H2C_PORT: String(await listenOn(h2c)),
+      GDX_CA: pki.ca.cert,
+      GDX_CLIENT_CERT: pki.client.cert,
+      GDX_CLIENT_KEY: pki.client.key,
+    };
+    const r = await check(fixture("tls.yaml"), tlsEnv);
+    assert.equal(r.code, 0, r.lines.join("\n"));
+    assert.match(r.lines.join("\n"), /grpc http:\/\/127\.0\.0\.1:\d+ h2c/);
+    const s = await serve(fixture("tls.yaml"), tlsEnv, c);
+    const v = await get(s.port, "verified.lan", "/v");
+    assert.deepEqual([v.status, v.body], [200, "verified /v"]);
+    assert.equal(clientCn, "switchyard", "the client certificate was presented");
+    assert.equal((await get(s.port, "unverified.lan", "/u")).body, "self /u");
+    assert.equal(
+      (await get(s.port, "strict.lan")).status,
+      502,
+      "a self-signed certificate is refused by default",
+    );
+    assert.equal((await get(s.port, "grpc.lan", "/g")).body, "h2c 2.0 /g");
   });
 });
