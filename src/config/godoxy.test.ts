@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -569,5 +569,40 @@ describe("GoDoxy middlewares and rules", () => {
       got[3],
       /:14: a\.rules\[3\]\.do: GoDoxy rule "default" is not supported: command `rewrite \/a \/b`/,
     );
+  });
+});
+
+describe("GoDoxy custom_error_page", () => {
+  test("the pages of GoDoxy's error_pages/ folder (beside the route file or one up) become error_pages", () => {
+    const root = mkdtempSync(join(tmpdir(), "switchyard-godoxy-pages-"));
+    after(() => rmSync(root, { recursive: true, force: true }));
+    mkdirSync(join(root, "config"));
+    mkdirSync(join(root, "error_pages"));
+    writeFileSync(join(root, "error_pages", "404.html"), "<h1>not here</h1>");
+    writeFileSync(join(root, "error_pages", "503.html"), "<h1>later</h1>");
+    writeFileSync(join(root, "error_pages", "style.css"), "");
+    const file = join(root, "config", "routes.yml");
+    const c = parseConfig(`a:\n  host: h\n  middlewares:\n    errorPage: {}\n`, file, {}, {});
+    assert.deepEqual(c.services.a.middlewares, [
+      {
+        kind: "error_pages",
+        pages: { 404: join(root, "error_pages", "404.html"), 503: join(root, "error_pages", "503.html") },
+      },
+    ]);
+    try {
+      parseConfig(
+        `a:\n  host: h\n  middlewares:\n    custom_error_page:\n`,
+        join(tmpdir(), "routes.yml"),
+        {},
+        {},
+      );
+      assert.fail("expected a problem");
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.problems[0],
+        /a\.middlewares\.custom_error_page: custom_error_page: no error_pages\/ folder/,
+      );
+    }
   });
 });
