@@ -1019,6 +1019,8 @@ export class LoadBalancer {
         runtime_weight: s.runtimeWeight ?? null,
         backup: s.backup,
         admin_state: s.adminState,
+        // idle-managed (started on demand, stopped when idle): the admin wake/stop apply
+        idle: s.idle !== undefined,
         slow_start: s.ramp < 1 ? `${Math.floor(s.ramp * 100)}%` : null,
         status: s.status(),
         available: s.canTakeRequests(),
