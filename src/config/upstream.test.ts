@@ -9,10 +9,9 @@ import { checkConfig, parseConfig } from "./load.ts";
 
 let dir: string;
 let file: string;
-let pki: ReturnType<typeof testPki>;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "switchyard-upstream-"));
-  pki = testPki(dir);
+  testPki(dir); // ca.pem, client.pem, server-key.pem, ... next to the config file
   file = join(dir, "switchyard.yaml");
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
