@@ -26,11 +26,11 @@ if (role === "proxy") {
   process.on("SIGINT", () => process.exit(0));
   const [protocol, ...ports] = rest;
   const lb = new LoadBalancer({ link: "bench" });
-  ports.forEach((p, i) =>
+  for (const [i, p] of ports.entries()) {
     lb.addServer(
       new Server({ name: `b${i}`, url: `http://127.0.0.1:${p}`, protocol: protocol as "http1.1" | "h2c" }),
-    ),
-  );
+    );
+  }
   lb.start(new AbortController().signal);
   const server = http.createServer({ keepAliveTimeout: 60_000 }, lb.handle);
   server.listen(0, "127.0.0.1", () => {
