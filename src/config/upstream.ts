@@ -4,6 +4,7 @@
  * `switchyard check` reports a missing CA, a file that is not PEM, or a certificate that does not
  * match its key at the line that names it. A server's own settings override the service's, key by key.
  */
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import * as tls from "node:tls";
@@ -71,6 +72,9 @@ export function readUpstreamTls(
   const ca = pem("ca");
   if (ca) {
     try {
+      // node takes a file without a certificate as an empty list: one is needed
+      if (!ca.text.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no certificate in it");
+      new X509Certificate(ca.text);
       tls.createSecureContext({ ca: ca.text });
       out.ca = ca.file;
     } catch (err) {

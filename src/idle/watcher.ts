@@ -10,6 +10,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
+import type * as tls from "node:tls";
 import type { EventSink } from "../admin/events.ts";
 import type { ServerIdle, WakeProgress } from "../balancer/server.ts";
 import { formatDuration, toMs } from "../duration.ts";
@@ -17,6 +18,8 @@ import { IdleError, InvalidArgumentError } from "../errors.ts";
 import type { HealthSource, HealthStatus } from "../health/status.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { IdleProvider, ProviderState, StopMethod } from "./provider.ts";
+
+type ReadinessTls = Pick<tls.ConnectionOptions, "secureContext" | "servername" | "rejectUnauthorized">;
 
 export const STOP_METHODS: readonly StopMethod[] = ["stop", "pause", "kill"];
 /** A failed wake is not retried before this many ms. */
@@ -50,7 +53,15 @@ export interface IdleWatcherOptions {
   startEndpoint?: string;
   noLoadingPage?: boolean;
   /** Readiness probe after a start: HEAD (GET with useGet) on `path`, 2xx/3xx = ready; without it a TCP connect. */
-  readiness?: { path: string; useGet?: boolean };
+  readiness?: {
+    path: string;
+    useGet?: boolean;
+    /**
+     * TLS connect options for an https:// url, as the proxy connects (src/proxy/upstream-tls.ts
+     * `tlsConnectOptions`); without them certificates are not checked by this probe.
+     */
+    tls?: ReadinessTls;
+  };
   /** The normal health check, run while the server is up (and stopped while it naps). */
   health?: HealthSource;
   /** Watchers woken first (each ready before this one starts) and stopped after it. */
@@ -92,7 +103,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
   readonly stopSignal: string | undefined;
   readonly startEndpoint: string | undefined;
   readonly noLoadingPage: boolean;
-  readonly #readiness: { path: string; useGet: boolean } | undefined;
+  readonly #readiness: { path: string; useGet: boolean; tls: ReadinessTls | undefined } | undefined;
   readonly #health: HealthSource | undefined;
   readonly #opts: IdleWatcherOptions;
   readonly #logger: Logger;
@@ -147,7 +158,11 @@ export class IdleWatcher implements HealthSource, ServerIdle {
     this.startEndpoint = options.startEndpoint;
     this.noLoadingPage = options.noLoadingPage === true;
     this.#readiness = options.readiness
-      ? { path: options.readiness.path, useGet: options.readiness.useGet === true }
+      ? {
+          path: options.readiness.path,
+          useGet: options.readiness.useGet === true,
+          tls: options.readiness.tls,
+        }
       : undefined;
     this.#health = options.health;
     this.#logger = (options.logger ?? silentLogger).child({ service: this.service, server: this.server });
@@ -501,6 +516,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
         timeout,
         signal,
         rejectUnauthorized: false,
+        ...this.#readiness.tls,
         headers: { host: u.host, "user-agent": "switchyard-idle" },
       });
       req.once("response", (res) => {

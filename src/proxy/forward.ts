@@ -87,6 +87,12 @@ export function classify(err: unknown): FailureKind {
   return "other";
 }
 
+/** An HTTP/2 stream the backend refused (RFC 9113 §8.7: not processed), or a backend that is not HTTP/2. */
+function isUnprocessed(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === H2_CODES.refused || code === H2_CODES.notH2;
+}
+
 function isConnectTimeout(err: unknown): boolean {
   return (err as { code?: unknown } | undefined)?.code === UPSTREAM_CODES.connectTimeout;
 }
@@ -420,7 +426,7 @@ class Exchange implements UpstreamHandler {
       this.host.logger.warn({ server: server.name, tls: tlsReason(err) }, "backend TLS refused");
     }
     if (server !== null && (kind === "connect" || kind === "reset")) this.host.reportFailure(server, err);
-    if (this.#retryable(kind) && this.tried!.length < this.fw.maxAttempts) {
+    if (this.#retryable(kind, err) && this.tried!.length < this.fw.maxAttempts) {
       const next = this.host.pickRetry(this.req, this.tried!);
       if (next !== undefined) {
         this.host.logger.debug({ server: server?.name, next: next.name, err }, "retrying on another server");
@@ -442,10 +448,10 @@ class Exchange implements UpstreamHandler {
    * (no connection) and none of the client's body was taken; or, for a replayable method without
    * a body, when the connection broke before any response.
    */
-  #retryable(kind: FailureKind): boolean {
+  #retryable(kind: FailureKind, err: Error): boolean {
     if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
-    // not processed (a refused HTTP/2 stream, a backend that is not HTTP/2), nothing of the body read
-    if (kind === "connect" && !this.bodyTaken) return true;
+    // provably not processed though written (a refused HTTP/2 stream), nothing of the body read
+    if (!this.bodyTaken && isUnprocessed(err)) return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
 }

@@ -260,7 +260,20 @@ class H2Session {
     this.timer = undefined;
     const waiting = this.waiting;
     this.waiting = [];
-    for (const ex of waiting) ex.start(this);
+    for (const ex of waiting) {
+      // a GOAWAY that came with the SETTINGS: these were never sent, they go to another session
+      if (this.draining) {
+        this.streams--;
+        if (ex.refusals++ < MAX_REFUSED_RETRIES) this.pool.resend(ex);
+        else
+          ex.fail(
+            new UpstreamError(
+              `backend ${this.pool.url.host} keeps closing new sessions (GOAWAY)`,
+              H2_CODES.refused,
+            ),
+          );
+      } else ex.start(this);
+    }
   }
 
   /** Node reports a GOAWAY more than once (on receipt, again as the session closes): counted once. */

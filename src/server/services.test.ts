@@ -156,3 +156,24 @@ test("slow_start and panic_threshold reach the running balancer on reload", () =
   assert.equal(s.lb.toJSON().extra.config.panic_threshold, "25%");
   s.controller.abort();
 });
+
+test("a server whose protocol or tls changes is replaced with a new monitor; the others keep theirs", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  const [a0, b0] = s.lb.servers;
+  assert.equal(a0.transport.protocol, "http1.1");
+  const changes = s.apply(
+    svc({
+      servers: [
+        { name: "a", url: "http://127.0.0.1:9001", weight: 1, backup: false, protocol: "h2c" },
+        { name: "b", url: "http://127.0.0.1:9002", weight: 1, backup: false },
+      ],
+    }),
+    timeouts,
+  );
+  assert.deepEqual(changes, ["~a protocol/tls"]);
+  const [a1, b1] = s.lb.servers;
+  assert.equal(a1.transport.protocol, "h2c");
+  assert.notEqual(a1.health, a0.health, "a new monitor that speaks h2c");
+  assert.equal((a1.health as { transport?: { protocol: string } }).transport?.protocol, "h2c");
+  assert.equal(b1, b0, "untouched");
+});

@@ -3,6 +3,7 @@
  * request stats; plus applying a changed ServiceConfig to it in place (hot reload).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import type { EventAction, EventSink } from "../admin/events.ts";
 import { LoadBalancer } from "../balancer/load-balancer.ts";
@@ -16,6 +17,7 @@ import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
 import type { Logger } from "../log.ts";
 import { type Chain, createChain } from "../middleware/index.ts";
+import { resolveTransport, tlsConnectOptions } from "../proxy/upstream-tls.ts";
 import { ServiceStats } from "./metrics.ts";
 
 /**
@@ -218,7 +220,12 @@ export class Service {
       stopSignal: idle.stopSignal,
       startEndpoint: idle.startEndpoint,
       noLoadingPage: idle.noLoadingPage,
-      readiness: hc.enabled ? { path: hc.path, useGet: hc.useGet } : undefined,
+      // an HTTP/1.1 probe, verified as the proxy connects; an h2/h2c server is ready once it accepts
+      // connections (its health monitor, which speaks HTTP/2, takes over from there)
+      readiness:
+        hc.enabled && s.protocol === undefined
+          ? { path: hc.path, useGet: hc.useGet, tls: readinessTls(s) }
+          : undefined,
       health: (env.healthFor ?? this.#health)(this.config, s),
       dependsOn: () => idle.dependsOn.flatMap(resolve),
       dependents: (): IdleWatcher[] =>
@@ -377,6 +384,15 @@ export class Service {
 
 function isRemoteIdle(h: HealthSource | undefined): h is RemoteIdle {
   return h !== undefined && typeof (h as Partial<RemoteIdle>).attach === "function";
+}
+
+/** The TLS connect options of an https:// server's readiness probe (undefined for http://). */
+function readinessTls(s: ServerConfig) {
+  const url = new URL(s.url);
+  if (url.protocol !== "https:") return undefined;
+  const t = resolveTransport(`server ${s.name}`, url, s.protocol, tlsOptionsOf(s.tls)).tls;
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return t === undefined ? undefined : tlsConnectOptions(t, host, isIP(host) !== 0);
 }
 
 function sameTransport(a: ServerConfig, b: ServerConfig): boolean {

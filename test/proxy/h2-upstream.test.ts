@@ -13,6 +13,7 @@ import { test } from "node:test";
 import { pino } from "pino";
 import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
+import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
 import type { H2Pool } from "../../src/proxy/h2-client.ts";
 import { Cleanup, inflight, listen, request, selfSigned, until } from "./helpers.ts";
 
@@ -321,3 +322,32 @@ test("h2 verifies certificates as HTTP/1.1 does: a self-signed backend is a 502 
 function stats(server: Server): H2Pool["stats"] | undefined {
   return (server.upstream as H2Pool | undefined)?.stats;
 }
+
+test("health checks speak the service's protocol: an h2c check is healthy on an h2c backend, unhealthy on an HTTP/1.1 one", async () => {
+  const c = new Cleanup();
+  try {
+    const paths: string[] = [];
+    const b = await h2Backend(c, (stream, headers) => {
+      paths.push(`${headers[":method"]} ${headers[":path"]}`);
+      stream.respond({ ":status": headers[":path"] === "/down" ? 503 : 204 });
+      stream.end();
+    });
+    const h1 = await listen(
+      http.createServer((_req, res) => res.end()),
+      c,
+    );
+    const ok = new HttpHealthMonitor(b.url, { protocol: "h2c", path: "/healthz", retries: -1 });
+    const down = new HttpHealthMonitor(b.url, { protocol: "h2c", path: "/down", retries: -1 });
+    const notH2 = new HttpHealthMonitor(`http://127.0.0.1:${h1}`, { protocol: "h2c", retries: -1 });
+    const ac = new AbortController();
+    c.add(() => ac.abort());
+    for (const m of [ok, down, notH2]) m.start(ac.signal);
+    assert.equal(await ok.check(), "healthy");
+    assert.equal(await down.check(), "unhealthy");
+    assert.equal(down.detail(), "HTTP 503");
+    assert.equal(await notH2.check(), "unhealthy");
+    assert.ok(paths.includes("HEAD /healthz"), paths.join());
+  } finally {
+    await c.run();
+  }
+});

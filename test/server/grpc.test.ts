@@ -173,7 +173,12 @@ ${backends.map((b) => `      - { name: ${b.name}, url: "http://127.0.0.1:${b.por
     const done = new Promise<grpc.StatusObject>((r) => call.on("status", r));
     const words = ["alpha", "beta", "gamma", "delta"];
     for (const w of words) {
-      const answered = new Promise<void>((r) => call.once("data", (m: Msg) => (got.push(m.text), r())));
+      const answered = new Promise<void>((r) =>
+        call.once("data", (m: Msg) => {
+          got.push(m.text);
+          r();
+        }),
+      );
       call.write({ text: w });
       await answered; // a real round trip per message: no buffering of the stream
     }
