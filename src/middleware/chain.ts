@@ -73,6 +73,9 @@ export class Chain {
       const r = res as ChainedResponse;
       r[kChain] = this;
       r.writeHead = chainWriteHead as ServerResponse["writeHead"];
+      // a body written without writeHead (implicit head) must pass the filters too
+      r.write = filteredWrite as ServerResponse["write"];
+      r.end = filteredEnd as ServerResponse["end"];
     }
     this.#run(req, res, next, info, 0);
   }
@@ -270,14 +273,11 @@ function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: 
   if (chain === undefined || this.headersSent) return p.writeHead.call(this, status, a, b);
   this[kChain] = undefined;
   const text = typeof a === "string" ? a : undefined;
-  const headers = flatten(this, typeof a === "string" ? b : a);
+  // writeHead(status, headers) or writeHead(status, text | undefined, headers) (the proxy's form)
+  const headers = flatten(this, typeof a === "string" || a === undefined ? b : a);
   const req = (this as ServerResponse & { req: IncomingMessage }).req;
   const { sink, status: out } = chain.head(req, this, status, headers);
-  if (sink !== undefined) {
-    this[kFilter] = sink;
-    this.write = filteredWrite as ServerResponse["write"];
-    this.end = filteredEnd as ServerResponse["end"];
-  }
+  if (sink !== undefined) this[kFilter] = sink;
   return out === status && text !== undefined
     ? p.writeHead.call(this, out, text, headers)
     : p.writeHead.call(this, out, headers);
@@ -290,15 +290,20 @@ function toBuffer(chunk: unknown, enc: unknown): Buffer | undefined {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
 }
 
-function filteredWrite(this: ChainedResponse, chunk: unknown, enc?: unknown): boolean {
+/** res.write of a response whose service has response middlewares: through the body filters, if any. */
+function filteredWrite(this: ChainedResponse, chunk: unknown, enc?: unknown, cb?: unknown): boolean {
+  if (!this.headersSent) this.writeHead(this.statusCode);
+  const sink = this[kFilter];
+  if (sink === undefined) return proto(this).write.call(this, chunk, enc, cb);
   const b = toBuffer(chunk, enc);
   if (b === undefined || b.length === 0) return true;
-  return this[kFilter]!.write(b);
+  return sink.write(b);
 }
 
-function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown): ServerResponse {
+function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown, cb?: unknown): ServerResponse {
+  if (!this.headersSent && !this.destroyed) this.writeHead(this.statusCode);
   const sink = this[kFilter];
-  if (sink === undefined) return proto(this).end.call(this);
+  if (sink === undefined) return proto(this).end.call(this, chunk, enc, cb);
   this[kFilter] = undefined;
   sink.end(toBuffer(chunk, enc));
   return this;
