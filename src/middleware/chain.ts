@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { normalizePeer, type RealIpResolver } from "../balancer/realip.ts";
 import type { Logger } from "../log.ts";
 import {
   type Answer,
@@ -23,6 +24,14 @@ export interface Next {
   handle(req: IncomingMessage, res: ServerResponse): void;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   clientIp(req: IncomingMessage): string;
+  /** The service's real-IP rules: an untrusted peer is its own client (no header is read). */
+  readonly realIp: RealIpResolver;
+}
+
+/** The resolved client address; `req.headers` (built lazily by node) is touched only for a trusted peer. */
+function clientOf(req: IncomingMessage, next: Next): string {
+  const peer = normalizePeer(req.socket?.remoteAddress);
+  return next.realIp.isTrusted(peer) ? next.clientIp(req) : peer;
 }
 
 /** Told of every answer a middleware gave (metrics). */
@@ -67,7 +76,7 @@ export class Chain {
   }
 
   handle(req: IncomingMessage, res: ServerResponse, next: Next): void {
-    const info: Info = { client: this.#needsClient ? next.clientIp(req) : "" };
+    const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     // the response middlewares see every head: the backend's, switchyard's errors, the answers here
     if (this.#response.length !== 0) {
       const r = res as ChainedResponse;
@@ -107,7 +116,7 @@ export class Chain {
 
   /** Upgrades (WebSocket): the request phases only; an answer is written on the socket. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next: Next): void {
-    const info: Info = { client: this.#needsClient ? next.clientIp(req) : "" };
+    const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     const step = (from: number): void => {
       const list = this.#request;
       for (let i = from; i < list.length; i++) {

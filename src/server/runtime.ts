@@ -331,7 +331,8 @@ function routingJSON(s: Service): Record<string, unknown> {
   if (c.timeouts) {
     const t: Record<string, string> = {};
     if (c.timeouts.connect !== undefined) t.connect = formatDuration(c.timeouts.connect);
-    if (c.timeouts.responseHeader !== undefined) t.response_header = formatDuration(c.timeouts.responseHeader);
+    if (c.timeouts.responseHeader !== undefined)
+      t.response_header = formatDuration(c.timeouts.responseHeader);
     if (c.timeouts.idle !== undefined) t.idle = formatDuration(c.timeouts.idle);
     out.timeouts = t;
   }
