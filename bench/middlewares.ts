@@ -25,7 +25,7 @@ const CASES: Record<string, [string, string, string]> = {
   basic_auth: [
     `[{ basic_auth: { users: { bench: "${hash}" } } }]`,
     auth,
-    "right password, remembered (HMAC + map get; bcrypt once)",
+    "right password, remembered (salted SHA-256 + map get; bcrypt once)",
   ],
   rate_limit: ["[{ rate_limit: { rate: 1000000000/s } }]", "", "token bucket of one address, admits all"],
   request_headers: [
