@@ -156,3 +156,19 @@ test("slow_start and panic_threshold reach the running balancer on reload", () =
   assert.equal(s.lb.toJSON().extra.config.panic_threshold, "25%");
   s.controller.abort();
 });
+
+test("middlewares: none means no chain; a reload builds, keeps or drops it; service timeouts override", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  assert.equal(s.chain, undefined);
+  const allow = { kind: "allow", cidrs: ["10.0.0.0/8"] } as const;
+  assert.ok(s.apply(svc({ middlewares: [allow] }), timeouts).includes("middlewares"));
+  const built = (s as Service).chain;
+  assert.deepEqual(built?.kinds, ["allow"]);
+  // the same list again: the chain (and its state, e.g. rate-limit buckets) stays
+  assert.deepEqual(s.apply(svc({ middlewares: [{ ...allow }] }), timeouts), []);
+  assert.equal(s.chain, built);
+  const changes = s.apply(svc({ paths: ["/api"], timeouts: { responseHeader: 1000 } }), timeouts);
+  assert.deepEqual(changes, ["timeouts", "paths", "middlewares"]);
+  assert.equal(s.chain, undefined);
+  assert.deepEqual(s.lb.config.timeouts, { connect: 5000, responseHeader: 1000, idle: 60000 });
+});
