@@ -9,6 +9,10 @@
  *   node bench/quick-proxy.ts [--duration 5] [--connections 64] [--rounds 1] [--only bare,switchyard,switchyard-h1] [--cpu-prof]
  *   node bench/quick-proxy.ts upstream|bare|switchyard|switchyard-h1 PORT [UPSTREAM_PORTS...]   (used internally)
  *
+ * `switchyard-front` is the server's whole request path (config → Runtime → Front → service →
+ * balancer, as `switchyard serve` runs it); QP_MW=<YAML list> gives its service middlewares (see
+ * bench/middlewares.ts), QP_HEADER="Name: value" adds a request header to wrk's requests.
+ *
  * Needs `wrk` and `taskset` on PATH. --cpu-prof writes profiles to /tmp/qp-prof.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -21,21 +25,29 @@ import { fileURLToPath } from "node:url";
 const self = fileURLToPath(import.meta.url);
 const [, , role, ...rest] = process.argv;
 // exit through process.exit so --cpu-prof writes its profile
-if (role === "upstream" || role === "bare" || role === "switchyard" || role === "switchyard-h1")
+if (
+  role === "upstream" ||
+  role === "bare" ||
+  role === "switchyard" ||
+  role === "switchyard-h1" ||
+  role === "switchyard-front"
+)
   process.on("SIGINT", () => process.exit(0));
 
 // CPU time per request: robust to a busy machine where req/s is not. SIGUSR2 starts the window,
 // SIGUSR1 prints `cpu <µs per request> <requests>` on stderr.
 let counted = 0;
+/** Requests served so far (switchyard-front reads its service's stats). */
+let served = () => counted;
 let base = process.cpuUsage();
 let baseCount = 0;
 process.on("SIGUSR2", () => {
   base = process.cpuUsage();
-  baseCount = counted;
+  baseCount = served();
 });
 process.on("SIGUSR1", () => {
   const u = process.cpuUsage(base);
-  const n = counted - baseCount;
+  const n = served() - baseCount;
   if (process.env.QP_MEM === "1") {
     const m = process.memoryUsage();
     const mb = (x: number) => (x / 1048576).toFixed(0);
@@ -160,6 +172,33 @@ if (role === "upstream") {
     srv.keepAliveTimeout = 60_000;
     counting(srv).listen(Number(rest[0]), "127.0.0.1");
   }
+} else if (role === "switchyard-front") {
+  const { parseConfig } = await import("../src/config/load.ts");
+  const { Runtime } = await import("../src/server/runtime.ts");
+  const { silentLogger } = await import("../src/log.ts");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "qp-front-"));
+  writeFileSync(join(dir, "502.html"), "<h1>down</h1>");
+  const mw = process.env.QP_MW ? `    middlewares: ${process.env.QP_MW}\n` : "";
+  const yaml = `listen: 127.0.0.1:${rest[0]}
+admin: 127.0.0.1:0
+services:
+  bench:
+    hosts: ["*"]
+    options: { header: X-Forwarded-For, from: [10.0.0.0/8], recursive: true }
+    healthcheck: { interval: 5s }
+${mw}    servers: [${rest
+    .slice(1)
+    .map((p) => `"http://127.0.0.1:${p}"`)
+    .join(", ")}]
+`;
+  const config = parseConfig(yaml, join(dir, "switchyard.yaml"), {}, {});
+  const rt = new Runtime({ logger: silentLogger, proxy: true, admin: false, ownsHealth: true });
+  await rt.start(config);
+  const stats = rt.services.get("bench")!.stats;
+  served = () => stats.count;
 } else {
   await main();
 }
@@ -177,7 +216,10 @@ async function waitUp(port: number): Promise<void> {
     const ok = await new Promise<boolean>((resolve) => {
       const r = http.get({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
         res.resume();
-        res.on("end", () => resolve(res.statusCode === 200));
+        // a middleware may answer itself (bench/middlewares.ts: 308, 401)
+        res.on("end", () =>
+          resolve(res.statusCode === 200 || res.statusCode === 308 || res.statusCode === 401),
+        );
       });
       r.on("error", () => resolve(false));
     });
@@ -208,15 +250,26 @@ async function cpuPerRequest(child: ChildProcess): Promise<string> {
 }
 
 function wrk(port: number, duration: number, connections: number): { rps: number; p50: string; p99: string } {
+  const header = process.env.QP_HEADER ? ["-H", process.env.QP_HEADER] : [];
   const out = execFileSync(
     "taskset",
-    ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${duration}s`, "--latency", `http://127.0.0.1:${port}/`],
+    [
+      "-c",
+      "1",
+      "wrk",
+      "-t1",
+      `-c${connections}`,
+      `-d${duration}s`,
+      "--latency",
+      ...header,
+      `http://127.0.0.1:${port}/`,
+    ],
     { encoding: "utf8" },
   );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? "?";
   const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? "?";
-  if (/Non-2xx|Socket errors/.test(out)) process.stderr.write(out);
+  if (/Non-2xx|Socket errors/.test(out) && process.env.QP_QUIET_NON2XX !== "1") process.stderr.write(out);
   return { rps, p50, p99 };
 }
 

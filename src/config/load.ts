@@ -206,6 +206,8 @@ export function summarize(config: SwitchyardConfig): string {
         : "health checks off",
       s.slowStart ? `slow start ${formatDuration(s.slowStart)}` : "",
       s.panicThreshold ? `panic below ${s.panicThreshold}%` : "",
+      s.paths?.length ? `paths ${s.paths.join(" ")}${s.stripPrefix ? " (stripped)" : ""}` : "",
+      s.middlewares?.length ? `middlewares ${s.middlewares.map((m) => m.kind).join(" → ")}` : "",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
     for (const v of s.servers) {

@@ -3,10 +3,10 @@
  * native build; its async compare yields to the event loop between rounds). An unknown user is
  * checked against a dummy hash of the same cost, so it costs what a wrong password costs and the
  * answer time does not tell which user names exist. A successful check is remembered (bounded,
- * keyed by an HMAC of the credentials under a per-process key, never the password) for
- * `CACHE_TTL`, so a logged-in client does not pay a bcrypt run on every request.
+ * keyed by a SHA-256 of a per-process random salt and the Authorization value, never the
+ * password) for `CACHE_TTL`, so a logged-in client does not pay a bcrypt run on every request.
  */
-import { createHmac, randomBytes } from "node:crypto";
+import { hash as digest, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import bcrypt from "bcryptjs";
 import type { MiddlewareConfig } from "../config/types.ts";
@@ -20,8 +20,8 @@ export class BasicAuth implements Middleware {
   readonly #users: Map<string, string>;
   readonly #dummy: string;
   readonly #unauthorized: Answer;
-  readonly #key = randomBytes(32);
-  /** HMAC of "user:password" → expiry (ms); insertion order = age. */
+  readonly #salt = randomBytes(32).toString("base64");
+  /** Salted SHA-256 of the Authorization value → expiry (ms); insertion order = age. */
   readonly #ok = new Map<string, number>();
 
   constructor(config: Extract<MiddlewareConfig, { kind: "basic_auth" }>) {
@@ -45,18 +45,19 @@ export class BasicAuth implements Middleware {
     const i = findHeader(raw, "authorization");
     if (i < 0) return this.#unauthorized;
     const v = raw[i + 1];
+    // a client that logged in lately: one hash and one map get
+    const mac = digest("sha256", this.#salt + v, "base64");
+    const until = this.#ok.get(mac);
+    if (until !== undefined) {
+      if (until > Date.now()) return undefined;
+      this.#ok.delete(mac);
+    }
     if (v.length < 7 || v.slice(0, 6).toLowerCase() !== "basic ") return this.#unauthorized;
     const decoded = Buffer.from(v.slice(6).trim(), "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     if (colon < 0) return this.#unauthorized;
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
-    const mac = createHmac("sha256", this.#key).update(decoded).digest("base64");
-    const until = this.#ok.get(mac);
-    if (until !== undefined) {
-      if (until > Date.now()) return undefined;
-      this.#ok.delete(mac);
-    }
     const hash = this.#users.get(user);
     bcrypt.compare(password, hash ?? this.#dummy).then(
       (match) => {

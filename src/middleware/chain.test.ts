@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { pino } from "pino";
+import { RealIpResolver } from "../balancer/realip.ts";
 import { Chain, type Next } from "./chain.ts";
 import type { Middleware } from "./types.ts";
 
@@ -42,6 +43,7 @@ const next: Next = {
     socket.end();
   },
   clientIp: () => "127.0.0.1",
+  realIp: new RealIpResolver(),
 };
 const server = http.createServer((req, res) => chain.handle(req, res, next));
 let base: string;

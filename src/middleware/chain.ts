@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { normalizePeer, type RealIpResolver } from "../balancer/realip.ts";
 import type { Logger } from "../log.ts";
 import {
   type Answer,
@@ -23,6 +24,14 @@ export interface Next {
   handle(req: IncomingMessage, res: ServerResponse): void;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   clientIp(req: IncomingMessage): string;
+  /** The service's real-IP rules: an untrusted peer is its own client (no header is read). */
+  readonly realIp: RealIpResolver;
+}
+
+/** The resolved client address; `req.headers` (built lazily by node) is touched only for a trusted peer. */
+function clientOf(req: IncomingMessage, next: Next): string {
+  const peer = normalizePeer(req.socket?.remoteAddress);
+  return next.realIp.isTrusted(peer) ? next.clientIp(req) : peer;
 }
 
 /** Told of every answer a middleware gave (metrics). */
@@ -67,12 +76,15 @@ export class Chain {
   }
 
   handle(req: IncomingMessage, res: ServerResponse, next: Next): void {
-    const info: Info = { client: this.#needsClient ? next.clientIp(req) : "" };
+    const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     // the response middlewares see every head: the backend's, switchyard's errors, the answers here
     if (this.#response.length !== 0) {
       const r = res as ChainedResponse;
       r[kChain] = this;
       r.writeHead = chainWriteHead as ServerResponse["writeHead"];
+      // a body written without writeHead (implicit head) must pass the filters too
+      r.write = filteredWrite as ServerResponse["write"];
+      r.end = filteredEnd as ServerResponse["end"];
     }
     this.#run(req, res, next, info, 0);
   }
@@ -104,7 +116,7 @@ export class Chain {
 
   /** Upgrades (WebSocket): the request phases only; an answer is written on the socket. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next: Next): void {
-    const info: Info = { client: this.#needsClient ? next.clientIp(req) : "" };
+    const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     const step = (from: number): void => {
       const list = this.#request;
       for (let i = from; i < list.length; i++) {
@@ -270,14 +282,11 @@ function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: 
   if (chain === undefined || this.headersSent) return p.writeHead.call(this, status, a, b);
   this[kChain] = undefined;
   const text = typeof a === "string" ? a : undefined;
-  const headers = flatten(this, typeof a === "string" ? b : a);
+  // writeHead(status, headers) or writeHead(status, text | undefined, headers) (the proxy's form)
+  const headers = flatten(this, typeof a === "string" || a === undefined ? b : a);
   const req = (this as ServerResponse & { req: IncomingMessage }).req;
   const { sink, status: out } = chain.head(req, this, status, headers);
-  if (sink !== undefined) {
-    this[kFilter] = sink;
-    this.write = filteredWrite as ServerResponse["write"];
-    this.end = filteredEnd as ServerResponse["end"];
-  }
+  if (sink !== undefined) this[kFilter] = sink;
   return out === status && text !== undefined
     ? p.writeHead.call(this, out, text, headers)
     : p.writeHead.call(this, out, headers);
@@ -290,15 +299,20 @@ function toBuffer(chunk: unknown, enc: unknown): Buffer | undefined {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
 }
 
-function filteredWrite(this: ChainedResponse, chunk: unknown, enc?: unknown): boolean {
+/** res.write of a response whose service has response middlewares: through the body filters, if any. */
+function filteredWrite(this: ChainedResponse, chunk: unknown, enc?: unknown, cb?: unknown): boolean {
+  if (!this.headersSent) this.writeHead(this.statusCode);
+  const sink = this[kFilter];
+  if (sink === undefined) return proto(this).write.call(this, chunk, enc, cb);
   const b = toBuffer(chunk, enc);
   if (b === undefined || b.length === 0) return true;
-  return this[kFilter]!.write(b);
+  return sink.write(b);
 }
 
-function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown): ServerResponse {
+function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown, cb?: unknown): ServerResponse {
+  if (!this.headersSent && !this.destroyed) this.writeHead(this.statusCode);
   const sink = this[kFilter];
-  if (sink === undefined) return proto(this).end.call(this);
+  if (sink === undefined) return proto(this).end.call(this, chunk, enc, cb);
   this[kFilter] = undefined;
   sink.end(toBuffer(chunk, enc));
   return this;

@@ -12,6 +12,7 @@ import { mergeSnapshot, type StatsSnapshot } from "../admin/stats.ts";
 import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import { type ConfigOverrides, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
+import { formatDuration } from "../duration.ts";
 import { ConfigError, IdleError } from "../errors.ts";
 import { http1Path } from "../http1/mode.ts";
 import type { Logger } from "../log.ts";
@@ -327,7 +328,14 @@ function routingJSON(s: Service): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (c.paths?.length) out.paths = c.paths;
   if (c.stripPrefix) out.strip_prefix = true;
-  if (c.timeouts) out.timeouts = c.timeouts;
+  if (c.timeouts) {
+    const t: Record<string, string> = {};
+    if (c.timeouts.connect !== undefined) t.connect = formatDuration(c.timeouts.connect);
+    if (c.timeouts.responseHeader !== undefined)
+      t.response_header = formatDuration(c.timeouts.responseHeader);
+    if (c.timeouts.idle !== undefined) t.idle = formatDuration(c.timeouts.idle);
+    out.timeouts = t;
+  }
   if (c.middlewares?.length) out.middlewares = c.middlewares.map((m) => m.kind);
   return out;
 }

@@ -177,3 +177,19 @@ test("a server whose protocol or tls changes is replaced with a new monitor; the
   assert.equal((a1.health as { transport?: { protocol: string } }).transport?.protocol, "h2c");
   assert.equal(b1, b0, "untouched");
 });
+
+test("middlewares: none means no chain; a reload builds, keeps or drops it; service timeouts override", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  assert.equal(s.chain, undefined);
+  const allow = { kind: "allow", cidrs: ["10.0.0.0/8"] } as const;
+  assert.ok(s.apply(svc({ middlewares: [allow] }), timeouts).includes("middlewares"));
+  const built = (s as Service).chain;
+  assert.deepEqual(built?.kinds, ["allow"]);
+  // the same list again: the chain (and its state, e.g. rate-limit buckets) stays
+  assert.deepEqual(s.apply(svc({ middlewares: [{ ...allow }] }), timeouts), []);
+  assert.equal(s.chain, built);
+  const changes = s.apply(svc({ paths: ["/api"], timeouts: { responseHeader: 1000 } }), timeouts);
+  assert.deepEqual(changes, ["timeouts", "paths", "middlewares"]);
+  assert.equal(s.chain, undefined);
+  assert.deepEqual(s.lb.config.timeouts, { connect: 5000, responseHeader: 1000, idle: 60000 });
+});

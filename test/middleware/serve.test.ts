@@ -30,6 +30,9 @@ async function echoBackend(): Promise<{ url: string; hits: number; close(): Prom
       res.writeHead(200, { "content-type": "application/json" });
       res.write("[");
       setImmediate(() => res.end(`${'"x",'.repeat(500)}"y"]`));
+    } else if (req.url === "/slow") {
+      const t = setTimeout(() => res.end("late"), 3000);
+      res.on("close", () => clearTimeout(t));
     } else if (req.url?.startsWith("/status/")) {
       res.writeHead(Number(req.url.slice(8)), { "content-type": "text/plain" });
       res.end("backend's own error body");
@@ -138,6 +141,10 @@ services:
   pages:
     hosts: [e.test]
     middlewares: [{ compress: { min_length: 10 } }, { error_pages: { 502: ./502.html, 503: ./503.html } }]
+    servers: ["${backend.url}"]
+  hurried:
+    hosts: [t.test]
+    timeouts: { response_header: 200ms }
     servers: ["${backend.url}"]
   nothing:
     hosts: [down.test]
@@ -262,6 +269,11 @@ services:
     );
   });
 
+  test("a service's own response_header timeout: 504 after 200ms, not the top-level 60s", async () => {
+    // the backend answers after 3 s: a 504 is the service's 200ms (the top-level default is 60s)
+    assert.equal((await request(proxy, "t.test", "/slow")).status, 504);
+  });
+
   test("answers are counted per middleware; paths and middlewares are in the health JSON", async () => {
     const metrics = await fetch(`http://${sy.admin}/metrics`).then((r) => r.text());
     assert.match(
@@ -280,6 +292,7 @@ services:
     assert.equal(health.api.strip_prefix, true);
     assert.deepEqual(health.web.middlewares, ["request_headers", "response_headers"]);
     assert.equal(health.allowed.paths, undefined);
+    assert.deepEqual(health.hurried.timeouts, { response_header: "200ms" });
   });
 
   test("hot reload: new prefixes route at once", async () => {
