@@ -7,7 +7,8 @@ import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
-import { kRequestBody } from "../http1/request.ts";
+import { kContinued, kRequestBody } from "../http1/request.ts";
+import { relayableTrailers } from "../http1/trailers.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamClient,
@@ -15,6 +16,7 @@ import {
   type UpstreamHandler,
   type UpstreamRequest,
 } from "../http1/upstream.ts";
+import { requestProblem } from "../http1/validate.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
@@ -192,6 +194,13 @@ class PoolForwarder implements Forwarder {
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
     // the client left while the request waited (a server waking up): its 'close' has been heard
     if (res.destroyed) return;
+    // what the fronts check already; here for a library user's node:http front
+    const problem = requestProblem(req);
+    if (problem !== null) {
+      res.shouldKeepAlive = false;
+      sendError(res, problem[0], problem[1]);
+      return;
+    }
     const body = requestBody(req);
     if (body === BAD_FRAMING) {
       res.shouldKeepAlive = false;
@@ -270,12 +279,17 @@ class Exchange implements UpstreamHandler {
     this.conn = null;
     if (this.request === null) {
       const trusted = peerTrusted(this.host, req.socket);
+      // an untrusted peer is its own client: skip the resolver
+      const headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
+      const expectContinue = this.hasBody && expectsContinue(req);
+      if (expectContinue) headers.push("expect", "100-continue");
       this.request = {
         method: req.method || "GET",
         path: originForm(req.url),
-        // an untrusted peer is its own client: skip the resolver
-        headers: upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted }),
+        headers,
         body: this.hasBody ? ((req as BodyCarrier)[kRequestBody] ?? req) : null,
+        trailersFrom: this.hasBody ? (req as { rawTrailers?: string[] } as { rawTrailers: string[] }) : null,
+        expectContinue,
       };
     }
     try {
@@ -318,9 +332,14 @@ class Exchange implements UpstreamHandler {
     return true;
   }
 
+  onInterim(statusCode: number, rawHeaders: string[], statusText: string): void {
+    if (this.done || this.started) return;
+    relayInterim(this.res, this.req, statusCode, statusText, downstreamHeaders(rawHeaders));
+  }
+
   onHeaders(statusCode: number, rawHeaders: string[], statusText: string): boolean {
     if (this.done) return false;
-    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    if (statusCode < 200) return true;
     const res = this.res;
     const headers = downstreamHeaders(rawHeaders);
     // an answer before the whole upload (413, 401, ...)
@@ -355,10 +374,12 @@ class Exchange implements UpstreamHandler {
     return false;
   }
 
-  onComplete(last: Buffer | null): void {
+  onComplete(last: Buffer | null, trailers: readonly string[] | null): void {
     if (this.done) return;
     this.conn = null;
     this.#finish();
+    const t = trailers === null ? null : relayableTrailers(trailers);
+    if (t !== null) addTrailers(this.res, t);
     // a small response leaves with its head in one write
     if (last === null) this.res.end();
     else this.res.end(last);
@@ -387,6 +408,9 @@ class Exchange implements UpstreamHandler {
     const server = this.server;
     this.#release();
     const res = this.res;
+    // a head not yet on the wire (nothing of the body written) can still become the 502
+    if (this.started && (res as { retractHead?: () => boolean }).retractHead?.() === true)
+      this.started = false;
     if (this.started || res.headersSent) {
       // mid-response (idle timeout, reset): the client cannot be told otherwise; abort its connection
       this.#finish();
@@ -420,6 +444,87 @@ class Exchange implements UpstreamHandler {
   #retryable(kind: FailureKind): boolean {
     if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
+  }
+}
+
+/** An HTTP/1.1 `Expect: 100-continue` (other expectations were refused 417 by the front). */
+function expectsContinue(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor < 1) return false;
+  const e = req.headers.expect;
+  return typeof e === "string" && e.trim().toLowerCase() === "100-continue";
+}
+
+type InterimCapable = ServerResponse & {
+  writeInterim?(status: number, text: string, headers: readonly string[]): void;
+  writeEarlyHints?(hints: Record<string, string | string[]>): void;
+  writeProcessing?(): void;
+  stream?: { additionalHeaders?(h: Record<string, string | string[] | number>): void; destroyed?: boolean };
+};
+
+/**
+ * A backend's 1xx to the client: the native front writes any; HTTP/2 sends it as an informational
+ * HEADERS frame; node:http's server has 100, 102 and 103 (others are not relayed there).
+ */
+function relayInterim(
+  res: ServerResponse,
+  req: IncomingMessage,
+  status: number,
+  text: string,
+  headers: string[],
+): void {
+  const r = res as InterimCapable;
+  if (res.headersSent || res.destroyed || status === 101) return;
+  try {
+    if (r.writeInterim !== undefined) r.writeInterim(status, text, headers);
+    else if (req.httpVersionMajor === 2) {
+      const h: Record<string, string | string[] | number> = { ":status": status };
+      for (let i = 0; i < headers.length; i += 2) appendField(h, headers[i].toLowerCase(), headers[i + 1]);
+      if (r.stream?.destroyed !== true) r.stream?.additionalHeaders?.(h);
+    } else if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+      if (status === 100) {
+        const c = res as ServerResponse & { [kContinued]?: boolean };
+        if (c[kContinued] !== true) {
+          c[kContinued] = true;
+          res.writeContinue();
+        }
+      } else if (status === 102) r.writeProcessing?.();
+      else if (status === 103) {
+        const h: Record<string, string | string[]> = {};
+        for (let i = 0; i < headers.length; i += 2) appendField(h, headers[i].toLowerCase(), headers[i + 1]);
+        if (h.link !== undefined) r.writeEarlyHints?.(h);
+      }
+    }
+  } catch {
+    // a field node refuses in an interim response: the final one still comes
+  }
+}
+
+function appendField(h: Record<string, string | string[] | number>, k: string, v: string): void {
+  const prev = h[k];
+  if (prev === undefined) h[k] = v;
+  else if (Array.isArray(prev)) prev.push(v);
+  else h[k] = [String(prev), v];
+}
+
+/** Trailer fields on the client's response (a chunked HTTP/1.1 one, or HTTP/2). */
+function addTrailers(res: ServerResponse, t: readonly string[]): void {
+  try {
+    if ((res as { retractHead?: unknown }).retractHead !== undefined) {
+      (res as unknown as { addTrailers(l: readonly string[]): void }).addTrailers(t);
+      return;
+    }
+    const pairs: [string, string][] = [];
+    const obj: Record<string, string> = {};
+    for (let i = 0; i < t.length; i += 2) {
+      pairs.push([t[i], t[i + 1]]);
+      const k = t[i].toLowerCase();
+      obj[k] = obj[k] === undefined ? t[i + 1] : `${obj[k]}, ${t[i + 1]}`;
+    }
+    // node:http takes pairs; the HTTP/2 compatibility response an object
+    if ((res as { stream?: unknown }).stream !== undefined) res.addTrailers(obj);
+    else res.addTrailers(pairs);
+  } catch {
+    // a trailer value node refuses: the response ends without trailers
   }
 }
 

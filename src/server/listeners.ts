@@ -144,6 +144,8 @@ export class Listeners {
       // the protocol by ALPN instead and hands each connection to its front
       const h2 = http2.createServer();
       h2.on("request", h.request as never);
+      // Expect: 100-continue goes on to the backend, whose 100 is relayed: no early 100 from node
+      h2.on("checkContinue", h.request as never);
       h2.on("session", (session) => {
         b.sessions.add(session);
         session.on("error", ignore);
