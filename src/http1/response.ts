@@ -329,6 +329,8 @@ export class H1Response extends EventEmitter {
   writeInterim(status: number, text: string, headers: readonly string[]): void {
     if (this.headersSent || this.destroyed || this.writableEnded) return;
     if (status < 100 || status > 199 || status === 101) return;
+    // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+    if (this.req.httpVersionMajor === 1 && this.req.httpVersionMinor === 0) return;
     if (status === 100) {
       // one 100 per request, and only to a client that asked for it
       if (!this.req.expectContinue) return;

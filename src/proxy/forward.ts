@@ -458,6 +458,7 @@ type InterimCapable = ServerResponse & {
   writeInterim?(status: number, text: string, headers: readonly string[]): void;
   writeEarlyHints?(hints: Record<string, string | string[]>): void;
   writeProcessing?(): void;
+  _writeRaw?(data: string, encoding: BufferEncoding): boolean;
   stream?: { additionalHeaders?(h: Record<string, string | string[] | number>): void; destroyed?: boolean };
 };
 
@@ -481,12 +482,22 @@ function relayInterim(
       for (let i = 0; i < headers.length; i += 2) appendField(h, headers[i].toLowerCase(), headers[i + 1]);
       if (r.stream?.destroyed !== true) r.stream?.additionalHeaders?.(h);
     } else if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+      // node:http queues the answers of pipelined requests; an interim response written before this
+      // one owns the socket would land behind its head: not relayed then
+      const owner = (res.socket as { _httpMessage?: unknown } | null)?._httpMessage;
+      if (owner !== res) return;
       if (status === 100) {
         const c = res as ServerResponse & { [kContinued]?: boolean };
         if (c[kContinued] !== true) {
           c[kContinued] = true;
           res.writeContinue();
         }
+      } else if (typeof r._writeRaw === "function") {
+        // node:http has public writers for 102 and 103-with-Link only; its own writeContinue and
+        // writeEarlyHints write this way (a missing _writeRaw: those public writers)
+        let head = `HTTP/1.1 ${status} ${/[\r\n]/.test(text) || text === "" ? (http.STATUS_CODES[status] ?? "Interim") : text}\r\n`;
+        for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+        r._writeRaw(`${head}\r\n`, "latin1");
       } else if (status === 102) r.writeProcessing?.();
       else if (status === 103) {
         const h: Record<string, string | string[]> = {};
