@@ -7,13 +7,16 @@ import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
+import * as net from "node:net";
 import { dirname, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
+import { RealIpResolver } from "../balancer/realip.ts";
 import type { ListenConfig } from "../config/types.ts";
 import { createHttp1Server } from "../http1/mode.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
+import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from "./proxy-protocol.ts";
 
 export interface ListenerHandler {
   request(req: http.IncomingMessage, res: http.ServerResponse): void;
@@ -48,21 +51,30 @@ interface Bound {
   h1: Http1Front;
   /** TLS listener: the HTTP/2 sessions, for graceful close. */
   sessions: Set<http2.ServerHttp2Session>;
+  /** TLS listener behind a PROXY protocol reader: the TLS server the reader hands connections to. */
+  tlsServer?: tls.Server;
 }
 
 function keyOf(c: ListenConfig, base: string): string {
-  return c.tls ? `${c.address} tls ${resolve(base, c.tls.cert)} ${resolve(base, c.tls.key)}` : c.address;
+  const pp = c.proxyProtocol
+    ? ` proxy_protocol ${c.proxyProtocol.trusted.join(",")} ${c.proxyProtocol.timeout}`
+    : "";
+  return (
+    (c.tls ? `${c.address} tls ${resolve(base, c.tls.cert)} ${resolve(base, c.tls.key)}` : c.address) + pp
+  );
 }
 
 export class Listeners {
   readonly #logger: Logger;
   readonly #handler: ListenerHandler;
+  readonly #onProxyError: ((reason: ProxyProtocolError) => void) | undefined;
   #bound: Bound[] = [];
   #clientHeader = 30_000;
 
-  constructor(logger: Logger, handler: ListenerHandler) {
+  constructor(logger: Logger, handler: ListenerHandler, onProxyError?: (reason: ProxyProtocolError) => void) {
     this.#logger = logger;
     this.#handler = handler;
+    this.#onProxyError = onProxyError;
   }
 
   /** Bound addresses as `host:port` (IPv6 in brackets), in config order. */
@@ -156,6 +168,7 @@ export class Listeners {
       const server = tls.createServer(
         { ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] },
         (socket) => {
+          if (c.proxyProtocol) adoptProxiedAddress(socket);
           if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
           else h1.emit("connection", socket);
         },
@@ -166,6 +179,30 @@ export class Listeners {
         h2.close();
       });
       b.server = server;
+      b.tlsServer = server;
+    }
+    const pp = c.proxyProtocol;
+    if (pp !== undefined) {
+      // the PROXY header comes first: read here, then the connection goes to the TLS or HTTP/1 server
+      const inner = b.server;
+      const trust = new RealIpResolver({ from: pp.trusted });
+      const onError = this.#onProxyError;
+      b.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+        readProxyHeader(socket, {
+          isTrusted: (a) => trust.isTrusted(a),
+          timeout: pp.timeout,
+          accept: (s) => inner.emit("connection", s),
+          refuse: (reason, s) => {
+            // a balancer's TCP health check connects and closes: not an error
+            if (reason === "closed") return;
+            onError?.(reason);
+            logger.debug(
+              { reason, peer: s.remoteAddress, address: c.address },
+              "PROXY protocol header refused",
+            );
+          },
+        }),
+      );
     }
     const server = b.server;
     await new Promise<void>((ok, fail) => {
@@ -203,6 +240,7 @@ export class Listeners {
 
 function stopBound(b: Bound): void {
   if (b.server !== b.h1) b.server.close();
+  if (b.tlsServer !== undefined && b.tlsServer !== b.server) b.tlsServer.close();
   b.h1.close();
   for (const s of b.sessions) s.close();
 }
