@@ -161,6 +161,11 @@ class AgentExchange implements UpstreamConnection {
     this.req = req;
     req.on("error", (err) => this.fail(err));
     req.on("response", (res) => this.#response(res));
+    // a 101 to a plain request (an h2c switch, say) is never tunnelled: a broken answer
+    req.on("upgrade", (_res: http.IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      this.fail(new UpstreamError("backend switched protocols on a plain request", UPSTREAM_CODES.protocol));
+    });
     // node:http reports 100 as 'continue' and the other 1xx (but 101) as 'information'
     req.on("continue", () => {
       if (this.#done) return;

@@ -19,6 +19,8 @@ interface Checked {
   httpVersionMajor: number;
   httpVersionMinor: number;
   rawHeaders: readonly string[];
+  /** An HTTP/2 request's stream (node:http2); absent on an HTTP/1 connection. */
+  stream?: unknown;
 }
 
 export type Problem = readonly [status: number, text: string];
@@ -32,7 +34,8 @@ const BAD_CODING: Problem = [501, "Not Implemented: transfer coding"];
 export function requestProblem(req: Checked): Problem | null {
   const major = req.httpVersionMajor;
   if (major !== 1) {
-    if (major === 2) return null; // HTTP/2 (the h2 front): no HTTP/1 framing headers to check
+    // HTTP/2 (the h2 front): no HTTP/1 framing headers to check; `HTTP/2.0` on an HTTP/1 connection: 505
+    if (major === 2 && req.stream !== undefined) return null;
     return major === 0 ? BAD_REQUEST : BAD_VERSION;
   }
   const raw = req.rawHeaders;

@@ -16,7 +16,7 @@ import {
   type UpstreamHandler,
   type UpstreamRequest,
 } from "../http1/upstream.ts";
-import { requestProblem } from "../http1/validate.ts";
+import { isH2cUpgrade, requestProblem } from "../http1/validate.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
@@ -211,6 +211,12 @@ class PoolForwarder implements Forwarder {
   }
 
   upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+    // h2c is never tunnelled (h2c smuggling: the backend's HTTP/2 would bypass the proxy's rules);
+    // switchyard's fronts serve such a request as a plain one, a node:http front hands it here
+    if (isH2cUpgrade(req.headers.upgrade)) {
+      endWithError(socket, 400, "Bad Request: h2c upgrade not supported");
+      return;
+    }
     new Tunnel(this, host, req, socket, head).send(server);
   }
 }

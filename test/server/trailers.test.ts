@@ -42,6 +42,11 @@ async function rawBackend(): Promise<{ port: number; seen: Seen[]; stop(): Promi
           socket.write(
             `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Conn: ${conn}\r\n\r\n5\r\ntrail\r\n0\r\n${TRAILERS}Content-Length: 99\r\n\r\n`,
           );
+        } else if (req.target === "/h2c") {
+          // a backend that switches to h2c whatever it was asked: never tunnelled
+          socket.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+          socket.end(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+          break;
         } else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Conn: ${conn}\r\n\r\nplain`);
       }
     } catch {
@@ -165,6 +170,19 @@ for (const path of ["native", "fallback"])
       assert.equal(field(r.headers, "content-length"), "5");
       // the broken connection was not reused
       assert.notEqual(backend.seen[before].conn, backend.seen[before - 1].conn);
+    });
+
+    test("Upgrade: h2c is not forwarded, and a backend's 101 is not tunnelled: 502", async () => {
+      const from = backend.seen.length;
+      const { wire, responses } = await exchange(
+        "GET /h2c HTTP/1.1\r\nHost: trail.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n" +
+          "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+      );
+      wire.socket.destroy();
+      assert.equal(responses[0].status, 502);
+      const seen = backend.seen[from].req;
+      assert.equal(field(seen.headers, "upgrade"), undefined);
+      assert.equal(field(seen.headers, "http2-settings"), undefined);
     });
 
     test("a client's request trailers reach the backend with their request only, never the next one", async () => {
