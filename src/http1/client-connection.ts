@@ -157,10 +157,9 @@ export class Connection implements UpstreamConnection {
     if (req.expectContinue === true) {
       // RFC 9110 §10.1.1: the body waits for the backend's 100 (or a final answer: then it is never sent)
       this.awaiting = body;
-      if (this.#expectTimer === undefined) {
-        this.#expectTimer = setTimeout(onExpectTimeout, EXPECT_WAIT_MS, this);
-        this.#expectTimer.unref();
-      } else this.#expectTimer.refresh();
+      // a new timer each time (a cleared one does not come back with refresh()); Expect is rare
+      this.#expectTimer = setTimeout(onExpectTimeout, EXPECT_WAIT_MS, this);
+      this.#expectTimer.unref();
     } else this.#pump(body);
   }
 

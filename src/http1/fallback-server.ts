@@ -80,6 +80,7 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
           seen === undefined ? [431, "Request Header Fields Too Large"] : overflowStatus(seen);
         endWithError(socket, status, text);
       } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") endWithError(socket, 408, "Request Timeout");
+      else if (err.code === "HPE_INVALID_VERSION") endWithError(socket, 505, "HTTP Version Not Supported");
       else endWithError(socket, 400, "Bad Request");
     },
   );

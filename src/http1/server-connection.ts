@@ -344,7 +344,9 @@ export class H1Connection {
     const [status, text] =
       err.code === "HPE_HEADER_OVERFLOW"
         ? overflowStatus(chunk.subarray(0, err.bytesParsed ?? chunk.length))
-        : [400, "Bad Request"];
+        : err.code === "HPE_INVALID_VERSION"
+          ? [505, "HTTP Version Not Supported"]
+          : [400, "Bad Request"];
     // behind a request still being answered, an error answer would be taken for that one's; but a
     // body that breaks its framing (a bad chunk) is its own request's error: it gets the 400 when
     // its answer has not begun (the backend's attempt is abandoned)

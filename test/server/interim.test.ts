@@ -36,6 +36,11 @@ async function backend(): Promise<{ port: number; seen: Seen[]; server: http.Ser
       res.end();
       return;
     }
+    if (req.url === "/rtrail") {
+      req.resume();
+      req.on("end", () => res.end(JSON.stringify(req.rawTrailers)));
+      return;
+    }
     if (req.url === "/refuse") {
       // a final answer without 100: the body is not wanted
       res.writeHead(413, { "content-length": "7", connection: "close" });
@@ -45,7 +50,8 @@ async function backend(): Promise<{ port: number; seen: Seen[]; server: http.Ser
       });
       return;
     }
-    if (req.headers.expect !== undefined) res.writeContinue();
+    // /ignore: a backend that does not know Expect and waits for the body
+    if (req.headers.expect !== undefined && req.url !== "/ignore") res.writeContinue();
     req.on("data", (d: Buffer) => {
       entry.body += d.toString();
     });
@@ -115,6 +121,21 @@ for (const path of ["native", "fallback"]) {
       socket.destroy();
     });
 
+    test("Expect: 100-continue to a backend that never answers 100: the body still goes, after a wait", async () => {
+      const socket = net.connect(port, host);
+      const wire = new Wire(socket);
+      socket.write(
+        "POST /ignore HTTP/1.1\r\nHost: api.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+      );
+      // switchyard stops waiting for the backend's 100 (1 s) and asks for the body itself
+      const cont = await wire.read("response");
+      assert.equal(cont?.status, 100);
+      socket.write("hello");
+      const final = await wire.read("response");
+      assert.deepEqual([final?.status, final?.body.toString()], [200, "got hello"]);
+      socket.destroy();
+    });
+
     test("Expect: 100-continue refused by the backend: its final status, no 100, the body never sent", async () => {
       const socket = net.connect(port, host);
       const wire = new Wire(socket);
@@ -149,6 +170,29 @@ for (const path of ["native", "fallback"]) {
         assert.equal(body, "t");
         assert.equal(trailers["x-checksum"], "abc");
         assert.equal(trailers["set-cookie"], undefined, "a trailer may not carry Set-Cookie");
+      } finally {
+        session.close();
+      }
+    });
+
+    test("h2 front: an HTTP/2 client's request trailers reach the HTTP/1 backend in its last chunk", async () => {
+      const session = http2.connect(`https://[::1]:${tlsPort}`, { rejectUnauthorized: false });
+      try {
+        const req = session.request(
+          { ":method": "POST", ":path": "/rtrail", ":authority": "api.test" },
+          { waitForTrailers: true },
+        );
+        req.on("wantTrailers", () => req.sendTrailers({ "x-sum": "42", host: "evil.example" }));
+        req.end("body");
+        const body = await new Promise<string>((ok, fail) => {
+          let data = "";
+          req.on("data", (d: Buffer) => {
+            data += d.toString();
+          });
+          req.on("end", () => ok(data));
+          req.on("error", fail);
+        });
+        assert.deepEqual(JSON.parse(body), ["x-sum", "42"]);
       } finally {
         session.close();
       }
