@@ -1687,3 +1687,36 @@ test("close(): stops accepting, closes idle connections, lets a busy response fi
   await b.closed;
   await closed;
 });
+
+test("Upgrade: h2c is served as a plain request, and the connection goes on parsing after it", {
+  timeout: 5000,
+}, async (t) => {
+  const c = cleanup(t);
+  const upgrades: string[] = [];
+  const { port } = await serve(c, {
+    request(req: IncomingMessage, res: ServerResponse) {
+      const body = bodyOf(req);
+      if (body === null) res.end(`got ${req.url}`);
+      else void readAll(body).then((b) => res.end(`got ${req.url} ${b}`));
+    },
+    upgrade(req: IncomingMessage, socket: import("node:net").Socket) {
+      upgrades.push(req.url!);
+      socket.destroy();
+    },
+  });
+  const cl = new Client(port, c);
+  const up = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n";
+  cl.send(
+    `GET /a HTTP/1.1\r\nHost: x\r\n${up}\r\n` +
+      `POST /b HTTP/1.1\r\nHost: x\r\n${up}Content-Length: 3\r\n\r\nabc` +
+      "GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+  );
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await cl.response();
+    assert.equal(r.status, 200);
+    got.push(r.body.toString());
+  }
+  assert.deepEqual(got, ["got /a", "got /b abc", "got /c"]);
+  assert.deepEqual(upgrades, []);
+});
