@@ -7,7 +7,7 @@ import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
-import { kContinued, kRequestBody } from "../http1/request.ts";
+import { kRequestBody } from "../http1/request.ts";
 import { relayableTrailers } from "../http1/trailers.ts";
 import {
   UPSTREAM_CODES,
@@ -19,6 +19,7 @@ import {
 import { isH2cUpgrade, requestProblem } from "../http1/validate.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
+import { addTrailers, expectsContinue, relayInterim } from "./interim.ts";
 import { endWithError, sendError } from "./respond.ts";
 
 export interface ForwarderOptions {
@@ -287,7 +288,10 @@ class Exchange implements UpstreamHandler {
       const trusted = peerTrusted(this.host, req.socket);
       // an untrusted peer is its own client: skip the resolver
       const headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
-      const expectContinue = this.hasBody && expectsContinue(req);
+      // a node:http front without a 'checkContinue' listener (a library user's) said 100 itself:
+      // the body is on its way, nothing to ask the backend
+      const expectContinue =
+        this.hasBody && expectsContinue(req) && (this.res as { _sent100?: boolean })._sent100 !== true;
       if (expectContinue) headers.push("expect", "100-continue");
       this.request = {
         method: req.method || "GET",
@@ -450,98 +454,6 @@ class Exchange implements UpstreamHandler {
   #retryable(kind: FailureKind): boolean {
     if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
-  }
-}
-
-/** An HTTP/1.1 `Expect: 100-continue` (other expectations were refused 417 by the front). */
-function expectsContinue(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor !== 1 || req.httpVersionMinor < 1) return false;
-  const e = req.headers.expect;
-  return typeof e === "string" && e.trim().toLowerCase() === "100-continue";
-}
-
-type InterimCapable = ServerResponse & {
-  writeInterim?(status: number, text: string, headers: readonly string[]): void;
-  writeEarlyHints?(hints: Record<string, string | string[]>): void;
-  writeProcessing?(): void;
-  _writeRaw?(data: string, encoding: BufferEncoding): boolean;
-  stream?: { additionalHeaders?(h: Record<string, string | string[] | number>): void; destroyed?: boolean };
-};
-
-/**
- * A backend's 1xx to the client: the native front writes any; HTTP/2 sends it as an informational
- * HEADERS frame; node:http's server has 100, 102 and 103 (others are not relayed there).
- */
-function relayInterim(
-  res: ServerResponse,
-  req: IncomingMessage,
-  status: number,
-  text: string,
-  headers: string[],
-): void {
-  const r = res as InterimCapable;
-  if (res.headersSent || res.destroyed || status === 101) return;
-  try {
-    if (r.writeInterim !== undefined) r.writeInterim(status, text, headers);
-    else if (req.httpVersionMajor === 2) {
-      const h: Record<string, string | string[] | number> = { ":status": status };
-      for (let i = 0; i < headers.length; i += 2) appendField(h, headers[i].toLowerCase(), headers[i + 1]);
-      if (r.stream?.destroyed !== true) r.stream?.additionalHeaders?.(h);
-    } else if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
-      // node:http queues the answers of pipelined requests; an interim response written before this
-      // one owns the socket would land behind its head: not relayed then
-      const owner = (res.socket as { _httpMessage?: unknown } | null)?._httpMessage;
-      if (owner !== res) return;
-      if (status === 100) {
-        const c = res as ServerResponse & { [kContinued]?: boolean };
-        if (c[kContinued] !== true) {
-          c[kContinued] = true;
-          res.writeContinue();
-        }
-      } else if (typeof r._writeRaw === "function") {
-        // node:http has public writers for 102 and 103-with-Link only; its own writeContinue and
-        // writeEarlyHints write this way (a missing _writeRaw: those public writers)
-        let head = `HTTP/1.1 ${status} ${/[\r\n]/.test(text) || text === "" ? (http.STATUS_CODES[status] ?? "Interim") : text}\r\n`;
-        for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-        r._writeRaw(`${head}\r\n`, "latin1");
-      } else if (status === 102) r.writeProcessing?.();
-      else if (status === 103) {
-        const h: Record<string, string | string[]> = {};
-        for (let i = 0; i < headers.length; i += 2) appendField(h, headers[i].toLowerCase(), headers[i + 1]);
-        if (h.link !== undefined) r.writeEarlyHints?.(h);
-      }
-    }
-  } catch {
-    // a field node refuses in an interim response: the final one still comes
-  }
-}
-
-function appendField(h: Record<string, string | string[] | number>, k: string, v: string): void {
-  const prev = h[k];
-  if (prev === undefined) h[k] = v;
-  else if (Array.isArray(prev)) prev.push(v);
-  else h[k] = [String(prev), v];
-}
-
-/** Trailer fields on the client's response (a chunked HTTP/1.1 one, or HTTP/2). */
-function addTrailers(res: ServerResponse, t: readonly string[]): void {
-  try {
-    if ((res as { retractHead?: unknown }).retractHead !== undefined) {
-      (res as unknown as { addTrailers(l: readonly string[]): void }).addTrailers(t);
-      return;
-    }
-    const pairs: [string, string][] = [];
-    const obj: Record<string, string> = {};
-    for (let i = 0; i < t.length; i += 2) {
-      pairs.push([t[i], t[i + 1]]);
-      const k = t[i].toLowerCase();
-      obj[k] = obj[k] === undefined ? t[i + 1] : `${obj[k]}, ${t[i + 1]}`;
-    }
-    // node:http takes pairs; the HTTP/2 compatibility response an object
-    if ((res as { stream?: unknown }).stream !== undefined) res.addTrailers(obj);
-    else res.addTrailers(pairs);
-  } catch {
-    // a trailer value node refuses: the response ends without trailers
   }
 }
 
