@@ -53,12 +53,13 @@ interface Bound {
   sessions: Set<http2.ServerHttp2Session>;
   /** TLS listener behind a PROXY protocol reader: the TLS server the reader hands connections to. */
   tlsServer?: tls.Server;
+  /** PROXY protocol settings, updated in place on reload. */
+  pp?: { trust: RealIpResolver; timeout: number };
 }
 
 function keyOf(c: ListenConfig, base: string): string {
-  const pp = c.proxyProtocol
-    ? ` proxy_protocol ${c.proxyProtocol.trusted.join(",")} ${c.proxyProtocol.timeout}`
-    : "";
+  // trusted peers and timeout change in place (apply); only turning it on or off rebinds
+  const pp = c.proxyProtocol ? " proxy_protocol" : "";
   return (
     (c.tls ? `${c.address} tls ${resolve(base, c.tls.cert)} ${resolve(base, c.tls.key)}` : c.address) + pp
   );
@@ -109,9 +110,13 @@ export class Listeners {
         current.delete(key);
         // the sweep interval is fixed at bind time; the timeout itself applies to new requests
         existing.h1.setTimeouts(headerOptions(clientHeader));
+        if (existing.pp !== undefined && c.proxyProtocol !== undefined) {
+          existing.pp.trust = new RealIpResolver({ from: c.proxyProtocol.trusted });
+          existing.pp.timeout = c.proxyProtocol.timeout;
+        }
         if (c.tls) {
           try {
-            (existing.server as tls.Server).setSecureContext(readTls(c, base));
+            (existing.tlsServer ?? (existing.server as tls.Server)).setSecureContext(readTls(c, base));
           } catch (err) {
             errors.push(err as Error);
           }
@@ -185,12 +190,13 @@ export class Listeners {
     if (pp !== undefined) {
       // the PROXY header comes first: read here, then the connection goes to the TLS or HTTP/1 server
       const inner = b.server;
-      const trust = new RealIpResolver({ from: pp.trusted });
+      const settings = { trust: new RealIpResolver({ from: pp.trusted }), timeout: pp.timeout };
+      b.pp = settings;
       const onError = this.#onProxyError;
       b.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
         readProxyHeader(socket, {
-          isTrusted: (a) => trust.isTrusted(a),
-          timeout: pp.timeout,
+          isTrusted: (a) => settings.trust.isTrusted(a),
+          timeout: settings.timeout,
           accept: (s) => inner.emit("connection", s),
           refuse: (reason, s) => {
             // a balancer's TCP health check connects and closes: not an error

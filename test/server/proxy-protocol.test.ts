@@ -82,8 +82,9 @@ async function send(
   return { answer, rest: wire.pending.toString("latin1") };
 }
 
+let lastLogs: (() => unknown) | undefined;
 function echo(m: WireMessage | null): Echo {
-  assert.ok(m, "an answer");
+  assert.ok(m, `an answer; logs: ${JSON.stringify(lastLogs?.())}`);
   assert.equal(m.status, 200, m.body.toString());
   return JSON.parse(m.body.toString()) as Echo;
 }
@@ -98,35 +99,36 @@ for (const path of ["native", "fallback"]) {
     let port: number;
     let untrustedPort: number;
     let tlsPort: number;
+    let file: string;
+    let config: string;
 
     before(async () => {
       a = await echoBackend("a");
       b = await echoBackend("b");
       selfSignedCert(tmp.dir);
       const url = (s: http.Server) => `http://127.0.0.1:${(s.address() as net.AddressInfo).port}`;
-      const file = tmp.write(
-        "switchyard.yaml",
-        [
-          "listen:",
-          "  - { address: 127.0.0.1:0, proxy_protocol: { trusted: [127.0.0.0/8, '::1'], timeout: 300ms } }",
-          "  - { address: '[::1]:0', proxy_protocol: { trusted: [10.0.0.0/8] } }",
-          "  - { address: 127.0.0.2:0, tls: { cert: cert.pem, key: key.pem }, proxy_protocol: { trusted: [127.0.0.1] } }",
-          "admin: 127.0.0.1:0",
-          "services:",
-          "  api:",
-          "    hosts: [api.test]",
-          "    mode: ip_hash",
-          "    healthcheck: { disable: true }",
-          // the balancer in front of the PROXY balancer: its X-Forwarded-For is believed
-          "    options: { header: X-Forwarded-For, from: [203.0.113.0/24] }",
-          `    servers:\n      - { name: a, url: "${url(a)}" }\n      - { name: b, url: "${url(b)}" }`,
-          "",
-        ].join("\n"),
-      );
+      config = [
+        "listen:",
+        "  - { address: 127.0.0.1:0, proxy_protocol: { trusted: [127.0.0.0/8, '::1'], timeout: 300ms } }",
+        "  - { address: '[::1]:0', proxy_protocol: { trusted: [10.0.0.0/8] } }",
+        "  - { address: 127.0.0.2:0, tls: { cert: cert.pem, key: key.pem }, proxy_protocol: { trusted: [127.0.0.1] } }",
+        "admin: 127.0.0.1:0",
+        "services:",
+        "  api:",
+        "    hosts: [api.test]",
+        "    mode: ip_hash",
+        "    healthcheck: { disable: true }",
+        // the balancer in front of the PROXY balancer: its X-Forwarded-For is believed
+        "    options: { header: X-Forwarded-For, from: [203.0.113.0/24] }",
+        `    servers:\n      - { name: a, url: "${url(a)}" }\n      - { name: b, url: "${url(b)}" }`,
+        "",
+      ].join("\n");
+      file = tmp.write("switchyard.yaml", config);
       sy = await startSwitchyard(["serve", "-c", file, "--log-level", "debug"], {
         env: { SWITCHYARD_HTTP1: path },
       });
       [host, port] = splitAddress(sy.proxy[0]);
+      lastLogs = () => sy.logs.slice(-5);
       untrustedPort = splitAddress(sy.proxy[1])[1];
       tlsPort = splitAddress(sy.proxy[2])[1];
     });
@@ -238,6 +240,19 @@ for (const path of ["native", "fallback"]) {
         sy.logs.some((l) => l.msg === "PROXY protocol header refused" && l.reason === "malformed"),
         "a debug line says why",
       );
+    });
+
+    test("a reload changes the trusted peers in place: the listener stays, the new list applies", async () => {
+      const before = sy.logs.length;
+      tmp.write("switchyard.yaml", config.replace("trusted: [10.0.0.0/8]", "trusted: ['::1']"));
+      await sy.waitForLog(
+        () => sy.logs.slice(before).some((l) => String(l.msg).startsWith("config reloaded")),
+        10_000,
+        "the reload",
+      );
+      const r = await send(untrustedPort, "::1", v1("192.0.2.77"));
+      const e = echo(r.answer);
+      assert.equal(e.realIp, "192.0.2.77");
     });
   });
 }
