@@ -11,7 +11,7 @@ import { parseDuration } from "../duration.ts";
 import { parseMode } from "../selectors/index.ts";
 import type { Mode } from "../selectors/selector.ts";
 import { closest, describe, type Path, type Problems } from "./source.ts";
-import type { HealthcheckConfig, ListenConfig, ServiceConfig } from "./types.ts";
+import type { HealthcheckConfig, ListenConfig, ProxyProtocolConfig, ServiceConfig } from "./types.ts";
 
 export const DEFAULTS = {
   listen: "0.0.0.0:8080",
@@ -358,7 +358,7 @@ export function readListen(p: Problems, entry: Entry | undefined, baseDir: strin
   for (const item of items) {
     let l: ListenConfig | undefined;
     if (isMapValue(item.value)) {
-      const m = readMap(p, item.value, item.path, ["address", "tls"] as const);
+      const m = readMap(p, item.value, item.path, ["address", "tls", "proxy_protocol"] as const);
       if (!m) continue;
       if (!m.address) {
         p.at(item.path, "missing `address`");
@@ -366,7 +366,9 @@ export function readListen(p: Problems, entry: Entry | undefined, baseDir: strin
       }
       const a = p.parse(address, m.address.value, m.address.path);
       const tls = readTls(p, m.tls, baseDir);
-      if (a && tls !== null) l = { ...a, tls };
+      const pp = readProxyProtocol(p, m.proxy_protocol);
+      if (a && tls !== null && pp !== null)
+        l = pp === undefined ? { ...a, tls } : { ...a, tls, proxyProtocol: pp };
     } else {
       const a = p.parse(address, item.value, item.path);
       if (a) l = { ...a, tls: undefined };
@@ -378,6 +380,25 @@ export function readListen(p: Problems, entry: Entry | undefined, baseDir: strin
     out.push(l);
   }
   return out;
+}
+
+/** `proxy_protocol: { trusted: [CIDRs], timeout: 5s }` on a listen entry. */
+function readProxyProtocol(p: Problems, entry: Entry | undefined): ProxyProtocolConfig | undefined | null {
+  if (!entry) return undefined;
+  const m = readMap(p, entry.value, entry.path, ["trusted", "timeout"] as const);
+  if (!m) return null;
+  if (!m.trusted) {
+    p.at(entry.path, "missing `trusted` (addresses or CIDRs of the balancers that send the PROXY header)");
+    return null;
+  }
+  const trusted = p.parse(fromSchema, m.trusted.value, m.trusted.path);
+  if (trusted === undefined) return null;
+  if (trusted.length === 0) {
+    p.at(m.trusted.path, "no trusted address: every connection would be refused");
+    return null;
+  }
+  const timeout = field(p, m.timeout, duration("positive"), 5000);
+  return { trusted, timeout };
 }
 
 function readTls(p: Problems, entry: Entry | undefined, baseDir: string) {

@@ -127,6 +127,7 @@ describe("every key", () => {
   - 127.0.0.1:8080
   - "[::1]:8080"
   - { address: ":8443", tls: { cert: cert.pem, key: ./key.pem } }
+  - { address: ":8444", proxy_protocol: { trusted: [10.0.0.0/8, "::1"], timeout: 2s } }
 admin: { address: 0.0.0.0:9090, token: s3cret }
 timeouts: { connect: 1s, response_header: 2m, idle: 1h30m, client_header: 10s, shutdown: 0s }
 workers: 4
@@ -157,6 +158,13 @@ services:
         host: "0.0.0.0",
         port: 8443,
         tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") },
+      },
+      {
+        address: "0.0.0.0:8444",
+        host: "0.0.0.0",
+        port: 8444,
+        tls: undefined,
+        proxyProtocol: { trusted: ["10.0.0.0/8", "::1"], timeout: 2000 },
       },
     ]);
     assert.deepEqual(c.admin, { address: "0.0.0.0:9090", host: "0.0.0.0", port: 9090, token: "s3cret" });
@@ -369,6 +377,26 @@ describe("mistakes are reported as file:line: path: message", () => {
       "duplicate listen address",
       `listen: [":8080", "0.0.0.0:8080"]\n${MINIMAL}`,
       `${F}:1: listen[1]: duplicate listen address 0.0.0.0:8080`,
+    ],
+    [
+      "proxy_protocol without trusted",
+      `listen:\n  - { address: ":8080", proxy_protocol: { timeout: 1s } }\n${MINIMAL}`,
+      `${F}:2: listen[0].proxy_protocol: missing \`trusted\` (addresses or CIDRs of the balancers that send the PROXY header)`,
+    ],
+    [
+      "proxy_protocol with a bad CIDR",
+      `listen:\n  - address: ":8080"\n    proxy_protocol:\n      trusted: [10.0.0.0/8, lb.example]\n${MINIMAL}`,
+      `${F}:4: listen[0].proxy_protocol.trusted[1]: "lb.example" is not an IP address or CIDR`,
+    ],
+    [
+      "proxy_protocol with an empty trusted list",
+      `listen:\n  - { address: ":8080", proxy_protocol: { trusted: [] } }\n${MINIMAL}`,
+      `${F}:2: listen[0].proxy_protocol.trusted: no trusted address: every connection would be refused`,
+    ],
+    [
+      "proxy_protocol unknown key",
+      `listen:\n  - { address: ":8080", proxy_protocol: { trusted: [10.0.0.1], version: 2 } }\n${MINIMAL}`,
+      `${F}:2: listen[0].proxy_protocol.version: unknown key (known: trusted, timeout)`,
     ],
     ["workers 0", `workers: 0\n${MINIMAL}`, `${F}:1: workers: must be ≥ 1, got 0`],
     [

@@ -194,7 +194,7 @@ export function summarize(config: SwitchyardConfig): string {
   const servers = services.reduce((n, s) => n + s.servers.length, 0);
   const lines = [
     `${config.file ?? "configuration"}: OK — ${services.length} service${services.length === 1 ? "" : "s"}, ${servers} server${servers === 1 ? "" : "s"}`,
-    `  listen ${config.listen.map((l) => `${l.address}${l.tls ? " (TLS)" : ""}`).join(", ")}; admin ${config.admin.address}${config.admin.token ? " (token)" : ""}`,
+    `  listen ${config.listen.map((l) => `${l.address}${l.tls ? " (TLS)" : ""}${l.proxyProtocol ? " (PROXY protocol)" : ""}`).join(", ")}; admin ${config.admin.address}${config.admin.token ? " (token)" : ""}`,
   ];
   for (const s of services) {
     const hosts = s.hosts.length ? s.hosts.join(", ") : `${s.name}.*`;

@@ -17,6 +17,15 @@ export interface ListenConfig {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsConfig | undefined;
+  /** PROXY protocol v1/v2 expected first on each connection, from these peers only. */
+  readonly proxyProtocol?: ProxyProtocolConfig;
+}
+
+export interface ProxyProtocolConfig {
+  /** Addresses or CIDRs of the balancers that send the header; anyone else is refused. */
+  readonly trusted: readonly string[];
+  /** ms the header may take to arrive (default 5 s). */
+  readonly timeout: number;
 }
 
 export interface HealthcheckConfig {

@@ -7,10 +7,11 @@
  * Each message starts from nothing. The binding hands a head over in pieces when it is long or
  * split across reads (`kOnHeaders` before `kOnHeadersComplete`), and it hands trailer fields over
  * the same way, after the body, with the request URL again; once that happened it keeps using the
- * piecewise form for every later message on the parser. The pieces are collected here, per
- * message: reset when a message begins, joined into the head at headers-complete, and whatever
- * arrives after the head (trailers) is dropped at message-complete instead of being carried into
- * the next message's head. Callers see one whole header list and URL per message.
+ * piecewise form for every later message on the parser. The pieces are collected here, per message: reset when a
+ * message begins, joined into the head at headers-complete; whatever arrives after the head
+ * (trailers) is kept apart, in `trailers`, for the `complete` callback only, and cleared right
+ * after it instead of being carried into the next message's head. Callers see one whole header
+ * list and URL per message, and its own trailers.
  */
 import { createRequire } from "node:module";
 
@@ -27,6 +28,8 @@ export interface Parser<C> {
   urlPiece: string;
   /** The current message's head is complete: header pieces from now on are trailers. */
   inBody: boolean;
+  /** The current message's trailer fields (null: none), while its `complete` callback runs. */
+  trailers: string[] | null;
   callbacks: ParserCallbacks<C>;
   [key: number]: unknown;
 }
@@ -106,12 +109,17 @@ function onMessageBegin(this: Parser<unknown>): void {
   this.pieces = null;
   this.urlPiece = "";
   this.inBody = false;
+  this.trailers = null;
   this.callbacks.begin?.call(this);
 }
 
 function onHeaders(this: Parser<unknown>, headers: string[], url: string): void {
-  // after the head: trailer fields (with the request URL once more); dropped at message-complete
-  if (this.inBody) return;
+  // after the head: trailer fields (with the request URL once more), this message's only
+  if (this.inBody) {
+    if (this.trailers === null) this.trailers = headers;
+    else for (let i = 0; i < headers.length; i++) this.trailers.push(headers[i]);
+    return;
+  }
   if (this.pieces === null) this.pieces = headers;
   else for (let i = 0; i < headers.length; i++) this.pieces.push(headers[i]);
   this.urlPiece += url;
@@ -152,11 +160,15 @@ function onHeadersComplete(
 }
 
 function onMessageComplete(this: Parser<unknown>): void {
-  // trailers (if any) were not kept; nothing of this message reaches the next
+  // the trailers are this message's: seen by its complete callback, then gone
   this.pieces = null;
   this.urlPiece = "";
   this.inBody = false;
-  this.callbacks.complete.call(this);
+  try {
+    this.callbacks.complete.call(this);
+  } finally {
+    this.trailers = null;
+  }
 }
 
 /**
@@ -176,6 +188,7 @@ export function createParser<C>(
   parser.pieces = null;
   parser.urlPiece = "";
   parser.inBody = false;
+  parser.trailers = null;
   parser.callbacks = callbacks;
   parser[P.kOnMessageBegin] = onMessageBegin;
   parser[P.kOnHeaders] = onHeaders;
@@ -210,7 +223,8 @@ const PROBE_CALLBACKS: ParserCallbacks<ProbeLog> = {
     else out.push(`body ${piece}`);
   },
   complete() {
-    this.conn!.out.push("end");
+    const t = this.trailers;
+    this.conn!.out.push(t === null ? "end" : `end [${t.join("|")}]`);
   },
 };
 
@@ -223,7 +237,7 @@ const PROBES = [
     expected: [
       "POST /probe 1.1 [Host|probe|Transfer-Encoding|chunked] false true",
       "body abc",
-      "end",
+      "end [X-Trailer|1]",
       "GET /next 1.1 [Host|probe] false true",
       "end",
     ],

@@ -21,7 +21,9 @@ import {
   READ,
   type Source,
 } from "./client-events.ts";
+import { relayableTrailers } from "./trailers.ts";
 import {
+  EXPECT_WAIT_MS,
   UPSTREAM_CODES,
   type UpstreamConnection,
   type UpstreamHandler,
@@ -61,6 +63,10 @@ export class Connection implements UpstreamConnection {
   interim = false;
   /** The request body is still being written. */
   body: Source | null = null;
+  /** A body held back until the backend answers `100 Continue` (Expect: 100-continue). */
+  awaiting: Source | null = null;
+  /** The request whose trailers go with the last chunk. */
+  trailersFrom: UpstreamRequest["trailersFrom"] = null;
   chunked = false;
   /** The latest body piece, passed on once more follows or the read ends (the last one goes with onComplete). */
   held: Buffer | null = null;
@@ -74,6 +80,7 @@ export class Connection implements UpstreamConnection {
   #connectTimer: NodeJS.Timeout | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #bodyTimer: NodeJS.Timeout | undefined;
+  #expectTimer: NodeJS.Timeout | undefined;
 
   constructor(pool: UpstreamPool, socket: net.Socket) {
     this.pool = pool;
@@ -145,7 +152,24 @@ export class Connection implements UpstreamConnection {
     else if (body === null && !hasLength && expectsBody(req.method)) head += "content-length: 0\r\n";
     this.socket.write(`${head}\r\n`, "latin1");
     this.#armHeadTimer();
-    if (body !== null) this.#pump(body);
+    this.trailersFrom = this.chunked ? (req.trailersFrom ?? null) : null;
+    if (body === null) return;
+    if (req.expectContinue === true) {
+      // RFC 9110 §10.1.1: the body waits for the backend's 100 (or a final answer: then it is never sent)
+      this.awaiting = body;
+      // a new timer each time (a cleared one does not come back with refresh()); Expect is rare
+      this.#expectTimer = setTimeout(onExpectTimeout, EXPECT_WAIT_MS, this);
+      this.#expectTimer.unref();
+    } else this.#pump(body);
+  }
+
+  /** The backend said 100 Continue, or did not answer in time: the held body goes now. */
+  continueBody(): void {
+    const body = this.awaiting;
+    if (body === null) return;
+    this.awaiting = null;
+    clearTimeout(this.#expectTimer);
+    if (this.state === WAITING) this.#pump(body);
   }
 
   #armHeadTimer(): void {
@@ -223,7 +247,16 @@ export class Connection implements UpstreamConnection {
   }
 
   bodyEnd(): void {
-    if (this.chunked) this.socket.write("0\r\n\r\n", "latin1");
+    if (this.chunked) {
+      const t = relayableTrailers(this.trailersFrom?.rawTrailers);
+      if (t === null) this.socket.write("0\r\n\r\n", "latin1");
+      else {
+        let last = "0\r\n";
+        for (let i = 0; i < t.length; i += 2) last += `${t[i]}: ${t[i + 1]}\r\n`;
+        this.socket.write(`${last}\r\n`, "latin1");
+      }
+    }
+    this.trailersFrom = null;
     this.#detachBody(false);
   }
 
@@ -279,9 +312,19 @@ export class Connection implements UpstreamConnection {
         return 1;
       }
       this.interim = true;
+      if (status === 100) this.continueBody();
+      handler.onInterim?.(status, list, statusText);
       return 0;
     }
     this.state = BODY;
+    if (this.awaiting !== null) {
+      // a final answer to an Expect: 100-continue request: its body is never sent (and the
+      // connection, whose request is unfinished, is not reused)
+      this.awaiting = null;
+      clearTimeout(this.#expectTimer);
+      this.reusable = false;
+      keepAlive = false;
+    }
     this.reusable = keepAlive;
     if (keepAlive) {
       for (let i = 0; i < list.length; i += 2) {
@@ -351,6 +394,7 @@ export class Connection implements UpstreamConnection {
     const handler = this.handler;
     if (handler === null) return;
     const last = this.held;
+    const trailers = this.parser.trailers;
     this.held = null;
     this.handler = null;
     this.state = IDLE;
@@ -362,7 +406,7 @@ export class Connection implements UpstreamConnection {
       this.socket.resume();
       this.pool.release(this);
     } else this.destroy(null);
-    handler.onComplete(last);
+    handler.onComplete(last, trailers);
   }
 
   /** The caller gave up on the request (the client left): the connection cannot be reused. */
@@ -379,6 +423,9 @@ export class Connection implements UpstreamConnection {
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#headTimer);
     clearTimeout(this.#bodyTimer);
+    clearTimeout(this.#expectTimer);
+    this.awaiting = null;
+    this.trailersFrom = null;
     this.#detachBody(true);
     this.socket.destroy();
     this.pool.forget(this);
@@ -413,6 +460,10 @@ export class Connection implements UpstreamConnection {
     this.parser.conn = null;
     this.parser.close();
   }
+}
+
+function onExpectTimeout(conn: Connection): void {
+  conn.continueBody();
 }
 
 function expectsBody(method: string): boolean {

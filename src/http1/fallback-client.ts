@@ -17,7 +17,9 @@ import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "./client.ts";
+import { relayableTrailers } from "./trailers.ts";
 import {
+  EXPECT_WAIT_MS,
   UPSTREAM_CODES,
   type UpstreamClient,
   type UpstreamConnection,
@@ -68,7 +70,7 @@ export class AgentPool implements UpstreamClient {
       handler.onError(new UpstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
       return;
     }
-    const ex = new AgentExchange(this, handler, req.body);
+    const ex = new AgentExchange(this, handler, req.body, req);
     this.live.add(ex);
     ex.start(req);
   }
@@ -109,6 +111,7 @@ class AgentExchange implements UpstreamConnection {
   readonly pool: AgentPool;
   readonly handler: UpstreamHandler;
   readonly body: Readable | null;
+  readonly request: UpstreamRequest;
   req: http.ClientRequest | null = null;
   res: http.IncomingMessage | null = null;
   #done = false;
@@ -117,10 +120,15 @@ class AgentExchange implements UpstreamConnection {
   /** What the timer is timing: the connect, the response head, or the body. */
   #phase: "connect" | "head" | "body" = "connect";
 
-  constructor(pool: AgentPool, handler: UpstreamHandler, body: Readable | null) {
+  /** The body waits for the backend's 100 (Expect: 100-continue). */
+  #awaiting = false;
+  #expectTimer: NodeJS.Timeout | undefined;
+
+  constructor(pool: AgentPool, handler: UpstreamHandler, body: Readable | null, request: UpstreamRequest) {
     this.pool = pool;
     this.handler = handler;
     this.body = body;
+    this.request = request;
   }
 
   start(r: UpstreamRequest): void {
@@ -157,6 +165,21 @@ class AgentExchange implements UpstreamConnection {
     this.req = req;
     req.on("error", (err) => this.fail(err));
     req.on("response", (res) => this.#response(res));
+    // a 101 to a plain request (an h2c switch, say) is never tunnelled: a broken answer
+    req.on("upgrade", (_res: http.IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      this.fail(new UpstreamError("backend switched protocols on a plain request", UPSTREAM_CODES.protocol));
+    });
+    // node:http reports 100 as 'continue' and the other 1xx (but 101) as 'information'
+    req.on("continue", () => {
+      if (this.#done) return;
+      this.handler.onInterim?.(100, [], "Continue");
+      this.#startBody();
+    });
+    req.on("information", (info: http.InformationEvent) => {
+      if (this.#done || info.statusCode === 100) return;
+      this.handler.onInterim?.(info.statusCode, info.rawHeaders, info.statusMessage);
+    });
     req.once("socket", (socket: Socket) => {
       socket.setNoDelay(true);
       if (!socket.connecting) return this.#send();
@@ -181,6 +204,31 @@ class AgentExchange implements UpstreamConnection {
       req.end();
       return;
     }
+    if (this.request.expectContinue === true) {
+      // RFC 9110 §10.1.1: the body waits for the backend's 100, a final answer (never sent then),
+      // or EXPECT_WAIT_MS
+      this.#awaiting = true;
+      req.flushHeaders();
+      this.#expectTimer = setTimeout(onExpectTimer, EXPECT_WAIT_MS, this);
+      this.#expectTimer.unref();
+      return;
+    }
+    this.#pump(req, body);
+  }
+
+  /** The backend said 100 Continue, or did not answer in time. */
+  #startBody(): void {
+    if (!this.#awaiting || this.#done || this.res !== null) return;
+    this.#awaiting = false;
+    clearTimeout(this.#expectTimer);
+    this.#pump(this.req!, this.body!);
+  }
+
+  expectTimedOut(): void {
+    this.#startBody();
+  }
+
+  #pump(req: http.ClientRequest, body: Readable): void {
     body.on("data", (chunk: Buffer) => {
       if (this.#done) return;
       this.handler.bodyTaken = true;
@@ -188,7 +236,15 @@ class AgentExchange implements UpstreamConnection {
       if (!req.write(chunk)) body.pause();
     });
     req.on("drain", () => body.resume());
-    body.once("end", () => req.end());
+    body.once("end", () => {
+      const t = relayableTrailers(this.request.trailersFrom?.rawTrailers);
+      if (t !== null && req.chunkedEncoding) {
+        const pairs: [string, string][] = [];
+        for (let i = 0; i < t.length; i += 2) pairs.push([t[i], t[i + 1]]);
+        req.addTrailers(pairs);
+      }
+      req.end();
+    });
     const cut = () =>
       this.fail(new UpstreamError("the client's request body was cut short", UPSTREAM_CODES.clientAborted));
     body.once("error", cut);
@@ -202,6 +258,11 @@ class AgentExchange implements UpstreamConnection {
       return;
     }
     this.res = res;
+    if (this.#awaiting) {
+      // a final answer to Expect: 100-continue: the body is never sent, the connection not reused
+      this.#awaiting = false;
+      clearTimeout(this.#expectTimer);
+    }
     const status = res.statusCode ?? 0;
     if (!this.handler.onHeaders(status, res.rawHeaders, res.statusMessage ?? "")) {
       this.abort();
@@ -230,7 +291,10 @@ class AgentExchange implements UpstreamConnection {
     this.#settle();
     // an upload still under way (the answer came early): the connection cannot carry another request
     if (this.body !== null && !this.body.readableEnded) this.req?.destroy();
-    this.handler.onComplete(null);
+    this.handler.onComplete(
+      null,
+      this.res !== null && this.res.rawTrailers.length > 0 ? this.res.rawTrailers : null,
+    );
   }
 
   resume(): void {
@@ -290,8 +354,13 @@ class AgentExchange implements UpstreamConnection {
 
   #settle(): void {
     clearTimeout(this.#timer);
+    clearTimeout(this.#expectTimer);
     this.pool.forget(this);
   }
+}
+
+function onExpectTimer(ex: AgentExchange): void {
+  ex.expectTimedOut();
 }
 
 function onTimer(ex: AgentExchange): void {

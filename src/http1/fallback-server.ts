@@ -10,7 +10,9 @@ import * as http from "node:http";
 import type * as net from "node:net";
 import type { Duplex } from "node:stream";
 import { endWithError, sendError } from "../proxy/respond.ts";
+import { kContinued } from "./request.ts";
 import type { Http1Front, Http1Handler, Http1Timeouts } from "./server.ts";
+import { isH2cUpgrade, overflowStatus, requestProblem } from "./validate.ts";
 
 export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts): Http1Front {
   const server = http.createServer({
@@ -20,8 +22,16 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
     connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
     noDelay: true,
     requireHostHeader: true,
-  }) as http.Server & Http1Front;
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // an h2c upgrade is served as a plain request (its Upgrade dropped), never tunnelled
+    shouldUpgradeCallback: (req: http.IncomingMessage) => !isH2cUpgrade(req.headers.upgrade),
+  } as http.ServerOptions) as http.Server & Http1Front;
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const problem = requestProblem(req);
+    if (problem !== null) {
+      res.shouldKeepAlive = false;
+      sendError(res, problem[0], problem[1]);
+      return;
+    }
     try {
       handler.request(req, res);
     } catch (err) {
@@ -29,6 +39,20 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
       res.shouldKeepAlive = false;
       sendError(res, 500, "Internal Server Error");
     }
+  };
+  server.on("request", onRequest);
+  // Expect: 100-continue goes to the backend, which answers 100 (relayed) or a final status: no
+  // early 100 from here (node:http sends one itself unless someone listens)
+  server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // the first read of the body tells the client to send it, unless the backend's 100 did
+    req.once("resume", () => {
+      const r = res as http.ServerResponse & { [kContinued]?: boolean };
+      if (r[kContinued] !== true && !res.headersSent) {
+        r[kContinued] = true;
+        res.writeContinue();
+      }
+    });
+    onRequest(req, res);
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     try {
@@ -38,18 +62,28 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
       socket.destroy();
     }
   });
-  // node:http without a 'connect' listener drops the connection too; said here so it stays so
-  server.on("connect", (_req: http.IncomingMessage, socket: Duplex) => socket.destroy());
-  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
-    handler.clientError?.(err, socket as net.Socket);
-    if (err.code === "ECONNRESET" || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    if (err.code === "HPE_HEADER_OVERFLOW") endWithError(socket, 431, "Request Header Fields Too Large");
-    else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") endWithError(socket, 408, "Request Timeout");
-    else endWithError(socket, 400, "Bad Request");
-  });
+  // a proxy with no tunnel to offer: 405 (as nginx), then the connection closes
+  server.on("connect", (_req: http.IncomingMessage, socket: Duplex) =>
+    endWithError(socket, 405, "Method Not Allowed"),
+  );
+  server.on(
+    "clientError",
+    (err: Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number }, socket: Duplex) => {
+      handler.clientError?.(err, socket as net.Socket);
+      if (err.code === "ECONNRESET" || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      if (err.code === "HPE_HEADER_OVERFLOW") {
+        const seen = err.rawPacket?.subarray(0, err.bytesParsed ?? err.rawPacket.length);
+        const [status, text] =
+          seen === undefined ? [431, "Request Header Fields Too Large"] : overflowStatus(seen);
+        endWithError(socket, status, text);
+      } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") endWithError(socket, 408, "Request Timeout");
+      else if (err.code === "HPE_INVALID_VERSION") endWithError(socket, 505, "HTTP Version Not Supported");
+      else endWithError(socket, 400, "Bad Request");
+    },
+  );
   server.setTimeouts = (t: Partial<Http1Timeouts>) => {
     if (t.headersTimeout !== undefined) server.headersTimeout = t.headersTimeout;
     if (t.requestTimeout !== undefined) server.requestTimeout = t.requestTimeout;

@@ -10,6 +10,9 @@ import type { H1Connection } from "./server-connection.ts";
  */
 export const kRequestBody: unique symbol = Symbol("switchyard.requestBody");
 
+/** Set on a node:http ServerResponse once a `100 Continue` went out for it (the fallback front). */
+export const kContinued: unique symbol = Symbol("switchyard.continued");
+
 // Headers of which node:http keeps only the first occurrence in `req.headers`.
 const SINGLE: ReadonlySet<string> = new Set([
   "age",
@@ -49,11 +52,19 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
 /** The request body, when there is one: a Readable fed by the parser, with backpressure on the socket. */
 class Body extends Readable {
   readonly conn: H1Connection;
-  constructor(conn: H1Connection) {
+  readonly req: H1Request;
+  constructor(conn: H1Connection, req: H1Request) {
     super();
     this.conn = conn;
+    this.req = req;
   }
   override _read(): void {
+    // Expect: 100-continue: the first read is when the client is told to send (RFC 9110 §10.1.1);
+    // a handler that answers without reading never asks for the body
+    if (this.req.expectContinue) {
+      this.req.expectContinue = false;
+      this.req.response?.writeContinue();
+    }
     this.conn.bodyWanted();
   }
   // as IncomingMessage: an aborted upload is an 'error' only for someone listening then (nobody may
@@ -65,6 +76,8 @@ class Body extends Readable {
 function bodyDestroyed(body: Body, err: Error | null, cb: (err?: Error | null) => void): void {
   cb(body.listenerCount("error") > 0 ? err : null);
 }
+
+const NO_TRAILERS: string[] = [];
 
 export class H1Request {
   readonly method: string;
@@ -80,10 +93,15 @@ export class H1Request {
     return this.body;
   }
   complete: boolean;
+  /** Trailer fields of a chunked body, once it ended (as IncomingMessage.rawTrailers). */
+  rawTrailers: string[] = NO_TRAILERS;
   /** Body pieces are thrown away: the response is done and nobody will read them. */
   dumping = false;
   /** Handed to the handler (a pipelined request waits in the queue until its turn). */
   dispatched = false;
+  /** Sent `Expect: 100-continue` and has not been told 100 yet. */
+  expectContinue = false;
+  response: { writeContinue(): void } | null = null;
   #headers: IncomingHttpHeaders | undefined;
 
   constructor(
@@ -103,7 +121,7 @@ export class H1Request {
     this.socket = conn.socket;
     this.upgrade = upgrade;
     const body = !upgrade && hasBody(raw);
-    this.body = body ? new Body(conn) : null;
+    this.body = body ? new Body(conn, this) : null;
     this.complete = !body;
   }
 

@@ -61,6 +61,8 @@ export class H1Response extends EventEmitter {
   #head: string | null = null;
   #chunked = false;
   #noBody = false;
+  /** Trailer fields for the last chunk, as written ("Name: value\r\n" each); "" when none. */
+  #trailers = "";
 
   constructor(conn: H1Connection, req: H1Request, keepAlive: boolean) {
     super();
@@ -280,7 +282,9 @@ export class H1Response extends EventEmitter {
       // write instead of a writev of its pieces, as node:http joins a head and a string body
       const body = Buffer.prototype.latin1Slice.call(data, 0, data.length);
       socket.write(
-        this.#chunked ? `${head}${data.length.toString(16)}\r\n${body}\r\n${LAST_CHUNK}` : `${head}${body}`,
+        this.#chunked
+          ? `${head}${data.length.toString(16)}\r\n${body}\r\n${this.#lastChunk()}`
+          : `${head}${body}`,
         "latin1",
         done,
       );
@@ -290,13 +294,67 @@ export class H1Response extends EventEmitter {
         if (data !== null) {
           socket.write(`${data.length.toString(16)}\r\n`, "latin1");
           socket.write(data);
-          socket.write(`\r\n${LAST_CHUNK}`, "latin1", done);
-        } else socket.write(LAST_CHUNK, "latin1", done);
+          socket.write(`\r\n${this.#lastChunk()}`, "latin1", done);
+        } else socket.write(this.#lastChunk(), "latin1", done);
       } else socket.write(data!, done);
     }
     conn.responseEnded(this);
     socket.uncork();
     return this;
+  }
+
+  #lastChunk(): string {
+    return this.#trailers === "" ? LAST_CHUNK : `0\r\n${this.#trailers}\r\n`;
+  }
+
+  /**
+   * Trailer fields sent with the last chunk, as node:http's addTrailers: only a chunked response
+   * carries them (a response framed by its length, or to an HTTP/1.0 client, goes without).
+   */
+  addTrailers(headers: readonly string[] | Record<string, string>): void {
+    const list = Array.isArray(headers) ? (headers as readonly string[]) : Object.entries(headers).flat();
+    let out = "";
+    for (let i = 0; i < list.length; i += 2) {
+      checkHeader(list[i], list[i + 1]);
+      out += `${list[i]}: ${list[i + 1]}\r\n`;
+    }
+    this.#trailers = out;
+  }
+
+  /**
+   * An interim (1xx) response before this one: written now, ahead of the final head. Only the
+   * response being answered (the first in the connection's queue) is dispatched, so nothing else
+   * can be on the wire between them.
+   */
+  writeInterim(status: number, text: string, headers: readonly string[]): void {
+    if (this.headersSent || this.destroyed || this.writableEnded) return;
+    if (status < 100 || status > 199 || status === 101) return;
+    // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+    if (this.req.httpVersionMajor === 1 && this.req.httpVersionMinor === 0) return;
+    if (status === 100) {
+      // one 100 per request, and only to a client that asked for it
+      if (!this.req.expectContinue) return;
+      this.req.expectContinue = false;
+    }
+    for (let i = 0; i < headers.length; i += 2) checkHeader(headers[i], headers[i + 1]);
+    if (/[\r\n]/.test(text)) text = "";
+    let head = `HTTP/1.1 ${status} ${text || STATUS_CODES[status] || "Interim"}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    this.conn.socket.write(`${head}\r\n`, "latin1");
+  }
+
+  /**
+   * Takes back a head given to writeHead whose bytes have not left yet (nothing was written after
+   * it): the response can still become an error answer. False when it is too late.
+   */
+  retractHead(): boolean {
+    if (!this.headersSent || this.#head === null || this.writableEnded || this.destroyed) return false;
+    this.#head = null;
+    this.headersSent = false;
+    this.#chunked = false;
+    this.#noBody = false;
+    this.#trailers = "";
+    return true;
   }
 
   destroy(_err?: Error): this {
@@ -328,6 +386,7 @@ export class H1Response extends EventEmitter {
     }
   }
   writeContinue(): void {
+    if (this.headersSent || this.destroyed || this.writableEnded) return;
     this.conn.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
   }
 }

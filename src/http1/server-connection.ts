@@ -11,6 +11,7 @@ import { H1Request } from "./request.ts";
 import { H1Response } from "./response.ts";
 import type { H1Server, Http1Timeouts } from "./server.ts";
 import { attachSocket, detachSocket, dispatchNext, PARSER_CALLBACKS } from "./server-events.ts";
+import { isH2cUpgrade, overflowStatus, requestProblem } from "./validate.ts";
 
 type Parser = LlParser<H1Connection>;
 const PARSER_RESOURCE = Object.freeze({ type: "switchyard.http1" });
@@ -93,7 +94,13 @@ export class H1Connection {
       return;
     }
     if (typeof r !== "number") {
-      this.#parseError(r);
+      this.#parseError(r, chunk);
+      return;
+    }
+    if (this.upgradeHead === null && r < chunk.length && this.state !== TAKEN) {
+      // the parser stopped after a request it took for an upgrade that is served as a plain one
+      // (h2c): it goes on with the bytes that follow
+      this.data(chunk.subarray(r));
       return;
     }
     if (this.upgradeHead !== null) {
@@ -122,10 +129,12 @@ export class H1Connection {
     keepAlive: boolean,
   ): number {
     const name = methodName(method) ?? "GET";
+    if (upgrade && name !== "CONNECT" && isH2cUpgrade(upgradeValue(raw))) upgrade = false;
     const req = new H1Request(this, name, target, major, minor, raw, upgrade);
     // a Connection: close request ends the connection after its own answer (responseEnded); the
     // requests pipelined before it are answered first
     const res = new H1Response(this, req, keepAlive && !this.closing);
+    req.response = res;
     if (req.complete) this.state = IDLE;
     else {
       this.state = BODY;
@@ -133,9 +142,8 @@ export class H1Connection {
     }
     this.since = Date.now();
     if (name === "CONNECT") {
-      // node:http without a 'connect' listener drops the connection; a proxy has no tunnel to offer
-      this.state = TAKEN;
-      this.socket.destroy();
+      // a proxy with no tunnel to offer: 405 (as nginx), then the connection closes
+      this.#fail(405, "Method Not Allowed", this.responses.length > 0);
       return 1;
     }
     if (upgrade) {
@@ -172,6 +180,11 @@ export class H1Connection {
 
   #dispatch(req: H1Request, res: H1Response): void {
     req.dispatched = true;
+    const problem = requestProblem(req);
+    if (problem !== null) {
+      answerAndClose(res, problem[0], problem[1]);
+      return;
+    }
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
       const raw = req.rawHeaders;
       let host = false;
@@ -190,7 +203,9 @@ export class H1Connection {
           answerAndClose(res, 417, "Expectation Failed");
           return;
         }
-        if (!req.complete) res.writeContinue();
+        // no 100 before the body is wanted: the proxy sends the expectation on and relays the
+        // backend's 100 (or its final answer, and the body is never read), RFC 9110 §10.1.1
+        if (!req.complete) req.expectContinue = true;
       }
     }
     try {
@@ -221,6 +236,9 @@ export class H1Connection {
     }
     if (req === null) return;
     req.complete = true;
+    // its own trailers, read by whoever forwards the body when it ends
+    const t = this.parser.trailers;
+    if (t !== null) req.rawTrailers = t;
     if (req.body !== null && !req.dumping) req.body.push(null);
   }
 
@@ -319,13 +337,30 @@ export class H1Connection {
     }
   }
 
-  #parseError(err: Error & { code?: string }): void {
+  #parseError(err: Error & { code?: string; bytesParsed?: number }, chunk: Buffer): void {
+    const wasReading = this.state === BODY ? this.reading : null;
     this.state = TAKEN;
     this.server.handler.clientError?.(err, this.socket);
     const [status, text] =
-      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] : [400, "Bad Request"];
-    // behind a request still being answered, an error answer would be taken for that one's
-    this.#fail(status, text, this.responses.length > 0);
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? overflowStatus(chunk.subarray(0, err.bytesParsed ?? chunk.length))
+        : err.code === "HPE_INVALID_VERSION"
+          ? [505, "HTTP Version Not Supported"]
+          : [400, "Bad Request"];
+    // behind a request still being answered, an error answer would be taken for that one's; but a
+    // body that breaks its framing (a bad chunk) is its own request's error: it gets the 400 when
+    // its answer has not begun (the backend's attempt is abandoned)
+    const own =
+      wasReading !== null &&
+      this.responses.length === 1 &&
+      this.queue[0] === wasReading &&
+      !this.responses[0].headersSent;
+    if (own) {
+      this.reading = null;
+      wasReading.dumping = true;
+      wasReading.body?.destroy(Object.assign(new Error("bad request body framing"), { code: err.code }));
+    }
+    this.#fail(status, text, this.responses.length > 0 && !own);
   }
 
   /** Ends the connection with an error status, or without a word when `cut`. */
@@ -442,6 +477,13 @@ export class H1Connection {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function upgradeValue(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 7 && raw[i].toLowerCase() === "upgrade") return raw[i + 1];
+  }
+  return undefined;
+}
 
 /** The proxy's short error answer (respond.ts), on a connection that closes after it. */
 function answerAndClose(res: H1Response, status: number, text: string): void {

@@ -789,7 +789,7 @@ test("Host: an HTTP/1.1 request without one gets 400; HTTP/1.0 needs none", { ti
 // ---------------------------------------------------------------------------------------------
 // 6. bad input
 
-test("bad input: 400 or 431 and close; CONNECT is dropped; other connections keep being served", {
+test("bad input: 400 or 431 and close; CONNECT gets 405; other connections keep being served", {
   timeout: 5000,
 }, async (t) => {
   const c = cleanup(t);
@@ -836,7 +836,8 @@ test("bad input: 400 or 431 and close; CONNECT is dropped; other connections kee
 
   const tunnel = new Client(port, c);
   tunnel.send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
-  assert.equal((await tunnel.rest()).length, 0);
+  // no tunnel to offer: 405, then the connection closes
+  assert.match((await tunnel.rest()).toString("latin1"), /^HTTP\/1\.1 405 /);
   other.send(GET("/last"));
   assert.equal((await other.response()).body.toString(), "ok");
   assert.deepEqual(seen, ["/before", ...cases.map((_, j) => `/after${j}`), "/last"]);
@@ -1685,4 +1686,37 @@ test("close(): stops accepting, closes idle connections, lets a busy response fi
   assert.equal(r.headers.connection, "close");
   await b.closed;
   await closed;
+});
+
+test("Upgrade: h2c is served as a plain request, and the connection goes on parsing after it", {
+  timeout: 5000,
+}, async (t) => {
+  const c = cleanup(t);
+  const upgrades: string[] = [];
+  const { port } = await serve(c, {
+    request(req: IncomingMessage, res: ServerResponse) {
+      const body = bodyOf(req);
+      if (body === null) res.end(`got ${req.url}`);
+      else void readAll(body).then((b) => res.end(`got ${req.url} ${b}`));
+    },
+    upgrade(req: IncomingMessage, socket: import("node:net").Socket) {
+      upgrades.push(req.url!);
+      socket.destroy();
+    },
+  });
+  const cl = new Client(port, c);
+  const up = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n";
+  cl.send(
+    `GET /a HTTP/1.1\r\nHost: x\r\n${up}\r\n` +
+      `POST /b HTTP/1.1\r\nHost: x\r\n${up}Content-Length: 3\r\n\r\nabc` +
+      "GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+  );
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await cl.response();
+    assert.equal(r.status, 200);
+    got.push(r.body.toString());
+  }
+  assert.deepEqual(got, ["got /a", "got /b abc", "got /c"]);
+  assert.deepEqual(upgrades, []);
 });

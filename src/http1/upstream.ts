@@ -34,14 +34,17 @@ export interface UpstreamHandler {
    * connection goes back to the pool.
    */
   onSent(conn: UpstreamConnection): boolean;
-  /** The response head (1xx are not reported). Return false to abort. */
+  /** The response head (final: 1xx go to onInterim). Return false to abort. */
   onHeaders(status: number, headers: string[], statusText: string): boolean;
-  /** The response's trailer fields (flat [name, value, ...]), just before onComplete; HTTP/2 clients only. */
-  onTrailers?(trailers: string[]): void;
+  /** An interim response (1xx other than 101): `100 Continue`, `103 Early Hints`, ... */
+  onInterim?(status: number, headers: string[], statusText: string): void;
   /** A piece of the response body. Return false to pause the upstream until `conn.resume()`. */
   onData(chunk: Buffer): boolean;
-  /** The response is complete; `last` is its final piece of body, held back so both leave in one write. */
-  onComplete(last: Buffer | null): void;
+  /**
+   * The response is complete; `last` is its final piece of body, held back so both leave in one
+   * write; `trailers` its trailer fields as received (null: none), this response's only.
+   */
+  onComplete(last: Buffer | null, trailers: readonly string[] | null): void;
   /** The attempt failed; the connection is already closed. Not called after onComplete. */
   onError(err: Error): void;
 }
@@ -54,7 +57,21 @@ export interface UpstreamRequest {
   headers: readonly string[];
   /** The request body, read only once the request is being written (null: none). */
   body: Readable | null;
+  /**
+   * Where the request's trailer fields are once its body has ended (the client's request): sent
+   * with the last chunk, those a trailer may carry (trailers.ts).
+   */
+  trailersFrom?: { readonly rawTrailers: readonly string[] } | null;
+  /**
+   * The client sent `Expect: 100-continue` (and the header is in `headers`): the body is read only
+   * once the backend answers 100, or a final status (then never), or after EXPECT_WAIT_MS without
+   * an answer (as a client does, RFC 9110 §10.1.1).
+   */
+  expectContinue?: boolean;
 }
+
+/** How long an upload waits for the backend's 100 before it is sent anyway (curl waits 1 s). */
+export const EXPECT_WAIT_MS = 1000;
 
 export interface UpstreamPoolOptions {
   connectTimeout: number;

@@ -8,6 +8,7 @@ import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
 import { kRequestBody } from "../http1/request.ts";
+import { relayableTrailers } from "../http1/trailers.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamClient,
@@ -15,9 +16,11 @@ import {
   type UpstreamHandler,
   type UpstreamRequest,
 } from "../http1/upstream.ts";
+import { isH2cUpgrade, requestProblem } from "../http1/validate.ts";
 import { STICKY_COOKIE } from "../selectors/index.ts";
 import { H2_CODES, H2Pool } from "./h2-client.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
+import { addTrailers, expectsContinue, relayInterim } from "./interim.ts";
 import { endWithError, sendError } from "./respond.ts";
 import { isTlsError, tlsConnectOptions, tlsReason } from "./upstream-tls.ts";
 
@@ -206,6 +209,13 @@ class PoolForwarder implements Forwarder {
   forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
     // the client left while the request waited (a server waking up): its 'close' has been heard
     if (res.destroyed) return;
+    // what the fronts check already; here for a library user's node:http front
+    const problem = requestProblem(req);
+    if (problem !== null) {
+      res.shouldKeepAlive = false;
+      sendError(res, problem[0], problem[1]);
+      return;
+    }
     const body = requestBody(req);
     if (body === BAD_FRAMING) {
       res.shouldKeepAlive = false;
@@ -216,6 +226,12 @@ class PoolForwarder implements Forwarder {
   }
 
   upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+    // h2c is never tunnelled (h2c smuggling: the backend's HTTP/2 would bypass the proxy's rules);
+    // switchyard's fronts serve such a request as a plain one, a node:http front hands it here
+    if (isH2cUpgrade(req.headers.upgrade)) {
+      endWithError(socket, 400, "Bad Request: h2c upgrade not supported");
+      return;
+    }
     new Tunnel(this, host, req, socket, head).send(server);
   }
 }
@@ -284,12 +300,20 @@ class Exchange implements UpstreamHandler {
     this.conn = null;
     if (this.request === null) {
       const trusted = peerTrusted(this.host, req.socket);
+      // an untrusted peer is its own client: skip the resolver
+      const headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
+      // a node:http front without a 'checkContinue' listener (a library user's) said 100 itself:
+      // the body is on its way, nothing to ask the backend
+      const expectContinue =
+        this.hasBody && expectsContinue(req) && (this.res as { _sent100?: boolean })._sent100 !== true;
+      if (expectContinue) headers.push("expect", "100-continue");
       this.request = {
         method: req.method || "GET",
         path: originForm(req.url),
-        // an untrusted peer is its own client: skip the resolver
-        headers: upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted }),
+        headers,
         body: this.hasBody ? ((req as BodyCarrier)[kRequestBody] ?? req) : null,
+        trailersFrom: this.hasBody ? (req as { rawTrailers?: string[] } as { rawTrailers: string[] }) : null,
+        expectContinue,
       };
     }
     try {
@@ -332,9 +356,14 @@ class Exchange implements UpstreamHandler {
     return true;
   }
 
+  onInterim(statusCode: number, rawHeaders: string[], statusText: string): void {
+    if (this.done || this.started) return;
+    relayInterim(this.res, this.req, statusCode, statusText, downstreamHeaders(rawHeaders));
+  }
+
   onHeaders(statusCode: number, rawHeaders: string[], statusText: string): boolean {
     if (this.done) return false;
-    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    if (statusCode < 200) return true;
     const res = this.res;
     const headers = downstreamHeaders(rawHeaders);
     // an answer before the whole upload (413, 401, ...)
@@ -362,20 +391,6 @@ class Exchange implements UpstreamHandler {
     return true;
   }
 
-  /** HTTP/2 upstream trailers (gRPC status): sent with the end of the response to an HTTP/2 client. */
-  onTrailers(raw: string[]): void {
-    if (this.done || this.req.httpVersionMajor !== 2 || raw.length === 0) return;
-    const t: Record<string, string | string[]> = {};
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i].toLowerCase();
-      if (name.charCodeAt(0) === 58 /* : */) continue;
-      const prev = t[name];
-      t[name] =
-        prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
-    }
-    this.res.addTrailers(t);
-  }
-
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
     if (this.res.write(chunk)) return true;
@@ -383,10 +398,12 @@ class Exchange implements UpstreamHandler {
     return false;
   }
 
-  onComplete(last: Buffer | null): void {
+  onComplete(last: Buffer | null, trailers: readonly string[] | null): void {
     if (this.done) return;
     this.conn = null;
     this.#finish();
+    const t = trailers === null ? null : relayableTrailers(trailers);
+    if (t !== null) addTrailers(this.res, t);
     // a small response leaves with its head in one write
     if (last === null) this.res.end();
     else this.res.end(last);
@@ -415,6 +432,9 @@ class Exchange implements UpstreamHandler {
     const server = this.server;
     this.#release();
     const res = this.res;
+    // a head not yet on the wire (nothing of the body written) can still become the 502
+    if (this.started && (res as { retractHead?: () => boolean }).retractHead?.() === true)
+      this.started = false;
     if (this.started || res.headersSent) {
       // mid-response (idle timeout, reset): the client cannot be told otherwise; abort its connection
       this.#finish();

@@ -357,6 +357,8 @@ class H2Exchange implements UpstreamConnection {
   stream: http2.ClientHttp2Stream | null = null;
   responded = false;
   finished = false;
+  /** The response's trailer fields (flat), handed over with onComplete. */
+  trailers: string[] | null = null;
   refusals = 0;
   timer: NodeJS.Timeout | undefined;
 
@@ -396,7 +398,7 @@ class H2Exchange implements UpstreamConnection {
       if (this.stream === stream && !this.finished && !this.handler.onData(chunk)) stream.pause();
     });
     stream.on("trailers", (_t, _f, raw: string[]) => {
-      if (this.stream === stream && !this.finished) this.handler.onTrailers?.(raw);
+      if (this.stream === stream && !this.finished) this.trailers = raw;
     });
     stream.on("end", () => this.#complete(stream));
     stream.on("error", noop);
@@ -452,7 +454,7 @@ class H2Exchange implements UpstreamConnection {
       this.abort();
       return;
     }
-    if (trailers !== undefined) this.handler.onTrailers?.(trailers);
+    if (trailers !== undefined) this.trailers = trailers;
     const idle = this.pool.opts.idleTimeout;
     if (idle > 0) stream.setTimeout(idle, () => this.#timeout(stream, "body"));
   }
@@ -460,7 +462,7 @@ class H2Exchange implements UpstreamConnection {
   #complete(stream: http2.ClientHttp2Stream): void {
     if (this.stream !== stream || this.finished || !this.responded) return;
     this.#end();
-    this.handler.onComplete(null);
+    this.handler.onComplete(null, this.trailers);
   }
 
   #timeout(stream: http2.ClientHttp2Stream, phase: "headers" | "body"): void {

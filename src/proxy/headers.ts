@@ -3,7 +3,7 @@ import type { TLSSocket } from "node:tls";
 
 /**
  * RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies drop. `expect` is
- * answered by node:http itself (100-continue) and must not travel on.
+ * dropped here; the forwarder sends `Expect: 100-continue` on itself for an HTTP/1.1 upload.
  */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",

@@ -7,13 +7,16 @@ import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
+import * as net from "node:net";
 import { dirname, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
+import { RealIpResolver } from "../balancer/realip.ts";
 import type { ListenConfig } from "../config/types.ts";
 import { createHttp1Server } from "../http1/mode.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
+import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from "./proxy-protocol.ts";
 
 export interface ListenerHandler {
   request(req: http.IncomingMessage, res: http.ServerResponse): void;
@@ -48,21 +51,31 @@ interface Bound {
   h1: Http1Front;
   /** TLS listener: the HTTP/2 sessions, for graceful close. */
   sessions: Set<http2.ServerHttp2Session>;
+  /** TLS listener behind a PROXY protocol reader: the TLS server the reader hands connections to. */
+  tlsServer?: tls.Server;
+  /** PROXY protocol settings, updated in place on reload. */
+  pp?: { trust: RealIpResolver; timeout: number };
 }
 
 function keyOf(c: ListenConfig, base: string): string {
-  return c.tls ? `${c.address} tls ${resolve(base, c.tls.cert)} ${resolve(base, c.tls.key)}` : c.address;
+  // trusted peers and timeout change in place (apply); only turning it on or off rebinds
+  const pp = c.proxyProtocol ? " proxy_protocol" : "";
+  return (
+    (c.tls ? `${c.address} tls ${resolve(base, c.tls.cert)} ${resolve(base, c.tls.key)}` : c.address) + pp
+  );
 }
 
 export class Listeners {
   readonly #logger: Logger;
   readonly #handler: ListenerHandler;
+  readonly #onProxyError: ((reason: ProxyProtocolError) => void) | undefined;
   #bound: Bound[] = [];
   #clientHeader = 30_000;
 
-  constructor(logger: Logger, handler: ListenerHandler) {
+  constructor(logger: Logger, handler: ListenerHandler, onProxyError?: (reason: ProxyProtocolError) => void) {
     this.#logger = logger;
     this.#handler = handler;
+    this.#onProxyError = onProxyError;
   }
 
   /** Bound addresses as `host:port` (IPv6 in brackets), in config order. */
@@ -97,9 +110,13 @@ export class Listeners {
         current.delete(key);
         // the sweep interval is fixed at bind time; the timeout itself applies to new requests
         existing.h1.setTimeouts(headerOptions(clientHeader));
+        if (existing.pp !== undefined && c.proxyProtocol !== undefined) {
+          existing.pp.trust = new RealIpResolver({ from: c.proxyProtocol.trusted });
+          existing.pp.timeout = c.proxyProtocol.timeout;
+        }
         if (c.tls) {
           try {
-            (existing.server as tls.Server).setSecureContext(readTls(c, base));
+            (existing.tlsServer ?? (existing.server as tls.Server)).setSecureContext(readTls(c, base));
           } catch (err) {
             errors.push(err as Error);
           }
@@ -144,6 +161,8 @@ export class Listeners {
       // the protocol by ALPN instead and hands each connection to its front
       const h2 = http2.createServer();
       h2.on("request", h.request as never);
+      // Expect: 100-continue goes on to the backend, whose 100 is relayed: no early 100 from node
+      h2.on("checkContinue", h.request as never);
       h2.on("session", (session) => {
         b.sessions.add(session);
         session.on("error", ignore);
@@ -154,6 +173,7 @@ export class Listeners {
       const server = tls.createServer(
         { ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] },
         (socket) => {
+          if (c.proxyProtocol) adoptProxiedAddress(socket);
           if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
           else h1.emit("connection", socket);
         },
@@ -164,6 +184,31 @@ export class Listeners {
         h2.close();
       });
       b.server = server;
+      b.tlsServer = server;
+    }
+    const pp = c.proxyProtocol;
+    if (pp !== undefined) {
+      // the PROXY header comes first: read here, then the connection goes to the TLS or HTTP/1 server
+      const inner = b.server;
+      const settings = { trust: new RealIpResolver({ from: pp.trusted }), timeout: pp.timeout };
+      b.pp = settings;
+      const onError = this.#onProxyError;
+      b.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+        readProxyHeader(socket, {
+          isTrusted: (a) => settings.trust.isTrusted(a),
+          timeout: settings.timeout,
+          accept: (s) => inner.emit("connection", s),
+          refuse: (reason, s) => {
+            // a balancer's TCP health check connects and closes: not an error
+            if (reason === "closed") return;
+            onError?.(reason);
+            logger.debug(
+              { reason, peer: s.remoteAddress, address: c.address },
+              "PROXY protocol header refused",
+            );
+          },
+        }),
+      );
     }
     const server = b.server;
     await new Promise<void>((ok, fail) => {
@@ -201,6 +246,7 @@ export class Listeners {
 
 function stopBound(b: Bound): void {
   if (b.server !== b.h1) b.server.close();
+  if (b.tlsServer !== undefined && b.tlsServer !== b.server) b.tlsServer.close();
   b.h1.close();
   for (const s of b.sessions) s.close();
 }

@@ -159,6 +159,8 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry();
   readonly reloads: Counter<"result"> | undefined;
+  /** PROXY protocol headers refused on a listener, by reason (untrusted, malformed, timeout). */
+  readonly proxyProtocolErrors: Counter<"reason"> | undefined;
   /** Wake and idle-stop counts (the process that owns the idle watchers); wakes are rare. */
   readonly idle: IdleMetricsSink | undefined;
 
@@ -249,6 +251,14 @@ export class Metrics {
           },
         ) as never,
       );
+    }
+    if (options.requests) {
+      this.proxyProtocolErrors = new Counter({
+        name: "switchyard_proxy_protocol_errors_total",
+        help: "Connections closed on a proxy_protocol listener without a response, by reason (untrusted peer, malformed header, timeout).",
+        labelNames: ["reason"],
+        registers: [r],
+      });
     }
     if (options.health) {
       r.registerMetric(

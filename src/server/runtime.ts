@@ -84,7 +84,9 @@ export class Runtime {
     if (options.idleEnv) options.idleEnv.events ??= this.eventSink;
     if (options.proxy) {
       this.front = new Front(this.logger);
-      this.listeners = new Listeners(this.logger, this.front);
+      this.listeners = new Listeners(this.logger, this.front, (reason) =>
+        this.metrics.proxyProtocolErrors?.inc({ reason }),
+      );
     }
     if (options.admin) {
       this.admin = new AdminServer(

@@ -431,7 +431,7 @@ test("HEAD, 204/304 and Expect: 100-continue pass through", { timeout: 20_000 },
     assert.equal(nm.headers.etag, '"x"');
     const get = await request(p.port, { agent });
     assert.equal(get.body.toString(), "hello world");
-    // Expect: 100-continue is answered by switchyard's listener and not forwarded
+    // Expect: 100-continue already answered by the user's node:http server is not asked again
     const r = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
       let continued = false;
       const req = http.request({

@@ -4,8 +4,10 @@
  * and close, every write split at random byte boundaries — are sent through `switchyard serve` and,
  * as the reference, straight to the same backend through node:http. What the backend receives and
  * what the client receives must be the same, message by message, apart from what the proxy changes
- * by SPEC ("Proxying (server)"): hop-by-hop headers, the forwarded headers, 1xx interim responses
- * (not relayed) and trailers (dropped until they are relayed, never carried over).
+ * by SPEC ("Proxying (server)", "Backend TLS, protocols and the edge"): hop-by-hop headers, the
+ * forwarded headers, and trailer fields a trailer may not carry (RFC 9110 §6.5.1: Set-Cookie,
+ * Location, ... dropped). 1xx interim responses are relayed as they came; trailers are relayed with
+ * their own message, both ways, never carried over.
  *
  * DIFF_SEQUENCES=N runs N sequences (default 1000); SEED=S reproduces a run (the seed is printed
  * first and in every failure); DIFF_ONLY=I runs only sequence I of that seed.
@@ -14,6 +16,7 @@ import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import * as net from "node:net";
 import { after, before, test } from "node:test";
+import { relayableTrailers } from "../../src/http1/trailers.ts";
 import { tempDir } from "../server/helpers.ts";
 import { type CliProcess, listening, spawnCli } from "../support/cli.ts";
 import { field, Wire, type WireMessage } from "../support/h1wire.ts";
@@ -350,16 +353,24 @@ async function viaSwitchyard(seq: Sequence, host: string, port: number): Promise
   const out: Got[] = [];
   const n = seq.messages.length;
   const read = async (i: number): Promise<void> => {
-    const m = await wire.read("response", { noBody: seq.messages[i].req.method === "HEAD" });
-    if (m === null) throw new Error(`the connection closed before response ${i}`);
-    out.push({
-      status: m.status,
-      reason: m.reason,
-      headers: m.headers,
-      body: m.body,
-      trailers: m.trailers,
-      interim: [],
-    });
+    const interim: number[] = [];
+    for (;;) {
+      const m = await wire.read("response", { noBody: seq.messages[i].req.method === "HEAD" });
+      if (m === null) throw new Error(`the connection closed before response ${i}`);
+      if (m.status < 200) {
+        interim.push(m.status);
+        continue;
+      }
+      out.push({
+        status: m.status,
+        reason: m.reason,
+        headers: m.headers,
+        body: m.body,
+        trailers: m.trailers,
+        interim,
+      });
+      return;
+    }
   };
   try {
     if (seq.pipelined) {
@@ -406,6 +417,16 @@ function comparable(h: readonly [string, string][], drop: ReadonlySet<string>): 
     .filter(([k]) => !HOP.has(k) && !drop.has(k));
 }
 
+const FALLBACK = process.env.SWITCHYARD_HTTP1 === "fallback";
+
+/** The trailer fields switchyard relays of those sent. */
+function relayed(t: readonly [string, string][]): [string, string][] {
+  const list = relayableTrailers(t.flat()) ?? [];
+  const out: [string, string][] = [];
+  for (let i = 0; i < list.length; i += 2) out.push([list[i], list[i + 1]]);
+  return out;
+}
+
 function describeSeq(seq: Sequence): string {
   return JSON.stringify({
     pipelined: seq.pipelined,
@@ -436,7 +457,7 @@ function check(seq: Sequence, ref: Got[], sy: Got[]): void {
     );
     assert.ok(a.body.equals(req.body.bytes), `reference request body; ${where(i)}`);
     assert.deepEqual(a.trailers, req.body.trailers, `reference request trailers; ${where(i)}`);
-    assert.deepEqual(b.trailers, [], `request trailers are dropped; ${where(i)}`);
+    assert.deepEqual(b.trailers, relayed(a.trailers), `request trailers are relayed; ${where(i)}`);
     // what the client received
     const r = ref[i];
     const s = sy[i];
@@ -452,7 +473,11 @@ function check(seq: Sequence, ref: Got[], sy: Got[]): void {
     const head = req.method === "HEAD" || res.status === 204 || res.status === 304;
     assert.ok(r.body.equals(head ? Buffer.alloc(0) : res.body.bytes), `reference response body; ${where(i)}`);
     assert.deepEqual(r.interim, res.interim, `reference 1xx; ${where(i)}`);
-    assert.deepEqual(s.trailers, [], `response trailers are dropped; ${where(i)}`);
+    // node:http (the fallback front) cannot put a 1xx ahead of a pipelined answer whose turn has
+    // not come: there it may be missing, never misplaced
+    if (!(FALLBACK && seq.pipelined && s.interim.length === 0))
+      assert.deepEqual(s.interim, r.interim, `1xx are relayed; ${where(i)}`);
+    assert.deepEqual(s.trailers, relayed(r.trailers), `response trailers are relayed; ${where(i)}`);
     assert.deepEqual(r.trailers, head ? [] : res.body.trailers, `reference response trailers; ${where(i)}`);
   }
 }

@@ -49,7 +49,7 @@ out.push(
 out.push(
   `- **${n(sent)}** requests sent, **${n(failed)}** failed where the test demands success.`,
   `- **${n(faults)}** faults injected (kills, restarts, reloads, SIGTERM, misbehaving backends, forged cookies and spoofed headers).`,
-  `- **${n(malformed.length)}** malformed-input runs (${n(new Set(malformed.map((e) => e.scenario)).size)} kinds, against the library and the server), ${n(malformed.filter((e) => e.ok).length)} with the expected outcome.`,
+  `- **${n(malformed.length)}** malformed-input runs (${n(new Set(malformed.map((e) => e.scenario)).size)} kinds, against the library and the server on both HTTP/1 paths), ${n(malformed.filter((e) => e.ok).length)} with the expected outcome.`,
   "",
 );
 
@@ -91,15 +91,16 @@ if (malformed.length) {
   out.push(
     "#### Malformed requests (raw TCP)",
     "",
-    "| input | expected | library | server |",
-    "|---|---|---|---|",
+    "| input | expected (server) | library | server (native) | server (fallback) |",
+    "|---|---|---|---|---|",
   );
   const names = [...new Set(malformed.map((e) => e.scenario))];
   for (const name of names) {
     const lib = malformed.find((e) => e.scenario === name && e.target === "library");
     const srv = malformed.find((e) => e.scenario === name && e.target === "server");
+    const fb = malformed.find((e) => e.scenario === name && e.target === "fallback");
     const cell = (e: Entry | undefined) => (e ? `${e.outcome}${e.ok ? "" : " ✗"}` : "not run");
-    row([name, (lib ?? srv)?.expected, cell(lib), cell(srv)]);
+    row([name, (srv ?? lib)?.expected, cell(lib), cell(srv), cell(fb)]);
   }
   out.push(
     "",
