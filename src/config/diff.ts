@@ -15,7 +15,9 @@ export type ServiceSetting =
   | "options"
   | "healthcheck"
   | "slowStart"
-  | "panicThreshold";
+  | "panicThreshold"
+  | "passiveCooldown"
+  | "accessLog";
 
 const SETTINGS: readonly ServiceSetting[] = [
   "hosts",
@@ -27,6 +29,8 @@ const SETTINGS: readonly ServiceSetting[] = [
   "healthcheck",
   "slowStart",
   "panicThreshold",
+  "passiveCooldown",
+  "accessLog",
 ];
 
 export interface ServiceDiff {

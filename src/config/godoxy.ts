@@ -276,6 +276,8 @@ function buildService(p: Problems, name: string, members: Member[]): ServiceConf
     // GoDoxy has no slow start, panic mode or backup servers: off, as there
     slowStart: 0,
     panicThreshold: 0,
+    passiveCooldown: DEFAULTS.passiveCooldown,
+    accessLog: DEFAULTS.accessLog,
     servers,
   };
 }

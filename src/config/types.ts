@@ -66,6 +66,10 @@ export interface ServiceConfig extends BalancingConfig {
   readonly hosts: readonly string[];
   readonly healthcheck: HealthcheckConfig;
   readonly servers: readonly ServerConfig[];
+  /** How long a server ejected by a failed request stays out when no active health check runs (ms). */
+  readonly passiveCooldown: number;
+  /** One `info` line per request (the service's own `access_log`, else the top-level one). */
+  readonly accessLog: boolean;
 }
 
 export interface TimeoutsConfig {
@@ -96,6 +100,8 @@ export interface SwitchyardConfig {
   /** Worker processes (1 = no cluster). */
   readonly workers: number;
   readonly logLevel: string;
+  /** Top-level `access_log` (default true): requests no service matched, and the services' default. */
+  readonly accessLog: boolean;
 }
 
 /** A server's idle settings, resolved (service `idle:` block, then the server's own, then defaults). */

@@ -12,6 +12,26 @@ import type { Duplex } from "node:stream";
 import { endWithError, sendError } from "../proxy/respond.ts";
 import type { Http1Front, Http1Handler, Http1Timeouts } from "./server.ts";
 
+/** Byte length of a chunk given to `write`/`end` (0 for a callback or nothing). */
+export function chunkBytes(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === "string")
+    return Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+  return chunk instanceof Uint8Array ? chunk.length : 0;
+}
+
+/** node:http's response, counting the body bytes written (the access log's `bytes`), as our own front does. */
+class CountingResponse extends http.ServerResponse {
+  bytesSent = 0;
+  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    this.bytesSent += chunkBytes(chunk, encoding);
+    return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb);
+  }
+  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
+    if (!this.writableEnded) this.bytesSent += chunkBytes(chunk, encoding);
+    return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
+  }
+}
+
 export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts): Http1Front {
   const server = http.createServer({
     headersTimeout: timeouts.headersTimeout,
@@ -20,6 +40,7 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
     connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
     noDelay: true,
     requireHostHeader: true,
+    ServerResponse: CountingResponse as unknown as typeof http.ServerResponse,
   }) as http.Server & Http1Front;
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     try {

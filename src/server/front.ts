@@ -5,26 +5,29 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Logger } from "../log.ts";
+import { normalizePeer } from "../balancer/realip.ts";
+import { batchedInfo, type Logger } from "../log.ts";
 import { endWithError, sendError } from "../proxy/respond.ts";
-import { classIndex, type ServiceStats } from "./metrics.ts";
+import { classIndex } from "./metrics.ts";
 import { HostRouter } from "./router.ts";
-import { kServer, type Service, type TaggedRequest } from "./services.ts";
+import { kServer, kTries, type Service, type TaggedRequest } from "./services.ts";
 
-const kStats: unique symbol = Symbol("switchyard.stats");
+const kService: unique symbol = Symbol("switchyard.service");
 const kStart: unique symbol = Symbol("switchyard.start");
 type TrackedResponse = ServerResponse & {
-  [kStats]: ServiceStats;
+  [kService]: Service;
   [kStart]: number;
   req: TaggedRequest;
+  /** Body bytes written (our HTTP/1 front, and the counting responses of node:http and http2). */
+  bytesSent?: number;
 };
 
 /** Requests and upgrades in flight in this process (all services), for drain. */
 const active = { requests: 0 };
-let debugLog: Logger | undefined;
 
 function onClose(this: TrackedResponse): void {
-  const st = this[kStats];
+  const svc = this[kService];
+  const st = svc.stats;
   st.inflight--;
   active.requests--;
   const now = performance.now();
@@ -33,20 +36,21 @@ function onClose(this: TrackedResponse): void {
   const server = req[kServer];
   const cls = classIndex(this.statusCode, this.headersSent);
   st.record(server, cls, seconds, now);
-  if (debugLog !== undefined) {
-    debugLog.debug(
-      {
-        service: st.name,
-        server: server?.name,
-        method: req.method,
-        url: req.url,
-        status: this.headersSent ? this.statusCode : undefined,
-        aborted: this.writableFinished ? undefined : true,
-        ms: Math.round(seconds * 1e5) / 100,
-        client: req.socket?.remoteAddress,
-      },
-      "request",
-    );
+  const line = svc.accessLine;
+  if (line !== undefined) {
+    line({
+      client: svc.lb.clientIp(req),
+      method: req.method,
+      host: hostOf(req),
+      path: req.url,
+      status: this.headersSent ? this.statusCode : undefined,
+      aborted: this.writableFinished ? undefined : true,
+      bytes: this.bytesSent,
+      ms: Math.round(seconds * 1e5) / 100,
+      service: svc.name,
+      server: server?.name,
+      tries: req[kTries],
+    });
   }
 }
 
@@ -55,17 +59,30 @@ export class Front {
   #draining = false;
   readonly upgrades = new Set<Duplex>();
 
+  readonly #access: ((fields: object) => void) | undefined;
+  /** The access writer for requests no service matched (top-level `access_log`). */
+  #unmatched: ((fields: object) => void) | undefined;
+
+  /**
+   * `logger` takes the access log: one `info` line per request, written when its response
+   * closes, batched in the stdout buffer (src/log.ts) so that it costs one small object per
+   * request and one write per many lines.
+   */
   constructor(logger: Logger) {
-    debugLog = logger.isLevelEnabled("debug") ? logger.child({ component: "access" }) : undefined;
+    this.#access = logger.isLevelEnabled("info")
+      ? batchedInfo(logger.child({ component: "access" }), "request")
+      : undefined;
     this.request = this.request.bind(this);
     this.upgrade = this.upgrade.bind(this);
   }
 
   /** Swaps in the services of a new config; requests already routed keep their service. */
-  setServices(services: Iterable<Service>): void {
-    this.#router = new HostRouter(
-      Array.from(services, (s) => ({ name: s.name, hosts: s.config.hosts, target: s })),
-    );
+  setServices(services: Iterable<Service>, accessLog = true): void {
+    this.#unmatched = accessLog ? this.#access : undefined;
+    const list = Array.from(services);
+    // the shared close listener finds the writer on the service
+    for (const s of list) s.accessLine = s.config.accessLog ? this.#access : undefined;
+    this.#router = new HostRouter(list.map((s) => ({ name: s.name, hosts: s.config.hosts, target: s })));
   }
 
   /** From now on, HTTP/1 responses carry `Connection: close` so clients move off. */
@@ -81,13 +98,24 @@ export class Front {
     const svc = this.#router.match(hostOf(req));
     if (svc === undefined) {
       sendError(res, 404, "Not Found: no service for this host");
+      const line = this.#unmatched;
+      if (line !== undefined) {
+        line({
+          client: normalizePeer(req.socket?.remoteAddress),
+          method: req.method,
+          host: hostOf(req),
+          path: req.url,
+          status: 404,
+          bytes: (res as TrackedResponse).bytesSent,
+          ms: 0,
+        });
+      }
       return;
     }
-    const st = svc.stats;
-    st.inflight++;
+    svc.stats.inflight++;
     active.requests++;
     const tracked = res as TrackedResponse;
-    tracked[kStats] = st;
+    tracked[kService] = svc;
     tracked[kStart] = performance.now();
     res.on("close", onClose);
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;

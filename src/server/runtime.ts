@@ -221,7 +221,7 @@ export class Runtime {
     // decision introspection (switchyard-debug) is unlocked by the admin token, when there is one
     const debugToken = next.admin.token || process.env.SWITCHYARD_ADMIN_TOKEN || undefined;
     for (const svc of this.services.values()) svc.lb.debugToken = debugToken;
-    this.front?.setServices(this.services.values());
+    this.front?.setServices(this.services.values(), next.accessLog);
     this.#options.onServicesChanged?.();
     return changes;
   }

@@ -47,7 +47,9 @@ export function newIdleEnv(): IdleEnv {
 
 /** The property under which a request remembers the server it was (last) sent to. */
 export const kServer: unique symbol = Symbol("switchyard.server");
-export type TaggedRequest = IncomingMessage & { [kServer]?: Server };
+/** ... and how many servers it was sent to (1 + retries). */
+export const kTries: unique symbol = Symbol("switchyard.tries");
+export type TaggedRequest = IncomingMessage & { [kServer]?: Server; [kTries]?: number };
 
 /** Makes the health source of one server (an HTTP monitor, or a feed from the cluster primary). */
 export type HealthFactory = (service: ServiceConfig, server: ServerConfig) => HealthSource | undefined;
@@ -75,6 +77,7 @@ export class ServiceBalancer extends LoadBalancer {
 
   override dispatch(req: IncomingMessage, res: ServerResponse, server: Server): void {
     (req as TaggedRequest)[kServer] = server;
+    (req as TaggedRequest)[kTries] = 1;
     super.dispatch(req, res, server);
   }
 
@@ -82,6 +85,7 @@ export class ServiceBalancer extends LoadBalancer {
     const next = super.pickRetry(req, tried);
     if (next !== undefined) {
       (req as TaggedRequest)[kServer] = next;
+      (req as TaggedRequest)[kTries] = ((req as TaggedRequest)[kTries] ?? 1) + 1;
       this.stats.retries++;
     }
     return next;
@@ -94,6 +98,8 @@ export class Service {
   readonly stats: ServiceStats;
   readonly controller = new AbortController();
   config: ServiceConfig;
+  /** Writes this service's access lines (set by the Front); undefined when its access log is off. */
+  accessLine: ((fields: object) => void) | undefined = undefined;
   timeouts: TimeoutsConfig;
   readonly #health: HealthFactory;
   readonly #idle: IdleEnv;
@@ -324,6 +330,7 @@ export class Service {
       changes.push(...settings);
     }
     if (prev.hosts.join(",") !== next.hosts.join(",")) changes.push("hosts");
+    if (prev.accessLog !== next.accessLog) changes.push(`access_log ${prev.accessLog}→${next.accessLog}`);
     return changes;
   }
 
@@ -356,6 +363,7 @@ function balancerOptions(c: ServiceConfig, t: TimeoutsConfig) {
     timeouts: { connect: t.connect, responseHeader: t.responseHeader, idle: t.idle },
     slowStart: c.slowStart,
     panicThreshold: c.panicThreshold,
+    passiveCooldown: c.passiveCooldown,
   };
 }
 
@@ -372,6 +380,7 @@ function changedSettings(
   if (a.stickySecret !== b.stickySecret) out.push("sticky_secret");
   if (a.slowStart !== b.slowStart) out.push("slow_start");
   if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
+  if (a.passiveCooldown !== b.passiveCooldown) out.push("passive_cooldown");
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||
