@@ -159,6 +159,16 @@ export function demoConfig(
   return deepFreeze(draft);
 }
 
+/**
+ * The problems of command-line flag values alone (`--listen: "x" is not a host:port ...`), so
+ * the CLI can refuse them (exit 2) before it reads a file.
+ */
+export function flagProblems(overrides: ConfigOverrides): string[] {
+  const p = new Problems("flags");
+  applyOverrides(p, defaultsDraft(undefined), overrides);
+  return p.list();
+}
+
 /** `switchyard check -c FILE`: a summary when valid, every problem when not. */
 export async function checkConfig(
   file: string,
