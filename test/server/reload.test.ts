@@ -177,6 +177,10 @@ test("reload with --workers 2: every worker picks up a new server", { timeout: 1
       15_000,
       "c-2 served by both workers",
     );
+    // logged once, by the primary; each worker's application of it is a debug line
+    const lines = (level: number) => sy.logs.filter((r) => reloaded(/\+c-2/)(r) && r.level === level);
+    await eventually(() => lines(20).length === 2, 5000, "each worker's debug line");
+    assert.equal(lines(30).length, 1, "one info line for the reload");
   } finally {
     const exit = await sy.stop();
     await a.stop();
