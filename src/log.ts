@@ -1,54 +1,86 @@
+import { writeSync } from "node:fs";
 import { type DestinationStream, type Logger, pino } from "pino";
 
 export type { Logger };
 
 /** Access lines wait in the buffer until it holds this much (one write for many lines)... */
-const BATCH_BYTES = 4096;
+const BATCH_CHARS = 16_384;
 /** ...or at most this long (ms). */
 const BATCH_MS = 1000;
 
 /**
- * stdout for the server's logs, through one buffer so lines never interleave or reorder. Ordinary
- * lines leave at once (asynchronously, as pino's default destination does); lines written with
- * `deferred` set (the access log) wait until 4 KB are buffered or 1 s has passed, so a busy
- * proxy makes one `write(2)` per ~20 requests instead of one per request. What is buffered is
- * written synchronously at exit (pino's destination flushes itself then).
+ * stdout for the server's logs. Ordinary lines go straight to pino's destination (sonic-boom,
+ * asynchronous, as pino's default is). Lines written with `deferred` set (the access log) are
+ * joined here first and handed over 16 KB at a time, or after 1 s at most: sonic-boom measures
+ * the byte length of its whole pending buffer on every write, which costs more than the line
+ * itself once lines come by the thousand. An ordinary line hands over the joined lines before
+ * it, so the order stays; at exit they are written synchronously.
  */
 class StdoutSink implements DestinationStream {
-  readonly #out = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
+  readonly #out: ReturnType<typeof pino.destination>;
   /** Set around an access line's write. */
   deferred = false;
-  /** An ordinary line (or the timer) asked for a flush while a write was under way. */
-  #urgent = false;
+  #pending = "";
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimer = () => {
     this.#timer = undefined;
-    this.#flush();
+    this.#handOver();
   };
 
   constructor() {
-    // a flush asked for during a write is done once that write is over
-    this.#out.on("drain", () => {
-      if (this.#urgent) {
-        this.#urgent = false;
-        this.#out.flush();
-      }
-    });
+    // before pino's destination registers its own exit flush: ours runs first
+    process.on("exit", () => this.#exitFlush());
+    this.#out = pino.destination({ dest: 1, sync: false });
   }
 
   write(line: string): void {
-    this.#out.write(line);
-    if (!this.deferred) this.#flush();
-    else if (this.#timer === undefined) {
-      this.#timer = setTimeout(this.#onTimer, BATCH_MS);
-      this.#timer.unref();
+    if (this.deferred) {
+      this.#pending += line;
+      if (this.#pending.length >= BATCH_CHARS) this.#handOver();
+      else if (this.#timer === undefined) {
+        this.#timer = setTimeout(this.#onTimer, BATCH_MS);
+        this.#timer.unref();
+      }
+      return;
     }
+    if (this.#pending !== "") this.#handOver();
+    this.#out.write(line);
   }
 
-  #flush(): void {
-    // sonic-boom ignores a flush while it writes: remember it for the 'drain' that ends the write
-    this.#urgent = true;
-    this.#out.flush();
+  #handOver(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const text = this.#pending;
+    this.#pending = "";
+    if (text !== "") this.#out.write(text);
+  }
+
+  /** At exit: what the destination holds, then the joined lines, synchronously. */
+  #exitFlush(): void {
+    const text = this.#pending;
+    this.#pending = "";
+    if (text === "") return;
+    try {
+      this.#out.flushSync();
+    } catch {
+      // not ready or destroyed (EPIPE): nothing more can be written
+      return;
+    }
+    writeAllSync(1, Buffer.from(text));
+  }
+}
+
+function writeAllSync(fd: number, data: Buffer): void {
+  let off = 0;
+  for (let tries = 0; off < data.length && tries < 1000; ) {
+    try {
+      off += writeSync(fd, data, off);
+    } catch (err) {
+      // a non-blocking pipe that is full: wait for the reader a little
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return;
+      tries++;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
   }
 }
 
@@ -69,7 +101,7 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
 }
 
 /**
- * A writer of `info` lines that may wait in the stdout buffer (up to 4 KB or 1 s, see StdoutSink):
+ * A writer of `info` lines that may wait in the stdout buffer (up to 16 KB or 1 s, see StdoutSink):
  * the access log. With another destination (pretty output, a test's stream) lines go as usual.
  * Build it once; the returned function allocates nothing beyond pino's own line.
  */
