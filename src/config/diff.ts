@@ -15,9 +15,7 @@ export type ServiceSetting =
   | "options"
   | "healthcheck"
   | "slowStart"
-  | "panicThreshold"
-  | "passiveCooldown"
-  | "accessLog";
+  | "panicThreshold";
 
 const SETTINGS: readonly ServiceSetting[] = [
   "hosts",
@@ -29,8 +27,6 @@ const SETTINGS: readonly ServiceSetting[] = [
   "healthcheck",
   "slowStart",
   "panicThreshold",
-  "passiveCooldown",
-  "accessLog",
 ];
 
 export interface ServiceDiff {
