@@ -49,7 +49,7 @@ function onClose(this: TrackedResponse): void {
       ms: Math.round(seconds * 1e5) / 100,
       service: svc.name,
       server: server?.name,
-      tries: req[kTries],
+      tries: server === undefined ? undefined : (req[kTries] ?? 1),
     });
   }
 }

@@ -47,7 +47,7 @@ export function newIdleEnv(): IdleEnv {
 
 /** The property under which a request remembers the server it was (last) sent to. */
 export const kServer: unique symbol = Symbol("switchyard.server");
-/** ... and how many servers it was sent to (1 + retries). */
+/** ... and how many servers it was sent to, once it was retried (absent: 1, or none without kServer). */
 export const kTries: unique symbol = Symbol("switchyard.tries");
 export type TaggedRequest = IncomingMessage & { [kServer]?: Server; [kTries]?: number };
 
@@ -77,7 +77,6 @@ export class ServiceBalancer extends LoadBalancer {
 
   override dispatch(req: IncomingMessage, res: ServerResponse, server: Server): void {
     (req as TaggedRequest)[kServer] = server;
-    (req as TaggedRequest)[kTries] = 1;
     super.dispatch(req, res, server);
   }
 
