@@ -101,19 +101,29 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
 }
 
 /**
- * A writer of `info` lines that may wait in the stdout buffer (up to 16 KB or 1 s, see StdoutSink):
- * the access log. With another destination (pretty output, a test's stream) lines go as usual.
- * Build it once; the returned function allocates nothing beyond pino's own line.
+ * A writer of `info` records in pino's own format whose fields the caller has already written as
+ * JSON (`,"key":value,...`): the access log. pino's level, time and bindings (pid, hostname,
+ * worker, component) and the message are added here, so the line reads as any other; building the
+ * text directly saves the object pino would walk (0.4 µs a line instead of 0.7). With the stdout
+ * sink the line may wait in its buffer (up to 16 KB or 1 s); other destinations (the pretty
+ * printer, a test's stream) take it at once. Undefined when `info` is off. Build it once.
  */
-export function batchedInfo(logger: Logger, msg: string): (fields: object) => void {
-  const sink = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
-  if (!(sink instanceof StdoutSink)) return (fields) => logger.info(fields, msg);
+export function batchedInfo(logger: Logger, msg: string): ((fields: string) => void) | undefined {
+  if (!logger.isLevelEnabled("info")) return undefined;
+  const own = logger as unknown as Record<symbol, unknown>;
+  const stream = own[pino.symbols.streamSym] as DestinationStream;
+  const head = `${(own[pino.symbols.lsCacheSym] as Record<number, string>)[logger.levels.values.info]},"time":`;
+  const bindings = own[pino.symbols.chindingsSym] as string;
+  const tail = `,"msg":${JSON.stringify(msg)}}\n`;
+  if (!(stream instanceof StdoutSink)) {
+    return (fields) => stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`);
+  }
   return (fields) => {
-    sink.deferred = true;
+    stream.deferred = true;
     try {
-      logger.info(fields, msg);
+      stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`);
     } finally {
-      sink.deferred = false;
+      stream.deferred = false;
     }
   };
 }

@@ -98,7 +98,7 @@ export class Service {
   readonly controller = new AbortController();
   config: ServiceConfig;
   /** Writes this service's access lines (set by the Front); undefined when its access log is off. */
-  accessLine: ((fields: object) => void) | undefined = undefined;
+  accessLine: ((fields: string) => void) | undefined = undefined;
   timeouts: TimeoutsConfig;
   readonly #health: HealthFactory;
   readonly #idle: IdleEnv;
