@@ -4,14 +4,14 @@ import { type DestinationStream, type Logger, pino } from "pino";
 export type { Logger };
 
 /** Access lines wait in the buffer until it holds this much (one write for many lines)... */
-const BATCH_CHARS = 16_384;
+const BATCH_CHARS = 65_536;
 /** ...or at most this long (ms). */
 const BATCH_MS = 1000;
 
 /**
  * stdout for the server's logs. Ordinary lines go straight to pino's destination (sonic-boom,
  * asynchronous, as pino's default is). Lines written with `deferred` set (the access log) are
- * joined here first and handed over 16 KB at a time, or after 1 s at most: sonic-boom measures
+ * joined here first and handed over 64 KB at a time, or after 1 s at most: sonic-boom measures
  * the byte length of its whole pending buffer on every write, which costs more than the line
  * itself once lines come by the thousand. An ordinary line hands over the joined lines before
  * it, so the order stays; at exit they are written synchronously.
@@ -105,7 +105,7 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
  * JSON (`,"key":value,...`): the access log. pino's level, time and bindings (pid, hostname,
  * worker, component) and the message are added here, so the line reads as any other; building the
  * text directly saves the object pino would walk (0.4 µs a line instead of 0.7). With the stdout
- * sink the line may wait in its buffer (up to 16 KB or 1 s); other destinations (the pretty
+ * sink the line may wait in its buffer (up to 64 KB or 1 s); other destinations (the pretty
  * printer, a test's stream) take it at once. Undefined when `info` is off. Build it once.
  */
 export function batchedInfo(logger: Logger, msg: string): ((fields: string) => void) | undefined {
