@@ -9,10 +9,16 @@
  *   git archive <commit-before> | tar -x -C /tmp/sy-base && ln -s $PWD/node_modules /tmp/sy-base/
  *   node bench/quick-stats.ts --base /tmp/sy-base [--duration 5] [--connections 64] [--rounds 3]
  *
+ * `--access-log` instead compares this checkout with the access log off (`access_log: false`) and
+ * on (the default), both at `--log-level info` with stdout a file; it prints the log bytes
+ * written by the end of each round.
+ *
+ *   node bench/quick-stats.ts --access-log [--duration 5] [--connections 64] [--rounds 3]
+ *
  * Needs `wrk` and `taskset` on PATH.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,10 +32,15 @@ const opt = (name: string, def: string) => {
   return i >= 0 ? args[i + 1] : def;
 };
 const base = opt("base", "");
-if (!base) {
-  process.stderr.write("usage: node bench/quick-stats.ts --base DIR [--duration 5] [--rounds 3]\n");
+const accessLog = args.includes("--access-log");
+if (!base && !accessLog) {
+  process.stderr.write(
+    "usage: node bench/quick-stats.ts --base DIR | --access-log [--duration 5] [--rounds 3]\n",
+  );
   process.exit(2);
 }
+/** The two variants compared: a base tree against this one, or the access log off against on. */
+const [A, B] = accessLog ? ["off", "on"] : ["base", "stats"];
 const duration = Number(opt("duration", "5"));
 const connections = Number(opt("connections", "64"));
 const rounds = Number(opt("rounds", "3"));
@@ -55,8 +66,8 @@ function median(xs: number[]): number {
 const dir = mkdtempSync(join(tmpdir(), "sy-quick-stats-"));
 const children: ChildProcess[] = [];
 const results: Record<string, { rps: number[]; cpu: number[] }> = {
-  base: { rps: [], cpu: [] },
-  stats: { rps: [], cpu: [] },
+  [A]: { rps: [], cpu: [] },
+  [B]: { rps: [], cpu: [] },
 };
 try {
   const ups = [await freePort(), await freePort(), await freePort()];
@@ -74,17 +85,24 @@ try {
   for (const p of ups) await waitHttp(p, undefined);
   for (let r = 0; r < rounds; r++) {
     // alternate which goes first, so drift in the machine's load hits both alike
-    const order = r % 2 === 0 ? ["base", "stats"] : ["stats", "base"];
+    const order = r % 2 === 0 ? [A, B] : [B, A];
     for (const kind of order) {
       const root = kind === "base" ? resolve(base) : here;
       const port = await freePort();
       const cfg = join(dir, `${kind}.yaml`);
-      writeFileSync(cfg, switchyardYaml(port, await freePort(), ups));
+      const yaml = switchyardYaml(port, await freePort(), ups);
+      writeFileSync(cfg, kind === "off" ? `access_log: false\n${yaml}` : yaml);
+      const level = accessLog ? "info" : "warn";
+      // the log goes to a file: a pipe to this process would stall while wrk runs (execFileSync)
+      const logFile = join(dir, `${kind}.log`);
+      const out = accessLog ? openSync(logFile, "w") : "ignore";
       const child = spawn(
         "taskset",
-        ["-c", "0", process.execPath, join(root, "src/cli.ts"), "serve", "-c", cfg, "--log-level", "warn"],
-        { stdio: ["ignore", "ignore", "inherit"] },
+        ["-c", "0", process.execPath, join(root, "src/cli.ts"), "serve", "-c", cfg, "--log-level", level],
+        { stdio: ["ignore", out, "inherit"] },
       );
+      if (typeof out === "number") closeSync(out);
+      const logged = () => (accessLog ? statSync(logFile).size : 0);
       children.push(child);
       await waitHttp(port, undefined);
       wrk(port, 1); // warm-up
@@ -94,18 +112,18 @@ try {
       results[kind].rps.push(res.rps);
       results[kind].cpu.push(cpu);
       console.log(
-        `round ${r + 1} ${kind.padEnd(5)} ${res.rps.toFixed(0).padStart(7)} req/s  ${cpu.toFixed(1)} µs CPU/req`,
+        `round ${r + 1} ${kind.padEnd(5)} ${res.rps.toFixed(0).padStart(7)} req/s  ${cpu.toFixed(1)} µs CPU/req${accessLog ? `  ${(logged() / 1048576).toFixed(1)} MB of log` : ""}`,
       );
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
     }
   }
-  const b = results.base;
-  const s = results.stats;
+  const b = results[A];
+  const s = results[B];
   const dr = (median(s.rps) / median(b.rps) - 1) * 100;
   const dc = (median(s.cpu) / median(b.cpu) - 1) * 100;
   console.log(
-    `median: base ${median(b.rps).toFixed(0)} req/s ${median(b.cpu).toFixed(1)} µs/req; stats ${median(s.rps).toFixed(0)} req/s ${median(s.cpu).toFixed(1)} µs/req; throughput ${dr >= 0 ? "+" : ""}${dr.toFixed(1)}%, CPU/req ${dc >= 0 ? "+" : ""}${dc.toFixed(1)}%`,
+    `median: ${A} ${median(b.rps).toFixed(0)} req/s ${median(b.cpu).toFixed(1)} µs/req; ${B} ${median(s.rps).toFixed(0)} req/s ${median(s.cpu).toFixed(1)} µs/req; throughput ${dr >= 0 ? "+" : ""}${dr.toFixed(1)}%, CPU/req ${dc >= 0 ? "+" : ""}${dc.toFixed(1)}%`,
   );
 } finally {
   for (const c of children) c.kill();

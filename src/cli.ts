@@ -73,16 +73,21 @@ async function main(argv: string[]): Promise<number> {
           return 2;
         }
       }
+      const overrides = {
+        listen: values.listen,
+        admin: values.admin,
+        workers,
+        logLevel: values["log-level"],
+      };
+      // a bad flag value is a usage error (2), named by its flag, whatever the file says
+      const { flagProblems } = await import("./config/load.ts");
+      const bad = flagProblems(overrides);
+      if (bad.length) {
+        process.stderr.write(`${bad.map((p) => `switchyard: ${p}\n`).join("")}\n${USAGE}`);
+        return 2;
+      }
       const { serve } = await import("./server/serve.ts");
-      return serve({
-        file: values.config,
-        overrides: {
-          listen: values.listen,
-          admin: values.admin,
-          workers,
-          logLevel: values["log-level"],
-        },
-      });
+      return serve({ file: values.config, overrides });
     }
     case "check": {
       if (values.config === undefined) {
@@ -101,6 +106,15 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`switchyard: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** The --log-level value of a command line, read without failing on the rest. */
+function logLevelArg(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--log-level") return argv[i + 1];
+    if (argv[i].startsWith("--log-level=")) return argv[i].slice(12);
+  }
+  return undefined;
 }
 
 function parse(argv: string[]) {
@@ -125,7 +139,12 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err) => {
-    process.stderr.write(`switchyard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // a stack trace only when asked for (--log-level debug or trace)
+    const debug = /^(debug|trace)$/i.test(
+      logLevelArg(process.argv) ?? process.env.SWITCHYARD_LOG_LEVEL ?? "",
+    );
+    const text = err instanceof Error ? (debug ? (err.stack ?? err.message) : err.message) : String(err);
+    process.stderr.write(`switchyard: ${text}\n`);
     process.exit(1);
   },
 );

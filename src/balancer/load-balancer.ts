@@ -37,7 +37,10 @@ export interface LoadBalancerOptions {
   options?: RealIpOptions;
   /** Upstream timeouts (ms or duration strings). */
   timeouts?: { connect?: number | string; responseHeader?: number | string; idle?: number | string };
-  /** How long a passively ejected server without an active checker stays out (default 10s). */
+  /**
+   * How long a server taken out by a failed request stays out when no active health check can
+   * bring it back (ms or duration string; default 10s, nginx's fail_timeout).
+   */
   passiveCooldown?: number | string;
   /**
    * Slow start (ms or duration string; default 0 = off): a server that becomes good (added to a
@@ -134,6 +137,8 @@ export class LoadBalancer {
   #ctx: Ctx = { ip: "", tried: null, cookie: undefined };
   /** Some server has an idle watcher: the loading page's assets are served here. */
   #hasIdle = false;
+  /** Some server can be woken: the idle-wake paths take the sticky path. */
+  #hasWake = false;
   #cookieTail = "";
   #cookieTailSecure = "";
   #onAvailability = (s: Server) => this.#availabilityChanged(s);
@@ -370,6 +375,7 @@ export class LoadBalancer {
     }
     this.#servers = servers;
     this.#hasIdle = servers.some((s) => s.idle !== undefined);
+    this.#hasWake = servers.some((s) => s.wake !== undefined);
     this.#polled = servers.filter((s) => s.health !== undefined && s.health.subscribe === undefined);
     const onLoad = this.#inner.loadChanged ? this.#onLoad : undefined;
     for (const s of servers) {
@@ -659,18 +665,22 @@ export class LoadBalancer {
   /** Passive health: called by the forwarder when a server refused or reset a connection. */
   reportFailure(server: Server, err: unknown): void {
     if (server.passiveDown) return;
+    const m = this.#members.find((x) => x.server === server);
+    // without a running active checker that reports successes nothing would ever bring it back:
+    // use a cooldown like nginx's fail_timeout
+    const cooldown = m !== undefined && !(server.health?.checkNow && m.unsubscribe && m.controller);
+    const back = cooldown
+      ? `back in ${formatDuration(this.#config.passiveCooldown)} (no active health check; passive_cooldown)`
+      : "until a health check succeeds";
     this.#emit(
       "ejected",
       "warn",
       server,
-      `server ${server.name} failed (${errorText(err)}); taken out until a check succeeds`,
+      `server ${server.name} failed (${errorText(err)}); taken out ${back}`,
       { err },
     );
     server.markDown();
-    const m = this.#members.find((x) => x.server === server);
-    // without a running active checker that reports successes nothing would ever bring it back:
-    // use a cooldown like nginx's fail_timeout
-    if (m && !(server.health?.checkNow && m.unsubscribe && m.controller)) {
+    if (cooldown) {
       clearTimeout(m.cooldown);
       m.cooldown = setTimeout(() => server.clearPassive(), this.#config.passiveCooldown);
       m.cooldown.unref();
@@ -691,14 +701,29 @@ export class LoadBalancer {
     return ctx;
   }
 
+  /**
+   * Whether a request for `url` takes the sticky path: every request with `sticky`, else only the
+   * idle-wake paths, and those only on a service with a server that can be woken (so that the
+   * loading page's own requests reach the server being woken); elsewhere they get no cookie.
+   */
+  #stickyFor(url: string | undefined): boolean {
+    return this.#config.sticky || (isStickyPath(url) && this.#wakeable());
+  }
+
+  /** Some server of the service has a way to wake it (a library `wake` or an idle provider). */
+  #wakeable(): boolean {
+    if (this.#dirty) this.#rebuild();
+    return this.#hasWake;
+  }
+
   /** The client address after real-IP resolution. */
   clientIp(req: IncomingMessage): string {
-    return this.#realIp.resolve(req.socket.remoteAddress, req.headers);
+    return this.#realIp.resolveRequest(req);
   }
 
   /** The server `req` would go to, or undefined when none is good. */
   pick(req: IncomingMessage): Server | undefined {
-    const sticky = this.#config.sticky || isStickyPath(req.url);
+    const sticky = this.#stickyFor(req.url);
     return this.#pickWith(this.#prepare(req, sticky), sticky);
   }
 
@@ -714,7 +739,7 @@ export class LoadBalancer {
 
   /** Another server for a retry of a request that already tried `tried`. */
   pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined {
-    const sticky = this.#config.sticky || isStickyPath(req.url);
+    const sticky = this.#stickyFor(req.url);
     const ctx: Ctx = {
       ip: this.#needsIp ? this.clientIp(req) : "",
       tried,
@@ -773,7 +798,7 @@ export class LoadBalancer {
     }
     const url = req.url ?? "/";
     const stickyPath = isStickyPath(url);
-    const sticky = this.#config.sticky || stickyPath;
+    const sticky = this.#config.sticky || (stickyPath && this.#wakeable());
     if (stickyPath && pathOf(url) === WAKE_EVENTS_PATH) {
       void streamWakeEvents(this.servers, res).catch((err) => {
         this.#logger.error({ err }, "wake events failed");
@@ -923,7 +948,7 @@ export class LoadBalancer {
       endWithError(socket, 400, "Bad Request");
       return;
     }
-    const sticky = this.#config.sticky || isStickyPath(req.url);
+    const sticky = this.#stickyFor(req.url);
     const ctx = this.#prepare(req, sticky);
     let server = this.#pickWith(ctx, sticky);
     if (server === undefined || server.handler) {

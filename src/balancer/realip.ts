@@ -86,6 +86,19 @@ export class RealIpResolver {
     return false;
   }
 
+  /**
+   * `resolve` for a request: its `headers` are read only when its peer is trusted (a request's
+   * header object may be built on first read, which costs more than the answer when nobody is).
+   */
+  resolveRequest(req: {
+    socket: { remoteAddress?: string } | null;
+    headers: Record<string, string | string[] | undefined>;
+  }): string {
+    const peer = req.socket?.remoteAddress;
+    if (!this.#any) return normalizePeer(peer);
+    return this.resolve(peer, req.headers);
+  }
+
   /** The client address for a request whose TCP peer is `peer` and whose headers are `headers`. */
   resolve(peer: string | undefined, headers: Record<string, string | string[] | undefined>): string {
     const p = normalizePeer(peer);

@@ -20,6 +20,8 @@ export const DEFAULTS = {
   workers: 1,
   logLevel: "info",
   stickyMaxAge: 24 * 3_600_000,
+  passiveCooldown: 10_000,
+  accessLog: true,
   header: "X-Real-IP",
   healthcheck: { path: "/", useGet: false, interval: 5_000, timeout: 5_000, retries: 0, enabled: true },
 } as const;

@@ -649,6 +649,8 @@ function buildService(p: Problems, name: string, members: Member[], hosts: strin
     // GoDoxy has no slow start, panic mode or backup servers: off, as there
     slowStart: 0,
     panicThreshold: 0,
+    passiveCooldown: DEFAULTS.passiveCooldown,
+    accessLog: DEFAULTS.accessLog,
     servers,
   };
   const timeouts = get<ServiceTimeouts | undefined>("timeouts", undefined);

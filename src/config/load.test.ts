@@ -51,8 +51,41 @@ describe("defaults", () => {
       healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
       slowStart: 0,
       panicThreshold: 0,
+      passiveCooldown: 10_000,
+      accessLog: true,
       servers: [{ name: "api-1", url: "http://127.0.0.1:3000", weight: 0, backup: false }],
     });
+    assert.equal(c.accessLog, true);
+  });
+
+  test("access_log top-level and per service; passive_cooldown per service, validated", () => {
+    const c = parseConfig(
+      `access_log: false\nservices:\n  a: { servers: [http://a:1] }\n  b: { access_log: true, passive_cooldown: 2m30s, servers: [http://b:1] }\n`,
+      F,
+      {},
+      {},
+    );
+    assert.equal(c.accessLog, false);
+    assert.equal(c.services.a.accessLog, false, "a service without its own takes the top-level switch");
+    assert.equal(c.services.b.accessLog, true);
+    assert.equal(c.services.a.passiveCooldown, 10_000);
+    assert.equal(c.services.b.passiveCooldown, 150_000);
+    assert.throws(
+      () =>
+        parseConfig(
+          `access_log: "no"\nservices:\n  a:\n    passive_cooldown: 10\n    servers: [http://a:1]\n  b:\n    passive_cooldown: -1s\n    servers: [http://b:1]\n`,
+          F,
+          {},
+          {},
+        ),
+      (err: ConfigError) => {
+        assert.equal(err.problems.length, 3, err.message);
+        assert.match(err.problems[0], /:1: access_log: /);
+        assert.match(err.problems[1], /:4: services\.a\.passive_cooldown: bare number 10 is not a duration/);
+        assert.match(err.problems[2], /:7: services\.b\.passive_cooldown: /);
+        return true;
+      },
+    );
   });
 
   test("empty sections (`key:` with nothing) mean the defaults", () => {
@@ -289,7 +322,7 @@ describe("mistakes are reported as file:line: path: message", () => {
     [
       "unknown key with nothing close",
       `${MINIMAL}zzz: 1\n`,
-      `${F}:4: zzz: unknown key (known: listen, admin, timeouts, workers, log_level, services)`,
+      `${F}:4: zzz: unknown key (known: listen, admin, timeouts, workers, log_level, access_log, services)`,
     ],
     [
       "duplicate server host:port",
@@ -522,7 +555,7 @@ services:
 `;
     // x-defaults is not a switchyard key: report it, then drop it and check the merge
     assert.deepEqual(problems(text), [
-      `${F}:1: x-defaults: unknown key (known: listen, admin, timeouts, workers, log_level, services)`,
+      `${F}:1: x-defaults: unknown key (known: listen, admin, timeouts, workers, log_level, access_log, services)`,
     ]);
     const c = parseConfig(
       text.replace(
@@ -643,7 +676,7 @@ describe("files", () => {
         "  api (api.example.com; least_conn, sticky 24h0m0s, health HEAD / every 5s)",
         "    api-1 http://127.0.0.1:3001 weight 3",
         "    api-2 http://127.0.0.1:3002",
-        "  web (web.*; round_robin, health checks off)",
+        "  web (web.*; round_robin, health checks off, passive_cooldown 10s)",
         "    web-1 http://127.0.0.1:4000",
       ].join("\n"),
     );

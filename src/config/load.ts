@@ -64,7 +64,7 @@ export interface ConfigOverrides {
 
 type Draft = { -readonly [K in keyof SwitchyardConfig]: SwitchyardConfig[K] };
 
-const TOP_KEYS = ["listen", "admin", "timeouts", "workers", "log_level", "services"] as const;
+const TOP_KEYS = ["listen", "admin", "timeouts", "workers", "log_level", "access_log", "services"] as const;
 const TIMEOUT_KEYS = ["connect", "response_header", "idle", "client_header", "shutdown"] as const;
 const SERVICE_KEYS = [
   "hosts",
@@ -76,6 +76,8 @@ const SERVICE_KEYS = [
   "healthcheck",
   "slow_start",
   "panic_threshold",
+  "passive_cooldown",
+  "access_log",
   "servers",
   "idle",
   "paths",
@@ -165,6 +167,8 @@ export function demoConfig(
       healthcheck: { ...DEFAULTS.healthcheck, interval: 2_000, timeout: 1_000 },
       slowStart: 0,
       panicThreshold: 0,
+      passiveCooldown: DEFAULTS.passiveCooldown,
+      accessLog: DEFAULTS.accessLog,
       servers: backends.map((b) => ({ name: b.name, url: b.url, weight: b.weight ?? 0, backup: false })),
     },
   };
@@ -172,6 +176,16 @@ export function demoConfig(
   applyOverrides(p, draft, overrides);
   if (p.size) throw new ConfigError("invalid command-line options", p.list());
   return deepFreeze(draft);
+}
+
+/**
+ * The problems of command-line flag values alone (`--listen: "x" is not a host:port ...`), so
+ * the CLI can refuse them (exit 2) before it reads a file.
+ */
+export function flagProblems(overrides: ConfigOverrides): string[] {
+  const p = new Problems("flags");
+  applyOverrides(p, defaultsDraft(undefined), overrides);
+  return p.list();
 }
 
 /** `switchyard check -c FILE`: a summary when valid, every problem when not. */
@@ -203,11 +217,12 @@ export function summarize(config: SwitchyardConfig): string {
       s.sticky ? `sticky ${formatDuration(s.stickyMaxAge)}` : "",
       s.healthcheck.enabled
         ? `health ${s.healthcheck.useGet ? "GET" : "HEAD"} ${s.healthcheck.path} every ${formatDuration(s.healthcheck.interval)}`
-        : "health checks off",
+        : `health checks off, passive_cooldown ${formatDuration(s.passiveCooldown)}`,
       s.slowStart ? `slow start ${formatDuration(s.slowStart)}` : "",
       s.panicThreshold ? `panic below ${s.panicThreshold}%` : "",
       s.paths?.length ? `paths ${s.paths.join(" ")}${s.stripPrefix ? " (stripped)" : ""}` : "",
       s.middlewares?.length ? `middlewares ${s.middlewares.map((m) => m.kind).join(" → ")}` : "",
+      s.accessLog ? "" : "access log off",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
     for (const v of s.servers) {
@@ -236,6 +251,7 @@ function defaultsDraft(file: string | undefined): Draft {
     services: {},
     workers: DEFAULTS.workers,
     logLevel: DEFAULTS.logLevel,
+    accessLog: DEFAULTS.accessLog,
   };
 }
 
@@ -248,7 +264,8 @@ function readSwitchyard(p: Problems, value: unknown, file: string): Draft | unde
   draft.timeouts = readTimeouts(p, m.timeouts);
   draft.workers = field(p, m.workers, workersSchema, DEFAULTS.workers);
   draft.logLevel = field(p, m.log_level, logLevelSchema, DEFAULTS.logLevel);
-  draft.services = readServices(p, m.services);
+  draft.accessLog = field(p, m.access_log, bool, DEFAULTS.accessLog);
+  draft.services = readServices(p, m.services, draft.accessLog);
   return draft;
 }
 
@@ -280,7 +297,11 @@ function readTimeouts(p: Problems, entry: Entry | undefined): TimeoutsConfig {
   };
 }
 
-function readServices(p: Problems, entry: Entry | undefined): Record<string, ServiceConfig> {
+function readServices(
+  p: Problems,
+  entry: Entry | undefined,
+  accessLog: boolean,
+): Record<string, ServiceConfig> {
   const services: Record<string, ServiceConfig> = {};
   if (!entry) {
     p.add(
@@ -301,7 +322,7 @@ function readServices(p: Problems, entry: Entry | undefined): Record<string, Ser
     const path = [...entry.path, name];
     const bad = serviceNameProblem(name);
     if (bad) p.at(path, bad, "key");
-    const svc = readService(p, name, entry.value[name], path, hostOwner);
+    const svc = readService(p, name, entry.value[name], path, hostOwner, accessLog);
     if (svc && !bad) services[name] = svc;
   }
   return services;
@@ -313,6 +334,7 @@ function readService(
   value: unknown,
   path: Path,
   hostOwner: Map<string, string>,
+  accessLog: boolean,
 ): ServiceConfig | undefined {
   if (value === null) {
     p.at(path, "empty service: give at least `servers`");
@@ -379,6 +401,8 @@ function readService(
     healthcheck: readHealthcheck(p, m.healthcheck, false) ?? { ...DEFAULTS.healthcheck },
     slowStart: field(p, m.slow_start, duration("non-negative"), 0),
     panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
+    passiveCooldown: field(p, m.passive_cooldown, duration("positive"), DEFAULTS.passiveCooldown),
+    accessLog: field(p, m.access_log, bool, accessLog),
     servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
       protocol: readProtocol(p, m.protocol),
       tls: readUpstreamTls(p, m.tls, dirname(p.file)),

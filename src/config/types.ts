@@ -101,6 +101,10 @@ export interface ServiceConfig extends BalancingConfig {
   readonly timeouts?: ServiceTimeouts;
   /** Run in this order between routing and the balancer; absent or empty = none (and no cost). */
   readonly middlewares?: readonly MiddlewareConfig[];
+  /** How long a server ejected by a failed request stays out when no active health check runs (ms). */
+  readonly passiveCooldown: number;
+  /** One `info` line per request (the service's own `access_log`, else the top-level one). */
+  readonly accessLog: boolean;
 }
 
 /** The top-level timeouts a service may override. */
@@ -186,6 +190,8 @@ export interface SwitchyardConfig {
   /** Worker processes (1 = no cluster). */
   readonly workers: number;
   readonly logLevel: string;
+  /** Top-level `access_log` (default true): requests no service matched, and the services' default. */
+  readonly accessLog: boolean;
 }
 
 /** A server's idle settings, resolved (service `idle:` block, then the server's own, then defaults). */

@@ -14,6 +14,26 @@ import { kContinued } from "./request.ts";
 import type { Http1Front, Http1Handler, Http1Timeouts } from "./server.ts";
 import { isH2cUpgrade, overflowStatus, requestProblem } from "./validate.ts";
 
+/** Byte length of a chunk given to `write`/`end` (0 for a callback or nothing). */
+export function chunkBytes(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === "string")
+    return Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+  return chunk instanceof Uint8Array ? chunk.length : 0;
+}
+
+/** node:http's response, counting the body bytes written (the access log's `bytes`), as our own front does. */
+class CountingResponse extends http.ServerResponse {
+  bytesSent = 0;
+  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    this.bytesSent += chunkBytes(chunk, encoding);
+    return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb);
+  }
+  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
+    if (!this.writableEnded) this.bytesSent += chunkBytes(chunk, encoding);
+    return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
+  }
+}
+
 export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts): Http1Front {
   const server = http.createServer({
     headersTimeout: timeouts.headersTimeout,
@@ -23,6 +43,7 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
     noDelay: true,
     requireHostHeader: true,
     // an h2c upgrade is served as a plain request (its Upgrade dropped), never tunnelled
+    ServerResponse: CountingResponse as unknown as typeof http.ServerResponse,
     shouldUpgradeCallback: (req: http.IncomingMessage) => !isH2cUpgrade(req.headers.upgrade),
   } as http.ServerOptions) as http.Server & Http1Front;
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {

@@ -55,6 +55,8 @@ export class H1Response extends EventEmitter {
   writableEnded = false;
   writableFinished = false;
   destroyed = false;
+  /** Body bytes written so far (the access log's `bytes`, nginx's `$body_bytes_sent`). */
+  bytesSent = 0;
   /** Headers set with setHeader before writeHead: lower-case name → [name, value]. */
   #preset: Map<string, [string, number | string | readonly string[]]> | null = null;
   /** The head, built by writeHead and written with the first body bytes. */
@@ -219,6 +221,7 @@ export class H1Response extends EventEmitter {
       return socket.writableNeedDrain !== true;
     }
     const data = typeof chunk === "string" ? Buffer.from(chunk, enc) : chunk;
+    this.bytesSent += data.length;
     socket.cork();
     if (this.#head !== null) {
       socket.write(this.#head, "latin1");
@@ -275,6 +278,7 @@ export class H1Response extends EventEmitter {
     socket.cork();
     const head = this.#head;
     this.#head = null;
+    if (data !== null && !this.#noBody) this.bytesSent += data.length;
     if (this.#noBody || (data === null && !this.#chunked)) {
       socket.write(head ?? EMPTY, "latin1", done);
     } else if (head !== null && data !== null && data.length <= ONE_WRITE_MAX) {

@@ -21,8 +21,9 @@ import type { ConfigOverrides } from "../config/load.ts";
 import type { ServerConfig, ServiceConfig, SwitchyardConfig } from "../config/types.ts";
 import { IdleError } from "../errors.ts";
 import { type HealthSource, type HealthStatus, ReportedHealth } from "../health/status.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, errFields, type Logger } from "../log.ts";
 import { setRemoteTokens, TokenBank } from "../middleware/index.ts";
+import { RetiredMetrics } from "./metrics.ts";
 import { reloadOnChange } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
 import { announce, type Source, startRuntime, waitForStop } from "./serve.ts";
@@ -75,6 +76,9 @@ export async function runPrimary(
   let stopping = false;
   const ready = new Map<Worker, { address: string; tls: boolean }[]>();
   const metricWaits = new Map<number, { pending: Set<Worker>; data: object[]; done: () => void }>();
+  /** Each worker's metrics as last read; a dead worker's counters move to `retired`. */
+  const lastMetrics = new Map<Worker, object[]>();
+  const retired = new RetiredMetrics();
   let metricId = 0;
   // rate_limit is the service's limit, not a worker's: the buckets live here, workers lease tokens
   const bank = new TokenBank();
@@ -145,7 +149,8 @@ export async function runPrimary(
         wait.done = () => {
           clearTimeout(timer);
           metricWaits.delete(id);
-          resolve(wait.data);
+          // the totals of workers that died, so that no counter goes down when one is replaced
+          resolve(retired.size ? [...wait.data, retired.toJSON()] : wait.data);
         };
         metricWaits.set(id, wait);
         if (workers.length === 0) wait.done();
@@ -238,6 +243,7 @@ export async function runPrimary(
       }
       case "metrics": {
         const wait = metricWaits.get(m.id);
+        if (Array.isArray(m.data)) lastMetrics.set(w, m.data);
         if (wait) {
           wait.data.push(m.data);
           wait.pending.delete(w);
@@ -266,6 +272,9 @@ export async function runPrimary(
   let restarts = 0;
   cluster.on("exit", (w, code, signal) => {
     ready.delete(w);
+    const last = lastMetrics.get(w);
+    lastMetrics.delete(w);
+    if (last !== undefined) retired.add(last);
     admin.workerGone(w);
     for (const wait of metricWaits.values()) {
       wait.pending.delete(w);
@@ -501,7 +510,7 @@ export async function runWorker(): Promise<void> {
         if (runtime === undefined) {
           void startWorker(m.config);
         } else if (stopping === undefined) {
-          void runtime.applyLoaded(m.config).then(() => reply({ sy: "applied" }));
+          void runtime.applyLoaded(m.config, true).then(() => reply({ sy: "applied" }));
         }
         break;
       case "progress":
@@ -560,7 +569,7 @@ export async function runWorker(): Promise<void> {
     try {
       await rt.start(config);
     } catch (err) {
-      logger.error({ err }, "worker cannot start");
+      logger.error(errFields(logger, err), "worker cannot start");
       reply({ sy: "failed", error: (err as Error).message });
       setTimeout(() => process.exit(1), 100);
       return;

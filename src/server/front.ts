@@ -5,27 +5,30 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Logger } from "../log.ts";
+import { normalizePeer } from "../balancer/realip.ts";
+import { batchedInfo, type Logger } from "../log.ts";
 import { endWithError, sendError } from "../proxy/respond.ts";
 import { classIndex, type ServiceStats } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
 import { HostRouter } from "./router.ts";
-import { kServer, type Service, type TaggedRequest } from "./services.ts";
+import { kServer, kTries, type Service, type TaggedRequest } from "./services.ts";
 
-const kStats: unique symbol = Symbol("switchyard.stats");
+const kService: unique symbol = Symbol("switchyard.service");
 const kStart: unique symbol = Symbol("switchyard.start");
 type TrackedResponse = ServerResponse & {
-  [kStats]: ServiceStats;
+  [kService]: Service;
   [kStart]: number;
   req: TaggedRequest;
+  /** Body bytes written (our HTTP/1 front, and the counting responses of node:http and http2). */
+  bytesSent?: number;
 };
 
 /** Requests and upgrades in flight in this process (all services), for drain. */
 const active = { requests: 0 };
-let debugLog: Logger | undefined;
 
 function onClose(this: TrackedResponse): void {
-  const st = this[kStats];
+  const svc = this[kService];
+  const st = svc.stats;
   st.inflight--;
   active.requests--;
   const now = performance.now();
@@ -34,19 +37,20 @@ function onClose(this: TrackedResponse): void {
   const server = req[kServer];
   const cls = classIndex(this.statusCode, this.headersSent);
   st.record(server, cls, seconds, now);
-  if (debugLog !== undefined) {
-    debugLog.debug(
-      {
-        service: st.name,
-        server: server?.name,
-        method: req.method,
-        url: req.url,
-        status: this.headersSent ? this.statusCode : undefined,
-        aborted: this.writableFinished ? undefined : true,
-        ms: Math.round(seconds * 1e5) / 100,
-        client: req.socket?.remoteAddress,
-      },
-      "request",
+  const line = svc.accessLine;
+  if (line !== undefined) {
+    line(
+      accessFields(
+        svc.lb.clientIp(req),
+        req,
+        this.headersSent ? this.statusCode : -1,
+        !this.writableFinished,
+        this.bytesSent,
+        seconds,
+        svc.name,
+        server === undefined ? undefined : server.name,
+        server === undefined ? 0 : (req[kTries] ?? 1),
+      ),
     );
   }
 }
@@ -83,20 +87,53 @@ export function routerOf(services: Iterable<Service>): HostRouter<Target> {
   return new HostRouter<Target>(routes);
 }
 
+/**
+ * An access line's fields as JSON text (`,"client":...`): one string per request, no object.
+ * Strings from the client (method, host, path) are escaped by JSON.stringify; `status` -1 and
+ * `tries` 0 are left out (no response head; no server took it).
+ */
+function accessFields(
+  client: string,
+  req: IncomingMessage,
+  status: number,
+  aborted: boolean,
+  bytes: number | undefined,
+  seconds: number,
+  service: string | undefined,
+  server: string | undefined,
+  tries: number,
+): string {
+  const host = hostOf(req);
+  return `,"client":${JSON.stringify(client)},"method":${JSON.stringify(req.method ?? "")}${host === undefined ? "" : `,"host":${JSON.stringify(host)}`},"path":${JSON.stringify(req.url ?? "")}${status < 0 ? "" : `,"status":${status}`}${aborted ? ',"aborted":true' : ""}${bytes === undefined ? "" : `,"bytes":${bytes}`},"ms":${Math.round(seconds * 1e5) / 100}${service === undefined ? "" : `,"service":${JSON.stringify(service)}`}${server === undefined ? "" : `,"server":${JSON.stringify(server)}`}${tries === 0 ? "" : `,"tries":${tries}`}`;
+}
+
 export class Front {
   #router: HostRouter<Target> = new HostRouter<Target>([]);
   #draining = false;
   readonly upgrades = new Set<Duplex>();
 
+  readonly #access: ((fields: string) => void) | undefined;
+  /** The access writer for requests no service matched (top-level `access_log`). */
+  #unmatched: ((fields: string) => void) | undefined;
+
+  /**
+   * `logger` takes the access log: one `info` line per request, written when its response
+   * closes as one string (no object), batched in the stdout buffer (src/log.ts): one write per
+   * many lines.
+   */
   constructor(logger: Logger) {
-    debugLog = logger.isLevelEnabled("debug") ? logger.child({ component: "access" }) : undefined;
+    this.#access = batchedInfo(logger.child({ component: "access" }), "request");
     this.request = this.request.bind(this);
     this.upgrade = this.upgrade.bind(this);
   }
 
   /** Swaps in the services of a new config; requests already routed keep their service. */
-  setServices(services: Iterable<Service>): void {
-    this.#router = routerOf(services);
+  setServices(services: Iterable<Service>, accessLog = true): void {
+    this.#unmatched = accessLog ? this.#access : undefined;
+    const list = Array.from(services);
+    // the shared close listener finds the writer on the service
+    for (const s of list) s.accessLine = s.config.accessLog ? this.#access : undefined;
+    this.#router = routerOf(list);
   }
 
   /** From now on, HTTP/1 responses carry `Connection: close` so clients move off. */
@@ -113,13 +150,29 @@ export class Front {
     if (svc instanceof PathTable) svc = routePath(svc, req);
     if (svc === undefined) {
       sendError(res, 404, "Not Found: no service for this host");
+      const line = this.#unmatched;
+      if (line !== undefined) {
+        const bytes = (res as TrackedResponse).bytesSent;
+        line(
+          accessFields(
+            normalizePeer(req.socket?.remoteAddress),
+            req,
+            404,
+            false,
+            bytes,
+            0,
+            undefined,
+            undefined,
+            0,
+          ),
+        );
+      }
       return;
     }
-    const st = svc.stats;
-    st.inflight++;
+    svc.stats.inflight++;
     active.requests++;
     const tracked = res as TrackedResponse;
-    tracked[kStats] = st;
+    tracked[kService] = svc;
     tracked[kStart] = performance.now();
     res.on("close", onClose);
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;

@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { RealIpResolver } from "../balancer/realip.ts";
 import type { ListenConfig } from "../config/types.ts";
+import { chunkBytes } from "../http1/fallback-server.ts";
 import { createHttp1Server } from "../http1/mode.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
@@ -159,7 +160,9 @@ export class Listeners {
     if (c.tls) {
       // node:http2 with allowHTTP1 would serve HTTP/1.1 through node:http; the TLS server picks
       // the protocol by ALPN instead and hands each connection to its front
-      const h2 = http2.createServer();
+      const h2 = http2.createServer({
+        Http2ServerResponse: CountingH2Response as unknown as typeof http2.Http2ServerResponse,
+      });
       h2.on("request", h.request as never);
       // Expect: 100-continue goes on to the backend, whose 100 is relayed: no early 100 from node
       h2.on("checkContinue", h.request as never);
@@ -278,3 +281,16 @@ function readTls(c: ListenConfig, base: string): { cert: Buffer; key: Buffer } {
 }
 
 function ignore(): void {}
+
+/** http2's compatibility response, counting the body bytes written (the access log's `bytes`). */
+class CountingH2Response extends http2.Http2ServerResponse {
+  bytesSent = 0;
+  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    this.bytesSent += chunkBytes(chunk, encoding);
+    return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb);
+  }
+  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
+    if (!this.writableEnded) this.bytesSent += chunkBytes(chunk, encoding);
+    return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
+  }
+}

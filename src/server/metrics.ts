@@ -328,3 +328,57 @@ export class Metrics {
     }
   }
 }
+
+/** One metric as prom-client's `getMetricsAsJSON` gives it (what workers send the primary). */
+interface MetricJSON {
+  name: string;
+  help: string;
+  type: string;
+  aggregator?: string;
+  values: { labels: Record<string, string | number>; value: number; metricName?: string }[];
+}
+
+/**
+ * The counters and histograms of cluster workers that exited, as last read from them, summed: the
+ * primary adds them to the workers' aggregate so that a total never goes down when a worker dies
+ * and a fresh one (counting from 0) replaces it. Gauges are not kept (a dead worker has nothing in
+ * flight). What a worker counted after its last scrape is lost with it.
+ */
+export class RetiredMetrics {
+  readonly #metrics = new Map<string, MetricJSON & { byKey: Map<string, MetricJSON["values"][number]> }>();
+
+  /** Adds the last metrics read from a worker that exited. */
+  add(snapshot: readonly object[]): void {
+    for (const m of snapshot as MetricJSON[]) {
+      if ((m.type !== "counter" && m.type !== "histogram") || (m.aggregator ?? "sum") !== "sum") continue;
+      let kept = this.#metrics.get(m.name);
+      if (kept === undefined) {
+        kept = { name: m.name, help: m.help, type: m.type, aggregator: "sum", values: [], byKey: new Map() };
+        this.#metrics.set(m.name, kept);
+      }
+      for (const v of m.values) {
+        const labels = Object.keys(v.labels)
+          .sort()
+          .map((k) => `${k}=${v.labels[k]}`)
+          .join(",");
+        const key = `${v.metricName ?? ""}{${labels}}`;
+        const prev = kept.byKey.get(key);
+        if (prev !== undefined) prev.value += v.value;
+        else {
+          const value = { labels: { ...v.labels }, value: v.value, metricName: v.metricName };
+          kept.byKey.set(key, value);
+          kept.values.push(value);
+        }
+      }
+    }
+  }
+
+  get size(): number {
+    return this.#metrics.size;
+  }
+
+  /** In `getMetricsAsJSON`'s shape, for `AggregatorRegistry.aggregate`. */
+  toJSON(): object[] {
+    return Array.from(this.#metrics.values(), ({ byKey: _, ...m }) => m);
+  }
+}

@@ -15,7 +15,7 @@ import type { SwitchyardConfig } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { ConfigError, IdleError } from "../errors.ts";
 import { http1Path } from "../http1/mode.ts";
-import type { Logger } from "../log.ts";
+import { errFields, type Logger } from "../log.ts";
 import { Front } from "./front.ts";
 import { Listeners } from "./listeners.ts";
 import { Metrics } from "./metrics.ts";
@@ -224,7 +224,7 @@ export class Runtime {
     // decision introspection (switchyard-debug) is unlocked by the admin token, when there is one
     const debugToken = next.admin.token || process.env.SWITCHYARD_ADMIN_TOKEN || undefined;
     for (const svc of this.services.values()) svc.lb.debugToken = debugToken;
-    this.front?.setServices(this.services.values());
+    this.front?.setServices(this.services.values(), next.accessLog);
     this.#options.onServicesChanged?.();
     return changes;
   }
@@ -260,26 +260,36 @@ export class Runtime {
         message: `config reload failed: ${(err as Error).message}`,
       });
       const problems = err instanceof ConfigError ? err.problems : undefined;
-      this.logger.error({ err, problems }, `config reload failed; still serving the previous config`);
+      this.logger.error(
+        { ...errFields(this.logger, err), problems },
+        "config reload failed; still serving the previous config",
+      );
       return false;
     }
     return this.applyLoaded(next);
   }
 
-  /** Applies an already loaded config as a reload (logs and counts the result). */
-  async applyLoaded(next: SwitchyardConfig): Promise<boolean> {
+  /**
+   * Applies an already loaded config as a reload (logs and counts the result). `follower`: a
+   * cluster worker applying the primary's reload, which the primary has logged already: its
+   * success is a `debug` line (failures are its own and stay errors).
+   */
+  async applyLoaded(next: SwitchyardConfig, follower = false): Promise<boolean> {
     try {
       const changes = await this.apply(next);
       this.metrics.reloads?.inc({ result: "ok" });
       const message = changes.length
         ? `config reloaded: ${changes.join("; ")}`
         : "config reloaded: no changes";
-      this.logger.info({ changes }, message);
+      this.logger[follower ? "debug" : "info"]({ changes }, message);
       this.events.emit({ action: "reload", message });
       return true;
     } catch (err) {
       this.metrics.reloads?.inc({ result: "error" });
-      this.logger.error({ err }, "config reload failed; still serving the previous config");
+      this.logger.error(
+        errFields(this.logger, err),
+        "config reload failed; still serving the previous config",
+      );
       this.events.emit({
         action: "reload",
         level: "error",

@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { type ConfigOverrides, demoConfig, loadConfig } from "../config/load.ts";
 import type { SwitchyardConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, errFields, type Logger } from "../log.ts";
 import { runPrimary } from "./cluster.ts";
 import { type DemoBackends, startDemoBackends } from "./demo.ts";
 import { reloadOnChange } from "./reload.ts";
@@ -78,7 +78,7 @@ export async function startRuntime(runtime: Runtime, source: Source, logger: Log
     await runtime.start(source.config);
     return true;
   } catch (err) {
-    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    logger.fatal(errFields(logger, err), `cannot start: ${(err as Error).message}`);
     await runtime.shutdown();
     await source.demo?.close();
     return false;

@@ -24,6 +24,8 @@ function svc(over: Partial<ServiceConfig> = {}): ServiceConfig {
     healthcheck: { path: "/", useGet: false, interval: 5000, timeout: 5000, retries: 0, enabled: true },
     slowStart: 0,
     panicThreshold: 0,
+    passiveCooldown: 10_000,
+    accessLog: true,
     servers: [
       { name: "a", url: "http://127.0.0.1:9001", weight: 1, backup: false },
       { name: "b", url: "http://127.0.0.1:9002", weight: 1, backup: false },

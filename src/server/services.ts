@@ -51,7 +51,9 @@ export function newIdleEnv(): IdleEnv {
 
 /** The property under which a request remembers the server it was (last) sent to. */
 export const kServer: unique symbol = Symbol("switchyard.server");
-export type TaggedRequest = IncomingMessage & { [kServer]?: Server };
+/** ... and how many servers it was sent to, once it was retried (absent: 1, or none without kServer). */
+export const kTries: unique symbol = Symbol("switchyard.tries");
+export type TaggedRequest = IncomingMessage & { [kServer]?: Server; [kTries]?: number };
 
 /** Makes the health source of one server (an HTTP monitor, or a feed from the cluster primary). */
 export type HealthFactory = (service: ServiceConfig, server: ServerConfig) => HealthSource | undefined;
@@ -88,6 +90,7 @@ export class ServiceBalancer extends LoadBalancer {
     const next = super.pickRetry(req, tried);
     if (next !== undefined) {
       (req as TaggedRequest)[kServer] = next;
+      (req as TaggedRequest)[kTries] = ((req as TaggedRequest)[kTries] ?? 1) + 1;
       this.stats.retries++;
     }
     return next;
@@ -100,6 +103,8 @@ export class Service {
   readonly stats: ServiceStats;
   readonly controller = new AbortController();
   config: ServiceConfig;
+  /** Writes this service's access lines (set by the Front); undefined when its access log is off. */
+  accessLine: ((fields: string) => void) | undefined = undefined;
   timeouts: TimeoutsConfig;
   /** The middlewares between routing and the balancer; undefined when the service has none. */
   chain: Chain | undefined;
@@ -367,6 +372,7 @@ export class Service {
       this.chain = this.#chain(next);
       changes.push("middlewares");
     }
+    if (prev.accessLog !== next.accessLog) changes.push(`access_log ${prev.accessLog}→${next.accessLog}`);
     return changes;
   }
 
@@ -414,6 +420,7 @@ function balancerOptions(c: ServiceConfig, top: TimeoutsConfig) {
     timeouts: { connect: t.connect, responseHeader: t.responseHeader, idle: t.idle },
     slowStart: c.slowStart,
     panicThreshold: c.panicThreshold,
+    passiveCooldown: c.passiveCooldown,
   };
 }
 
@@ -430,6 +437,7 @@ function changedSettings(
   if (a.stickySecret !== b.stickySecret) out.push("sticky_secret");
   if (a.slowStart !== b.slowStart) out.push("slow_start");
   if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
+  if (a.passiveCooldown !== b.passiveCooldown) out.push("passive_cooldown");
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||

@@ -59,17 +59,21 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
     }
   >;
   const stats = async () => (await call(admin, "GET", "/api/stats")).body as unknown as Stats;
-  /** Access-log records (debug) since line `from`: which worker served what. */
-  const served = (from: number) =>
+  /**
+   * Access-log records since line `from` (whose path carries `tag`, when given): which worker served
+   * what. Access lines are batched (up to 1 s), so lines of earlier requests may come after `from`.
+   */
+  const served = (from: number, tag?: string) =>
     sy.lines
       .slice(from)
       .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
-      .map((l) => JSON.parse(l) as { pid: number; server: string; url: string });
+      .map((l) => JSON.parse(l) as { pid: number; server: string; path: string })
+      .filter((r) => tag === undefined || r.path.includes(tag));
   /** `n` requests, each on its own connection (cluster hands connections to workers in turn). */
-  const spread = async (n: number) => {
+  const spread = async (n: number, tag = "") => {
     const seen: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
-      const r = await get(sy.proxy[0], "/");
+      const r = await get(sy.proxy[0], `/?${tag}`);
       assert.equal(r.status, 200);
       seen[r.body.trim()] = (seen[r.body.trim()] ?? 0) + 1;
     }
@@ -96,9 +100,9 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
 
   // reads: stats of both workers added up
   let mark = sy.lines.length;
-  await spread(20);
-  await eventually(() => served(mark).length === 20, 5000, "20 access-log lines");
-  assert.equal(new Set(served(mark).map((r) => r.pid)).size, 2, "both workers served");
+  await spread(20, "reads");
+  await eventually(() => served(mark, "reads").length === 20, 5000, "20 access-log lines");
+  assert.equal(new Set(served(mark, "reads").map((r) => r.pid)).size, 2, "both workers served");
   const s1 = (await stats()).web;
   assert.equal(s1.status["2xx"], 20, "stats summed over the workers");
   assert.equal((await stats()).rare.status["2xx"], 4);
@@ -108,9 +112,9 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const maint = await act("b-2", "maint");
   assert.equal(maint.status, 200);
   mark = sy.lines.length;
-  assert.deepEqual(await spread(20), { "b-1": 20 });
-  await eventually(() => served(mark).length === 20, 5000, "20 access-log lines");
-  assert.equal(new Set(served(mark).map((r) => r.pid)).size, 2, "both workers skipped b-2");
+  assert.deepEqual(await spread(20, "maint"), { "b-1": 20 });
+  await eventually(() => served(mark, "maint").length === 20, 5000, "20 access-log lines");
+  assert.equal(new Set(served(mark, "maint").map((r) => r.pid)).size, 2, "both workers skipped b-2");
   const pool = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
     string,
     { name: string; admin_state: string }
@@ -144,11 +148,8 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   assert.equal(drained.status, 200);
   assert.equal(drained.body.drained, true);
   for (const h of held) assert.equal((await h).status, 200);
-  const holders = new Set(
-    served(mark)
-      .filter((r) => r.url === "/hold")
-      .map((r) => r.pid),
-  );
+  await eventually(() => served(mark, "/hold").length === 6, 5000, "the held requests' lines");
+  const holders = new Set(served(mark, "/hold").map((r) => r.pid));
   assert.equal(holders.size, 2, "the held requests were in both workers");
   await events.waitFor((e) => e.action === "drained" && e.server === "b-1", 5000, "drained");
 

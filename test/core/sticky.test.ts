@@ -56,6 +56,24 @@ describe("sticky sessions", { timeout: 30000 }, () => {
     }
   });
 
+  test("sticky: false sets no cookie, not even on /favicon.ico, unless a server of the service can be woken", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const [a, b] = await Promise.all(["a", "b"].map((n) => backend(n, c)));
+    const { lb, port } = await front({ sticky: false }, c);
+    addServer(lb, { name: a.name, url: a.url });
+    for (const path of ["/", "/favicon.ico", "/$switchyard/loading.css", "/$switchyard/loading.js"]) {
+      const r = await request(port, path);
+      assert.equal(r.status, 200, path);
+      assert.equal(r.headers["set-cookie"], undefined, `no cookie on ${path}`);
+    }
+    // a server that can be woken: the idle-wake paths take the sticky path (the loading page's own
+    // requests must reach the server being woken); other paths still get none
+    addServer(lb, { name: b.name, url: b.url, wake: async () => {} });
+    assert.ok(stickyCookie(await request(port, "/favicon.ico")), "a cookie on /favicon.ico");
+    assert.equal((await request(port, "/")).headers["set-cookie"], undefined);
+  });
+
   test("sticky_max_age is honoured and the value never contains the address, even encoded", async (t) => {
     const c = new Cleanup();
     t.after(() => c.run());
@@ -208,12 +226,12 @@ describe("sticky sessions", { timeout: 30000 }, () => {
     assert.equal(stickyCookie(reply)!.secure, true);
   });
 
-  test("the loading-page paths and /favicon.ico take the sticky path even when sticky is off", async (t) => {
+  test("the loading-page paths and /favicon.ico take the sticky path even when sticky is off, on a service that can be woken", async (t) => {
     const c = new Cleanup();
     t.after(() => c.run());
     const bs = await threeBackends(c);
     const { lb, port } = await front({ sticky: false }, c);
-    for (const b of bs) addServer(lb, { name: b.name, url: b.url });
+    for (const b of bs) addServer(lb, { name: b.name, url: b.url, wake: async () => {} });
     const plain = await request(port, "/");
     assert.equal(plain.headers["set-cookie"], undefined, "no cookie when sticky is off");
     for (const path of ["/$switchyard/loading.css", "/$switchyard/loading.js?v=1", "/favicon.ico"]) {

@@ -156,27 +156,25 @@ test("reload with --workers 2: every worker picks up a new server", { timeout: 1
     await sy.waitForLog(reloaded(/\+c-2/));
     // after the primary's reload, each worker applies the config; poll until both serve c-2
     const seenOn = new Set<number>();
+    let n = 0;
     await eventually(
       async () => {
-        const mark = sy.lines.length;
-        const r = await get(sy.proxy[0], "/");
+        // each request's own access line (lines are batched: up to 1 s late, in order)
+        const path = `/?n=${++n}`;
+        const r = await get(sy.proxy[0], path);
         if (r.body.trim() === "c-2") {
-          await eventually(
-            () => sy.lines.slice(mark).some((l) => l.includes('"msg":"request"')),
-            2000,
-            "log",
-          );
-          const rec = sy.lines
-            .slice(mark)
-            .filter((l) => l.includes('"msg":"request"'))
-            .map((l) => JSON.parse(l))[0];
-          seenOn.add(rec.pid);
+          const rec = await sy.waitForLog((l) => l.msg === "request" && l.path === path, 3000, "its line");
+          seenOn.add(rec.pid as number);
         }
         return seenOn.size === 2;
       },
       15_000,
       "c-2 served by both workers",
     );
+    // logged once, by the primary; each worker's application of it is a debug line
+    const lines = (level: number) => sy.logs.filter((r) => reloaded(/\+c-2/)(r) && r.level === level);
+    await eventually(() => lines(20).length === 2, 5000, "each worker's debug line");
+    assert.equal(lines(30).length, 1, "one info line for the reload");
   } finally {
     const exit = await sy.stop();
     await a.stop();

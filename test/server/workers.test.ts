@@ -68,16 +68,15 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
     );
 
     const metrics = (await get(sy.admin!, "/metrics")).body;
-    const total = [
-      ...metrics.matchAll(/^switchyard_requests_total\{[^}]*code_class="2xx"\} (\d+)$/gm),
-    ].reduce((n, m) => n + Number(m[1]), 0);
-    assert.equal(total, 32, "metrics are aggregated over the workers");
+    assert.equal(requestsTotal(metrics), 32, "metrics are aggregated over the workers");
     assert.match(metrics, /switchyard_server_healthy\{service="web",server="w-2"\} 0/);
 
     // a worker that dies is replaced; the new one starts with the primary's view of health
     const known = pids(0);
     process.kill([...known][0], "SIGKILL");
     await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)));
+    // its counters stay in the totals: a counter never goes down when a worker dies
+    assert.equal(requestsTotal((await get(sy.admin!, "/metrics")).body), 32, "no count lost with the worker");
     const wrong: string[] = [];
     await eventually(
       async () => {
@@ -89,6 +88,8 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
       "a replacement worker serving",
     );
     assert.deepEqual(wrong, []);
+    const after = requestsTotal((await get(sy.admin!, "/metrics")).body);
+    assert.ok(after > 32, `the replacement's requests add to the dead worker's: ${after}`);
   } finally {
     const exit = await sy.stop();
     await Promise.all(b.map((x) => x.stop()));
@@ -96,3 +97,10 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
     assert.equal(exit.code, 0);
   }
 });
+
+function requestsTotal(metrics: string): number {
+  return [...metrics.matchAll(/^switchyard_requests_total\{[^}]*code_class="2xx"\} (\d+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
+}
