@@ -8,7 +8,7 @@ import type { Duplex } from "node:stream";
 import { normalizePeer } from "../balancer/realip.ts";
 import { batchedInfo, type Logger } from "../log.ts";
 import { endWithError, sendError } from "../proxy/respond.ts";
-import { classIndex, type ServiceStats } from "./metrics.ts";
+import { classIndex } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
 import { HostRouter } from "./router.ts";
 import { kServer, kTries, type Service, type TaggedRequest } from "./services.ts";

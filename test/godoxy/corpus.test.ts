@@ -199,7 +199,10 @@ describe("GoDoxy corpus: health.yaml", () => {
   test("check passes: retries -1 and disabled are GoDoxy's", async () => {
     const r = await check(fixture("health.yaml"));
     assert.equal(r.code, 0, r.lines.join("\n"));
-    assert.match(r.lines.join("\n"), /unchecked \(unchecked\.\*; round_robin, health checks off\)/);
+    assert.match(
+      r.lines.join("\n"),
+      /unchecked \(unchecked\.\*; round_robin, health checks off, passive_cooldown 10s\)/,
+    );
   });
 
   test("a member that fails one check is out at once; a route with checks disabled is always served", async (t) => {
