@@ -5,7 +5,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import type { EventAction, EventSink } from "../admin/events.ts";
-import { LoadBalancer } from "../balancer/load-balancer.ts";
 import { Server, type ServerIdle } from "../balancer/server.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
 import { IdleError } from "../errors.ts";
@@ -13,6 +12,7 @@ import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";
 import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
+import { LoadBalancer } from "../load-balancer.ts";
 import type { Logger } from "../log.ts";
 import { ServiceStats } from "./metrics.ts";
 
