@@ -9,7 +9,6 @@ import type { HealthStatus } from "../health/status.ts";
 import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy/forward.ts";
 import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   createSelector,
@@ -25,6 +24,29 @@ import { type RealIpOptions, RealIpResolver } from "./realip.ts";
 import { ADMIN_STATES, type AdminState, Server } from "./server.ts";
 import { STICKY_PATHS, streamWakeEvents, WAKE_EVENTS_PATH } from "./wake.ts";
 import { effectiveWeights, rebalance } from "./weights.ts";
+
+/** The upstream timeouts a forwarder is built with (ms). */
+export interface ForwardTimeouts {
+  connectTimeout: number;
+  responseHeaderTimeout: number;
+  idleTimeout: number;
+}
+
+/**
+ * What the balancer needs of the proxy: it picks a server, the forwarder sends the request there
+ * and reports back through the balancer's callbacks (`reportFailure`, `pickRetry`, `retried`).
+ * The balancer does not import the proxy; src/load-balancer.ts composes the two.
+ */
+export interface ForwardPort {
+  forward(host: Balancer, req: IncomingMessage, res: ServerResponse, server: Server): void;
+  upgrade(host: Balancer, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void;
+  release(server: Server): void;
+  close(): Promise<void>;
+}
+
+export type ForwarderFactory = (timeouts: ForwardTimeouts) => ForwardPort;
+
+const STICKY_PREFIX = `${STICKY_COOKIE}=`;
 
 export interface LoadBalancerOptions {
   /** The service's name. */
@@ -113,7 +135,12 @@ interface Ctx extends PickContext {
  * One service: a pool of servers, a selector for its mode (wrapped for sticky), health
  * aggregation and the request handler `handle` that picks and proxies.
  */
-export class LoadBalancer {
+/**
+ * The balancing half of `LoadBalancer` (src/load-balancer.ts): servers, health, selectors, admin
+ * states, sticky cookies, wakes. Forwarding is the injected ForwardPort's, built at the first
+ * request that needs it (a `pick()`-only user never starts the HTTP/1 client).
+ */
+export class Balancer {
   #config: BalancerConfig;
   #members: Member[] = [];
   #servers: Server[] = [];
@@ -129,7 +156,8 @@ export class LoadBalancer {
   #needsIp = false;
   #signal: AbortSignal | undefined;
   #started = 0;
-  #forwarder: Forwarder;
+  #forwarder: ForwardPort | undefined;
+  readonly #forwarders: ForwarderFactory;
   #logger: Logger;
   #ctx: Ctx = { ip: "", tried: null, cookie: undefined };
   /** Some server has an idle watcher: the loading page's assets are served here. */
@@ -148,7 +176,7 @@ export class LoadBalancer {
   #rampNext = 0;
   #panic = false;
 
-  constructor(options: LoadBalancerOptions) {
+  constructor(options: LoadBalancerOptions, forwarders: ForwarderFactory) {
     if (!options || typeof options.link !== "string" || options.link === "") {
       throw new InvalidArgumentError("LoadBalancer: options.link (the service name) is required");
     }
@@ -157,7 +185,7 @@ export class LoadBalancer {
     this.#now = options.now ?? Date.now;
     this.#debugToken = options.debugToken ? tokenDigest(options.debugToken) : undefined;
     this.#config = resolveConfig(options);
-    this.#forwarder = createForwarder(this.#forwarderOptions());
+    this.#forwarders = forwarders;
     this.#applyConfig();
     this.handle = this.handle.bind(this);
     this.handleUpgrade = this.handleUpgrade.bind(this);
@@ -182,9 +210,16 @@ export class LoadBalancer {
     return this.#realIp;
   }
 
-  #forwarderOptions(): ForwarderOptions {
+  /** The forwarder, built at first use with the current timeouts. */
+  #fw(): ForwardPort {
+    if (this.#forwarder !== undefined) return this.#forwarder;
     const t = this.#config.timeouts;
-    return { connectTimeout: t.connect, responseHeaderTimeout: t.responseHeader, idleTimeout: t.idle };
+    this.#forwarder = this.#forwarders({
+      connectTimeout: t.connect,
+      responseHeaderTimeout: t.responseHeader,
+      idleTimeout: t.idle,
+    });
+    return this.#forwarder;
   }
 
   #applyConfig(): void {
@@ -214,7 +249,7 @@ export class LoadBalancer {
       "abort",
       () => {
         for (const m of this.#members) this.#stopMember(m);
-        void this.#forwarder.close();
+        void this.#forwarder?.close();
       },
       { once: true },
     );
@@ -243,7 +278,7 @@ export class LoadBalancer {
         old.server.onAvailabilityChange = undefined;
         old.server.onLoadChange = undefined;
         this.#unwatchDrain(old.server);
-        this.#forwarder.release(old.server);
+        this.#forwarder?.release(old.server);
       }
       this.#logger.warn(
         { server: server.name, key: server.key },
@@ -279,7 +314,7 @@ export class LoadBalancer {
     m.server.onLoadChange = undefined;
     this.#unwatchDrain(m.server);
     this.#dirty = true;
-    this.#forwarder.release(m.server);
+    this.#forwarder?.release(m.server);
     this.#logger.debug({ server: m.server.name, servers: this.#members.length }, "server removed");
     return true;
   }
@@ -306,9 +341,9 @@ export class LoadBalancer {
     const timeoutsChanged = JSON.stringify(next.timeouts) !== JSON.stringify(cur.timeouts);
     this.#config = next;
     if (timeoutsChanged) {
-      const old = this.#forwarder;
-      this.#forwarder = createForwarder(this.#forwarderOptions());
-      void old.close();
+      // the next request builds a forwarder with the new timeouts
+      void this.#forwarder?.close();
+      this.#forwarder = undefined;
     }
     this.#applyConfig();
   }
@@ -904,7 +939,7 @@ export class LoadBalancer {
       }
       return;
     }
-    this.#forwarder.forward(this, req, res, server);
+    this.#fw().forward(this, req, res, server);
   }
 
   /** An `upgrade` listener for node:http: picks a server and pipes the upgraded connection (WebSocket). */
@@ -937,7 +972,7 @@ export class LoadBalancer {
       }
     }
     if (server.idle !== undefined) server.idle.touch();
-    this.#forwarder.upgrade(this, req, socket, head, server);
+    this.#fw().upgrade(this, req, socket, head, server);
   }
 
   /** An upgrade (WebSocket) to a napping server waits for the wake; no loading page here. */
@@ -951,7 +986,7 @@ export class LoadBalancer {
       () => {
         if (socket.destroyed) return;
         server.idle?.touch();
-        this.#forwarder.upgrade(this, req, socket, head, server);
+        this.#fw().upgrade(this, req, socket, head, server);
       },
       (err) => {
         this.#logger.error({ err, server: server.name }, "wake failed");
@@ -969,6 +1004,18 @@ export class LoadBalancer {
     const prev = res.getHeader("set-cookie");
     if (prev === undefined) res.setHeader("set-cookie", value);
     else res.setHeader("set-cookie", [...(Array.isArray(prev) ? prev : [String(prev)]), value]);
+  }
+
+  /** The forwarder retried on `next`: a sticky cookie set for the failed server now names `next`. */
+  retried(req: IncomingMessage, res: ServerResponse, next: Server): void {
+    const prev = res.getHeader("set-cookie");
+    if (prev === undefined) return;
+    const list = Array.isArray(prev) ? prev : [String(prev)];
+    const kept = list.filter((c) => !c.startsWith(STICKY_PREFIX));
+    if (kept.length === list.length) return;
+    if (kept.length > 0) res.setHeader("set-cookie", kept);
+    else res.removeHeader("set-cookie");
+    this.setStickyCookie(req, res, next);
   }
 
   #forwardedHttps(req: IncomingMessage): boolean {

@@ -3,7 +3,6 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
-import type { Server } from "../balancer/server.ts";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
@@ -15,9 +14,10 @@ import {
   type UpstreamHandler,
   type UpstreamRequest,
 } from "../http1/upstream.ts";
-import { STICKY_COOKIE } from "../selectors/index.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { endWithError, sendError } from "./respond.ts";
+// the balancer's servers are targets here; the proxy does not import the balancer
+import type { Target as Server } from "./target.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -39,8 +39,11 @@ export interface ForwardHost {
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
   pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
-  /** Sets the sticky cookie for `server`; used to re-point a cookie set for a server that failed. */
-  setStickyCookie?(req: IncomingMessage, res: ServerResponse, server: Server): void;
+  /**
+   * A retry moved the request to `next`: a sticky cookie the host set for the failed server may
+   * be re-pointed (headers not yet sent).
+   */
+  retried?(req: IncomingMessage, res: ServerResponse, next: Server): void;
 }
 
 export interface Forwarder {
@@ -93,7 +96,6 @@ function isConnectTimeout(err: unknown): boolean {
 /** Methods that may be replayed on another server after a broken connection (when bodiless). */
 const REPLAYABLE: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
-const STICKY_PREFIX = `${STICKY_COOKIE}=`;
 const BAD_GATEWAY = "Bad Gateway";
 const CLOSE_GRACE = 30_000;
 const GATEWAY_TIMEOUT = "Gateway Timeout";
@@ -399,7 +401,7 @@ class Exchange implements UpstreamHandler {
       const next = this.host.pickRetry(this.req, this.tried!);
       if (next !== undefined) {
         this.host.logger.debug({ server: server?.name, next: next.name, err }, "retrying on another server");
-        if (this.host.setStickyCookie !== undefined) restick(this.host, this.req, res, next);
+        this.host.retried?.(this.req, res, next);
         this.send(next);
         return;
       }
@@ -421,18 +423,6 @@ class Exchange implements UpstreamHandler {
     if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
     return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
   }
-}
-
-/** A sticky cookie already set for the failed server now names the server the request went to. */
-function restick(host: ForwardHost, req: IncomingMessage, res: ServerResponse, next: Server): void {
-  const prev = res.getHeader("set-cookie");
-  if (prev === undefined) return;
-  const list = Array.isArray(prev) ? prev : [String(prev)];
-  const kept = list.filter((c) => !c.startsWith(STICKY_PREFIX));
-  if (kept.length === list.length) return;
-  if (kept.length > 0) res.setHeader("set-cookie", kept);
-  else res.removeHeader("set-cookie");
-  host.setStickyCookie?.(req, res, next);
 }
 
 /** The request target in origin form: an absolute-form target (`GET http://h/p`) becomes `/p`. */

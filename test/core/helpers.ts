@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as net from "node:net";
-import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
+import { LoadBalancer, type LoadBalancerOptions } from "../../src/load-balancer.ts";
 import { type Cleanup, listen } from "../support/cleanup.ts";
 
 export { Cleanup, listen } from "../support/cleanup.ts";

@@ -1,9 +1,9 @@
 import * as assert from "node:assert/strict";
 import * as https from "node:https";
 import { describe, test } from "node:test";
-import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
+import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
 import { selfSigned } from "../support/tls.ts";
 import { addServer, type Backend, backend, Cleanup, front, listen, type Reply, request } from "./helpers.ts";

@@ -1,8 +1,8 @@
 import { once } from "node:events";
 import * as http from "node:http";
 import * as net from "node:net";
-import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
+import { LoadBalancer, type LoadBalancerOptions } from "../../src/load-balancer.ts";
 import { type Cleanup, listen } from "../support/cleanup.ts";
 
 export { Cleanup, listen } from "../support/cleanup.ts";
