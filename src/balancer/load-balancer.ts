@@ -6,10 +6,10 @@ import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
+import { endWithError, sendError } from "../http1/respond.ts";
 import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   createSelector,
   IpHashSelector,

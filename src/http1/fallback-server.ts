@@ -9,7 +9,7 @@
 import * as http from "node:http";
 import type * as net from "node:net";
 import type { Duplex } from "node:stream";
-import { endWithError, sendError } from "../proxy/respond.ts";
+import { endWithError, sendError } from "./respond.ts";
 import type { Http1Front, Http1Handler, Http1Timeouts } from "./server.ts";
 
 export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts): Http1Front {

@@ -5,9 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type * as net from "node:net";
-import { endWithError, sendError } from "../proxy/respond.ts";
 import { createParser, type Parser as LlParser, methodName } from "./binding.ts";
 import { H1Request } from "./request.ts";
+import { endWithError, sendError } from "./respond.ts";
 import { H1Response } from "./response.ts";
 import type { H1Server, Http1Timeouts } from "./server.ts";
 import { attachSocket, detachSocket, dispatchNext, PARSER_CALLBACKS } from "./server-events.ts";

@@ -7,6 +7,7 @@ import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
 import { kRequestBody } from "../http1/request.ts";
+import { endWithError, sendError } from "../http1/respond.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamClient,
@@ -15,7 +16,6 @@ import {
   type UpstreamRequest,
 } from "../http1/upstream.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
-import { endWithError, sendError } from "./respond.ts";
 // the balancer's servers are targets here; the proxy does not import the balancer
 import type { Target as Server } from "./target.ts";
 

@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { endWithError, sendError } from "../http1/respond.ts";
 import type { Logger } from "../log.ts";
-import { endWithError, sendError } from "../proxy/respond.ts";
 import { classIndex, type ServiceStats } from "./metrics.ts";
 import { HostRouter } from "./router.ts";
 import { kServer, type Service, type TaggedRequest } from "./services.ts";
