@@ -25,4 +25,5 @@ export {
   type LoadBalancerOptions,
   type ServiceJSON,
 } from "./load-balancer.ts";
+export type { LogFn, Logger } from "./log.ts";
 export { MODES, type Mode, normalizeMode, parseMode, STICKY_COOKIE, stickyValue } from "./selectors/index.ts";

@@ -56,7 +56,7 @@ export class Front {
   readonly upgrades = new Set<Duplex>();
 
   constructor(logger: Logger) {
-    debugLog = logger.isLevelEnabled("debug") ? logger.child({ component: "access" }) : undefined;
+    debugLog = logger.isLevelEnabled?.("debug") === true ? logger.child({ component: "access" }) : undefined;
     this.request = this.request.bind(this);
     this.upgrade = this.upgrade.bind(this);
   }
