@@ -130,7 +130,10 @@ export class DockerProvider implements IdleProvider {
   readonly #followers = new Set<Follower>();
 
   constructor(options: DockerProviderOptions) {
-    if (!options.container) throw new InvalidArgumentError("DockerProvider: options.container (a container name or ID) is required");
+    if (!options.container)
+      throw new InvalidArgumentError(
+        "DockerProvider: options.container (a container name or ID) is required",
+      );
     this.container = options.container;
     this.socketPath = options.socketPath ?? dockerSocketPath();
     this.#log = options.logger ?? silentLogger;
