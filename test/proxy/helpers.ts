@@ -74,37 +74,8 @@ export async function proxy(
   return { lb, servers, port, url: `http://127.0.0.1:${port}`, listener };
 }
 
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-/** One request through `agent` (keep-alive unless told); resolves with the whole answer. */
-export function request(
-  port: number,
-  opts: http.RequestOptions & { body?: Buffer | string } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const { body, ...rest } = opts;
-    const req = http.request({ host: "127.0.0.1", port, path: "/", ...rest }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          rawHeaders: res.rawHeaders,
-          body: Buffer.concat(chunks),
-        }),
-      );
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+/** One request through Node's global agent (keep-alive) unless `agent` is given; the whole answer. */
+export { type Reply, send as request } from "../support/http.ts";
 
 export { until } from "../support/until.ts";
 
