@@ -97,8 +97,6 @@ export class Server {
   passiveDown = false;
   /** Position in the pool, assigned by the balancer; selectors may index arrays with it. */
   index = -1;
-  /** Opaque per-balancer data (e.g. the upstream connection pool). */
-  upstream: unknown = undefined;
   /** Notified when `available` flips; set by the pool that owns this server. */
   onAvailabilityChange: ((server: Server) => void) | undefined;
   /** Notified when `inflight` changes (least_conn keeps an ordered structure); set by the pool. */

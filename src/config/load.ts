@@ -50,7 +50,6 @@ import type {
   TimeoutsConfig,
 } from "./types.ts";
 
-export { type ConfigDiff, diffConfig, type ServiceDiff } from "./diff.ts";
 
 /** What command-line flags give; they beat the file. */
 export interface ConfigOverrides {
