@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { gatewayStatus, InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
@@ -895,9 +895,9 @@ export class Balancer {
       (err) => {
         res.off("close", onClose);
         if (gone || res.destroyed) return;
-        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
         this.#logger.error({ err, server: server.name }, "wake failed");
-        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") {
+        // tryWake's error carries the watcher's IdleError as its cause
+        if (gatewayStatus((err as Error)?.cause) === 504) {
           sendError(res, 504, `Gateway Timeout: server ${server.name} did not wake in time`);
         } else {
           sendError(
@@ -990,8 +990,7 @@ export class Balancer {
       },
       (err) => {
         this.#logger.error({ err, server: server.name }, "wake failed");
-        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
-        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") endWithError(socket, 504, "Gateway Timeout");
+        if (gatewayStatus((err as Error)?.cause) === 504) endWithError(socket, 504, "Gateway Timeout");
         else endWithError(socket, 502, "Bad Gateway");
       },
     );

@@ -50,7 +50,6 @@ import type {
   TimeoutsConfig,
 } from "./types.ts";
 
-
 /** What command-line flags give; they beat the file. */
 export interface ConfigOverrides {
   listen?: readonly string[];

@@ -3,7 +3,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
-import { UpstreamError } from "../errors.ts";
+import { gatewayStatus, UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
 import { kRequestBody } from "../http1/request.ts";
@@ -89,8 +89,15 @@ export function classify(err: unknown): FailureKind {
   return "other";
 }
 
-function isConnectTimeout(err: unknown): boolean {
-  return (err as { code?: unknown } | undefined)?.code === UPSTREAM_CODES.connectTimeout;
+/**
+ * Whether a failed attempt may go to another server: when it provably did not reach this one
+ * (`unsent`: never written, no body taken; not after a timeout, which may have reached it), or
+ * when the connection broke before any response and the request can be replayed (bodiless GET,
+ * HEAD, OPTIONS). Requests and upgrades both decide here; 502 vs 504 is errors.ts' gatewayStatus.
+ */
+export function mayRetry(kind: FailureKind, unsent: boolean, replayable: boolean): boolean {
+  if (unsent && kind !== "timeout") return true;
+  return kind === "reset" && replayable;
 }
 
 /** Methods that may be replayed on another server after a broken connection (when bodiless). */
@@ -409,9 +416,8 @@ class Exchange implements UpstreamHandler {
     this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
     this.#finish();
     this.#closeIfUploadUnread();
-    // a timeout while connecting is a timeout too (as nginx answers it)
-    if (kind === "timeout" || isConnectTimeout(err)) sendError(res, 504, GATEWAY_TIMEOUT);
-    else sendError(res, 502, BAD_GATEWAY);
+    const status = gatewayStatus(err);
+    sendError(res, status, status === 504 ? GATEWAY_TIMEOUT : BAD_GATEWAY);
   }
 
   /**
@@ -420,8 +426,8 @@ class Exchange implements UpstreamHandler {
    * a body, when the connection broke before any response.
    */
   #retryable(kind: FailureKind): boolean {
-    if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
-    return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
+    const replayable = !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
+    return mayRetry(kind, !this.sent && !this.bodyTaken, replayable);
   }
 }
 
@@ -568,7 +574,7 @@ class Tunnel {
     const kind = classify(err);
     if (kind === "connect" || kind === "reset") this.host.reportFailure(server, err);
     // nothing of an upgrade request but its head was sent, and it is a bodiless GET
-    if ((kind === "connect" || kind === "reset") && this.tried.length < this.fw.maxAttempts) {
+    if (mayRetry(kind, kind === "connect", true) && this.tried.length < this.fw.maxAttempts) {
       const next = this.host.pickRetry(this.req, this.tried);
       if (next !== undefined) {
         this.send(next);
@@ -577,8 +583,8 @@ class Tunnel {
     }
     this.host.logger.warn({ server: server.name, err }, "upstream upgrade failed");
     this.done = true;
-    const timedOut = kind === "timeout" || isConnectTimeout(err);
-    endWithError(this.socket, timedOut ? 504 : 502, timedOut ? GATEWAY_TIMEOUT : BAD_GATEWAY);
+    const status = gatewayStatus(err);
+    endWithError(this.socket, status, status === 504 ? GATEWAY_TIMEOUT : BAD_GATEWAY);
   }
 
   #upgraded(up: http.ClientRequest, res: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {
