@@ -6,6 +6,7 @@ import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
 import { gatewayStatus, InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
+import { rawHeader, rawHeaderCount } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
 import type { Logger } from "../log.ts";
@@ -1103,11 +1104,7 @@ export class Balancer {
  * target that agrees is rewritten to origin-form, which is what backends expect.
  */
 function badTarget(req: IncomingMessage): boolean {
-  const raw = req.rawHeaders;
-  let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 4 && raw[i].toLowerCase() === "host" && ++hosts > 1) return true;
-  }
+  if (rawHeaderCount(req.rawHeaders, "host") > 1) return true;
   const url = req.url;
   if (url === undefined || url.charCodeAt(0) === 47 /* / */ || url === "*") return false;
   let target: URL;
@@ -1219,16 +1216,6 @@ function errorText(err: unknown): string {
 const DECISION_HEADER = "switchyard-decision";
 const DEBUG_HEADER = "switchyard-debug";
 
-/** The first value of header `name` (lower case) in a raw header list, without building `req.headers`. */
-function rawHeader(raw: readonly string[] | undefined, name: string): string | undefined {
-  if (raw === undefined) return undefined;
-  const n = name.length;
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i];
-    if (k.length === n && k.toLowerCase() === name) return raw[i + 1];
-  }
-  return undefined;
-}
 /** The response of a request that asked for its decision (read by retries to update the header). */
 const kDebugRes: unique symbol = Symbol("switchyard.debugRes");
 type DebugReq = IncomingMessage & { [kDebugRes]?: ServerResponse };

@@ -6,6 +6,7 @@ import type { Duplex, Readable } from "node:stream";
 import { gatewayStatus, UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
+import { BAD_FRAMING, bodyFraming } from "../http1/raw-headers.ts";
 import { kRequestBody } from "../http1/request.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import {
@@ -441,8 +442,6 @@ function originForm(url: string | undefined): string {
   return rest === "" ? "/" : rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
 }
 
-const BAD_FRAMING = -1;
-
 /**
  * 1 when the request has a body, 0 when not, BAD_FRAMING for a Transfer-Encoding whose last coding
  * is not chunked: RFC 9112 §6.3 says such a request's length cannot be known (400); node:http only
@@ -455,17 +454,7 @@ function requestBody(req: IncomingMessage): number {
       .stream;
     return stream?.endAfterHeaders === true || req.readableEnded ? 0 : 1;
   }
-  const raw = req.rawHeaders;
-  let body = 0;
-  let te: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i];
-    if (n.length === 14 && n.toLowerCase() === "content-length") {
-      if (raw[i + 1] !== "0") body = 1;
-    } else if (n.length === 17 && n.toLowerCase() === "transfer-encoding") te = raw[i + 1];
-  }
-  if (te === undefined) return body;
-  return /(?:^|,)[ \t]*chunked[ \t]*$/i.test(te) ? 1 : BAD_FRAMING;
+  return bodyFraming(req.rawHeaders);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
  * metrics and drain, then the service's `lb.handle`. No per-request closures: the 'close'
  * listener is one shared function that reads what it needs from the response.
  */
+
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import type { Logger } from "../log.ts";
 import { classIndex, type ServiceStats } from "./metrics.ts";
@@ -119,7 +121,7 @@ export function hostOf(req: IncomingMessage): string | undefined {
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i];
-    if (n.length === 4 && n.toLowerCase() === "host") return raw[i + 1];
+    if (nameIs(n, "host")) return raw[i + 1];
     if (n === ":authority") authority = raw[i + 1];
   }
   return authority;
