@@ -575,14 +575,15 @@ export class Balancer {
     if (prev === state) return server;
     const m = this.#memberOf(server)!;
     if (prev === "maint" && server.ready) this.#startRamp(m);
-    if (state === "draining") this.#watchDrain(server);
-    else this.#unwatchDrain(server);
     const messages: Record<AdminState, string> = {
       ready: `server ${server.name} is ready (was ${prev})`,
       draining: `server ${server.name} is draining: no new clients, ${server.inflight} in flight`,
       maint: `server ${server.name} is in maintenance: no requests`,
     };
     this.#emit(state === "draining" ? "drain" : state, "info", server, messages[state]);
+    // after the drain event: an idle server is drained at once, and `drained` must follow `drain`
+    if (state === "draining") this.#watchDrain(server);
+    else this.#unwatchDrain(server);
     if (!this.#dirty) {
       this.#recompute();
       this.#sticky.rebuild({ servers: this.#servers });
@@ -1065,6 +1066,8 @@ export class Balancer {
         runtime_weight: s.runtimeWeight ?? null,
         backup: s.backup,
         admin_state: s.adminState,
+        // idle-managed (started on demand, stopped when idle): the admin wake/stop apply
+        idle: s.idle !== undefined,
         slow_start: s.ramp < 1 ? `${Math.floor(s.ramp * 100)}%` : null,
         status: s.status(),
         available: s.canTakeRequests(),

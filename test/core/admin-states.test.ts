@@ -135,6 +135,17 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
     assert.ok(seen.has("b"));
   });
 
+  test("draining an idle server: `drain` comes before `drained` (regression: they were reversed)", () => {
+    const events: BalancerEvent[] = [];
+    const lb = new LoadBalancer({ link: "order", onEvent: (e) => events.push(e) });
+    addServer(lb, { name: "a", url: "http://127.0.0.1:1" });
+    lb.setAdminState("a", "draining");
+    assert.deepEqual(
+      events.map((e) => e.action),
+      ["drain", "drained"],
+    );
+  });
+
   test("runtime weights: every mode follows them, rebalanced to 100; undefined restores the configured one", () => {
     for (const mode of ["round_robin", "least_conn", "ip_hash"]) {
       const events: BalancerEvent[] = [];

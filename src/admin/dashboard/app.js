@@ -657,7 +657,11 @@ function renderServer(sv, p, st, now) {
   drawChart(sv.spark, [{ cls: `c${sv.colour}`, points: sv.hist, area: true }], now);
 
   for (const [action, b] of Object.entries(sv.buttons)) {
-    if (action === "drain" || action === "maint" || action === "ready") {
+    if (action === "wake" || action === "stop") {
+      // only idle-managed servers (an idle provider) can be woken or stopped
+      const none = p.idle !== true;
+      if (b.disabled !== none && b.getAttribute("aria-busy") !== "true") b.disabled = none;
+    } else if (action === "drain" || action === "maint" || action === "ready") {
       const current = (action === "drain" ? "draining" : action) === adminState;
       const pressed = current ? "true" : "false";
       if (b.getAttribute("aria-pressed") !== pressed) b.setAttribute("aria-pressed", pressed);
