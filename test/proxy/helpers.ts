@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import * as http from "node:http";
 import * as net from "node:net";
 import { Server } from "../../src/balancer/server.ts";
@@ -48,13 +47,7 @@ export async function tcpBackend(
 }
 
 /** A port with nothing listening (connections are refused). */
-export async function deadPort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort as deadPort } from "../support/ports.ts";
 
 /** A balancer with the given server URLs behind a real node:http listener (upgrades too). */
 export async function proxy(

@@ -8,8 +8,8 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "../support/cli.ts";
-import { type Reply, send } from "../support/http.ts";
+import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "./cli.ts";
+import { type Reply, send } from "./http.ts";
 
 export interface Backend {
   name: string;
@@ -95,7 +95,7 @@ export function runCli(
   });
 }
 
-export { type Reply, splitAddress } from "../support/http.ts";
+export { type Reply, splitAddress } from "./http.ts";
 
 const agent = new http.Agent({ keepAlive: false });
 
@@ -150,7 +150,7 @@ export function tempDir(prefix = "switchyard-test-"): {
   };
 }
 
-export { selfSignedCert } from "../support/tls.ts";
+export { selfSignedCert } from "./tls.ts";
 
 /** A YAML config with fast health checks for tests. */
 export function yamlConfig(
@@ -172,4 +172,17 @@ export function yamlConfig(
     }
   }
   return out;
+}
+
+/** Runs `switchyard serve` on `yaml` (written to a temporary file); both are undone after test `t`. */
+export async function serveYaml(
+  t: { after(fn: () => unknown): void },
+  yaml: string,
+  args: string[] = [],
+): Promise<Running> {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const sy = await startSwitchyard(["serve", "-c", tmp.write("s.yaml", yaml), ...args]);
+  t.after(() => sy.stop("SIGKILL"));
+  return sy;
 }
