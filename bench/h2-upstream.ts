@@ -15,8 +15,8 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { LoadBalancer } from "../src/balancer/load-balancer.ts";
 import { Server } from "../src/balancer/server.ts";
+import { LoadBalancer } from "../src/load-balancer.ts";
 
 const BODY = Buffer.from("hello from the backend\n");
 const [, , role, ...rest] = process.argv;

@@ -3,8 +3,8 @@
 // `lb.pick(req)` (real-IP resolution, cookie parsing, health polling included). A benchmark, not a test.
 import type { IncomingMessage } from "node:http";
 import { availableParallelism, loadavg } from "node:os";
-import { LoadBalancer } from "../src/balancer/load-balancer.ts";
 import { Server } from "../src/balancer/server.ts";
+import { LoadBalancer } from "../src/load-balancer.ts";
 import {
   createSelector,
   type Mode,

@@ -90,7 +90,7 @@ if (flags.help) {
   --quiet-wait S          before each candidate, wait up to S s for other processes' load on the bench's
                           CPUs to fall under 25% of a core (for shared machines; default 0 = off)
   --nice=N                run every bench process with \`nice -n N\` (e.g. --nice=-10 on a shared machine)
-  --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-wN
+  --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-fallback,switchyard-wN
   --driver auto|cli|lib   how to run switchyard (default auto: the CLI when it works, else the library)
   --source js|ts          js (default): run the Node candidates as JavaScript compiled from the working tree
                           (tsc --noCheck, what users run from dist/); ts: the .ts files via type stripping
@@ -297,8 +297,17 @@ interface Candidate {
 type Driver = "cli" | "lib";
 const drivers: Record<string, Driver> = {};
 
-async function launchSwitchyard(ups: number[], workers: number, driver: Driver): Promise<Running> {
+/** Which HTTP/1 path switchyard runs on (SWITCHYARD_HTTP1, docs/http1.md): its own or node:http's. */
+type Http1 = "native" | "fallback";
+
+async function launchSwitchyard(
+  ups: number[],
+  workers: number,
+  driver: Driver,
+  http1: Http1 = "native",
+): Promise<Running> {
   const port = await freePort();
+  const env = { ...process.env, NODE_ENV: "production", SWITCHYARD_HTTP1: http1 };
   let proc: Spawned;
   if (driver === "cli") {
     const admin = await freePort();
@@ -317,17 +326,15 @@ async function launchSwitchyard(ups: number[], workers: number, driver: Driver):
       "warn",
     ];
     if (workers > 1) args.push("--workers", String(workers));
-    proc = start("switchyard", cfg.balancerCpus, NODE, args, {
-      cwd: ROOT,
-      env: { ...process.env, NODE_ENV: "production" },
-    });
+    proc = start("switchyard", cfg.balancerCpus, NODE, args, { cwd: ROOT, env });
   } else {
-    proc = start("switchyard-lib", cfg.balancerCpus, NODE, [
-      code(`bench/roles/switchyard-lib`),
-      String(port),
-      String(workers),
-      ...ups.map(String),
-    ]);
+    proc = start(
+      "switchyard-lib",
+      cfg.balancerCpus,
+      NODE,
+      [code(`bench/roles/switchyard-lib`), String(port), String(workers), ...ups.map(String)],
+      { env },
+    );
   }
   await waitHttp(port, proc, 15_000);
   return { port, proc };
@@ -337,17 +344,17 @@ async function launchSwitchyard(ups: number[], workers: number, driver: Driver):
  * Starts switchyard with the driver decided for this worker count. The first start decides (auto):
  * the CLI when it serves, else the library driver for the rest of the run.
  */
-async function switchyard(ups: number[], workers: number): Promise<Running> {
+async function switchyard(ups: number[], workers: number, http1: Http1 = "native"): Promise<Running> {
   const key = String(workers);
   const known = drivers[key];
-  if (known) return launchSwitchyard(ups, workers, known);
+  if (known) return launchSwitchyard(ups, workers, known, http1);
   const cliExists = fs.existsSync(path.join(ROOT, "src/cli.ts"));
   if (flags.driver === "lib" || (!cliExists && flags.driver !== "cli")) {
     drivers[key] = "lib";
-    return launchSwitchyard(ups, workers, "lib");
+    return launchSwitchyard(ups, workers, "lib", http1);
   }
   try {
-    const r = await launchSwitchyard(ups, workers, "cli");
+    const r = await launchSwitchyard(ups, workers, "cli", http1);
     drivers[key] = "cli";
     return r;
   } catch (err) {
@@ -356,7 +363,7 @@ async function switchyard(ups: number[], workers: number): Promise<Running> {
       `switchyard CLI (workers ${workers}) did not serve, using the library driver: ${(err as Error).message.split("\n")[0]}`,
     );
     drivers[key] = "lib";
-    return launchSwitchyard(ups, workers, "lib");
+    return launchSwitchyard(ups, workers, "lib", http1);
   }
 }
 
@@ -415,6 +422,13 @@ const candidates: Candidate[] = [
     id: "switchyard",
     label: "switchyard, 1 worker",
     launch: (ups) => switchyard(ups, 1),
+  },
+  {
+    // the same server on node:http's server and client (the path it falls back to when Node's
+    // parser binding is unusable): both HTTP/1 paths side by side in one run
+    id: "switchyard-fallback",
+    label: "switchyard, 1 worker, node:http fallback",
+    launch: (ups) => switchyard(ups, 1, "fallback"),
   },
   {
     id: "switchyard-wN",

@@ -6,8 +6,8 @@
 import { writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
-import { LoadBalancer } from "../src/balancer/load-balancer.ts";
 import { Server } from "../src/balancer/server.ts";
+import { LoadBalancer } from "../src/load-balancer.ts";
 
 const WINDOW = 30_000;
 const SECONDS = 36;

@@ -10,9 +10,9 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { splitAddress, startSwitchyard, tempDir } from "../test/server/helpers.ts";
 import { launchBrowser } from "../test/support/browser.ts";
 import { ROOT } from "../test/support/cli.ts";
+import { splitAddress, startSwitchyard, tempDir } from "../test/support/switchyard.ts";
 
 const { values } = parseArgs({
   options: {

@@ -38,7 +38,7 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   if (cluster.isWorker) {
-    const { runWorker } = await import("./server/cluster.ts");
+    const { runWorker } = await import("./server/cluster/worker.ts");
     await runWorker();
     return -1; // keeps running; exits when the primary says so
   }

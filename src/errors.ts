@@ -50,3 +50,17 @@ export class IdleError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * The status a gateway answers for a failed upstream request or wake: 504 when it is a timeout (no
+ * connection within timeouts.connect, no response head within timeouts.response_header, a wake past
+ * wake_timeout; as nginx answers them), else 502. The one place that decides.
+ */
+export function gatewayStatus(err: unknown): 502 | 504 {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return code === "ERR_SWITCHYARD_UPSTREAM_CONNECT_TIMEOUT" ||
+    code === "ERR_SWITCHYARD_UPSTREAM_HEADERS_TIMEOUT" ||
+    code === "ERR_SWITCHYARD_WAKE_TIMEOUT"
+    ? 504
+    : 502;
+}

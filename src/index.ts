@@ -1,10 +1,3 @@
-export {
-  type BalancerConfig,
-  type BalancerEvent,
-  LoadBalancer,
-  type LoadBalancerOptions,
-  type ServiceJSON,
-} from "./balancer/load-balancer.ts";
 export { type RealIpOptions, RealIpResolver } from "./balancer/realip.ts";
 export {
   ADMIN_STATES,
@@ -25,5 +18,13 @@ export { ExecProvider, type ExecProviderOptions } from "./idle/exec.ts";
 export type { IdleProvider, ProviderState, StopMethod, StopOptions } from "./idle/provider.ts";
 export { RunProvider, type RunProviderOptions } from "./idle/run.ts";
 export { type IdleMetricsSink, IdleWatcher, type IdleWatcherOptions } from "./idle/watcher.ts";
-export type { UpstreamProtocol, UpstreamTlsOptions } from "./proxy/upstream-tls.ts";
+export {
+  type BalancerConfig,
+  type BalancerEvent,
+  LoadBalancer,
+  type LoadBalancerOptions,
+  type ServiceJSON,
+} from "./load-balancer.ts";
+export type { LogFn, Logger } from "./log.ts";
 export { MODES, type Mode, normalizeMode, parseMode, STICKY_COOKIE, stickyValue } from "./selectors/index.ts";
+export type { UpstreamProtocol, UpstreamTlsOptions } from "./upstream-tls.ts";

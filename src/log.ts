@@ -1,7 +1,31 @@
 import { writeSync } from "node:fs";
-import { type DestinationStream, type Logger, pino } from "pino";
+import { type DestinationStream, type Logger as PinoLogger, pino } from "pino";
 
-export type { Logger };
+/** One log method: pino's calling convention, `(obj, msg)` or `(msg)`. */
+export interface LogFn {
+  (obj: object, msg?: string): void;
+  (msg: string): void;
+}
+
+/**
+ * What switchyard's library classes need of a logger (`LoadBalancer`, `IdleWatcher`, providers):
+ * pino's level methods and `child`. A pino logger is one; so is any object with these methods, so a
+ * library user can pass their own (bunyan, a console adapter, a test spy).
+ */
+export interface Logger {
+  fatal: LogFn;
+  error: LogFn;
+  warn: LogFn;
+  info: LogFn;
+  debug: LogFn;
+  trace: LogFn;
+  child(bindings: Record<string, unknown>): Logger;
+  /** Optional: when absent, switchyard assumes every level is enabled. */
+  isLevelEnabled?(level: string): boolean;
+}
+
+/** The server's own logger (pino, with its levels and transports). */
+export type { PinoLogger };
 
 /** Access lines wait in the buffer until it holds this much (one write for many lines)... */
 const BATCH_CHARS = 65_536;
@@ -87,7 +111,7 @@ function writeAllSync(fd: number, data: Buffer): void {
 let stdoutSink: StdoutSink | undefined;
 
 /** Structured logs; pretty when stdout is a TTY, silent by default for library users. */
-export function createLogger(options: { level?: string; pretty?: boolean } = {}): Logger {
+export function createLogger(options: { level?: string; pretty?: boolean } = {}): PinoLogger {
   const level = options.level ?? process.env.SWITCHYARD_LOG_LEVEL ?? "info";
   const pretty = options.pretty ?? process.stdout.isTTY === true;
   if (pretty) {
@@ -109,10 +133,15 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
  * printer, a test's stream) take it at once. Undefined when `info` is off. Build it once.
  */
 export function batchedInfo(logger: Logger, msg: string): ((fields: string) => void) | undefined {
-  if (!logger.isLevelEnabled("info")) return undefined;
+  if (logger.isLevelEnabled?.("info") === false) return undefined;
   const own = logger as unknown as Record<symbol, unknown>;
+  if (typeof own[pino.symbols.streamSym] !== "object") {
+    // not a pino logger (a library user's own): an ordinary info line with the same fields
+    return (fields) => logger.info(JSON.parse(`{${fields.slice(1)}}`) as object, msg);
+  }
+  const levels = (logger as unknown as PinoLogger).levels;
   const stream = own[pino.symbols.streamSym] as DestinationStream;
-  const head = `${(own[pino.symbols.lsCacheSym] as Record<number, string>)[logger.levels.values.info]},"time":`;
+  const head = `${(own[pino.symbols.lsCacheSym] as Record<number, string>)[levels.values.info]},"time":`;
   const bindings = own[pino.symbols.chindingsSym] as string;
   const tail = `,"msg":${JSON.stringify(msg)}}\n`;
   if (!(stream instanceof StdoutSink)) {
@@ -130,10 +159,10 @@ export function batchedInfo(logger: Logger, msg: string): ((fields: string) => v
 
 /** The fields to log an error with: its message and code, and the stack only at `debug`. */
 export function errFields(logger: Logger, err: unknown): Record<string, unknown> {
-  if (logger.isLevelEnabled("debug")) return { err };
+  if (logger.isLevelEnabled?.("debug") !== false) return { err };
   const e = err as { message?: unknown; code?: unknown } | null;
   return { error: e?.message !== undefined ? String(e.message) : String(err), code: e?.code };
 }
 
 /** The library logs nothing unless given a logger. */
-export const silentLogger: Logger = pino({ level: "silent" });
+export const silentLogger: PinoLogger = pino({ level: "silent" });

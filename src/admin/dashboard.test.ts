@@ -151,7 +151,7 @@ test("the shell references only assets that are served, and has no inline script
 test("the build copies every asset beside the compiled module (npm run build runs scripts/copy-assets.ts)", async (t) => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
   assert.match(pkg.scripts.build, /tsc -p tsconfig\.build\.json && node scripts\/copy-assets\.ts$/);
-  assert.deepEqual(pkg.files, ["dist", "README.md"]);
+  assert.deepEqual(pkg.files, ["dist", "docs", "examples", "README.md"]);
   const out = mkdtempSync(join(tmpdir(), "switchyard-assets-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
   await run(process.execPath, [fileURLToPath(new URL("../../scripts/copy-assets.ts", import.meta.url)), out]);

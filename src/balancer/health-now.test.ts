@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
 import type { HealthStatus } from "../health/status.ts";
-import { LoadBalancer } from "./load-balancer.ts";
+import { LoadBalancer } from "../load-balancer.ts";
 import { Server } from "./server.ts";
 
 test("lb.status(), detail() and toJSON() read a custom health object's status() when called, not at the last pick", () => {

@@ -4,13 +4,13 @@ import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { gatewayStatus, InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
+import { rawHeader, rawHeaderCount } from "../http1/raw-headers.ts";
+import { endWithError, sendError } from "../http1/respond.ts";
 import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { createForwarder, type Forwarder, type ForwarderOptions } from "../proxy/forward.ts";
-import { endWithError, sendError } from "../proxy/respond.ts";
 import {
   createSelector,
   IpHashSelector,
@@ -25,6 +25,29 @@ import { type RealIpOptions, RealIpResolver } from "./realip.ts";
 import { ADMIN_STATES, type AdminState, Server } from "./server.ts";
 import { STICKY_PATHS, streamWakeEvents, WAKE_EVENTS_PATH } from "./wake.ts";
 import { effectiveWeights, rebalance } from "./weights.ts";
+
+/** The upstream timeouts a forwarder is built with (ms). */
+export interface ForwardTimeouts {
+  connectTimeout: number;
+  responseHeaderTimeout: number;
+  idleTimeout: number;
+}
+
+/**
+ * What the balancer needs of the proxy: it picks a server, the forwarder sends the request there
+ * and reports back through the balancer's callbacks (`reportFailure`, `pickRetry`, `retried`).
+ * The balancer does not import the proxy; src/load-balancer.ts composes the two.
+ */
+export interface ForwardPort {
+  forward(host: Balancer, req: IncomingMessage, res: ServerResponse, server: Server): void;
+  upgrade(host: Balancer, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void;
+  release(server: Server): void;
+  close(): Promise<void>;
+}
+
+export type ForwarderFactory = (timeouts: ForwardTimeouts) => ForwardPort;
+
+const STICKY_PREFIX = `${STICKY_COOKIE}=`;
 
 export interface LoadBalancerOptions {
   /** The service's name. */
@@ -116,7 +139,12 @@ interface Ctx extends PickContext {
  * One service: a pool of servers, a selector for its mode (wrapped for sticky), health
  * aggregation and the request handler `handle` that picks and proxies.
  */
-export class LoadBalancer {
+/**
+ * The balancing half of `LoadBalancer` (src/load-balancer.ts): servers, health, selectors, admin
+ * states, sticky cookies, wakes. Forwarding is the injected ForwardPort's, built at the first
+ * request that needs it (a `pick()`-only user never starts the HTTP/1 client).
+ */
+export class Balancer {
   #config: BalancerConfig;
   #members: Member[] = [];
   #servers: Server[] = [];
@@ -132,7 +160,8 @@ export class LoadBalancer {
   #needsIp = false;
   #signal: AbortSignal | undefined;
   #started = 0;
-  #forwarder: Forwarder;
+  #forwarder: ForwardPort | undefined;
+  readonly #forwarders: ForwarderFactory;
   #logger: Logger;
   #ctx: Ctx = { ip: "", tried: null, cookie: undefined };
   /** Some server has an idle watcher: the loading page's assets are served here. */
@@ -154,7 +183,7 @@ export class LoadBalancer {
   #panic = false;
   #warnedInsecure = false;
 
-  constructor(options: LoadBalancerOptions) {
+  constructor(options: LoadBalancerOptions, forwarders: ForwarderFactory) {
     if (!options || typeof options.link !== "string" || options.link === "") {
       throw new InvalidArgumentError("LoadBalancer: options.link (the service name) is required");
     }
@@ -163,7 +192,7 @@ export class LoadBalancer {
     this.#now = options.now ?? Date.now;
     this.#debugToken = options.debugToken ? tokenDigest(options.debugToken) : undefined;
     this.#config = resolveConfig(options);
-    this.#forwarder = createForwarder(this.#forwarderOptions());
+    this.#forwarders = forwarders;
     this.#applyConfig();
     this.handle = this.handle.bind(this);
     this.handleUpgrade = this.handleUpgrade.bind(this);
@@ -188,9 +217,16 @@ export class LoadBalancer {
     return this.#realIp;
   }
 
-  #forwarderOptions(): ForwarderOptions {
+  /** The forwarder, built at first use with the current timeouts. */
+  #fw(): ForwardPort {
+    if (this.#forwarder !== undefined) return this.#forwarder;
     const t = this.#config.timeouts;
-    return { connectTimeout: t.connect, responseHeaderTimeout: t.responseHeader, idleTimeout: t.idle };
+    this.#forwarder = this.#forwarders({
+      connectTimeout: t.connect,
+      responseHeaderTimeout: t.responseHeader,
+      idleTimeout: t.idle,
+    });
+    return this.#forwarder;
   }
 
   #applyConfig(): void {
@@ -220,7 +256,7 @@ export class LoadBalancer {
       "abort",
       () => {
         for (const m of this.#members) this.#stopMember(m);
-        void this.#forwarder.close();
+        void this.#forwarder?.close();
       },
       { once: true },
     );
@@ -249,7 +285,7 @@ export class LoadBalancer {
         old.server.onAvailabilityChange = undefined;
         old.server.onLoadChange = undefined;
         this.#unwatchDrain(old.server);
-        this.#forwarder.release(old.server);
+        this.#forwarder?.release(old.server);
       }
       this.#logger.warn(
         { server: server.name, key: server.key },
@@ -293,7 +329,7 @@ export class LoadBalancer {
     m.server.onLoadChange = undefined;
     this.#unwatchDrain(m.server);
     this.#dirty = true;
-    this.#forwarder.release(m.server);
+    this.#forwarder?.release(m.server);
     this.#logger.debug({ server: m.server.name, servers: this.#members.length }, "server removed");
     return true;
   }
@@ -320,9 +356,9 @@ export class LoadBalancer {
     const timeoutsChanged = JSON.stringify(next.timeouts) !== JSON.stringify(cur.timeouts);
     this.#config = next;
     if (timeoutsChanged) {
-      const old = this.#forwarder;
-      this.#forwarder = createForwarder(this.#forwarderOptions());
-      void old.close();
+      // the next request builds a forwarder with the new timeouts
+      void this.#forwarder?.close();
+      this.#forwarder = undefined;
     }
     this.#applyConfig();
   }
@@ -895,9 +931,9 @@ export class LoadBalancer {
       (err) => {
         res.off("close", onClose);
         if (gone || res.destroyed) return;
-        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
         this.#logger.error({ err, server: server.name }, "wake failed");
-        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") {
+        // tryWake's error carries the watcher's IdleError as its cause
+        if (gatewayStatus((err as Error)?.cause) === 504) {
           sendError(res, 504, `Gateway Timeout: server ${server.name} did not wake in time`);
         } else {
           sendError(
@@ -939,7 +975,7 @@ export class LoadBalancer {
       }
       return;
     }
-    this.#forwarder.forward(this, req, res, server);
+    this.#fw().forward(this, req, res, server);
   }
 
   /** An `upgrade` listener for node:http: picks a server and pipes the upgraded connection (WebSocket). */
@@ -972,7 +1008,7 @@ export class LoadBalancer {
       }
     }
     if (server.idle !== undefined) server.idle.touch();
-    this.#forwarder.upgrade(this, req, socket, head, server);
+    this.#fw().upgrade(this, req, socket, head, server);
   }
 
   /** An upgrade (WebSocket) to a napping server waits for the wake; no loading page here. */
@@ -986,12 +1022,11 @@ export class LoadBalancer {
       () => {
         if (socket.destroyed) return;
         server.idle?.touch();
-        this.#forwarder.upgrade(this, req, socket, head, server);
+        this.#fw().upgrade(this, req, socket, head, server);
       },
       (err) => {
         this.#logger.error({ err, server: server.name }, "wake failed");
-        const code = (err as Error)?.cause && ((err as Error).cause as { code?: string }).code;
-        if (code === "ERR_SWITCHYARD_WAKE_TIMEOUT") endWithError(socket, 504, "Gateway Timeout");
+        if (gatewayStatus((err as Error)?.cause) === 504) endWithError(socket, 504, "Gateway Timeout");
         else endWithError(socket, 502, "Bad Gateway");
       },
     );
@@ -1004,6 +1039,18 @@ export class LoadBalancer {
     const prev = res.getHeader("set-cookie");
     if (prev === undefined) res.setHeader("set-cookie", value);
     else res.setHeader("set-cookie", [...(Array.isArray(prev) ? prev : [String(prev)]), value]);
+  }
+
+  /** The forwarder retried on `next`: a sticky cookie set for the failed server now names `next`. */
+  retried(req: IncomingMessage, res: ServerResponse, next: Server): void {
+    const prev = res.getHeader("set-cookie");
+    if (prev === undefined) return;
+    const list = Array.isArray(prev) ? prev : [String(prev)];
+    const kept = list.filter((c) => !c.startsWith(STICKY_PREFIX));
+    if (kept.length === list.length) return;
+    if (kept.length > 0) res.setHeader("set-cookie", kept);
+    else res.removeHeader("set-cookie");
+    this.setStickyCookie(req, res, next);
   }
 
   #forwardedHttps(req: IncomingMessage): boolean {
@@ -1094,11 +1141,7 @@ export class LoadBalancer {
  * target that agrees is rewritten to origin-form, which is what backends expect.
  */
 function badTarget(req: IncomingMessage): boolean {
-  const raw = req.rawHeaders;
-  let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 4 && raw[i].toLowerCase() === "host" && ++hosts > 1) return true;
-  }
+  if (rawHeaderCount(req.rawHeaders, "host") > 1) return true;
   const url = req.url;
   if (url === undefined || url.charCodeAt(0) === 47 /* / */ || url === "*") return false;
   let target: URL;
@@ -1210,16 +1253,6 @@ function errorText(err: unknown): string {
 const DECISION_HEADER = "switchyard-decision";
 const DEBUG_HEADER = "switchyard-debug";
 
-/** The first value of header `name` (lower case) in a raw header list, without building `req.headers`. */
-function rawHeader(raw: readonly string[] | undefined, name: string): string | undefined {
-  if (raw === undefined) return undefined;
-  const n = name.length;
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i];
-    if (k.length === n && k.toLowerCase() === name) return raw[i + 1];
-  }
-  return undefined;
-}
 /** The response of a request that asked for its decision (read by retries to update the header). */
 const kDebugRes: unique symbol = Symbol("switchyard.debugRes");
 type DebugReq = IncomingMessage & { [kDebugRes]?: ServerResponse };

@@ -6,7 +6,7 @@ import {
   type Transport,
   type UpstreamProtocol,
   type UpstreamTlsOptions,
-} from "../proxy/upstream-tls.ts";
+} from "../upstream-tls.ts";
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -111,7 +111,7 @@ export class Server {
   passiveDown = false;
   /** Position in the pool, assigned by the balancer; selectors may index arrays with it. */
   index = -1;
-  /** Opaque per-balancer data (e.g. the upstream connection pool). */
+  /** The proxy's connection pool for this server (set by the proxy, read for introspection). */
   upstream: unknown = undefined;
   /** Notified when `available` flips; set by the pool that owns this server. */
   onAvailabilityChange: ((server: Server) => void) | undefined;

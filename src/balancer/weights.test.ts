@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { LoadBalancer } from "./load-balancer.ts";
+import { LoadBalancer } from "../load-balancer.ts";
 import { Server } from "./server.ts";
 import { effectiveWeights, rebalance } from "./weights.ts";
 

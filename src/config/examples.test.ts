@@ -43,8 +43,9 @@ test("examples/godoxy-routes.yaml passes check and groups by link", async () => 
   );
 });
 
-test("the YAML examples in the README parse", async () => {
-  const md = await readFile(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+test("the README's config example and the GoDoxy example of docs/configuration.md parse as shown", async () => {
+  const read = (f: string) => readFile(fileURLToPath(new URL(`../../${f}`, import.meta.url)), "utf8");
+  const md = (await read("README.md")) + (await read("docs/configuration.md"));
   const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
   const configs = blocks.filter((b) => /^services:/m.test(b));
   const routes = blocks.filter((b) => /load_balance:/.test(b));

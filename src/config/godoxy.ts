@@ -11,7 +11,7 @@ import { createSecureContext } from "node:tls";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { formatDuration } from "../duration.ts";
-import { tlsProblem } from "../proxy/upstream-tls.ts";
+import { tlsProblem } from "../upstream-tls.ts";
 import {
   bool,
   DEFAULTS,

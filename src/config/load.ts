@@ -52,8 +52,6 @@ import type {
 } from "./types.ts";
 import { readProtocol, readUpstreamTls, resolveUpstream, type UpstreamPartial } from "./upstream.ts";
 
-export { type ConfigDiff, diffConfig, type ServiceDiff } from "./diff.ts";
-
 /** What command-line flags give; they beat the file. */
 export interface ConfigOverrides {
   listen?: readonly string[];

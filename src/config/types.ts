@@ -2,8 +2,9 @@
  * The typed, frozen configuration the server runs on. The YAML loader, GoDoxy route files
  * and command-line flags all produce this one type; durations are milliseconds here.
  */
-import type { UpstreamProtocol } from "../proxy/upstream-tls.ts";
+
 import type { Mode } from "../selectors/selector.ts";
+import type { UpstreamProtocol } from "../upstream-tls.ts";
 
 export interface TlsConfig {
   /** Absolute paths (relative ones in the file are resolved against the config file's folder). */

@@ -15,7 +15,7 @@ import {
   UPSTREAM_PROTOCOLS,
   type UpstreamProtocol,
   type UpstreamTlsOptions,
-} from "../proxy/upstream-tls.ts";
+} from "../upstream-tls.ts";
 import { bool, type Entry, field, nonEmptyString, osReason, readMap } from "./fields.ts";
 import type { Path, Problems } from "./source.ts";
 import type { UpstreamTlsConfig } from "./types.ts";

@@ -10,7 +10,7 @@ import {
   tlsConnectOptions,
   type UpstreamProtocol,
   type UpstreamTlsOptions,
-} from "../proxy/upstream-tls.ts";
+} from "../upstream-tls.ts";
 import { type HealthStatus, ReportedHealth } from "./status.ts";
 
 export interface HttpHealthMonitorOptions {

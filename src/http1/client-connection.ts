@@ -3,6 +3,7 @@
  * a pre-joined head, the request body pumped with backpressure, the response parsed by Node's own
  * llhttp binding and handed to the request's handler, and the timeouts of each phase.
  */
+
 import type * as net from "node:net";
 import { UpstreamError } from "../errors.ts";
 import { createParser, type Parser as LlParser } from "./binding.ts";
@@ -21,6 +22,7 @@ import {
   READ,
   type Source,
 } from "./client-events.ts";
+import { nameIs } from "./raw-headers.ts";
 import { relayableTrailers } from "./trailers.ts";
 import {
   EXPECT_WAIT_MS,
@@ -328,7 +330,7 @@ export class Connection implements UpstreamConnection {
     this.reusable = keepAlive;
     if (keepAlive) {
       for (let i = 0; i < list.length; i += 2) {
-        if (list[i].length === 10 && list[i].toLowerCase() === "keep-alive") this.#keepAliveHint(list[i + 1]);
+        if (nameIs(list[i], "keep-alive")) this.#keepAliveHint(list[i + 1]);
       }
     }
     if (!handler.onHeaders(status, list, statusText)) {

@@ -11,12 +11,14 @@
  * closes the connection while a slow client holds the response paused (nodejs/undici#5360, fixed
  * only in undici 8, which needs Node >= 22.19), and the fallback exists to keep running on any Node.
  */
+
 import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "./client.ts";
+import { nameIs } from "./raw-headers.ts";
 import { relayableTrailers } from "./trailers.ts";
 import {
   EXPECT_WAIT_MS,
@@ -138,8 +140,8 @@ class AgentExchange implements UpstreamConnection {
     let hasLength = false;
     for (let i = 0; i < r.headers.length; i += 2) {
       const name = r.headers[i];
-      if (name.length === 4 && name.toLowerCase() === "host") hasHost = true;
-      else if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+      if (nameIs(name, "host")) hasHost = true;
+      else if (nameIs(name, "content-length")) hasLength = true;
       headers.push(name, r.headers[i + 1]);
     }
     if (!hasHost) headers.push("host", this.pool.defaultHost);

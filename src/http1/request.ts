@@ -1,7 +1,9 @@
 /** The front's request object: the part of IncomingMessage the balancer and proxy use, and the body stream. */
+
 import type { IncomingHttpHeaders } from "node:http";
 import type * as net from "node:net";
 import { Readable } from "node:stream";
+import { bodyFraming, NO_BODY } from "./raw-headers.ts";
 import type { H1Connection } from "./server-connection.ts";
 
 /**
@@ -146,11 +148,5 @@ export class H1Request {
 
 /** Content-Length other than 0, or any Transfer-Encoding (llhttp rejects the ambiguous mixes). */
 function hasBody(raw: readonly string[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i];
-    if (n.length === 14 && n.toLowerCase() === "content-length") {
-      if (raw[i + 1] !== "0") return true;
-    } else if (n.length === 17 && n.toLowerCase() === "transfer-encoding") return true;
-  }
-  return false;
+  return bodyFraming(raw) !== NO_BODY;
 }

@@ -3,11 +3,13 @@
  * their responses in order, keep-alive, upgrades, lingering close and the timeouts the server's
  * sweep checks.
  */
+
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type * as net from "node:net";
-import { endWithError, sendError } from "../proxy/respond.ts";
 import { createParser, type Parser as LlParser, methodName } from "./binding.ts";
+import { nameIs } from "./raw-headers.ts";
 import { H1Request } from "./request.ts";
+import { endWithError, sendError } from "./respond.ts";
 import { H1Response } from "./response.ts";
 import type { H1Server, Http1Timeouts } from "./server.ts";
 import { attachSocket, detachSocket, dispatchNext, PARSER_CALLBACKS } from "./server-events.ts";
@@ -191,8 +193,8 @@ export class H1Connection {
       let expect: string | undefined;
       for (let i = 0; i < raw.length; i += 2) {
         const n = raw[i];
-        if (n.length === 4 && n.toLowerCase() === "host") host = true;
-        else if (n.length === 6 && n.toLowerCase() === "expect") expect = raw[i + 1];
+        if (nameIs(n, "host")) host = true;
+        else if (nameIs(n, "expect")) expect = raw[i + 1];
       }
       if (!host) {
         answerAndClose(res, 400, "Bad Request: no Host header");

@@ -82,7 +82,7 @@ export interface UpstreamPoolOptions {
   /** How long an unused connection is kept (shortened by the backend's Keep-Alive: timeout). */
   keepAliveTimeout?: number;
   /**
-   * TLS towards an https backend (src/proxy/upstream-tls.ts builds it); absent: verified against
+   * TLS towards an https backend (src/upstream-tls.ts builds it); absent: verified against
    * Node's CA store, SNI from the URL's host.
    */
   tls?: {

@@ -17,6 +17,7 @@
  */
 import * as http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { InvalidArgumentError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { IdleProvider, ProviderState, StopOptions } from "./provider.ts";
 
@@ -129,7 +130,10 @@ export class DockerProvider implements IdleProvider {
   readonly #followers = new Set<Follower>();
 
   constructor(options: DockerProviderOptions) {
-    if (!options.container) throw new Error("docker: a container name or ID is required");
+    if (!options.container)
+      throw new InvalidArgumentError(
+        "DockerProvider: options.container (a container name or ID) is required",
+      );
     this.container = options.container;
     this.socketPath = options.socketPath ?? dockerSocketPath();
     this.#log = options.logger ?? silentLogger;

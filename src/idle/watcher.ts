@@ -57,7 +57,7 @@ export interface IdleWatcherOptions {
     path: string;
     useGet?: boolean;
     /**
-     * TLS connect options for an https:// url, as the proxy connects (src/proxy/upstream-tls.ts
+     * TLS connect options for an https:// url, as the proxy connects (src/upstream-tls.ts
      * `tlsConnectOptions`); without them certificates are not checked by this probe.
      */
     tls?: ReadinessTls;

@@ -3,11 +3,12 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
-import type { Server } from "../balancer/server.ts";
-import { UpstreamError } from "../errors.ts";
+import { gatewayStatus, UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
+import { BAD_FRAMING, bodyFraming } from "../http1/raw-headers.ts";
 import { kRequestBody } from "../http1/request.ts";
+import { endWithError, sendError } from "../http1/respond.ts";
 import { relayableTrailers } from "../http1/trailers.ts";
 import {
   UPSTREAM_CODES,
@@ -17,12 +18,12 @@ import {
   type UpstreamRequest,
 } from "../http1/upstream.ts";
 import { isH2cUpgrade, requestProblem } from "../http1/validate.ts";
-import { STICKY_COOKIE } from "../selectors/index.ts";
+import { isTlsError, tlsConnectOptions, tlsReason } from "../upstream-tls.ts";
 import { H2_CODES, H2Pool } from "./h2-client.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { addTrailers, expectsContinue, relayInterim } from "./interim.ts";
-import { endWithError, sendError } from "./respond.ts";
-import { isTlsError, tlsConnectOptions, tlsReason } from "./upstream-tls.ts";
+// the balancer's servers are targets here; the proxy does not import the balancer
+import type { Target as Server } from "./target.ts";
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -39,8 +40,11 @@ export interface ForwardHost {
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
   pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
-  /** Sets the sticky cookie for `server`; used to re-point a cookie set for a server that failed. */
-  setStickyCookie?(req: IncomingMessage, res: ServerResponse, server: Server): void;
+  /**
+   * A retry moved the request to `next`: a sticky cookie the host set for the failed server may
+   * be re-pointed (headers not yet sent).
+   */
+  retried?(req: IncomingMessage, res: ServerResponse, next: Server): void;
 }
 
 export interface Forwarder {
@@ -96,14 +100,20 @@ function isUnprocessed(err: unknown): boolean {
   return code === H2_CODES.refused || code === H2_CODES.notH2;
 }
 
-function isConnectTimeout(err: unknown): boolean {
-  return (err as { code?: unknown } | undefined)?.code === UPSTREAM_CODES.connectTimeout;
+/**
+ * Whether a failed attempt may go to another server: when it provably did not reach this one
+ * (`unsent`: never written, no body taken; not after a timeout, which may have reached it), or
+ * when the connection broke before any response and the request can be replayed (bodiless GET,
+ * HEAD, OPTIONS). Requests and upgrades both decide here; 502 vs 504 is errors.ts' gatewayStatus.
+ */
+export function mayRetry(kind: FailureKind, unsent: boolean, replayable: boolean): boolean {
+  if (unsent && kind !== "timeout") return true;
+  return kind === "reset" && replayable;
 }
 
 /** Methods that may be replayed on another server after a broken connection (when bodiless). */
 const REPLAYABLE: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
-const STICKY_PREFIX = `${STICKY_COOKIE}=`;
 const BAD_GATEWAY = "Bad Gateway";
 const CLOSE_GRACE = 30_000;
 const GATEWAY_TIMEOUT = "Gateway Timeout";
@@ -450,7 +460,7 @@ class Exchange implements UpstreamHandler {
       const next = this.host.pickRetry(this.req, this.tried!);
       if (next !== undefined) {
         this.host.logger.debug({ server: server?.name, next: next.name, err }, "retrying on another server");
-        if (this.host.setStickyCookie !== undefined) restick(this.host, this.req, res, next);
+        this.host.retried?.(this.req, res, next);
         this.send(next);
         return;
       }
@@ -458,9 +468,8 @@ class Exchange implements UpstreamHandler {
     this.host.logger.warn({ server: server?.name, err }, "upstream request failed");
     this.#finish();
     this.#closeIfUploadUnread();
-    // a timeout while connecting is a timeout too (as nginx answers it)
-    if (kind === "timeout" || isConnectTimeout(err)) sendError(res, 504, GATEWAY_TIMEOUT);
-    else sendError(res, 502, BAD_GATEWAY);
+    const status = gatewayStatus(err);
+    sendError(res, status, status === 504 ? GATEWAY_TIMEOUT : BAD_GATEWAY);
   }
 
   /**
@@ -469,23 +478,11 @@ class Exchange implements UpstreamHandler {
    * a body, when the connection broke before any response.
    */
   #retryable(kind: FailureKind, err: Error): boolean {
-    if (!this.sent && !this.bodyTaken && kind !== "timeout") return true;
+    const replayable = !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
+    if (mayRetry(kind, !this.sent && !this.bodyTaken, replayable)) return true;
     // provably not processed though written (a refused HTTP/2 stream), nothing of the body read
-    if (!this.bodyTaken && isUnprocessed(err)) return true;
-    return kind === "reset" && !this.hasBody && REPLAYABLE.has(this.req.method || "GET");
+    return !this.bodyTaken && isUnprocessed(err);
   }
-}
-
-/** A sticky cookie already set for the failed server now names the server the request went to. */
-function restick(host: ForwardHost, req: IncomingMessage, res: ServerResponse, next: Server): void {
-  const prev = res.getHeader("set-cookie");
-  if (prev === undefined) return;
-  const list = Array.isArray(prev) ? prev : [String(prev)];
-  const kept = list.filter((c) => !c.startsWith(STICKY_PREFIX));
-  if (kept.length === list.length) return;
-  if (kept.length > 0) res.setHeader("set-cookie", kept);
-  else res.removeHeader("set-cookie");
-  host.setStickyCookie?.(req, res, next);
 }
 
 /** The request target in origin form: an absolute-form target (`GET http://h/p`) becomes `/p`. */
@@ -497,8 +494,6 @@ function originForm(url: string | undefined): string {
   const rest = m[1];
   return rest === "" ? "/" : rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
 }
-
-const BAD_FRAMING = -1;
 
 /**
  * 1 when the request has a body, 0 when not, BAD_FRAMING for a Transfer-Encoding whose last coding
@@ -512,17 +507,7 @@ function requestBody(req: IncomingMessage): number {
       .stream;
     return stream?.endAfterHeaders === true || req.readableEnded ? 0 : 1;
   }
-  const raw = req.rawHeaders;
-  let body = 0;
-  let te: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i];
-    if (n.length === 14 && n.toLowerCase() === "content-length") {
-      if (raw[i + 1] !== "0") body = 1;
-    } else if (n.length === 17 && n.toLowerCase() === "transfer-encoding") te = raw[i + 1];
-  }
-  if (te === undefined) return body;
-  return /(?:^|,)[ \t]*chunked[ \t]*$/i.test(te) ? 1 : BAD_FRAMING;
+  return bodyFraming(req.rawHeaders);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,7 +615,7 @@ class Tunnel {
     const kind = classify(err);
     if (kind === "connect" || kind === "reset") this.host.reportFailure(server, err);
     // nothing of an upgrade request but its head was sent, and it is a bodiless GET
-    if ((kind === "connect" || kind === "reset") && this.tried.length < this.fw.maxAttempts) {
+    if (mayRetry(kind, kind === "connect", true) && this.tried.length < this.fw.maxAttempts) {
       const next = this.host.pickRetry(this.req, this.tried);
       if (next !== undefined) {
         this.send(next);
@@ -639,8 +624,8 @@ class Tunnel {
     }
     this.host.logger.warn({ server: server.name, err }, "upstream upgrade failed");
     this.done = true;
-    const timedOut = kind === "timeout" || isConnectTimeout(err);
-    endWithError(this.socket, timedOut ? 504 : 502, timedOut ? GATEWAY_TIMEOUT : BAD_GATEWAY);
+    const status = gatewayStatus(err);
+    endWithError(this.socket, status, status === 504 ? GATEWAY_TIMEOUT : BAD_GATEWAY);
   }
 
   #upgraded(up: http.ClientRequest, res: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {

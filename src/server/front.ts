@@ -3,11 +3,13 @@
  * metrics and drain, then the service's `lb.handle`. No per-request closures: the 'close'
  * listener is one shared function that reads what it needs from the response.
  */
+
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { normalizePeer } from "../balancer/realip.ts";
+import { nameIs } from "../http1/raw-headers.ts";
+import { endWithError, sendError } from "../http1/respond.ts";
 import { batchedInfo, type Logger } from "../log.ts";
-import { endWithError, sendError } from "../proxy/respond.ts";
 import { classIndex } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
 import { HostRouter } from "./router.ts";
@@ -216,7 +218,7 @@ export function hostOf(req: IncomingMessage): string | undefined {
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i];
-    if (n.length === 4 && n.toLowerCase() === "host") return raw[i + 1];
+    if (nameIs(n, "host")) return raw[i + 1];
     if (n === ":authority") authority = raw[i + 1];
   }
   return authority;

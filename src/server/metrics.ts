@@ -5,9 +5,9 @@
  */
 import { Counter, collectDefaultMetrics, Histogram, type MetricValue, Registry } from "prom-client";
 import { emptySummary, type ServiceSummary, StatsWindow } from "../admin/stats.ts";
-import type { LoadBalancer } from "../balancer/load-balancer.ts";
 import type { Server } from "../balancer/server.ts";
 import type { IdleMetricsSink } from "../idle/watcher.ts";
+import type { LoadBalancer } from "../load-balancer.ts";
 
 /** Status classes, indexed by `classIndex`. */
 export const CODE_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx", "aborted"] as const;

@@ -6,7 +6,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import type { EventAction, EventSink } from "../admin/events.ts";
-import { LoadBalancer } from "../balancer/load-balancer.ts";
 import { Server, type ServerIdle } from "../balancer/server.ts";
 import type { HealthcheckConfig, ServerConfig, ServiceConfig, TimeoutsConfig } from "../config/types.ts";
 import { tlsOptionsOf } from "../config/upstream.ts";
@@ -15,9 +14,10 @@ import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";
 import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
+import { LoadBalancer } from "../load-balancer.ts";
 import type { Logger } from "../log.ts";
 import { type Chain, createChain } from "../middleware/index.ts";
-import { resolveTransport, tlsConnectOptions } from "../proxy/upstream-tls.ts";
+import { resolveTransport, tlsConnectOptions } from "../upstream-tls.ts";
 import { ServiceStats } from "./metrics.ts";
 
 /**

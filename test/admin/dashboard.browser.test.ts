@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "puppeteer-core";
+import { launchBrowser } from "../support/browser.ts";
 import {
   type Backend,
   get,
@@ -15,8 +16,7 @@ import {
   startBackend,
   startSwitchyard,
   tempDir,
-} from "../server/helpers.ts";
-import { launchBrowser } from "../support/browser.ts";
+} from "../support/switchyard.ts";
 
 let browser: Browser;
 before(async () => {

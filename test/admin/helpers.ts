@@ -1,6 +1,6 @@
 /** Clients for the admin API in end-to-end tests: JSON calls and an event-stream reader. */
 import * as http from "node:http";
-import { splitAddress } from "../server/helpers.ts";
+import { send, splitAddress } from "../support/http.ts";
 
 export interface JsonReply {
   status: number;
@@ -9,44 +9,27 @@ export interface JsonReply {
 }
 
 /** One admin call; `body` is sent as JSON. */
-export function call(
+export async function call(
   address: string,
   method: string,
   path: string,
   body?: unknown,
   headers: http.OutgoingHttpHeaders = {},
 ): Promise<JsonReply> {
-  const [host, port] = splitAddress(address);
-  return new Promise((ok, fail) => {
-    const req = http.request(
-      {
-        host,
-        port,
-        method,
-        path,
-        agent: false,
-        headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (text += c));
-        res.on("end", () => {
-          try {
-            ok({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers });
-          } catch (err) {
-            fail(
-              new Error(`${method} ${path}: not JSON (${res.statusCode}): ${text.slice(0, 200)}`, {
-                cause: err,
-              }),
-            );
-          }
-        });
-      },
-    );
-    req.on("error", fail);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+  const reply = await send(address, {
+    method,
+    path,
+    agent: false,
+    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
+  try {
+    return { status: reply.status, body: JSON.parse(reply.body), headers: reply.headers };
+  } catch (err) {
+    throw new Error(`${method} ${path}: not JSON (${reply.status}): ${reply.body.slice(0, 200)}`, {
+      cause: err,
+    });
+  }
 }
 
 export interface AdminEvent {

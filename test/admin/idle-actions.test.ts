@@ -6,7 +6,7 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
 import { alive, freePort, header, runApp } from "../idle/helpers.ts";
-import { get, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { get, serveYaml } from "../support/switchyard.ts";
 
 async function pool(admin: string, service: string): Promise<Record<string, Record<string, unknown>>> {
   const r = await get(admin, `/api/health/${service}`);
@@ -24,11 +24,9 @@ function act(admin: string, server: string, action: string) {
 test("admin wake/stop drive an idle server's provider; a plain server answers 409", {
   timeout: 60_000,
 }, async (t) => {
-  const tmp = tempDir();
-  t.after(() => tmp.remove());
   const [port, plain] = [await freePort(), await freePort()];
-  const file = tmp.write(
-    "s.yaml",
+  const sy = await serveYaml(
+    t,
     `${header()}  app:
     hosts: ["*"]
     healthcheck: { disable: true }
@@ -40,8 +38,6 @@ test("admin wake/stop drive an idle server's provider; a plain server answers 40
       - { name: plain, url: "http://127.0.0.1:${plain}" }
 `,
   );
-  const sy = await startSwitchyard(["serve", "-c", file]);
-  t.after(() => sy.stop("SIGKILL"));
   const admin = sy.admin!;
 
   let p = await pool(admin, "app");

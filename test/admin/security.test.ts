@@ -13,7 +13,7 @@ import {
   startSwitchyard,
   tempDir,
   yamlConfig,
-} from "../server/helpers.ts";
+} from "../support/switchyard.ts";
 import { openEvents } from "./helpers.ts";
 
 const TOKEN = "t0ken-Zq8-admin-secret";

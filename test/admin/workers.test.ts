@@ -4,7 +4,14 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "../server/helpers.ts";
+import {
+  eventually,
+  get,
+  startBackend,
+  startSwitchyard,
+  tempDir,
+  yamlConfig,
+} from "../support/switchyard.ts";
 import { call, openEvents } from "./helpers.ts";
 
 test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {

@@ -1,8 +1,8 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import { describe, test } from "node:test";
-import { type BalancerEvent, LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { InvalidArgumentError } from "../../src/errors.ts";
+import { type BalancerEvent, LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
 import {
   addServer,

@@ -2,10 +2,10 @@ import * as assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http from "node:http";
 import { describe, test } from "node:test";
-import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
 import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
+import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
 import {
   addServer,

@@ -116,7 +116,7 @@ describe("least_conn over real HTTP with held requests", { timeout: 30000 }, () 
 
 describe("ip_hash with real-IP resolution", { timeout: 60000 }, () => {
   test("removing 1 of 5 servers moves only its clients (10,000 IPv4 + 10,000 IPv6 through lb.pick)", async () => {
-    const { LoadBalancer } = await import("../../src/balancer/load-balancer.ts");
+    const { LoadBalancer } = await import("../../src/load-balancer.ts");
     const { Server } = await import("../../src/balancer/server.ts");
     const lb = new LoadBalancer({
       link: "h",

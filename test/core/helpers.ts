@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as net from "node:net";
-import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
+import { LoadBalancer, type LoadBalancerOptions } from "../../src/load-balancer.ts";
 import { type Cleanup, listen } from "../support/cleanup.ts";
+import { type Reply, send } from "../support/http.ts";
 
 export { Cleanup, listen } from "../support/cleanup.ts";
 
@@ -105,11 +106,7 @@ export function addServer(lb: LoadBalancer, options: ServerOptions): Server {
   return s;
 }
 
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
+export type { Reply } from "../support/http.ts";
 
 /** One request on a fresh connection (no keep-alive, so nothing stays open). */
 export function request(
@@ -118,19 +115,7 @@ export function request(
   headers: http.OutgoingHttpHeaders = {},
   method = "GET",
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path, method, headers, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        body += c;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
+  return send(port, { path, headers, method, agent: false });
 }
 
 /** Starts a request and resolves with the response head (the body may still be open). */

@@ -1,8 +1,8 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type BalancerEvent, LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
+import { type BalancerEvent, LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
 import { fakeReq } from "./helpers.ts";
 

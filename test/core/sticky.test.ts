@@ -1,10 +1,11 @@
 import * as assert from "node:assert/strict";
 import * as https from "node:https";
 import { describe, test } from "node:test";
-import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
+import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
+import { send } from "../support/http.ts";
 import { selfSigned } from "../support/tls.ts";
 import { addServer, type Backend, backend, Cleanup, front, listen, type Reply, request } from "./helpers.ts";
 
@@ -206,21 +207,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
     c.add(() => controller.abort());
     const server = https.createServer(tls, lb.handle);
     const port = await listen(server, c);
-    const reply = await new Promise<Reply>((resolve, reject) => {
-      const req = https.request(
-        { host: "127.0.0.1", port, path: "/", rejectUnauthorized: false, agent: false },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (d: string) => {
-            body += d;
-          });
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        },
-      );
-      req.on("error", reject);
-      req.end();
-    });
+    const reply = await send(port, { protocol: "https:", rejectUnauthorized: false, agent: false });
     assert.equal(reply.status, 200);
     assert.equal(reply.body, "a");
     assert.equal(stickyCookie(reply)!.secure, true);

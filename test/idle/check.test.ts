@@ -1,7 +1,7 @@
 /** `switchyard check` on idle keys: every problem as file:line: path: message, exit 1; a good file summarised. */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { runCli, tempDir } from "../server/helpers.ts";
+import { runCli, tempDir } from "../support/switchyard.ts";
 
 test("switchyard check: idle problems with file:line, and a valid file's summary names the providers", {
   timeout: 30_000,

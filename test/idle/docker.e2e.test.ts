@@ -7,8 +7,8 @@
  */
 import * as assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { eventually, get, startSwitchyard, tempDir } from "../server/helpers.ts";
 import { type Container, type Engine, podman, startEngine } from "../support/podman.ts";
+import { eventually, get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { header } from "./helpers.ts";
 
 async function health(admin: string, service: string): Promise<Record<string, unknown>> {
@@ -71,10 +71,8 @@ describe("idle: docker provider through switchyard serve (podman engine)", { tim
 
   test("a container started or stopped outside switchyard changes the server's status", async (t) => {
     const app = await engine.createHttpd("sy-e2e-ext");
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  ext:
     hosts: ["*"]
     healthcheck: { path: /healthz, interval: 1s }
@@ -84,9 +82,8 @@ describe("idle: docker provider through switchyard serve (podman engine)", { tim
         url: ${app.url}
         docker: { container: ${app.name}, socket: ${engine.socketPath} }
 `,
+      ["--log-level", "debug"],
     );
-    const sy = await startSwitchyard(["serve", "-c", file, "--log-level", "debug"]);
-    t.after(() => sy.stop("SIGKILL"));
     assert.equal((await health(sy.admin!, "ext")).status, "napping");
 
     await sy.waitForLog((l) => l.msg === "docker: following the engine's events", 15_000, "the event stream");

@@ -6,7 +6,7 @@ import * as assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { eventually, get, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { eventually, get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { APP, alive, FIXTURES, freePort, header, NODE } from "./helpers.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
@@ -46,11 +46,9 @@ describe("idle: exec provider", { timeout: 60_000 }, () => {
   });
 
   test("a failing start: 502 with the command's last stderr line; error status with the reason", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m }
@@ -60,8 +58,6 @@ describe("idle: exec provider", { timeout: 60_000 }, () => {
         exec: { start: "FAIL_START=app2.service ${join(FIXTURES, "start-backend.sh")}", stop: "true" }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const r = await get(sy.proxy[0], "/", JSON_ACCEPT);
     assert.equal(r.status, 502);
     assert.match(r.body, /broken/);

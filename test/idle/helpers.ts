@@ -1,21 +1,13 @@
 /** Shared by the idle tests: free ports, the app fixture, process checks, switchyard configs. */
 import { readFileSync } from "node:fs";
-import * as net from "node:net";
 import { join } from "node:path";
 import { NODE } from "../support/cli.ts";
 
 export const FIXTURES = join(import.meta.dirname, "fixtures");
 export const APP = join(FIXTURES, "app.mjs");
-export { NODE };
 
-/** A port nobody listens on right now (the app fixture binds it later). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from "../support/ports.ts";
+export { NODE };
 
 /** Whether a process with this pid exists (and is not a zombie). */
 export function alive(pid: number): boolean {

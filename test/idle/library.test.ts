@@ -5,8 +5,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { tempDir } from "../server/helpers.ts";
 import { NODE, ROOT } from "../support/cli.ts";
+import { tempDir } from "../support/switchyard.ts";
 
 test("examples/idle.ts: napping, woken by a request, answered, healthy, stopped", {
   timeout: 60_000,

@@ -7,9 +7,9 @@
 import * as assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { get, startSwitchyard, tempDir } from "../server/helpers.ts";
 import { launchBrowser } from "../support/browser.ts";
 import { ROOT } from "../support/cli.ts";
+import { get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { freePort, header, runApp } from "./helpers.ts";
 
 describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
@@ -68,11 +68,9 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
   });
 
   test("a failed wake: the page shows the error and stops (no reload)", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  shop:
     hosts: ["*"]
     idle: { idle_timeout: 1m }
@@ -80,8 +78,6 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
       - { name: shop-9, url: "http://127.0.0.1:${port}", run: { command: [/nonexistent/shop-binary] } }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const browser = await launchBrowser();
     t.after(() => browser.close());
     const page = await browser.newPage();

@@ -2,7 +2,7 @@
 import * as assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { eventually, get, startBackend, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { eventually, get, startBackend, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { alive, freePort, header, runApp } from "./helpers.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };

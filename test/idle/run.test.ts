@@ -5,7 +5,7 @@
  */
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { eventually, get, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { eventually, get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { alive, freePort, header, procState, runApp } from "./helpers.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
@@ -18,11 +18,9 @@ async function health(admin: string, service: string): Promise<Record<string, un
 
 describe("idle: run provider", { timeout: 120_000 }, () => {
   test("napping until the first request, which is held until ready and answered; output logged; idle stop", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     healthcheck: { path: /healthz, interval: 1s }
@@ -33,8 +31,6 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
         run: ${runApp(port, { READY_DELAY: 300, NAME: "app-1" })}
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const before = await health(sy.admin!, "app");
     assert.equal(before.status, "napping");
     assert.ok(!sy.logs.some((r) => r.msg === "process started"), "nothing started before a request");
@@ -74,11 +70,9 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("stop_method pause (SIGSTOP, SIGCONT on wake) and kill", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const [p1, p2] = [await freePort(), await freePort()];
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  paused:
     hosts: [paused.test]
     idle: { idle_timeout: 300ms, stop_method: pause }
@@ -91,8 +85,6 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
       - { name: k-1, url: "http://127.0.0.1:${p2}", run: ${runApp(p2)} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const a = JSON.parse((await get(sy.proxy[0], "/", { host: "paused.test", ...JSON_ACCEPT })).body);
     await sy.waitForLog((l) => l.msg === "server p-1 paused (idle)");
     // paused = SIGSTOP (delivered asynchronously: the state flips a moment after the signal)
@@ -109,11 +101,9 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("stop_signal, then SIGKILL after stop_timeout for a process that ignores it", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 300ms, stop_signal: TERM, stop_timeout: 300ms }
@@ -121,8 +111,6 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
       - { name: stubborn, url: "http://127.0.0.1:${port}", run: ${runApp(port, { IGNORE_TERM: 1, NAME: "stubborn" })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const a = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
     await sy.waitForLog((l) => l.msg === "stubborn: ignoring SIGTERM");
     await sy.waitForLog(
@@ -156,11 +144,9 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("a process that exits at once: 502 naming the server, never its address; napping after", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m }
@@ -169,8 +155,6 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
       - { name: missing, url: "http://127.0.0.1:${await freePort()}", run: { command: [/nonexistent/switchyard-test-bin] } }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const seen = new Map<string, string>();
     for (let i = 0; i < 4 && seen.size < 2; i++) {
       const r = await get(sy.proxy[0], "/", JSON_ACCEPT);
@@ -199,11 +183,9 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("a process that exits by itself naps (exit code logged) and the next request wakes it; idle_timeout 0 restarts it", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const [p1, p2] = [await freePort(), await freePort()];
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  ondemand:
     hosts: [ondemand.test]
     idle: { idle_timeout: 1m }
@@ -216,8 +198,6 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
       - { name: al, url: "http://127.0.0.1:${p2}", run: ${runApp(p2, { EXIT_AFTER: 300 })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const a = JSON.parse((await get(sy.proxy[0], "/", { host: "ondemand.test", ...JSON_ACCEPT })).body);
     await sy.waitForLog((l) => l.msg === "process exited with code 0" && l.server === "od");
     await eventually(async () => (await health(sy.admin!, "ondemand")).status === "napping", 5000, "napping");

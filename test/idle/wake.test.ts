@@ -7,18 +7,16 @@ import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import * as net from "node:net";
 import { describe, test } from "node:test";
-import { eventually, get, splitAddress, startBackend, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { eventually, get, serveYaml, splitAddress, startBackend } from "../support/switchyard.ts";
 import { alive, freePort, header, runApp } from "./helpers.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
 describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   test("200 concurrent requests share one start; every one is answered", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m }
@@ -26,8 +24,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: one, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 300 })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
     const [host, p] = splitAddress(sy.proxy[0]);
     const one = (i: number) =>
@@ -58,11 +54,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("start_endpoint: other paths get 403 and wake nothing; the endpoint wakes", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m, start_endpoint: /wake }
@@ -70,8 +64,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: guarded, url: "http://127.0.0.1:${port}", run: ${runApp(port)} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const r = await get(sy.proxy[0], "/other", JSON_ACCEPT);
     assert.equal(r.status, 403);
     assert.match(r.body, /guarded/);
@@ -84,11 +76,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("wake_timeout: 504 naming the server; the process is not left running", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m, wake_timeout: 500ms }
@@ -96,8 +86,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: sleepy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 60000 })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const r = await get(sy.proxy[0], "/", JSON_ACCEPT);
     assert.equal(r.status, 504);
     assert.match(r.body, /sleepy/);
@@ -108,11 +96,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a browser gets the loading page (no-store) while the wake runs; wake-events streams progress", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m }
@@ -120,8 +106,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: web-1, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 300 })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const page = await get(sy.proxy[0], "/", { headers: { accept: "text/html,*/*" } });
     assert.equal(page.status, 200);
     assert.match(String(page.headers["content-type"]), /^text\/html/);
@@ -146,13 +130,11 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a ready server answers while a napping one is woken in the background", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
     const awake = await startBackend("awake");
     t.after(() => awake.stop());
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     healthcheck: { interval: 200ms }
@@ -162,8 +144,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: awake, url: "${awake.url}" }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const bodies: string[] = [];
     for (let i = 0; i < 4; i++) bodies.push((await get(sy.proxy[0], "/", JSON_ACCEPT)).body.trim());
     assert.deepEqual(bodies, ["awake", "awake", "awake", "awake"]);
@@ -177,11 +157,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("an open WebSocket keeps the server awake; it is stopped once the socket closes", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 300ms }
@@ -189,8 +167,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: ws, url: "http://127.0.0.1:${port}", run: ${runApp(port)} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     // the upgrade itself wakes the napping server and waits for it
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
@@ -212,11 +188,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("depends_on: the dependency is ready before the dependent starts, and stopped after it", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const [pd, pa] = [await freePort(), await freePort()];
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  db:
     hosts: [db.test]
     idle: { idle_timeout: 1h }
@@ -229,8 +203,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: app-1, url: "http://127.0.0.1:${pa}", run: ${runApp(pa, { NAME: "app" })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
     const actions = ev.body
       .split("\n\n")
@@ -263,11 +235,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a held client that disconnects is not forwarded and frees its request", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m }
@@ -275,8 +245,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: h, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 500 })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
     sock.write(
@@ -299,11 +267,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("no_loading_page: a browser's GET is held and gets the backend's own page", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1m, no_loading_page: true }
@@ -311,8 +277,6 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: plainwait, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 200, NAME: "plainwait" })} }
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     const r = await get(sy.proxy[0], "/", { headers: { accept: "text/html" } });
     assert.equal(r.status, 200);
     assert.match(r.body, /hello from plainwait/);

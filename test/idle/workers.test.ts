@@ -2,25 +2,22 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import { describe, test } from "node:test";
-import { get, splitAddress, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { get, serveYaml, splitAddress } from "../support/switchyard.ts";
 import { alive, freePort, header, runApp } from "./helpers.ts";
 
 describe("idle: --workers 2", { timeout: 120_000 }, () => {
   test("one wake for requests on every worker; idle stop counts use on all of them", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
+    const sy = await serveYaml(
+      t,
       `${header()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 1500ms }
     servers:
       - { name: w-1, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 300 })} }
 `,
+      ["--workers", "2"],
     );
-    const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2"]);
-    t.after(() => sy.stop("SIGKILL"));
     const [host, p] = splitAddress(sy.proxy[0]);
     // new connections each: the primary hands them to both workers in turn
     const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { runCli, tempDir } from "../server/helpers.ts";
+import { runCli, tempDir } from "../support/switchyard.ts";
 
 const tmp = tempDir();
 after(() => tmp.remove());

@@ -5,7 +5,13 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { type Running, selfSignedCert, splitAddress, startSwitchyard, tempDir } from "../server/helpers.ts";
+import {
+  type Running,
+  selfSignedCert,
+  splitAddress,
+  startSwitchyard,
+  tempDir,
+} from "../support/switchyard.ts";
 
 const tmp = tempDir();
 let sy: Running;

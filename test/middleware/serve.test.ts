@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import bcrypt from "bcryptjs";
-import { type Running, splitAddress, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
 
 /** A backend that echoes what it got as JSON; a few paths answer otherwise. */
 async function echoBackend(): Promise<{ url: string; hits: number; close(): Promise<void> }> {

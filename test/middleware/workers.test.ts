@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { type Running, splitAddress, startSwitchyard, tempDir } from "../server/helpers.ts";
+import { type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
 
 function status(address: string, host: string): Promise<number> {
   const [hostname, port] = splitAddress(address);

@@ -15,9 +15,9 @@ import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import type { TLSSocket } from "node:tls";
 import { pino } from "pino";
-import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
 import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
+import { LoadBalancer } from "../../src/load-balancer.ts";
 import { testPki } from "../support/tls.ts";
 import { Cleanup, listen, request } from "./helpers.ts";
 

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import * as http from "node:http";
 import * as net from "node:net";
 import { test } from "node:test";
-import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
+import { LoadBalancer } from "../../src/load-balancer.ts";
 import {
   Cleanup,
   deadPort,

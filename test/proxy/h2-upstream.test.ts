@@ -11,9 +11,9 @@ import * as https from "node:https";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { pino } from "pino";
-import { LoadBalancer } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
 import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
+import { LoadBalancer } from "../../src/load-balancer.ts";
 import type { H2Pool } from "../../src/proxy/h2-client.ts";
 import { Cleanup, inflight, listen, request, selfSigned, until } from "./helpers.ts";
 

@@ -1,8 +1,7 @@
-import { once } from "node:events";
 import * as http from "node:http";
 import * as net from "node:net";
-import { LoadBalancer, type LoadBalancerOptions } from "../../src/balancer/load-balancer.ts";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
+import { LoadBalancer, type LoadBalancerOptions } from "../../src/load-balancer.ts";
 import { type Cleanup, listen } from "../support/cleanup.ts";
 
 export { Cleanup, listen } from "../support/cleanup.ts";
@@ -48,13 +47,7 @@ export async function tcpBackend(
 }
 
 /** A port with nothing listening (connections are refused). */
-export async function deadPort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort as deadPort } from "../support/ports.ts";
 
 /** A balancer with the given server URLs behind a real node:http listener (upgrades too). */
 export async function proxy(
@@ -76,37 +69,8 @@ export async function proxy(
   return { lb, servers, port, url: `http://127.0.0.1:${port}`, listener };
 }
 
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-/** One request through `agent` (keep-alive unless told); resolves with the whole answer. */
-export function request(
-  port: number,
-  opts: http.RequestOptions & { body?: Buffer | string } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const { body, ...rest } = opts;
-    const req = http.request({ host: "127.0.0.1", port, path: "/", ...rest }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          rawHeaders: res.rawHeaders,
-          body: Buffer.concat(chunks),
-        }),
-      );
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+/** One request through Node's global agent (keep-alive) unless `agent` is given; the whole answer. */
+export { type Reply, send as request } from "../support/http.ts";
 
 export { until } from "../support/until.ts";
 

@@ -17,9 +17,9 @@ import * as http from "node:http";
 import * as net from "node:net";
 import { after, before, test } from "node:test";
 import { relayableTrailers } from "../../src/http1/trailers.ts";
-import { tempDir } from "../server/helpers.ts";
 import { type CliProcess, listening, spawnCli } from "../support/cli.ts";
 import { field, Wire, type WireMessage } from "../support/h1wire.ts";
+import { tempDir } from "../support/switchyard.ts";
 
 const SEQUENCES = Number(process.env.DIFF_SEQUENCES ?? 1000);
 const SEED = process.env.SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.SEED);

@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { test } from "node:test";
 import type { LogRecord } from "../support/cli.ts";
-import { eventually, get, startBackend, startSwitchyard, tempDir } from "./helpers.ts";
+import { eventually, get, startBackend, startSwitchyard, tempDir } from "../support/switchyard.ts";
 
 /** A loopback port nobody listens on (connections to it are refused). */
 function deadPort(): Promise<number> {

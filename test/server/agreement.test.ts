@@ -10,7 +10,7 @@ import {
   startSwitchyard,
   tempDir,
   yamlConfig,
-} from "./helpers.ts";
+} from "../support/switchyard.ts";
 
 const CLIENTS = 1000;
 const clientIp = (i: number) => `203.0.${(i >> 8) & 255}.${i & 255}`;

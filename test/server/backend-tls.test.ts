@@ -8,9 +8,9 @@ import * as assert from "node:assert/strict";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { get, type Running, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { testPki } from "../support/tls.ts";
 import { until } from "../support/until.ts";
-import { get, type Running, startSwitchyard, tempDir } from "./helpers.ts";
 
 describe("switchyard serve: backend TLS from the config file", { timeout: 120_000 }, () => {
   const tmp = tempDir();

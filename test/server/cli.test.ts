@@ -1,19 +1,7 @@
 import * as assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { describe, test } from "node:test";
-import { get, runCli, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
-
-/** A free loopback port (the demo takes --listen/--admin; the default ports may be busy). */
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
+import { freePort } from "../support/ports.ts";
+import { get, runCli, startBackend, startSwitchyard, tempDir, yamlConfig } from "../support/switchyard.ts";
 
 describe("switchyard CLI", { timeout: 240_000 }, () => {
   test("check: a file with three different mistakes exits 1 and lists all three with lines", async () => {

@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { test } from "node:test";
-import { runCli, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
+import { runCli, startBackend, startSwitchyard, tempDir, yamlConfig } from "../support/switchyard.ts";
 
 const records = (stdout: string) =>
   stdout

@@ -9,8 +9,14 @@ import * as assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import {
+  type Running,
+  selfSignedCert,
+  splitAddress,
+  startSwitchyard,
+  tempDir,
+} from "../support/switchyard.ts";
 import { until } from "../support/until.ts";
-import { type Running, selfSignedCert, splitAddress, startSwitchyard, tempDir } from "./helpers.ts";
 
 type Msg = { text: string; backend?: string; n?: number };
 

@@ -8,7 +8,7 @@ import * as assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type LogRecord, listening, ROOT, spawnCli } from "../support/cli.ts";
-import { type Backend, get, startBackend, tempDir, yamlConfig } from "./helpers.ts";
+import { type Backend, get, startBackend, tempDir, yamlConfig } from "../support/switchyard.ts";
 
 const PRELOAD = ["--import", join(ROOT, "test/support/broken-binding.ts")];
 const isFallbackWarning = (r: LogRecord) => r.level === 40 && r.http1 === "fallback";

@@ -10,7 +10,13 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { field, Wire } from "../support/h1wire.ts";
-import { type Running, selfSignedCert, splitAddress, startSwitchyard, tempDir } from "./helpers.ts";
+import {
+  type Running,
+  selfSignedCert,
+  splitAddress,
+  startSwitchyard,
+  tempDir,
+} from "../support/switchyard.ts";
 
 interface Seen {
   url: string;

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { get, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
+import { get, startBackend, startSwitchyard, tempDir, yamlConfig } from "../support/switchyard.ts";
 
 test("switchyard serve: switchyard-debug with the admin token gets switchyard-decision; without it, nothing", {
   timeout: 60_000,

@@ -1,7 +1,14 @@
 import * as assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
+import {
+  eventually,
+  get,
+  startBackend,
+  startSwitchyard,
+  tempDir,
+  yamlConfig,
+} from "../support/switchyard.ts";
 
 const INTERVAL = 200;
 

@@ -14,7 +14,7 @@ import {
   startBackend,
   startSwitchyard,
   tempDir,
-} from "./helpers.ts";
+} from "../support/switchyard.ts";
 
 describe("switchyard serve: TLS, HTTP/2, WebSocket", { timeout: 120_000 }, () => {
   const tmp = tempDir();

@@ -10,7 +10,13 @@ import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import * as tls from "node:tls";
 import { Wire, type WireMessage } from "../support/h1wire.ts";
-import { type Running, selfSignedCert, splitAddress, startSwitchyard, tempDir } from "./helpers.ts";
+import {
+  type Running,
+  selfSignedCert,
+  splitAddress,
+  startSwitchyard,
+  tempDir,
+} from "../support/switchyard.ts";
 
 const SIG = Buffer.from("0d0a0d0a000d0a515549540a", "hex");
 

@@ -2,21 +2,17 @@ import * as assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { createServer } from "node:net";
 import { test } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
-import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => ok(port));
-    });
-  });
-}
+import { freePort } from "../support/ports.ts";
+import {
+  eventually,
+  get,
+  startBackend,
+  startSwitchyard,
+  tempDir,
+  yamlConfig,
+} from "../support/switchyard.ts";
 
 const reloaded = (pattern: RegExp) => (r: Record<string, unknown>) =>
   typeof r.msg === "string" && r.msg.startsWith("config reloaded") && pattern.test(r.msg);

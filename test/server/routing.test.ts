@@ -8,7 +8,7 @@ import {
   startSwitchyard,
   tempDir,
   yamlConfig,
-} from "./helpers.ts";
+} from "../support/switchyard.ts";
 
 describe("switchyard serve: routing, balancing, admin", { timeout: 120_000 }, () => {
   const tmp = tempDir();

@@ -9,7 +9,7 @@ import * as assert from "node:assert/strict";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { field, Wire, type WireMessage } from "../support/h1wire.ts";
-import { type Running, splitAddress, startSwitchyard, tempDir } from "./helpers.ts";
+import { type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
 
 interface Seen {
   conn: number;

@@ -1,6 +1,13 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { eventually, get, startBackend, startSwitchyard, tempDir, yamlConfig } from "./helpers.ts";
+import {
+  eventually,
+  get,
+  startBackend,
+  startSwitchyard,
+  tempDir,
+  yamlConfig,
+} from "../support/switchyard.ts";
 
 const INTERVAL = 200;
 

@@ -10,7 +10,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
-import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { track } from "./cli.ts";
@@ -42,14 +41,9 @@ export function podman(args: string[], timeoutMs = 30_000): Promise<string> {
   });
 }
 
-/** A free port on 127.0.0.1 (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+import { freePort } from "./ports.ts";
+
+export { freePort };
 
 /** `GET path` on a unix socket: the status, or undefined when nothing answers. */
 function get(socketPath: string, path: string): Promise<number | undefined> {

@@ -8,7 +8,8 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "../support/cli.ts";
+import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "./cli.ts";
+import { type Reply, send } from "./http.ts";
 
 export interface Backend {
   name: string;
@@ -94,11 +95,7 @@ export function runCli(
   });
 }
 
-export interface Reply {
-  status: number;
-  body: string;
-  headers: http.IncomingHttpHeaders;
-}
+export { type Reply, splitAddress } from "./http.ts";
 
 const agent = new http.Agent({ keepAlive: false });
 
@@ -108,35 +105,8 @@ export function get(
   path = "/",
   options: { host?: string; method?: string; headers?: http.OutgoingHttpHeaders } = {},
 ): Promise<Reply> {
-  const [hostname, port] = splitAddress(address);
-  return new Promise((ok, fail) => {
-    const req = http.request(
-      {
-        host: hostname,
-        port,
-        path,
-        method: options.method ?? "GET",
-        agent,
-        headers: { ...(options.host ? { host: options.host } : {}), ...options.headers },
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (body += c));
-        res.on("end", () => ok({ status: res.statusCode ?? 0, body, headers: res.headers }));
-        res.on("error", fail);
-      },
-    );
-    req.on("error", fail);
-    req.end();
-  });
-}
-
-export function splitAddress(address: string): [string, number] {
-  const i = address.lastIndexOf(":");
-  let host = address.slice(0, i);
-  if (host === "0.0.0.0" || host === "[::]") host = "127.0.0.1";
-  return [host.replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
+  const headers = { ...(options.host ? { host: options.host } : {}), ...options.headers };
+  return send(address, { path, method: options.method ?? "GET", agent, headers });
 }
 
 /** Polls `fn` until it returns a truthy value (bounded); for states that have no event. */
@@ -180,7 +150,7 @@ export function tempDir(prefix = "switchyard-test-"): {
   };
 }
 
-export { selfSignedCert } from "../support/tls.ts";
+export { selfSignedCert } from "./tls.ts";
 
 /** A YAML config with fast health checks for tests. */
 export function yamlConfig(
@@ -202,4 +172,17 @@ export function yamlConfig(
     }
   }
   return out;
+}
+
+/** Runs `switchyard serve` on `yaml` (written to a temporary file); both are undone after test `t`. */
+export async function serveYaml(
+  t: { after(fn: () => unknown): void },
+  yaml: string,
+  args: string[] = [],
+): Promise<Running> {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const sy = await startSwitchyard(["serve", "-c", tmp.write("s.yaml", yaml), ...args]);
+  t.after(() => sy.stop("SIGKILL"));
+  return sy;
 }

@@ -6,7 +6,7 @@
  * Node's ~150 roots costs milliseconds to build).
  */
 import * as tls from "node:tls";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError } from "./errors.ts";
 
 export type UpstreamProtocol = "http1.1" | "h2" | "h2c";
 export const UPSTREAM_PROTOCOLS: readonly UpstreamProtocol[] = ["http1.1", "h2", "h2c"];
