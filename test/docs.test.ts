@@ -15,6 +15,7 @@ import { execFile } from "node:child_process";
 import {
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -28,11 +29,26 @@ import { after, test } from "node:test";
 import { promisify } from "node:util";
 import YAML from "yaml";
 import { loadConfig } from "../src/config/load.ts";
+import { testPki } from "./support/tls.ts";
 
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
 const node = process.execPath;
 const tmp = mkdtempSync(join(tmpdir(), "switchyard-docs-"));
+// the certificate files the TLS examples name, real ones (a CA, a client and a server certificate)
+{
+  const pki = join(tmp, "pki");
+  mkdirSync(pki);
+  const made = testPki(pki);
+  cpSync(made.ca.cert, join(tmp, "internal-ca.pem"));
+  cpSync(made.client.cert, join(tmp, "client.pem"));
+  cpSync(made.client.key, join(tmp, "client-key.pem"));
+  // a listener's certificate and key (TLS listeners in the examples)
+  cpSync(made.server.cert, join(tmp, "cert.pem"));
+  cpSync(made.server.key, join(tmp, "key.pem"));
+  // the error pages the middleware examples name
+  for (const status of [502, 503, 504]) writeFileSync(join(tmp, `${status}.html`), `<h1>${status}</h1>\n`);
+}
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Block {
