@@ -163,6 +163,8 @@ test("a server whose protocol or tls changes is replaced with a new monitor; the
   const s = new Service(svc(), timeouts, silentLogger, httpHealth);
   const [a0, b0] = s.lb.servers;
   assert.equal(a0.transport.protocol, "http1.1");
+  s.lb.setAdminState("a", "maint");
+  s.lb.setAdminState("b", "maint");
   const changes = s.apply(
     svc({
       servers: [
@@ -178,6 +180,9 @@ test("a server whose protocol or tls changes is replaced with a new monitor; the
   assert.notEqual(a1.health, a0.health, "a new monitor that speaks h2c");
   assert.equal((a1.health as { transport?: { protocol: string } }).transport?.protocol, "h2c");
   assert.equal(b1, b0, "untouched");
+  // a changed entry resets what the operator set; an unchanged one keeps it
+  assert.equal(a1.adminState, "ready");
+  assert.equal(b1.adminState, "maint");
 });
 
 test("middlewares: none means no chain; a reload builds, keeps or drops it; service timeouts override", () => {

@@ -315,39 +315,33 @@ export class Service {
       if (was === undefined || running === undefined) {
         this.lb.addServer(this.#server(s, undefined));
         changes.push(`+${s.name}`);
-      } else if (
-        !sameIdle(was, s) ||
-        !sameTransport(was, s) ||
-        hcChanged ||
-        was.url !== s.url ||
-        was.name !== s.name ||
-        was.weight !== s.weight ||
-        was.backup !== s.backup
-      ) {
-        const idleChanged = !sameIdle(was, s) || (hcChanged && s.provider !== undefined);
-        // a provider or idle settings changed (or a renamed server): a new watcher (the old one stops what it started)
-        if (idleChanged || was.name !== s.name) this.#dropWatcher(running);
-        // same key: addServer replaces in place; an unchanged healthcheck keeps its monitor (and status)
-        const fresh = this.#server(
-          s,
-          idleChanged || hcChanged || was.name !== s.name || !sameTransport(was, s)
-            ? undefined
-            : running.health,
-        );
-        // an entry the file did not change keeps what the operator set (admin state, runtime weight)
+      } else {
+        const idleSame = sameIdle(was, s);
+        const transportSame = sameTransport(was, s);
+        const renamed = was.name !== s.name;
+        // the file's entry for this server: when it changed, what the operator set is reset
         const entryChanged =
-          !sameIdle(was, s) ||
+          !idleSame ||
+          !transportSame ||
+          renamed ||
           was.url !== s.url ||
-          was.name !== s.name ||
           was.weight !== s.weight ||
           was.backup !== s.backup;
+        if (!entryChanged && !hcChanged) continue;
+        const idleChanged = !idleSame || (hcChanged && s.provider !== undefined);
+        // a provider or idle settings changed (or a renamed server): a new watcher (the old one stops what it started)
+        if (idleChanged || renamed) this.#dropWatcher(running);
+        // same key: addServer replaces in place; an unchanged healthcheck keeps its monitor (and status)
+        const keepHealth = !idleChanged && !hcChanged && !renamed && transportSame;
+        const fresh = this.#server(s, keepHealth ? running.health : undefined);
+        // an entry the file did not change keeps what the operator set (admin state, runtime weight)
         if (!entryChanged) fresh.inherit(running);
         this.lb.addServer(fresh);
-        if (!sameIdle(was, s)) changes.push(`~${s.name} idle`);
+        if (!idleSame) changes.push(`~${s.name} idle`);
         if (was.backup !== s.backup) changes.push(`${s.name} backup ${was.backup}→${s.backup}`);
-        if (!sameTransport(was, s)) changes.push(`~${s.name} protocol/tls`);
+        if (!transportSame) changes.push(`~${s.name} protocol/tls`);
         if (was.weight !== s.weight) changes.push(`${s.name} weight ${was.weight}→${s.weight}`);
-        else if (was.name !== s.name || was.url !== s.url) changes.push(`~${s.name}`);
+        else if (renamed || was.url !== s.url) changes.push(`~${s.name}`);
       }
     }
     for (const [key, s] of oldByKey) {
