@@ -6,9 +6,12 @@
  * `Vary: Accept-Encoding` goes on every response of a compressible type, compressed or not.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type BrotliCompress, constants, createBrotliCompress, createGzip, type Gzip } from "node:zlib";
+import type { BrotliCompress, Gzip } from "node:zlib";
 import type { MiddlewareConfig } from "../config/types.ts";
 import { type BodyFilter, findHeader, type Middleware, removeHeader, type Sink } from "./types.ts";
+
+/** node:zlib, loaded when a response is first compressed (an ES import would load it in every process). */
+const zlib = () => process.getBuiltinModule("node:zlib");
 
 type Encoding = "br" | "gzip";
 
@@ -127,10 +130,10 @@ class ZlibFilter implements BodyFilter {
     this.#res = res;
     this.#z =
       enc === "gzip"
-        ? createGzip()
-        : createBrotliCompress({
+        ? zlib().createGzip()
+        : zlib().createBrotliCompress({
             // quality 11 (the default) is for files compressed once; 4 is what on-the-fly servers use
-            params: { [constants.BROTLI_PARAM_QUALITY]: 4 },
+            params: { [zlib().constants.BROTLI_PARAM_QUALITY]: 4 },
           });
     const z = this.#z;
     z.on("data", (out: Buffer) => {

@@ -1,6 +1,6 @@
+import type * as http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import * as http from "node:http";
-import * as https from "node:https";
+import type * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import { gatewayStatus, UpstreamError } from "../errors.ts";
@@ -24,6 +24,10 @@ import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { addTrailers, expectsContinue, relayInterim } from "./interim.ts";
 // the balancer's servers are targets here; the proxy does not import the balancer
 import type { Target as Server } from "./target.ts";
+
+// node:http taken with getBuiltinModule, not an ES import: importing it as an ES module reads
+// every export, and its lazy ones (WebSocket & co.) load undici, tls, http2 and zlib: ~13 MB of RSS
+const nodeHttp = process.getBuiltinModule("node:http");
 
 export interface ForwarderOptions {
   connectTimeout: number;
@@ -514,7 +518,7 @@ function requestBody(req: IncomingMessage): number {
 // Upgrades (WebSocket): node's own client, which reports both a 101 ('upgrade') and a refusal with
 // an ordinary response ('response') so the latter can be relayed as is.
 
-const STATUS_TEXT = http.STATUS_CODES;
+const STATUS_TEXT = nodeHttp.STATUS_CODES;
 
 class Tunnel {
   readonly fw: PoolForwarder;
@@ -568,7 +572,7 @@ class Tunnel {
     const t = server.transport.tls;
     if (tls && t !== undefined)
       Object.assign(options, tlsConnectOptions(t, servername ?? host, servername === undefined));
-    const up = (tls ? https : http).request(options);
+    const up = (tls ? process.getBuiltinModule("node:https") : nodeHttp).request(options);
     this.upstream = up;
     up.on("error", (err: Error) => this.#failed(server, up, err));
     up.on("upgrade", (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) =>

@@ -3,9 +3,13 @@
  * in by (switchyard's HTTP/1 front, node:http's server, the h2 compatibility API): a backend's 1xx
  * interim responses and its trailer fields (docs/edge.md).
  */
+
 import type { IncomingMessage, ServerResponse } from "node:http";
-import * as http from "node:http";
 import { kContinued } from "../http1/request.ts";
+
+// node:http taken with getBuiltinModule, not an ES import: importing it as an ES module reads
+// every export, and its lazy ones (WebSocket & co.) load undici, tls, http2 and zlib: ~13 MB of RSS
+const nodeHttp = process.getBuiltinModule("node:http");
 
 /** An HTTP/1.1 `Expect: 100-continue` (other expectations were refused 417 by the front). */
 export function expectsContinue(req: IncomingMessage): boolean {
@@ -55,7 +59,7 @@ export function relayInterim(
       } else if (typeof r._writeRaw === "function") {
         // node:http has public writers for 102 and 103-with-Link only; its own writeContinue and
         // writeEarlyHints write this way (a missing _writeRaw: those public writers)
-        let head = `HTTP/1.1 ${status} ${/[\r\n]/.test(text) || text === "" ? (http.STATUS_CODES[status] ?? "Interim") : text}\r\n`;
+        let head = `HTTP/1.1 ${status} ${/[\r\n]/.test(text) || text === "" ? (nodeHttp.STATUS_CODES[status] ?? "Interim") : text}\r\n`;
         for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
         r._writeRaw(`${head}\r\n`, "latin1");
       } else if (status === 102) r.writeProcessing?.();
