@@ -4,9 +4,9 @@
  * listener is one shared function that reads what it needs from the response.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { normalizePeer } from "../balancer/realip.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { batchedInfo, type Logger } from "../log.ts";
@@ -17,7 +17,7 @@ import { kServer, kTries, type Service, type TaggedRequest } from "./services.ts
 
 const kService: unique symbol = Symbol("switchyard.service");
 const kStart: unique symbol = Symbol("switchyard.start");
-type TrackedResponse = ServerResponse & {
+type TrackedResponse = ProxyResponse & {
   [kService]: Service;
   [kStart]: number;
   req: TaggedRequest;
@@ -96,7 +96,7 @@ export function routerOf(services: Iterable<Service>): HostRouter<Target> {
  */
 function accessFields(
   client: string,
-  req: IncomingMessage,
+  req: ProxyRequest,
   status: number,
   aborted: boolean,
   bytes: number | undefined,
@@ -147,7 +147,7 @@ export class Front {
     return active.requests;
   }
 
-  request(req: IncomingMessage, res: ServerResponse): void {
+  request(req: ProxyRequest, res: ProxyResponse): void {
     let svc = this.#router.match(hostOf(req));
     if (svc instanceof PathTable) svc = routePath(svc, req);
     if (svc === undefined) {
@@ -182,7 +182,7 @@ export class Front {
     else svc.chain.handle(req, res, svc.lb);
   }
 
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  upgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     socket.on("error", ignore);
     let svc = this.#router.match(hostOf(req));
     if (svc instanceof PathTable) svc = routePath(svc, req);
@@ -199,7 +199,7 @@ export class Front {
 }
 
 /** The service of a shared host for the request's path; strips the matched prefix when asked. */
-function routePath(table: PathTable<Service>, req: IncomingMessage): Service | undefined {
+function routePath(table: PathTable<Service>, req: ProxyRequest): Service | undefined {
   const url = req.url ?? "/";
   const svc = table.match(url);
   if (svc !== undefined && svc.config.stripPrefix === true && table.matched > 1)
@@ -213,7 +213,7 @@ function ignore(): void {}
  * The Host a request names (HTTP/2: `:authority` when there is no Host), from rawHeaders: building
  * `req.headers` for this one value costs more than the lookup.
  */
-export function hostOf(req: IncomingMessage): string | undefined {
+export function hostOf(req: ProxyRequest): string | undefined {
   const raw = req.rawHeaders;
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
