@@ -25,14 +25,26 @@ type TrackedResponse = ProxyResponse & {
   bytesSent?: number;
 };
 
-/** Requests and upgrades in flight in this process (all services), for drain. */
-const active = { requests: 0 };
+/** A Front's count of requests in flight (all its services), for drain. */
+interface Active {
+  requests: number;
+}
+
+/**
+ * The 'close' listener of a Front's responses: one function per Front, none per request; it counts
+ * down that Front's requests (two Fronts in one process, as two runtimes, drain apart).
+ */
+function closeListener(active: Active): (this: TrackedResponse) => void {
+  return function onFrontClose(this: TrackedResponse): void {
+    active.requests--;
+    onClose.call(this);
+  };
+}
 
 function onClose(this: TrackedResponse): void {
   const svc = this[kService];
   const st = svc.stats;
   st.inflight--;
-  active.requests--;
   const now = performance.now();
   const seconds = (now - this[kStart]) / 1000;
   const req = this.req;
@@ -113,6 +125,8 @@ export class Front {
   #router: HostRouter<Target> = new HostRouter<Target>([]);
   #draining = false;
   readonly upgrades = new Set<Duplex>();
+  readonly #active: Active = { requests: 0 };
+  readonly #onClose = closeListener(this.#active);
 
   readonly #access: ((fields: string) => void) | undefined;
   /** The access writer for requests no service matched (top-level `access_log`). */
@@ -143,8 +157,9 @@ export class Front {
     this.#draining = true;
   }
 
+  /** Requests in flight through this Front. */
   get inflight(): number {
-    return active.requests;
+    return this.#active.requests;
   }
 
   request(req: ProxyRequest, res: ProxyResponse): void {
@@ -172,11 +187,11 @@ export class Front {
       return;
     }
     svc.stats.inflight++;
-    active.requests++;
+    this.#active.requests++;
     const tracked = res as TrackedResponse;
     tracked[kService] = svc;
     tracked[kStart] = performance.now();
-    res.on("close", onClose);
+    res.on("close", this.#onClose);
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     if (svc.chain === undefined) svc.lb.handle(req, res);
     else svc.chain.handle(req, res, svc.lb);
