@@ -9,8 +9,7 @@
 import * as http from "node:http";
 import type * as net from "node:net";
 import type { Duplex } from "node:stream";
-import { kContinued } from "./request.ts";
-import { endWithError, sendError } from "./respond.ts";
+import { endWithError, kContinued, sendError } from "./respond.ts";
 import type { Http1Front, Http1Handler, Http1Timeouts } from "./server.ts";
 import { isH2cUpgrade, overflowStatus, requestProblem } from "./validate.ts";
 

@@ -10,9 +10,6 @@ import { kRequestBody } from "../http-types.ts";
 import { bodyFraming, NO_BODY } from "./raw-headers.ts";
 import type { H1Connection } from "./server-connection.ts";
 
-/** Set on a node:http ServerResponse once a `100 Continue` went out for it (the fallback front). */
-export const kContinued: unique symbol = Symbol("switchyard.continued");
-
 // Headers of which node:http keeps only the first occurrence in `req.headers`.
 const SINGLE: ReadonlySet<string> = new Set([
   "age",

@@ -2,6 +2,13 @@ import type { Duplex } from "node:stream";
 import type { ProxyResponse } from "../http-types.ts";
 
 /**
+ * Set on a node:http ServerResponse once a `100 Continue` went out for it (the fallback front, and
+ * the forwarder relaying a backend's 100). Here, not beside the front's request: the library loads
+ * this module, never the front.
+ */
+export const kContinued: unique symbol = Symbol("switchyard.continued");
+
+/**
  * A short plain-text error (never naming a backend). Headers set earlier for the successful
  * case (a sticky cookie, a handler's own) are dropped; a response already under way is cut.
  */

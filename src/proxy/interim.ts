@@ -6,7 +6,7 @@
 
 import * as http from "node:http";
 import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
-import { kContinued } from "../http1/request.ts";
+import { kContinued } from "../http1/respond.ts";
 
 /** An HTTP/1.1 `Expect: 100-continue` (other expectations were refused 417 by the front). */
 export function expectsContinue(req: ProxyRequest): boolean {

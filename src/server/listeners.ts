@@ -13,7 +13,7 @@ import { RealIpResolver } from "../balancer/realip.ts";
 import type { ListenConfig } from "../config/types.ts";
 import type { ProxyRequest, ProxyResponse, UpgradeSocket } from "../http-types.ts";
 import { chunkBytes } from "../http1/fallback-server.ts";
-import { createHttp1Server } from "../http1/mode.ts";
+import { createHttp1Server } from "../http1/front.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
 import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from "./proxy-protocol.ts";
