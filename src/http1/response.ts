@@ -28,6 +28,7 @@ function checkHeader(name: string, value: string): void {
   }
 }
 
+// process-wide: the Date header of the current second is the same for every server and connection
 let dateSecond = 0;
 let dateText = "";
 function httpDate(): string {
