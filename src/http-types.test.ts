@@ -6,13 +6,15 @@
 import assert from "node:assert/strict";
 import * as http from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { AddressInfo } from "node:net";
+import * as http2 from "node:http2";
+import { type AddressInfo, Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { test } from "node:test";
 import { bodyStream, kRequestBody, type ProxyRequest, type ProxyResponse } from "./http-types.ts";
 import type { H1Request } from "./http1/request.ts";
 import type { H1Response } from "./http1/response.ts";
 import { H1Server } from "./http1/server.ts";
+import { type LoadBalancer, Server } from "./index.ts";
 
 /** Compiles only when `T` is `true`. */
 type Holds<T extends true> = T;
@@ -28,6 +30,18 @@ export type Checks = [
   // the front's own objects are not streams: the body is beside the request
   Holds<Satisfies<Satisfies<H1Request, Readable>, false>>,
 ];
+
+/** How a library user mounts a balancer: compiles with node:http's and http2's own types. */
+export function mounted(lb: LoadBalancer): void {
+  http.createServer(lb.handle).on("upgrade", lb.handleUpgrade);
+  http2.createServer(lb.handle);
+  lb.pick(new http.IncomingMessage(new Socket()));
+  new Server({
+    name: "own",
+    url: "http://127.0.0.1:1",
+    handler: (_req: http.IncomingMessage, res: http.ServerResponse) => res.end(),
+  });
+}
 
 async function post(port: number, body: string): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body });
