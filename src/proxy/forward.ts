@@ -548,7 +548,7 @@ class Tunnel {
       port,
       method: req.method || "GET",
       path: originForm(req.url),
-      headers: this.headers as unknown as http.OutgoingHttpHeaders,
+      headers: this.headers,
       setHost: false,
       agent: false,
     };
