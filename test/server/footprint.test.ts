@@ -63,7 +63,7 @@ test("`switchyard serve` runs in its own process with 2 MB semi-spaces; SWITCHYA
   const hook = join(dir, "hook.mjs");
   writeFileSync(
     hook,
-    "process.stderr.write(`FLAGS ${process.pid} ${JSON.stringify(process.execArgv)}\\n`);\n",
+    'process.stderr.write("FLAGS " + process.pid + " " + JSON.stringify(process.execArgv) + "\\n");\n',
   );
   for (const [setting, expected] of [
     [undefined, true],
