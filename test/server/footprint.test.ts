@@ -51,7 +51,7 @@ test("a plain-HTTP server (proxy, admin API, metrics) serves without loading TLS
   assert.deepEqual(out.loaded, []);
 });
 
-test("`switchyard serve` runs in its own process with 2 MB semi-spaces; SWITCHYARD_SEMI_SPACE_MB=0 keeps V8's sizing", async (t) => {
+test("`switchyard serve` runs in its own process with 2 MB semi-spaces and no Maglev; an empty SWITCHYARD_V8_FLAGS keeps Node's defaults", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "sy-footprint-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "switchyard.yaml");
@@ -67,11 +67,11 @@ test("`switchyard serve` runs in its own process with 2 MB semi-spaces; SWITCHYA
   );
   for (const [setting, expected] of [
     [undefined, true],
-    ["0", false],
+    ["", false],
   ] as const) {
     const p = spawnCli(["serve", "-c", file, "--log-level", "info"], {
       nodeArgs: ["--import", hook],
-      env: { SWITCHYARD_SEMI_SPACE_MB: setting },
+      env: { SWITCHYARD_V8_FLAGS: setting },
     });
     await p.waitForLog((r) => r.msg === "listening", 20_000, "listening");
     const images = p
@@ -85,6 +85,7 @@ test("`switchyard serve` runs in its own process with 2 MB semi-spaces; SWITCHYA
     const last = images[images.length - 1];
     assert.equal(last.pid, p.child.pid, "the same process serves");
     assert.equal(last.flags.includes("--max-semi-space-size=2"), expected, JSON.stringify(images));
+    assert.equal(last.flags.includes("--no-maglev"), expected, JSON.stringify(images));
     assert.equal(images.length, expected ? 2 : 1);
     assert.equal((await p.stop("SIGTERM")).code, 0);
   }
