@@ -4,7 +4,7 @@
  * (`switchyard-log`, against `switchyard` without it) — interleaved by round, loaded
  * by wrk on loopback, the balancer pinned apart from wrk + upstreams. Writes bench/results/latest.md.
  *
- *   npm run bench                         # default: 3 rounds × 10 s, 64 and 256 connections (~11 min)
+ *   npm run bench                         # default: 3 rounds × 10 s, 64 and 256 connections (~17 min)
  *   npm run bench -- --quick              # smoke run (~2 min)
  *   npm run bench -- --balancer-cpus 0-3 --load-cpus 4-7 --workers 4 --duration 20 --rounds 5
  *   npm run bench -- --help
@@ -548,16 +548,12 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
         }
         try {
           const url = `http://127.0.0.1:${running.port}/`;
-          if (cfg.warmup > 0) {
-            await wrk({
-              cpus: cfg.loadCpus,
-              threads: loadCount,
-              connections: Math.max(...conns),
-              seconds: cfg.warmup,
-              url,
-            });
-          }
           for (const n of conns) {
+            // warmed up at this connection count, so the RSS at 64 is not the high-water mark of a
+            // warm-up at 256 (the counts run in the order given, ascending by default)
+            if (cfg.warmup > 0) {
+              await wrk({ cpus: cfg.loadCpus, threads: loadCount, connections: n, seconds: cfg.warmup, url });
+            }
             const root = running.proc?.pid;
             const sampler = root ? sampleRss(root) : undefined;
             // The load side: upstreams, wrk (reaped: counted in our children's time) and the bench itself.
@@ -738,7 +734,7 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const loadStart = loadavg();
-  const perVariant = (n: number) => cfg.rounds * chosen.length * (cfg.warmup + n * (cfg.duration + 0.3) + 1);
+  const perVariant = (n: number) => cfg.rounds * chosen.length * (n * (cfg.warmup + cfg.duration + 0.3) + 1);
   const estimate =
     perVariant(cfg.connections.length) +
     (flags["skip-slow"] ? 0 : perVariant(cfg.slowConnections.length)) +

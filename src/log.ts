@@ -46,6 +46,9 @@ class StdoutSink implements DestinationStream {
   #buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
   /** Bytes of access lines in `#buf`. */
   #used = 0;
+  /** Batches handed over and not yet written, then reused: no new 64 KB per batch to collect. */
+  readonly #handed: Buffer<ArrayBuffer>[] = [];
+  readonly #spare: Buffer<ArrayBuffer>[] = [];
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimer = () => {
     this.#timer = undefined;
@@ -56,6 +59,11 @@ class StdoutSink implements DestinationStream {
     // before pino's destination registers its own exit flush: ours runs first
     process.on("exit", () => this.#exitFlush());
     this.#out = pino.destination({ dest: 1, sync: false, contentMode: "buffer" });
+    // everything handed over is written (sonic-boom emits it whenever its queue empties)
+    this.#out.on("drain", () => {
+      for (const b of this.#handed) if (this.#spare.length < 2) this.#spare.push(b);
+      this.#handed.length = 0;
+    });
   }
 
   /** An ordinary line (pino's). */
@@ -85,9 +93,10 @@ class StdoutSink implements DestinationStream {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#used === 0) return;
-    // sonic-boom keeps the Buffer until it is written: the next lines go to a new one
+    // sonic-boom keeps the Buffer until it is written: the next lines go to another one
     const full = this.#buf.subarray(0, this.#used);
-    this.#buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.#handed.push(this.#buf);
+    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.#used = 0;
     this.#out.write(full as unknown as string);
   }

@@ -341,7 +341,7 @@ export function render(report: Report): string {
       `HAProxy ${report.versions.haproxy}, wrk ${report.versions.wrk}`,
     `- Commit: ${report.commit}`,
     `- Method: wrk keep-alive on loopback, ${s.rounds} round${s.rounds > 1 ? "s" : ""} (candidates interleaved per round, ` +
-      `rotating order), ${s.warmup} s warm-up per candidate start, ${s.duration} s per measurement, medians over rounds. ` +
+      `rotating order), ${s.warmup} s warm-up before each measurement (at its connection count), ${s.duration} s per measurement, medians over rounds. ` +
       `Balancer pinned to CPU ${s.balancerCpus} (\`taskset -c ${s.balancerCpus}\`); wrk and upstreams to CPU ${s.loadCpus}.`,
     `- Upstreams: three, ${report.fast.upstream}.`,
     `- Node candidates (bare proxy, switchyard) ran as ${report.source}.`,
