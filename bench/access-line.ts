@@ -57,7 +57,8 @@ if (args[0] === "child") {
         });
         closeSync(fd);
         const v = Number(out.stderr.trim().split("\n").pop());
-        (ns[name] ??= []).push(v);
+        if (ns[name] === undefined) ns[name] = [];
+        ns[name].push(v);
         console.log(
           `run ${r + 1} ${name.padEnd(4)} ${v} ns/line  ${(statSync(file).size / lines).toFixed(0)} bytes/line`,
         );
