@@ -5,8 +5,9 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { alive, freePort, header, runApp } from "../idle/helpers.ts";
-import { get, serveYaml } from "../support/switchyard.ts";
+import { alive, runApp } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { get, serveYaml, yamlHead } from "../support/switchyard.ts";
 
 async function pool(admin: string, service: string): Promise<Record<string, Record<string, unknown>>> {
   const r = await get(admin, `/api/health/${service}`);
@@ -27,7 +28,7 @@ test("admin wake/stop drive an idle server's provider; a plain server answers 40
   const [port, plain] = [await freePort(), await freePort()];
   const sy = await serveYaml(
     t,
-    `${header()}  app:
+    `${yamlHead()}  app:
     hosts: ["*"]
     healthcheck: { disable: true }
     servers:

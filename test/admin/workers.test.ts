@@ -4,24 +4,16 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  eventually,
-  get,
-  startBackend,
-  startSwitchyard,
-  tempDir,
-  yamlConfig,
-} from "../support/switchyard.ts";
-import { call, openEvents } from "./helpers.ts";
+import { openEvents, serverAction } from "../support/admin.ts";
+import { eventually, get, serveYaml, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {
   timeout: 180_000,
 }, async (t) => {
-  const tmp = tempDir();
-  const b1 = await startBackend("b-1");
-  const b2 = await startBackend("b-2");
-  const c1 = await startBackend("c-1");
-  const c2 = await startBackend("c-2");
+  const b1 = await startBackend("b-1", 0, t);
+  const b2 = await startBackend("b-2", 0, t);
+  const c1 = await startBackend("c-1", 0, t);
+  const c2 = await startBackend("c-2", 0, t);
   // "rare": probed once an hour, so only a worker's passive failure notices a dead server
   const rare = `  rare:
     hosts: ["rare.test"]
@@ -30,8 +22,8 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       - { name: c-1, url: "${c1.url}" }
       - { name: c-2, url: "${c2.url}" }
 `;
-  const file = tmp.write(
-    "s.yaml",
+  const sy = await serveYaml(
+    t,
     yamlConfig({
       web: {
         hosts: ["*"],
@@ -41,22 +33,12 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
         ],
       },
     }) + rare,
+    ["--workers", "2", "--log-level", "debug"],
+    { timeoutMs: 90_000 },
   );
-  const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
-    timeoutMs: 90_000,
-  });
-  t.after(async () => {
-    b1.release();
-    const exit = await sy.stop();
-    await b1.stop();
-    await b2.stop();
-    await c1.stop();
-    tmp.remove();
-    assert.equal(exit.code, 0);
-  });
   const admin = sy.admin!;
-  const act = (server: string, action: string, body: unknown = {}) =>
-    call(admin, action === "weight" ? "PUT" : "POST", `/api/services/web/servers/${server}/${action}`, body);
+  const act = (server: string, action: string, body?: unknown) =>
+    serverAction(admin, "web", server, action, body);
   type Stats = Record<
     string,
     {
@@ -65,7 +47,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       servers: Record<string, { inflight: number; status: Record<string, number> }>;
     }
   >;
-  const stats = async () => (await call(admin, "GET", "/api/stats")).body as unknown as Stats;
+  const stats = async () => (await get(admin, "/api/stats")).json<Stats>();
   /**
    * Access-log records since line `from` (whose path carries `tag`, when given): which worker served
    * what. Access lines are batched (up to 1 s), so lines of earlier requests may come after `from`.
@@ -145,7 +127,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   await act("b-2", "ready");
   const late = await act("b-1", "drain", { wait: "100ms" });
   assert.equal(late.status, 202);
-  assert.deepEqual([late.body.drained, late.body.inflight], [false, 6], "the drain counts both workers");
+  assert.deepEqual([late.json().drained, late.json().inflight], [false, 6], "the drain counts both workers");
   // draining in both workers: new clients go to b-2
   assert.deepEqual(await spread(6), { "b-2": 6 });
   const draining = act("b-1", "drain", { wait: "20s" });
@@ -153,7 +135,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   b1.release();
   const drained = await draining;
   assert.equal(drained.status, 200);
-  assert.equal(drained.body.drained, true);
+  assert.equal(drained.json().drained, true);
   for (const h of held) assert.equal((await h).status, 200);
   await eventually(() => served(mark, "/hold").length === 6, 5000, "the held requests' lines");
   const holders = new Set(served(mark, "/hold").map((r) => r.pid));
@@ -204,4 +186,6 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   await act("b-1", "weight", { weight: 50 });
   await events.waitFor((e) => e.action === "weight" && / set to 50/.test(e.message), 5000, "the marker");
   assert.equal(events.events.filter(down).length, 1);
+  b1.release();
+  assert.equal((await sy.stop()).code, 0, "a clean exit");
 });

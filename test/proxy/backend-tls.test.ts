@@ -18,8 +18,9 @@ import { pino } from "pino";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
 import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
 import { LoadBalancer } from "../../src/load-balancer.ts";
+import { Cleanup, listen } from "../support/cleanup.ts";
+import { send } from "../support/http.ts";
 import { testPki } from "../support/tls.ts";
-import { Cleanup, listen, request } from "./helpers.ts";
 
 let dir: string;
 let pki: ReturnType<typeof testPki>;
@@ -80,7 +81,7 @@ test("a certificate from an unknown CA is refused by default (502, logged with t
   try {
     const b = await tlsBackend(c, pki.server);
     const strict = await proxyTo(c, `https://localhost:${b.port}`);
-    const r = await request(strict.port);
+    const r = await send(strict.port);
     assert.equal(r.status, 502);
     assert.doesNotMatch(
       r.body.toString(),
@@ -95,12 +96,12 @@ test("a certificate from an unknown CA is refused by default (502, logged with t
     assert.equal(b.hits, 0, "nothing reached the backend");
 
     const trusting = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
-    const ok = await request(trusting.port);
+    const ok = await send(trusting.port);
     assert.equal(ok.status, 200);
     assert.equal(ok.body.toString(), "ok");
     // by IP address too: the certificate carries IP:127.0.0.1
     const byIp = await proxyTo(c, `https://127.0.0.1:${b.port}`, { tls: { ca: pki.ca.certPem } });
-    assert.equal((await request(byIp.port)).status, 200);
+    assert.equal((await send(byIp.port)).status, 200);
   } finally {
     await c.run();
   }
@@ -118,7 +119,7 @@ test("self-signed, wrong host name and expired certificates are each refused wit
       const b = await tlsBackend(c, k.pem);
       // the CA is trusted: only the certificate's own fault remains
       const p = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
-      const r = await request(p.port);
+      const r = await send(p.port);
       assert.equal(r.status, 502, String(k.reason));
       assert.match(String(refusal(p.logs)?.tls), k.reason);
       assert.equal(b.hits, 0);
@@ -135,7 +136,7 @@ test("`servername` sets SNI and the name checked: a certificate for other.exampl
     const p = await proxyTo(c, `https://127.0.0.1:${b.port}`, {
       tls: { ca: pki.ca.certPem, servername: "other.example" },
     });
-    const r = await request(p.port);
+    const r = await send(p.port);
     assert.equal(r.status, 200);
     assert.deepEqual(b.names, ["other.example"]);
   } finally {
@@ -152,7 +153,7 @@ test("insecureSkipVerify accepts any certificate and warns once, naming the serv
     p.lb.addServer(
       new Server({ name: "b2", url: `https://localhost:${b2.port}`, tls: { insecureSkipVerify: true } }),
     );
-    for (let i = 0; i < 4; i++) assert.equal((await request(p.port)).status, 200);
+    for (let i = 0; i < 4; i++) assert.equal((await send(p.port)).status, 200);
     assert.ok(b.hits > 0 && b2.hits > 0, "both reached");
     const warns = p.logs.filter((l) => l.level === 40 && /not verified/.test(l.msg));
     assert.equal(warns.length, 1, "one warn for the service");
@@ -171,12 +172,12 @@ test("mTLS: a backend that requires a client certificate gets the configured one
       ca: pki.clientCa.certPem,
     });
     const without = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
-    assert.equal((await request(without.port)).status, 502);
+    assert.equal((await send(without.port)).status, 502);
     assert.equal(b.hits, 0);
     const withCert = await proxyTo(c, `https://localhost:${b.port}`, {
       tls: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem },
     });
-    const r = await request(withCert.port);
+    const r = await send(withCert.port);
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), "client switchyard");
   } finally {

@@ -5,24 +5,22 @@ import * as http from "node:http";
 import * as net from "node:net";
 import { test } from "node:test";
 import { LoadBalancer } from "../../src/load-balancer.ts";
-import {
-  Cleanup,
-  deadPort,
-  httpBackend,
-  inflight,
-  listen,
-  proxy,
-  request,
-  tcpBackend,
-  until,
-} from "./helpers.ts";
+import { backend, tcpBackend } from "../support/backend.ts";
+import { inflight, startBalancer } from "../support/balancer.ts";
+import { Cleanup, listen } from "../support/cleanup.ts";
+import { send } from "../support/http.ts";
+import { freePort } from "../support/ports.ts";
+import { until } from "../support/until.ts";
 
 /** An HTTP backend that echoes a digest of the body it received. */
 function digestBackend(c: Cleanup) {
-  return httpBackend(c, (req, res) => {
-    const h = createHash("sha256");
-    req.on("data", (d: Buffer) => h.update(d));
-    req.on("end", () => res.end(h.digest("hex")));
+  return backend("b", {
+    cleanup: c,
+    handler: (req, res) => {
+      const h = createHash("sha256");
+      req.on("data", (d: Buffer) => h.update(d));
+      req.on("end", () => res.end(h.digest("hex")));
+    },
   });
 }
 
@@ -31,7 +29,7 @@ test("no good server: 503 with a short plain-text body", { timeout: 10_000 }, as
   try {
     const lb = new LoadBalancer({ link: "empty" });
     const port = await listen(http.createServer(lb.handle), c);
-    const r = await request(port);
+    const r = await send(port);
     assert.equal(r.status, 503);
     assert.match(String(r.headers["content-type"]), /^text\/plain/);
     assert.equal(r.body.toString(), "Service Unavailable\n");
@@ -45,12 +43,12 @@ test("refused connection: retried elsewhere for any method, body intact; server 
 }, async () => {
   const c = new Cleanup();
   try {
-    const dead = await deadPort();
+    const dead = await freePort();
     const good = await digestBackend(c);
     // the dead server first: round robin sends the first request there
-    const p = await proxy(c, [`http://127.0.0.1:${dead}`, good.url]);
+    const p = await startBalancer(c, [`http://127.0.0.1:${dead}`, good.url]);
     const body = randomBytes(300_000);
-    const r = await request(p.port, {
+    const r = await send(p.port, {
       method: "POST",
       body,
       headers: { "content-length": body.length },
@@ -72,7 +70,7 @@ test("refused connection: retried elsewhere for any method, body intact; server 
       });
       assert.equal(rr, 200);
     }
-    assert.equal(good.requests, 5);
+    assert.equal(good.received.length, 5);
     assert.equal(inflight(p.servers), 0);
   } finally {
     await c.run();
@@ -88,11 +86,11 @@ test("every server refusing: 502 that names no backend, bounded attempts, never 
     const backends = await Promise.all(
       [0, 1, 2, 3, 4].map(() => tcpBackend(c, (s) => s.once("data", () => s.resetAndDestroy()))),
     );
-    const p = await proxy(
+    const p = await startBalancer(
       c,
       backends.map((b) => b.url),
     );
-    const r = await request(p.port, { agent: false });
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 502);
     assert.equal(r.body.toString(), "Bad Gateway\n");
     for (const b of backends) {
@@ -118,31 +116,31 @@ test("reset before a response: GET retried elsewhere; POST with a body gets 502 
     // reads part of the request (the body has started to flow), then resets
     const resetter = await tcpBackend(c, (s) => s.once("data", () => s.resetAndDestroy()));
     const good = await digestBackend(c);
-    const p = await proxy(c, [resetter.url, good.url]);
-    const r = await request(p.port, { agent: false });
+    const p = await startBalancer(c, [resetter.url, good.url]);
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 200);
-    assert.equal(good.requests, 1);
+    assert.equal(good.received.length, 1);
     assert.equal(p.servers[0].passiveDown, true, "reset reported to passive health");
 
     // POST: bring the resetter back and make it the next pick
     p.servers[0].clearPassive();
-    const p2 = await proxy(c, [resetter.url, good.url]);
-    const before = good.requests;
+    const p2 = await startBalancer(c, [resetter.url, good.url]);
+    const before = good.received.length;
     const body = randomBytes(200_000);
-    const r2 = await request(p2.port, {
+    const r2 = await send(p2.port, {
       agent: false,
       method: "POST",
       body,
       headers: { "content-length": body.length },
     });
     assert.equal(r2.status, 502);
-    assert.equal(good.requests, before, "a POST whose body was sent is not replayed");
+    assert.equal(good.received.length, before, "a POST whose body was sent is not replayed");
     // DELETE without a body is not replayed either (not GET/HEAD/OPTIONS)
     p2.servers[0].clearPassive();
-    const p3 = await proxy(c, [resetter.url, good.url]);
-    const r3 = await request(p3.port, { agent: false, method: "DELETE" });
+    const p3 = await startBalancer(c, [resetter.url, good.url]);
+    const r3 = await send(p3.port, { agent: false, method: "DELETE" });
     assert.equal(r3.status, 502);
-    assert.equal(good.requests, before);
+    assert.equal(good.received.length, before);
     assert.equal(inflight([...p.servers, ...p2.servers, ...p3.servers]), 0);
   } finally {
     await c.run();
@@ -153,8 +151,8 @@ test("response header timeout: 504", { timeout: 20_000 }, async () => {
   const c = new Cleanup();
   try {
     const silent = await tcpBackend(c, (s) => s.resume());
-    const p = await proxy(c, [silent.url], { timeouts: { responseHeader: 300 } });
-    const r = await request(p.port, { agent: false });
+    const p = await startBalancer(c, [silent.url], { timeouts: { responseHeader: 300 } });
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 504);
     assert.equal(r.body.toString(), "Gateway Timeout\n");
     assert.equal(p.servers[0].passiveDown, false, "a slow server is not a dead one");
@@ -189,7 +187,7 @@ test("idle timeout mid-body: the client connection is aborted", { timeout: 20_00
     const stall = await tcpBackend(c, (s) =>
       s.once("data", () => s.write("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nfirst part")),
     );
-    const p = await proxy(c, [stall.url], { timeouts: { idle: 300 } });
+    const p = await startBalancer(c, [stall.url], { timeouts: { idle: 300 } });
     const r = await getOutcome(p.port);
     assert.equal(r.status, 200);
     assert.equal(r.outcome, "aborted");
@@ -216,13 +214,13 @@ test("misbehaving backends: garbage, huge headers, close mid-body — 502 or a c
       s.once("data", () => s.end("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nnope\r\n")),
     );
     for (const b of [garbage, huge]) {
-      const p = await proxy(c, [b.url]);
+      const p = await startBalancer(c, [b.url]);
       const r = await getOutcome(p.port);
       assert.equal(r.status, 502, b.url);
       assert.equal(inflight(p.servers), 0);
     }
     for (const b of [midBody, badChunk]) {
-      const p = await proxy(c, [b.url]);
+      const p = await startBalancer(c, [b.url]);
       const r = await getOutcome(p.port);
       assert.equal(r.outcome, "aborted", b.url);
       assert.equal(inflight(p.servers), 0);
@@ -236,19 +234,22 @@ test("a client that goes away aborts the upstream request", { timeout: 20_000 },
   const c = new Cleanup();
   try {
     const closed: string[] = [];
-    const b = await httpBackend(c, (req, res) => {
-      res.on("close", () => closed.push(req.url ?? ""));
-      if (req.url === "/mid") {
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.write("some");
-      }
-      // otherwise: never answers
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        res.on("close", () => closed.push(req.url ?? ""));
+        if (req.url === "/mid") {
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.write("some");
+        }
+        // otherwise: never answers
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     // while waiting for the response head
     const waiting = http.get({ port: p.port, host: "127.0.0.1", path: "/wait", agent: false });
     waiting.on("error", () => {});
-    await until(() => b.requests === 1, 5000, "backend got /wait");
+    await until(() => b.received.length === 1, 5000, "backend got /wait");
     waiting.destroy();
     await until(() => closed.includes("/wait"), 5000, "upstream /wait aborted");
     // mid-response
@@ -269,19 +270,22 @@ test("server.inflight counts a request for its whole life and never leaks", { ti
   const c = new Cleanup();
   try {
     let held: http.ServerResponse | undefined;
-    const b = await httpBackend(c, (req, res) => {
-      if (req.url === "/hold") held = res;
-      else if (req.url === "/slow") setTimeout(() => res.end("slow"), 20);
-      else {
-        req.resume();
-        res.end("ok");
-      }
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        if (req.url === "/hold") held = res;
+        else if (req.url === "/slow") setTimeout(() => res.end("slow"), 20);
+        else {
+          req.resume();
+          res.end("ok");
+        }
+      },
     });
     const resetter = await tcpBackend(c, (s) => s.once("data", () => s.resetAndDestroy()));
-    const dead = await deadPort();
-    const p = await proxy(c, [b.url, resetter.url, `http://127.0.0.1:${dead}`]);
+    const dead = await freePort();
+    const p = await startBalancer(c, [b.url, resetter.url, `http://127.0.0.1:${dead}`]);
     // held request counts while it waits
-    const holding = request(p.port, { path: "/hold", agent: false });
+    const holding = send(p.port, { path: "/hold", agent: false });
     await until(() => held !== undefined, 5000, "held");
     assert.equal(p.servers[0].inflight, 1);
     held?.end("released");
@@ -291,9 +295,9 @@ test("server.inflight counts a request for its whole life and never leaks", { ti
     const jobs: Promise<unknown>[] = [];
     for (let i = 0; i < 120; i++) {
       const kind = i % 4;
-      if (kind === 0) jobs.push(request(p.port, { agent }));
-      else if (kind === 1) jobs.push(request(p.port, { agent, method: "POST", body: "x".repeat(1000) }));
-      else if (kind === 2) jobs.push(request(p.port, { agent, path: "/slow" }));
+      if (kind === 0) jobs.push(send(p.port, { agent }));
+      else if (kind === 1) jobs.push(send(p.port, { agent, method: "POST", body: "x".repeat(1000) }));
+      else if (kind === 2) jobs.push(send(p.port, { agent, path: "/slow" }));
       else {
         const r = http.get({ port: p.port, host: "127.0.0.1", path: "/slow", agent: false });
         r.on("error", () => {});
@@ -315,17 +319,20 @@ test("a client that aborts mid-upload aborts the upstream request", { timeout: 2
   try {
     let received = 0;
     let aborted = false;
-    const b = await httpBackend(c, (req, res) => {
-      req.on("data", (d: Buffer) => {
-        received += d.length;
-      });
-      req.on("error", () => {});
-      req.on("close", () => {
-        if (!req.complete) aborted = true;
-      });
-      req.on("end", () => res.end("done"));
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        req.on("data", (d: Buffer) => {
+          received += d.length;
+        });
+        req.on("error", () => {});
+        req.on("close", () => {
+          if (!req.complete) aborted = true;
+        });
+        req.on("end", () => res.end("done"));
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const req = http.request({
       port: p.port,
       host: "127.0.0.1",
@@ -341,7 +348,7 @@ test("a client that aborts mid-upload aborts the upstream request", { timeout: 2
     await until(() => inflight(p.servers) === 0, 5000, "inflight 0");
     // regression: the client's broken upload once counted as a connection failure of the backend
     assert.equal(p.servers[0].passiveDown, false, "a client's abort is not the backend's failure");
-    assert.equal((await request(p.port)).status, 200);
+    assert.equal((await send(p.port)).status, 200);
   } finally {
     await c.run();
   }
@@ -351,11 +358,14 @@ test("config changes do not drop in-flight requests", { timeout: 20_000 }, async
   const c = new Cleanup();
   try {
     let held: http.ServerResponse | undefined;
-    const b = await httpBackend(c, (_req, res) => {
-      held = res;
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (_req, res) => {
+        held = res;
+      },
     });
-    const p = await proxy(c, [b.url]);
-    const pending = request(p.port, { agent: false });
+    const p = await startBalancer(c, [b.url]);
+    const pending = send(p.port, { agent: false });
     await until(() => held !== undefined, 5000, "request held upstream");
     p.lb.updateConfig({ timeouts: { responseHeader: 30_000 } });
     await new Promise((r) => setImmediate(r));
@@ -373,19 +383,19 @@ test("sticky: a cookie set for a server that refused names the server that answe
 }, async () => {
   const c = new Cleanup();
   try {
-    const dead = await deadPort();
-    const good = await httpBackend(c, (_req, res) => res.end("ok"));
-    const p = await proxy(c, [`http://127.0.0.1:${dead}`, good.url], { sticky: true });
-    const first = await request(p.port, { agent: false });
+    const dead = await freePort();
+    const good = await backend("b", { cleanup: c, handler: (_req, res) => res.end("ok") });
+    const p = await startBalancer(c, [`http://127.0.0.1:${dead}`, good.url], { sticky: true });
+    const first = await send(p.port, { agent: false });
     assert.equal(first.status, 200);
     const cookies = first.headers["set-cookie"] ?? [];
     assert.equal(cookies.length, 1, String(cookies));
     const cookie = cookies[0].split(";")[0];
     // with that cookie the next request stays on the good server and needs no new cookie
-    const second = await request(p.port, { agent: false, headers: { cookie } });
+    const second = await send(p.port, { agent: false, headers: { cookie } });
     assert.equal(second.status, 200);
     assert.equal(second.headers["set-cookie"], undefined);
-    assert.equal(good.requests, 2);
+    assert.equal(good.received.length, 2);
   } finally {
     await c.run();
   }
@@ -397,13 +407,15 @@ test("connect timeout (a TLS backend that never completes its handshake): retrie
   const c = new Cleanup();
   try {
     const mute = await tcpBackend(c, (s) => s.resume());
-    const good = await httpBackend(c, (_req, res) => res.end("ok"));
-    const p = await proxy(c, [`https://127.0.0.1:${mute.port}`, good.url], { timeouts: { connect: 300 } });
-    const r = await request(p.port, { agent: false, method: "POST", body: "payload" });
+    const good = await backend("b", { cleanup: c, handler: (_req, res) => res.end("ok") });
+    const p = await startBalancer(c, [`https://127.0.0.1:${mute.port}`, good.url], {
+      timeouts: { connect: 300 },
+    });
+    const r = await send(p.port, { agent: false, method: "POST", body: "payload" });
     assert.equal(r.status, 200, "nothing was sent: retried on the other server");
     assert.equal(p.servers[0].passiveDown, true);
-    const only = await proxy(c, [`https://127.0.0.1:${mute.port}`], { timeouts: { connect: 300 } });
-    const r2 = await request(only.port, { agent: false });
+    const only = await startBalancer(c, [`https://127.0.0.1:${mute.port}`], { timeouts: { connect: 300 } });
+    const r2 = await send(only.port, { agent: false });
     assert.equal(r2.status, 504);
     assert.equal(inflight([...p.servers, ...only.servers]), 0);
   } finally {
@@ -416,16 +428,19 @@ test("an answer before the whole upload: relayed, the upstream connection droppe
 }, async () => {
   const c = new Cleanup();
   try {
-    const b = await httpBackend(c, (req, res) => {
-      if (req.method === "POST") {
-        // refuses without reading the body
-        res.writeHead(413, { "content-type": "text/plain" });
-        res.end("too large\n");
-        return;
-      }
-      res.end("ok");
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        if (req.method === "POST") {
+          // refuses without reading the body
+          res.writeHead(413, { "content-type": "text/plain" });
+          res.end("too large\n");
+          return;
+        }
+        res.end("ok");
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const client = net.connect(p.port, "127.0.0.1");
     await once(client, "connect");
     let text = "";
@@ -442,7 +457,7 @@ test("an answer before the whole upload: relayed, the upstream connection droppe
     // the client connection does not hang waiting for an upload nobody reads
     await closed;
     await until(() => inflight(p.servers) === 0, 5000, "inflight 0");
-    assert.equal((await request(p.port)).status, 200);
+    assert.equal((await send(p.port)).status, 200);
   } finally {
     await c.run();
   }

@@ -15,7 +15,11 @@ import { Server, type ServerOptions } from "../../src/balancer/server.ts";
 import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
 import { LoadBalancer } from "../../src/load-balancer.ts";
 import type { H2Pool } from "../../src/proxy/h2-client.ts";
-import { Cleanup, inflight, listen, request, selfSigned, until } from "./helpers.ts";
+import { inflight } from "../support/balancer.ts";
+import { Cleanup, listen } from "../support/cleanup.ts";
+import { send } from "../support/http.ts";
+import { selfSigned } from "../support/tls.ts";
+import { until } from "../support/until.ts";
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -91,9 +95,9 @@ test("h2c: requests and uploads reach an HTTP/2 backend over one pooled session"
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     c.add(() => agent.destroy());
     const replies = await Promise.all([
-      request(p.port, { agent, path: "/a?x=1", headers: { host: "app.example" } }),
-      request(p.port, { agent, path: "/b", method: "POST", body: "payload" }),
-      request(p.port, { agent, path: "/c" }),
+      send(p.port, { agent, path: "/a?x=1", headers: { host: "app.example" } }),
+      send(p.port, { agent, path: "/b", method: "POST", body: "payload" }),
+      send(p.port, { agent, path: "/c" }),
     ]);
     assert.deepEqual(
       replies.map((r) => [r.status, r.body.toString()]),
@@ -133,7 +137,7 @@ test("h2 over TLS with ALPN, verified with `ca`; trailers reach an HTTP/2 client
     const url = b.url.replace("127.0.0.1", "localhost");
     const p = await balancer(c, [{ url, options: { protocol: "h2", tls: { ca: selfSigned().cert } } }]);
     // HTTP/1.1 client: the body arrives
-    const r = await request(p.port);
+    const r = await send(p.port);
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), "body");
     // HTTP/2 client: the trailers too
@@ -169,7 +173,7 @@ test("the peer's SETTINGS_MAX_CONCURRENT_STREAMS is respected: a full session ma
       { settings: { maxConcurrentStreams: 2 } },
     );
     const p = await balancer(c, [{ url: b.url, options: { protocol: "h2c" } }]);
-    const replies = Array.from({ length: 5 }, () => request(p.port, { agent: false }));
+    const replies = Array.from({ length: 5 }, () => send(p.port, { agent: false }));
     await until(() => held.length === 5, 5000, "five streams at the backend");
     assert.equal(b.sessions.length, 3, "5 streams at 2 per session");
     assert.equal(concurrentMax, 2);
@@ -195,14 +199,14 @@ test("GOAWAY: the in-flight stream finishes on the old session, new requests go 
       }
     });
     const p = await balancer(c, [{ url: b.url, options: { protocol: "h2c" } }]);
-    const slow = request(p.port, { agent: false, path: "/hold" });
+    const slow = send(p.port, { agent: false, path: "/hold" });
     slow.catch(() => {});
     await until(() => held.length === 1, 5000, "held stream");
     const first = b.sessions[0];
     first.goaway(http2.constants.NGHTTP2_NO_ERROR, held[0].id!);
     // the GOAWAY reaches the client before the next request: wait until switchyard saw it
     await until(() => stats(p.servers[0])?.goaways === 1, 5000, "GOAWAY seen by switchyard");
-    const r = await request(p.port, { agent: false, path: "/next" });
+    const r = await send(p.port, { agent: false, path: "/next" });
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), "fresh");
     assert.equal(b.sessions.length, 2, "a new session for the new request");
@@ -231,7 +235,7 @@ test("a refused stream (REFUSED_STREAM) is sent again without the client noticin
       stream.end("second try");
     });
     const p = await balancer(c, [{ url: b.url, options: { protocol: "h2c" } }]);
-    const r = await request(p.port, { agent: false });
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), "second try");
     assert.equal(b.streams, 2);
@@ -254,7 +258,7 @@ test("passive health: a backend that resets streams is taken out and the request
       { url: good.url, options: { protocol: "h2c" } },
     ]);
     for (let i = 0; i < 3; i++) {
-      const r = await request(p.port, { agent: false });
+      const r = await send(p.port, { agent: false });
       assert.equal(r.status, 200);
       assert.equal(r.body.toString(), "good");
     }
@@ -274,7 +278,7 @@ test("a backend that speaks only HTTP/1.1 where h2c or h2 is set: 502 and a log 
     const h1tls = https.createServer({ ...selfSigned() }, (_req, res) => res.end("h1"));
     const h1tlsPort = await listen(h1tls, c);
     const p = await balancer(c, [{ url: `http://127.0.0.1:${h1port}`, options: { protocol: "h2c" } }]);
-    const r = await request(p.port, { agent: false });
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 502);
     const line = p.logs.find((l) => l.msg === "upstream request failed");
     assert.match(String((line?.err as { message?: string })?.message), /does not speak HTTP\/2.*h2c/);
@@ -286,7 +290,7 @@ test("a backend that speaks only HTTP/1.1 where h2c or h2 is set: 502 and a log 
         options: { protocol: "h2", tls: { ca: selfSigned().cert } },
       },
     ]);
-    const r2 = await request(q.port, { agent: false });
+    const r2 = await send(q.port, { agent: false });
     assert.equal(r2.status, 502);
     const line2 = q.logs.find((l) => l.msg === "upstream request failed");
     assert.match(String((line2?.err as { message?: string })?.message), /does not speak HTTP\/2.*ALPN/);
@@ -309,7 +313,7 @@ test("h2 verifies certificates as HTTP/1.1 does: a self-signed backend is a 502 
     const p = await balancer(c, [
       { url: b.url.replace("127.0.0.1", "localhost"), options: { protocol: "h2" } },
     ]);
-    const r = await request(p.port, { agent: false });
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 502);
     assert.match(String(p.logs.find((l) => l.msg === "backend TLS refused")?.tls), /SELF_SIGNED/);
     assert.equal(b.streams, 0);

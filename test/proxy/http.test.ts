@@ -7,26 +7,31 @@ import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { test } from "node:test";
-import { Cleanup, httpBackend, inflight, listen, proxy, request, selfSigned, until } from "./helpers.ts";
+import { backend } from "../support/backend.ts";
+import { inflight, startBalancer } from "../support/balancer.ts";
+import { Cleanup, listen } from "../support/cleanup.ts";
+import { send } from "../support/http.ts";
+import { selfSigned } from "../support/tls.ts";
+import { until } from "../support/until.ts";
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
 test("keep-alive to the client and to the backend: sockets are reused", { timeout: 20_000 }, async () => {
   const c = new Cleanup();
   try {
-    const b = await httpBackend(c, (_req, res) => res.end("ok"));
-    const p = await proxy(c, [b.url]);
+    const b = await backend("b", { cleanup: c, handler: (_req, res) => res.end("ok") });
+    const p = await startBalancer(c, [b.url]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     c.add(() => agent.destroy());
     const clientSockets = new Set<unknown>();
-    p.listener.on("connection", (s) => clientSockets.add(s));
+    p.server.on("connection", (s) => clientSockets.add(s));
     for (let i = 0; i < 20; i++) {
-      const r = await request(p.port, { agent });
+      const r = await send(p.port, { agent });
       assert.equal(r.status, 200);
       assert.equal(r.body.toString(), "ok");
     }
-    assert.equal(b.requests, 20);
-    assert.equal(b.sockets.size, 1, "the backend saw one reused connection");
+    assert.equal(b.received.length, 20);
+    assert.equal(b.connections, 1, "the backend saw one reused connection");
     assert.equal(clientSockets.size, 1, "the client connection was kept alive");
     assert.equal(inflight(p.servers), 0);
   } finally {
@@ -40,26 +45,29 @@ test("5 MB bodies stream both ways intact", { timeout: 30_000 }, async () => {
     const up = randomBytes(5 * 1024 * 1024);
     const down = randomBytes(5 * 1024 * 1024);
     let seen = "";
-    const b = await httpBackend(c, (req, res) => {
-      const h = createHash("sha256");
-      req.on("data", (d: Buffer) => h.update(d));
-      req.on("end", () => {
-        seen = h.digest("hex");
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        // chunked (no content-length), written in pieces
-        let off = 0;
-        const step = () => {
-          while (off < down.length) {
-            const piece = down.subarray(off, off + 100_000);
-            off += piece.length;
-            if (!res.write(piece)) return void res.once("drain", step);
-          }
-          res.end();
-        };
-        step();
-      });
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        const h = createHash("sha256");
+        req.on("data", (d: Buffer) => h.update(d));
+        req.on("end", () => {
+          seen = h.digest("hex");
+          res.writeHead(200, { "content-type": "application/octet-stream" });
+          // chunked (no content-length), written in pieces
+          let off = 0;
+          const step = () => {
+            while (off < down.length) {
+              const piece = down.subarray(off, off + 100_000);
+              off += piece.length;
+              if (!res.write(piece)) return void res.once("drain", step);
+            }
+            res.end();
+          };
+          step();
+        });
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     // chunked upload
     const r = await new Promise<{ status: number; hash: string; te?: string }>((resolve, reject) => {
       const req = http.request({ port: p.port, host: "127.0.0.1", method: "POST", path: "/up" }, (res) => {
@@ -81,7 +89,7 @@ test("5 MB bodies stream both ways intact", { timeout: 30_000 }, async () => {
     assert.equal(seen, sha(up), "backend received the upload intact");
     assert.equal(r.hash, sha(down), "client received the download intact");
     // content-length upload too
-    const r2 = await request(p.port, { method: "PUT", body: up, headers: { "content-length": up.length } });
+    const r2 = await send(p.port, { method: "PUT", body: up, headers: { "content-length": up.length } });
     assert.equal(r2.status, 200);
     assert.equal(seen, sha(up));
     assert.equal(inflight(p.servers), 0);
@@ -102,22 +110,25 @@ test("a slow-reading client holds the backend back (no whole-response buffering)
       blocked = r;
     });
     let finished = false;
-    const b = await httpBackend(c, (_req, res) => {
-      const chunk = Buffer.alloc(64 * 1024, 1);
-      const step = () => {
-        while (written < total) {
-          written += chunk.length;
-          if (!res.write(chunk)) {
-            blocked();
-            return void res.once("drain", step);
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (_req, res) => {
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        const step = () => {
+          while (written < total) {
+            written += chunk.length;
+            if (!res.write(chunk)) {
+              blocked();
+              return void res.once("drain", step);
+            }
           }
-        }
-        finished = true;
-        res.end();
-      };
-      step();
+          finished = true;
+          res.end();
+        };
+        step();
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const req = http.get({ port: p.port, host: "127.0.0.1", path: "/big" });
     const [res] = (await once(req, "response")) as [http.IncomingMessage];
     res.pause();
@@ -151,10 +162,13 @@ test("forwarded headers: trusted peers extend, others are replaced, X-Real-IP is
   try {
     let seen: http.IncomingHttpHeaders = {};
     let rawSeen: string[] = [];
-    const b = await httpBackend(c, (req, res) => {
-      seen = req.headers;
-      rawSeen = req.rawHeaders;
-      res.end("ok");
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        seen = req.headers;
+        rawSeen = req.rawHeaders;
+        res.end("ok");
+      },
     });
     const spoof = {
       "x-forwarded-for": "1.2.3.4",
@@ -163,8 +177,8 @@ test("forwarded headers: trusted peers extend, others are replaced, X-Real-IP is
       "x-real-ip": "9.9.9.9",
     };
     // untrusted: replaced by what switchyard saw
-    const untrusted = await proxy(c, [b.url]);
-    await request(untrusted.port, { headers: { host: "app.example:8080", ...spoof } });
+    const untrusted = await startBalancer(c, [b.url]);
+    await send(untrusted.port, { headers: { host: "app.example:8080", ...spoof } });
     assert.equal(seen["x-forwarded-for"], "127.0.0.1");
     assert.equal(seen["x-forwarded-proto"], "http");
     assert.equal(seen["x-forwarded-host"], "app.example:8080");
@@ -173,23 +187,23 @@ test("forwarded headers: trusted peers extend, others are replaced, X-Real-IP is
     assert.equal(rawSeen.filter((h) => h.toLowerCase() === "x-real-ip").length, 1);
 
     // trusted peer with forwarded headers: appended / kept; X-Real-IP from real-IP resolution
-    const trusted = await proxy(c, [b.url], {
+    const trusted = await startBalancer(c, [b.url], {
       options: { header: "X-Forwarded-For", from: ["127.0.0.1"], recursive: false },
     });
-    await request(trusted.port, { headers: { host: "app.example", ...spoof } });
+    await send(trusted.port, { headers: { host: "app.example", ...spoof } });
     assert.equal(seen["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
     assert.equal(seen["x-forwarded-proto"], "https");
     assert.equal(seen["x-forwarded-host"], "spoofed.example");
     assert.equal(seen["x-real-ip"], "1.2.3.4");
     // repeated X-Forwarded-For lines are one list
-    await request(trusted.port, {
+    await send(trusted.port, {
       headers: { host: "app.example", "x-forwarded-for": ["5.5.5.5", "6.6.6.6, 7.7.7.7"] },
     });
     assert.equal(seen["x-forwarded-for"], "5.5.5.5, 6.6.6.6, 7.7.7.7, 127.0.0.1");
     assert.equal(seen["x-real-ip"], "7.7.7.7");
 
     // trusted peer that sent none: set like for anyone else
-    await request(trusted.port, { headers: { host: "plain.example" } });
+    await send(trusted.port, { headers: { host: "plain.example" } });
     assert.equal(seen["x-forwarded-for"], "127.0.0.1");
     assert.equal(seen["x-forwarded-proto"], "http");
     assert.equal(seen["x-forwarded-host"], "plain.example");
@@ -205,31 +219,34 @@ test("hop-by-hop headers and those named in Connection are removed both ways", {
   const c = new Cleanup();
   try {
     let seen: http.IncomingHttpHeaders = {};
-    const b = await httpBackend(c, (req, res) => {
-      seen = req.headers;
-      res.writeHead(200, [
-        "Connection",
-        "X-Backend-Private, keep-alive",
-        "X-Backend-Private",
-        "secret",
-        "Keep-Alive",
-        "timeout=99",
-        "Proxy-Authenticate",
-        "Basic",
-        "Trailer",
-        "X-T",
-        "Upgrade",
-        "h2c",
-        "X-Kept",
-        "yes",
-        "Set-Cookie",
-        "a=1",
-        "Set-Cookie",
-        "b=2",
-      ]);
-      res.end("ok");
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        seen = req.headers;
+        res.writeHead(200, [
+          "Connection",
+          "X-Backend-Private, keep-alive",
+          "X-Backend-Private",
+          "secret",
+          "Keep-Alive",
+          "timeout=99",
+          "Proxy-Authenticate",
+          "Basic",
+          "Trailer",
+          "X-T",
+          "Upgrade",
+          "h2c",
+          "X-Kept",
+          "yes",
+          "Set-Cookie",
+          "a=1",
+          "Set-Cookie",
+          "b=2",
+        ]);
+        res.end("ok");
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     // a raw request: node's client refuses to send some of these headers itself
     const sock = net.connect(p.port, "127.0.0.1");
     c.add(() => sock.destroy());
@@ -269,12 +286,15 @@ test("the sticky cookie and the backend's own Set-Cookie both reach the client",
 }, async () => {
   const c = new Cleanup();
   try {
-    const b = await httpBackend(c, (_req, res) => {
-      res.setHeader("set-cookie", ["session=abc; Path=/"]);
-      res.end("ok");
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (_req, res) => {
+        res.setHeader("set-cookie", ["session=abc; Path=/"]);
+        res.end("ok");
+      },
     });
-    const p = await proxy(c, [b.url], { sticky: true });
-    const r = await request(p.port);
+    const p = await startBalancer(c, [b.url], { sticky: true });
+    const r = await send(p.port);
     const cookies = r.headers["set-cookie"] ?? [];
     assert.equal(cookies.length, 2, String(cookies));
     assert.ok(cookies.some((x) => x.startsWith("session=abc")));
@@ -290,18 +310,21 @@ test("HTTP/2 clients: pseudo-headers are not forwarded and Host comes from :auth
   const c = new Cleanup();
   try {
     let seen: { raw: string[]; headers: http.IncomingHttpHeaders; body: string } | undefined;
-    const b = await httpBackend(c, (req, res) => {
-      let body = "";
-      req.on("data", (d) => {
-        body += d;
-      });
-      req.on("end", () => {
-        seen = { raw: req.rawHeaders, headers: req.headers, body };
-        res.writeHead(201, { "x-from": "backend", connection: "keep-alive", "keep-alive": "timeout=5" });
-        res.end("created");
-      });
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        let body = "";
+        req.on("data", (d) => {
+          body += d;
+        });
+        req.on("end", () => {
+          seen = { raw: req.rawHeaders, headers: req.headers, body };
+          res.writeHead(201, { "x-from": "backend", connection: "keep-alive", "keep-alive": "timeout=5" });
+          res.end("created");
+        });
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const { key, cert } = selfSigned();
     const h2 = http2.createSecureServer(
       { key, cert, allowHTTP1: true },
@@ -358,11 +381,11 @@ test("https:// backends with a self-signed certificate given as `ca` are proxied
       res.end(`tls ${req.headers["x-forwarded-proto"]}`);
     });
     const port = await listen(backend, c);
-    const p = await proxy(c, [`https://127.0.0.1:${port}`], {}, { tls: { ca: cert } });
+    const p = await startBalancer(c, [`https://127.0.0.1:${port}`], {}, { tls: { ca: cert } });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     c.add(() => agent.destroy());
     for (let i = 0; i < 3; i++) {
-      const r = await request(p.port, { agent });
+      const r = await send(p.port, { agent });
       assert.equal(r.status, 200);
       assert.equal(r.body.toString(), "tls http");
     }
@@ -397,39 +420,42 @@ test("HEAD, 204/304 and Expect: 100-continue pass through", { timeout: 20_000 },
   const c = new Cleanup();
   try {
     let sawExpect: string | undefined = "unset";
-    const b = await httpBackend(c, (req, res) => {
-      if (req.url === "/204") {
-        res.writeHead(204);
-        res.end();
-        return;
-      }
-      if (req.url === "/304") {
-        res.writeHead(304, { etag: '"x"' });
-        res.end();
-        return;
-      }
-      sawExpect = req.headers.expect;
-      let body = "";
-      req.on("data", (d) => {
-        body += d;
-      });
-      req.on("end", () => {
-        res.writeHead(200, { "content-type": "text/plain", "content-length": 11 + body.length });
-        res.end(`hello world${body}`);
-      });
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        if (req.url === "/204") {
+          res.writeHead(204);
+          res.end();
+          return;
+        }
+        if (req.url === "/304") {
+          res.writeHead(304, { etag: '"x"' });
+          res.end();
+          return;
+        }
+        sawExpect = req.headers.expect;
+        let body = "";
+        req.on("data", (d) => {
+          body += d;
+        });
+        req.on("end", () => {
+          res.writeHead(200, { "content-type": "text/plain", "content-length": 11 + body.length });
+          res.end(`hello world${body}`);
+        });
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     c.add(() => agent.destroy());
-    const head = await request(p.port, { agent, method: "HEAD" });
+    const head = await send(p.port, { agent, method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal(head.headers["content-length"], "11");
     assert.equal(head.body.length, 0);
-    assert.equal((await request(p.port, { agent, path: "/204" })).status, 204);
-    const nm = await request(p.port, { agent, path: "/304" });
+    assert.equal((await send(p.port, { agent, path: "/204" })).status, 204);
+    const nm = await send(p.port, { agent, path: "/304" });
     assert.equal(nm.status, 304);
     assert.equal(nm.headers.etag, '"x"');
-    const get = await request(p.port, { agent });
+    const get = await send(p.port, { agent });
     assert.equal(get.body.toString(), "hello world");
     // Expect: 100-continue already answered by the user's node:http server is not asked again
     const r = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
@@ -466,11 +492,14 @@ test("an absolute-form request target reaches the backend in origin form", { tim
   const c = new Cleanup();
   try {
     let seen = "";
-    const b = await httpBackend(c, (req, res) => {
-      seen = req.url ?? "";
-      res.end("ok");
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        seen = req.url ?? "";
+        res.end("ok");
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const sock = net.connect(p.port, "127.0.0.1");
     c.add(() => sock.destroy());
     sock.write("GET http://app.example/abs?q=1 HTTP/1.1\r\nHost: app.example\r\n\r\n");
@@ -489,15 +518,18 @@ test("a slow-reading backend holds the uploading client back (no whole-body buff
   try {
     let upstreamReq: http.IncomingMessage | undefined;
     let received = 0;
-    const b = await httpBackend(c, (req, res) => {
-      upstreamReq = req;
-      req.pause(); // reads nothing until told
-      req.on("data", (d: Buffer) => {
-        received += d.length;
-      });
-      req.on("end", () => res.end(String(received)));
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (req, res) => {
+        upstreamReq = req;
+        req.pause(); // reads nothing until told
+        req.on("data", (d: Buffer) => {
+          received += d.length;
+        });
+        req.on("end", () => res.end(String(received)));
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const total = 64 * 1024 * 1024;
     const req = http.request({
       port: p.port,
@@ -550,14 +582,17 @@ test("an HTTP/2 client resetting its stream aborts the upstream request", { time
   const c = new Cleanup();
   try {
     let upstreamClosed = false;
-    const b = await httpBackend(c, (_req, res) => {
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.write("start");
-      res.on("close", () => {
-        upstreamClosed = true;
-      });
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (_req, res) => {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("start");
+        res.on("close", () => {
+          upstreamClosed = true;
+        });
+      },
     });
-    const p = await proxy(c, [b.url]);
+    const p = await startBalancer(c, [b.url]);
     const { key, cert } = selfSigned();
     const h2 = http2.createSecureServer(
       { key, cert, allowHTTP1: true },
@@ -584,13 +619,16 @@ test("interim 1xx responses (103 Early Hints) are not mistaken for the response"
 }, async () => {
   const c = new Cleanup();
   try {
-    const b = await httpBackend(c, (_req, res) => {
-      res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
-      res.writeHead(200, { "x-final": "yes" });
-      res.end("final");
+    const b = await backend("b", {
+      cleanup: c,
+      handler: (_req, res) => {
+        res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
+        res.writeHead(200, { "x-final": "yes" });
+        res.end("final");
+      },
     });
-    const p = await proxy(c, [b.url]);
-    const r = await request(p.port, { agent: false });
+    const p = await startBalancer(c, [b.url]);
+    const r = await send(p.port, { agent: false });
     assert.equal(r.status, 200);
     assert.equal(r.headers["x-final"], "yes");
     assert.equal(r.body.toString(), "final");

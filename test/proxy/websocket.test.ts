@@ -1,15 +1,19 @@
 import * as assert from "node:assert/strict";
 import { once } from "node:events";
-import * as http from "node:http";
+import type * as http from "node:http";
 import { test } from "node:test";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
-import { Cleanup, deadPort, httpBackend, inflight, listen, proxy, tcpBackend, until } from "./helpers.ts";
+import { backend, tcpBackend } from "../support/backend.ts";
+import { inflight, startBalancer } from "../support/balancer.ts";
+import { Cleanup } from "../support/cleanup.ts";
+import { freePort } from "../support/ports.ts";
+import { until } from "../support/until.ts";
 
 /** A ws echo backend that also reports what it saw at the handshake. */
 async function echoBackend(c: Cleanup) {
-  const server = http.createServer((_req, res) => res.end("plain"));
-  const wss = new WebSocketServer({ server });
-  const b = { url: "", sockets: new Set<WebSocket>(), handshakes: [] as http.IncomingHttpHeaders[] };
+  const plain = await backend("echo", { cleanup: c, body: "plain" });
+  const wss = new WebSocketServer({ server: plain.server });
+  const b = { url: plain.url, sockets: new Set<WebSocket>(), handshakes: [] as http.IncomingHttpHeaders[] };
   wss.on("connection", (ws, req) => {
     b.handshakes.push(req.headers);
     b.sockets.add(ws);
@@ -20,8 +24,6 @@ async function echoBackend(c: Cleanup) {
     for (const ws of wss.clients) ws.terminate();
     wss.close();
   });
-  const port = await listen(server, c);
-  b.url = `http://127.0.0.1:${port}`;
   return b;
 }
 
@@ -39,7 +41,7 @@ test("WebSocket: echo through the balancer, text and binary, balanced across ser
   try {
     const a = await echoBackend(c);
     const b = await echoBackend(c);
-    const p = await proxy(c, [a.url, b.url]);
+    const p = await startBalancer(c, [a.url, b.url]);
     const clients = [connect(p.port, c), connect(p.port, c)];
     await Promise.all(clients.map((ws) => once(ws, "open")));
     assert.equal(a.sockets.size, 1);
@@ -81,9 +83,9 @@ test("WebSocket: echo through the balancer, text and binary, balanced across ser
 test("WebSocket: a down backend is retried on another server", { timeout: 20_000 }, async () => {
   const c = new Cleanup();
   try {
-    const dead = await deadPort();
+    const dead = await freePort();
     const good = await echoBackend(c);
-    const p = await proxy(c, [`http://127.0.0.1:${dead}`, good.url]);
+    const p = await startBalancer(c, [`http://127.0.0.1:${dead}`, good.url]);
     const ws = connect(p.port, c);
     await once(ws, "open");
     ws.send("ping");
@@ -102,18 +104,21 @@ test("WebSocket: no server left gives 502; a refusal with a normal response is r
 }, async () => {
   const c = new Cleanup();
   try {
-    const dead = await deadPort();
-    const p = await proxy(c, [`http://127.0.0.1:${dead}`]);
+    const dead = await freePort();
+    const p = await startBalancer(c, [`http://127.0.0.1:${dead}`]);
     const ws = connect(p.port, c);
     const [, res] = (await once(ws, "unexpected-response")) as [unknown, http.IncomingMessage];
     assert.equal(res.statusCode, 502);
     res.resume();
 
-    const refusing = await httpBackend(c, (_req, res) => {
-      res.writeHead(403, { "content-type": "text/plain", "x-why": "nope" });
-      res.end("forbidden here");
+    const refusing = await backend("b", {
+      cleanup: c,
+      handler: (_req, res) => {
+        res.writeHead(403, { "content-type": "text/plain", "x-why": "nope" });
+        res.end("forbidden here");
+      },
     });
-    const p2 = await proxy(c, [refusing.url]);
+    const p2 = await startBalancer(c, [refusing.url]);
     const ws2 = connect(p2.port, c);
     const [, res2] = (await once(ws2, "unexpected-response")) as [unknown, http.IncomingMessage];
     assert.equal(res2.statusCode, 403);
@@ -128,7 +133,7 @@ test("WebSocket: no server left gives 502; a refusal with a normal response is r
     const plain = await tcpBackend(c, (s) =>
       s.once("data", () => s.end("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")),
     );
-    const p3 = await proxy(c, [plain.url]);
+    const p3 = await startBalancer(c, [plain.url]);
     const ws3 = connect(p3.port, c);
     const [, res3] = (await once(ws3, "unexpected-response")) as [unknown, http.IncomingMessage];
     assert.equal(res3.statusCode, 200);
@@ -144,13 +149,13 @@ test("WebSocket: connect and response-head timeouts give 504", { timeout: 20_000
   try {
     const mute = await tcpBackend(c, (s) => s.resume());
     // TLS never completes: the connect timeout
-    const p = await proxy(c, [`https://127.0.0.1:${mute.port}`], { timeouts: { connect: 200 } });
+    const p = await startBalancer(c, [`https://127.0.0.1:${mute.port}`], { timeouts: { connect: 200 } });
     const ws = connect(p.port, c);
     const [, res] = (await once(ws, "unexpected-response")) as [unknown, http.IncomingMessage];
     assert.equal(res.statusCode, 504);
     res.resume();
     // connected, but no answer: the response-head timeout
-    const p2 = await proxy(c, [mute.url], { timeouts: { responseHeader: 200 } });
+    const p2 = await startBalancer(c, [mute.url], { timeouts: { responseHeader: 200 } });
     const ws2 = connect(p2.port, c);
     const [, res2] = (await once(ws2, "unexpected-response")) as [unknown, http.IncomingMessage];
     assert.equal(res2.statusCode, 504);

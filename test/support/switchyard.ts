@@ -4,63 +4,20 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Backend, backend } from "./backend.ts";
+import type { Undo } from "./cleanup.ts";
 import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "./cli.ts";
-import { type Reply, send } from "./http.ts";
 
-export interface Backend {
-  name: string;
-  url: string;
-  port: number;
-  /** Requests seen, by method. */
-  counts: Record<string, number>;
-  /** Answers every request held on `/hold`. */
-  release(): void;
-  server: http.Server;
-  stop(): Promise<void>;
-}
+export type { Backend } from "./backend.ts";
 
-/** A backend answering every request with its name; `/slow?ms=N` waits N ms first, `/hold` until release(). */
-export async function startBackend(name: string, port = 0): Promise<Backend> {
-  const counts: Record<string, number> = {};
-  const held: (() => void)[] = [];
-  const server = http.createServer((req, res) => {
-    const m = req.method ?? "GET";
-    counts[m] = (counts[m] ?? 0) + 1;
-    const url = new URL(req.url ?? "/", "http://x");
-    const send = () => {
-      const body = `${name}\n`;
-      res.writeHead(200, { "content-type": "text/plain", "x-backend": name, "content-length": body.length });
-      res.end(m === "HEAD" ? undefined : body);
-    };
-    if (url.pathname === "/slow") setTimeout(send, Number(url.searchParams.get("ms") ?? 1000));
-    else if (url.pathname === "/hold") held.push(send);
-    else send();
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once("error", fail);
-    server.listen(port, "127.0.0.1", () => ok());
-  });
-  const p = (server.address() as AddressInfo).port;
-  return {
-    name,
-    url: `http://127.0.0.1:${p}`,
-    port: p,
-    counts,
-    server,
-    release: () => {
-      for (const f of held.splice(0)) f();
-    },
-    stop: () =>
-      new Promise<void>((r) => {
-        if (!server.listening) return r();
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
+/**
+ * The end-to-end tests' backend: `backend(name)` answering `<name>\n`, on `port` (0: a free one).
+ * Stop it with `stop()` (or give `cleanup`).
+ */
+export function startBackend(name: string, port = 0, cleanup?: Undo): Promise<Backend> {
+  return backend(name, { port, body: `${name}\n`, cleanup });
 }
 
 export interface Running extends CliProcess {
@@ -95,19 +52,7 @@ export function runCli(
   });
 }
 
-export { type Reply, splitAddress } from "./http.ts";
-
-const agent = new http.Agent({ keepAlive: false });
-
-/** One HTTP/1.1 request to `address` (host:port) with the given Host header. */
-export function get(
-  address: string,
-  path = "/",
-  options: { host?: string; method?: string; headers?: http.OutgoingHttpHeaders } = {},
-): Promise<Reply> {
-  const headers = { ...(options.host ? { host: options.host } : {}), ...options.headers };
-  return send(address, { path, method: options.method ?? "GET", agent, headers });
-}
+export { get, type Reply, splitAddress } from "./http.ts";
 
 /** Polls `fn` until it returns a truthy value (bounded); for states that have no event. */
 export async function eventually<T>(
@@ -152,6 +97,11 @@ export function tempDir(prefix = "switchyard-test-"): {
 
 export { selfSignedCert } from "./tls.ts";
 
+/** The start of a test config: listener and admin on free loopback ports, then `top`, then `services:`. */
+export function yamlHead(top = ""): string {
+  return `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n${top}services:\n`;
+}
+
 /** A YAML config with fast health checks for tests. */
 export function yamlConfig(
   services: Record<
@@ -160,7 +110,7 @@ export function yamlConfig(
   >,
   top = "",
 ): string {
-  let out = `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n${top}services:\n`;
+  let out = yamlHead(top);
   for (const [name, s] of Object.entries(services)) {
     out += `  ${name}:\n`;
     if (s.hosts) out += `    hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(", ")}]\n`;
@@ -174,15 +124,20 @@ export function yamlConfig(
   return out;
 }
 
-/** Runs `switchyard serve` on `yaml` (written to a temporary file); both are undone after test `t`. */
+/**
+ * Runs `switchyard serve` on `yaml` (written to the temporary `file`) and waits for it to listen;
+ * both are undone after test `t` (SIGKILL: end a test with `sy.stop()` to check a clean exit).
+ */
 export async function serveYaml(
   t: { after(fn: () => unknown): void },
   yaml: string,
   args: string[] = [],
-): Promise<Running> {
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Running & { file: string }> {
   const tmp = tempDir();
   t.after(() => tmp.remove());
-  const sy = await startSwitchyard(["serve", "-c", tmp.write("s.yaml", yaml), ...args]);
+  const file = tmp.write("s.yaml", yaml);
+  const sy = await startSwitchyard(["serve", "-c", file, ...args], options);
   t.after(() => sy.stop("SIGKILL"));
-  return sy;
+  return { ...sy, file };
 }
