@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
 import { openEvents, serverAction } from "../support/admin.ts";
-import { eventually, get, serveYaml, startBackend, yamlConfig } from "../support/switchyard.ts";
+import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 type Stats = Record<
   string,
@@ -45,15 +45,6 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   const admin = sy.admin!;
   const act = (server: string, action: string, body?: unknown) =>
     serverAction(admin, "web", server, action, body);
-  const spread = async (n: number) => {
-    const seen: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const r = await get(sy.proxy[0], "/");
-      assert.equal(r.status, 200);
-      seen[r.body.trim()] = (seen[r.body.trim()] ?? 0) + 1;
-    }
-    return seen;
-  };
   const stats = async () => (await get(admin, "/api/stats")).json<Stats>();
   await eventually(
     async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
@@ -64,7 +55,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   t.after(() => events.close());
 
   // stats: what was served, per service and server
-  assert.deepEqual(await spread(10), { "a-1": 5, "a-2": 5 });
+  assert.deepEqual(await spread(sy.proxy[0], 10), { "a-1": 5, "a-2": 5 });
   const s1 = (await stats()).web;
   assert.equal(s1.status["2xx"], 10);
   assert.equal(s1.servers["a-1"].status["2xx"] + s1.servers["a-2"].status["2xx"], 10);
@@ -75,7 +66,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   const maint = await act("a-2", "maint");
   assert.equal(maint.status, 200);
   assert.equal(maint.json().admin_state, "maint");
-  assert.deepEqual(await spread(6), { "a-1": 6 });
+  assert.deepEqual(await spread(sy.proxy[0], 6), { "a-1": 6 });
   const health = JSON.parse((await get(admin, "/api/health/web")).body);
   const entry = Object.values(
     health.extra.pool as Record<string, { name: string; admin_state: string }>,
@@ -85,7 +76,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
 
   // ready again
   assert.equal((await act("a-2", "ready")).json().admin_state, "ready");
-  assert.deepEqual(await spread(4), { "a-1": 2, "a-2": 2 });
+  assert.deepEqual(await spread(sy.proxy[0], 4), { "a-1": 2, "a-2": 2 });
   await events.waitFor((e) => e.action === "ready" && e.server === "a-2");
 
   // a runtime weight changes the split
@@ -94,7 +85,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   assert.equal(w.json().weight, 90);
   assert.equal(w.json().configured_weight, 0);
   await act("a-2", "weight", { weight: 10 });
-  const split = await spread(20);
+  const split = await spread(sy.proxy[0], 20);
   assert.equal(split["a-1"], 18, JSON.stringify(split));
   await events.waitFor((e) => e.action === "weight" && e.server === "a-1");
   await act("a-1", "weight", { weight: 0 });
@@ -109,7 +100,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   const draining = act("a-1", "drain", { wait: "2s" });
   await events.waitFor((e) => e.action === "drain" && e.server === "a-1", 5000, "the drain event");
   // draining: new clients go elsewhere
-  assert.deepEqual(await spread(4), { "a-2": 4 });
+  assert.deepEqual(await spread(sy.proxy[0], 4), { "a-2": 4 });
   a1.release();
   const drained = await draining;
   assert.equal(drained.status, 200);

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "puppeteer-core";
 import { launchBrowser } from "../support/browser.ts";
-import { type Backend, get, type Running, serveYaml, startBackend } from "../support/switchyard.ts";
+import { type Backend, type Running, serveYaml, spread, startBackend } from "../support/switchyard.ts";
 
 let browser: Browser;
 before(async () => {
@@ -67,15 +67,8 @@ async function setup(
 }
 
 /** Sends `n` requests to service `svc` through the proxy; returns how many each backend answered. */
-async function traffic(sy: Running, svc: string, n: number): Promise<Record<string, number>> {
-  const seen: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const r = await get(sy.proxy[0], "/", { host: `${svc}.test` });
-    assert.equal(r.status, 200, `request ${i} to ${svc}: ${r.status} ${r.body}`);
-    const name = r.body.trim();
-    seen[name] = (seen[name] ?? 0) + 1;
-  }
-  return seen;
+function traffic(sy: Running, svc: string, n: number): Promise<Record<string, number>> {
+  return spread(sy.proxy[0], n, { host: `${svc}.test` });
 }
 
 function rowStatus(page: Page, server: string, status: string): Promise<unknown> {

@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
 import { openEvents, serverAction } from "../support/admin.ts";
-import { eventually, get, serveYaml, startBackend, yamlConfig } from "../support/switchyard.ts";
+import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {
   timeout: 180_000,
@@ -58,16 +58,6 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
       .map((l) => JSON.parse(l) as { pid: number; server: string; path: string })
       .filter((r) => tag === undefined || r.path.includes(tag));
-  /** `n` requests, each on its own connection (cluster hands connections to workers in turn). */
-  const spread = async (n: number, tag = "") => {
-    const seen: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const r = await get(sy.proxy[0], `/?${tag}`);
-      assert.equal(r.status, 200);
-      seen[r.body.trim()] = (seen[r.body.trim()] ?? 0) + 1;
-    }
-    return seen;
-  };
   await eventually(
     async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
     10_000,
@@ -89,7 +79,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
 
   // reads: stats of both workers added up
   let mark = sy.lines.length;
-  await spread(20, "reads");
+  await spread(sy.proxy[0], 20, { path: "/?reads" });
   await eventually(() => served(mark, "reads").length === 20, 5000, "20 access-log lines");
   assert.equal(new Set(served(mark, "reads").map((r) => r.pid)).size, 2, "both workers served");
   const s1 = (await stats()).web;
@@ -101,7 +91,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const maint = await act("b-2", "maint");
   assert.equal(maint.status, 200);
   mark = sy.lines.length;
-  assert.deepEqual(await spread(20, "maint"), { "b-1": 20 });
+  assert.deepEqual(await spread(sy.proxy[0], 20, { path: "/?maint" }), { "b-1": 20 });
   await eventually(() => served(mark, "maint").length === 20, 5000, "20 access-log lines");
   assert.equal(new Set(served(mark, "maint").map((r) => r.pid)).size, 2, "both workers skipped b-2");
   const pool = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
@@ -129,7 +119,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   assert.equal(late.status, 202);
   assert.deepEqual([late.json().drained, late.json().inflight], [false, 6], "the drain counts both workers");
   // draining in both workers: new clients go to b-2
-  assert.deepEqual(await spread(6), { "b-2": 6 });
+  assert.deepEqual(await spread(sy.proxy[0], 6), { "b-2": 6 });
   const draining = act("b-1", "drain", { wait: "20s" });
   await sy.waitForLog((r) => r.msg === "admin: drain web/b-1" && r !== undefined, 5000);
   b1.release();
@@ -146,7 +136,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   await act("b-1", "ready");
   await act("b-1", "weight", { weight: 90 });
   await act("b-2", "weight", { weight: 10 });
-  const split = await spread(40);
+  const split = await spread(sy.proxy[0], 40);
   assert.ok((split["b-2"] ?? 0) <= 6, `b-2 gets about a tenth in each worker: ${JSON.stringify(split)}`);
 
   // each action is one event, not one per process

@@ -1,13 +1,13 @@
 import * as assert from "node:assert/strict";
-import * as http from "node:http";
 import { describe, test } from "node:test";
 import { InvalidArgumentError } from "../../src/errors.ts";
 import { type BalancerEvent, LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
 import { type Backend, backend } from "../support/backend.ts";
 import { addServer, counts, fakeReq, startBalancer } from "../support/balancer.ts";
-import { Cleanup, listen } from "../support/cleanup.ts";
+import { type Cleanup, cleanupAfter } from "../support/cleanup.ts";
 import { bodyOf, get, type Reply, requestHead } from "../support/http.ts";
+import { freePort } from "../support/ports.ts";
 
 function cookieOf(r: Reply): string | undefined {
   const set = r.headers["set-cookie"]?.find((c) => c.startsWith(`${STICKY_COOKIE}=`));
@@ -18,20 +18,30 @@ async function backends(c: Cleanup, names = ["a", "b", "c"]): Promise<Backend[]>
   return Promise.all(names.map((n) => backend(n, { cleanup: c })));
 }
 
+/** Backends a, b, c behind a sticky balancer that records its events. */
+async function stickyThree(t: { after(fn: () => unknown): void }) {
+  const c = cleanupAfter(t);
+  const bs = await backends(c);
+  const events: BalancerEvent[] = [];
+  const { lb, port } = await startBalancer(c, [], { sticky: true, onEvent: (e) => events.push(e) });
+  for (const b of bs) addServer(lb, { name: b.name, url: b.url });
+  return { c, bs, events, lb, port };
+}
+
+/** The sticky cookie of a client pinned to `name` (new clients until one lands there; up to 10). */
+async function pinnedTo(port: number, name: string): Promise<string | undefined> {
+  for (let i = 0; i < 10; i++) {
+    const r = await get(port);
+    if (r.body === name) return cookieOf(r);
+  }
+  return undefined;
+}
+
 describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
   test("draining: sticky clients of the server stay, new clients go elsewhere, in-flight requests finish; drain(wait) answers when in-flight reaches 0", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const bs = await backends(c);
-    const events: BalancerEvent[] = [];
-    const { lb, port } = await startBalancer(c, [], { sticky: true, onEvent: (e) => events.push(e) });
-    for (const b of bs) addServer(lb, { name: b.name, url: b.url });
+    const { bs, events, lb, port } = await stickyThree(t);
     // a client pinned to a, with one request in flight on a
-    let pinned: string | undefined;
-    for (let i = 0; i < 10 && pinned === undefined; i++) {
-      const r = await get(port);
-      if (r.body === "a") pinned = cookieOf(r);
-    }
+    const pinned = await pinnedTo(port, "a");
     assert.ok(pinned, "some client got pinned to a");
     bs[0].hold = true;
     const inflight = requestHead(port, "/slow", { cookie: pinned });
@@ -77,8 +87,7 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
   });
 
   test("drain(wait) answers at the deadline with the in-flight count when requests do not finish", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const bs = await backends(c, ["a"]);
     const { lb, port } = await startBalancer(c);
     addServer(lb, { name: "a", url: bs[0].url });
@@ -93,17 +102,8 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
   });
 
   test("maint: no requests at all; a sticky client gets a fresh pick and a new cookie", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const bs = await backends(c);
-    const events: BalancerEvent[] = [];
-    const { lb, port } = await startBalancer(c, [], { sticky: true, onEvent: (e) => events.push(e) });
-    for (const b of bs) addServer(lb, { name: b.name, url: b.url });
-    let pinned: string | undefined;
-    for (let i = 0; i < 10 && pinned === undefined; i++) {
-      const r = await get(port);
-      if (r.body === "b") pinned = cookieOf(r);
-    }
+    const { bs, events, lb, port } = await stickyThree(t);
+    const pinned = await pinnedTo(port, "b");
     assert.ok(pinned);
     const b = lb.setAdminState(bs[1].url.replace("http://", ""), "maint"); // by key
     assert.equal(b?.name, "b");
@@ -180,12 +180,9 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
 
 describe("events", { timeout: 30000 }, () => {
   test("a refused connection emits `ejected`, the status change `health` (warn), once each", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a] = await backends(c, ["a"]);
-    const gone = http.createServer();
-    const deadPort = await listen(gone, new Cleanup());
-    await new Promise<void>((r) => gone.close(() => r()));
+    const deadPort = await freePort(); // nobody listens there: it refuses
     const events: BalancerEvent[] = [];
     const { lb, port } = await startBalancer(c, [], { onEvent: (e) => events.push(e) });
     addServer(lb, { name: "dead", url: `http://127.0.0.1:${deadPort}` });

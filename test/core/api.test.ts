@@ -9,7 +9,7 @@ import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
 import { backend } from "../support/backend.ts";
 import { addServer, fakeReq, startBalancer } from "../support/balancer.ts";
-import { Cleanup } from "../support/cleanup.ts";
+import { type Cleanup, cleanupAfter } from "../support/cleanup.ts";
 import { get, rawRequest, requestHead } from "../support/http.ts";
 import { until } from "../support/until.ts";
 
@@ -27,8 +27,7 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
     `GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${headerLines.map((l) => `${l}\r\n`).join("")}\r\n`;
 
   test("untrusted peer: the header is never believed", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { port } = await echoIp({ from: ["10.0.0.0/8"] }, c);
     assert.equal((await get(port, "/", { headers: { "x-real-ip": "9.9.9.9" } })).body, "127.0.0.1");
     const none = await echoIp({}, c);
@@ -36,8 +35,7 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
   });
 
   test("trusted peer: non-recursive takes the last address of repeated lines and lists", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { port } = await echoIp({ header: "X-Forwarded-For", from: ["127.0.0.1"] }, c);
     assert.equal(
       (await get(port, "/", { headers: { "x-forwarded-for": "1.1.1.1, 2.2.2.2" } })).body,
@@ -56,8 +54,7 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
   });
 
   test("trusted peer: recursive takes the right-most untrusted across repeated lines; all trusted → left-most", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { port } = await echoIp(
       { header: "X-Forwarded-For", from: ["127.0.0.0/8", "10.0.0.0/8", "fd00::/8"], recursive: true },
       c,
@@ -85,8 +82,7 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
 
 describe("IPv4-mapped peers on a dual-stack listener", { timeout: 30000 }, () => {
   test("a peer seen as ::ffff:127.0.0.1 is trusted by 127.0.0.1 and reported as 127.0.0.1", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const lb = new LoadBalancer({ link: "v6", options: { from: ["127.0.0.1"] } });
     let peer = "";
     lb.addServer(
@@ -117,8 +113,7 @@ describe("IPv4-mapped peers on a dual-stack listener", { timeout: 30000 }, () =>
 
 describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
   test("status, detail, latency (mean over good), uptime and toJSON in the SPEC's shape", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
     const lb = new LoadBalancer({ link: "api", mode: "least-conn", sticky: true, stickyMaxAge: "1h" });
     assert.equal(lb.status(), "unknown");
@@ -190,8 +185,7 @@ describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
   });
 
   test("an HttpHealthMonitor going unhealthy takes its server out of live traffic, and back", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
     const { lb, port } = await startBalancer(c);
     const monitor = new HttpHealthMonitor(a.url, { interval: "20ms", retries: 2 });
@@ -221,8 +215,7 @@ describe("idle wake", { timeout: 30000 }, () => {
   }
 
   test("server.tryWake wakes a napping server and the next request is served", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a] = await Promise.all([backend("a", { cleanup: c })]);
     let st: HealthStatus = "napping";
     let wakes = 0;
@@ -261,8 +254,7 @@ describe("idle wake", { timeout: 30000 }, () => {
   });
 
   test("/$switchyard/wake-events streams one frame per napping server, then ready; no cookie", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { lb, port } = await startBalancer(c, [], { sticky: true });
     const st: Record<string, HealthStatus> = { a: "napping", b: "napping", c: "healthy" };
     let release!: () => void;
@@ -301,8 +293,7 @@ describe("idle wake", { timeout: 30000 }, () => {
   });
 
   test("wake-events: the last frame is an error carrying every failure", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { lb, port } = await startBalancer(c);
     for (const [name, fail] of [
       ["a", "disk on fire"],
@@ -406,8 +397,7 @@ describe("library API surface and errors", () => {
   });
 
   test("updateConfig on a live balancer: sticky on/off, mode and real-IP options take effect at once", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
     const { lb, port } = await startBalancer(c);
     addServer(lb, { name: "a", url: a.url });
@@ -447,8 +437,7 @@ describe("library API surface and errors", () => {
   });
 
   test("start(signal) starts monitors of existing and later servers; removing a server stops its monitor", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const a = await backend("a", { cleanup: c });
     const lb = new LoadBalancer({ link: "x" });
     const m1 = new HttpHealthMonitor(a.url, { interval: "1h" });

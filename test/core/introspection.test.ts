@@ -5,8 +5,9 @@ import { describe, test } from "node:test";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
 import { backend } from "../support/backend.ts";
 import { addServer, startBalancer } from "../support/balancer.ts";
-import { Cleanup, listen } from "../support/cleanup.ts";
+import { cleanupAfter } from "../support/cleanup.ts";
 import { get } from "../support/http.ts";
+import { freePort } from "../support/ports.ts";
 
 const DECISION = "switchyard-decision";
 
@@ -20,8 +21,7 @@ function lanAddress(): string | undefined {
 
 describe("decision introspection (switchyard-debug → switchyard-decision)", { timeout: 30000 }, () => {
   test("absent without the header; with it from loopback (no token): service, server, mode, why, tries", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
     const { lb, port } = await startBalancer(c, [], { link: "api" });
     addServer(lb, { name: "api-1", url: a.url });
@@ -40,8 +40,7 @@ describe("decision introspection (switchyard-debug → switchyard-decision)", { 
   });
 
   test("ip_hash names the client address and its rank; sticky says cookie; least_conn its load", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
     const hash = await startBalancer(c, [], {
       link: "api",
@@ -81,13 +80,9 @@ describe("decision introspection (switchyard-debug → switchyard-decision)", { 
   });
 
   test("a retry after a refused connection says so and counts the tries", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const a = await backend("a", { cleanup: c });
-    // a port that refuses: listen, note the port, close
-    const gone = http.createServer();
-    const deadPort = await listen(gone, new Cleanup());
-    await new Promise<void>((r) => gone.close(() => r()));
+    const deadPort = await freePort(); // nobody listens there: it refuses
     const { lb, port } = await startBalancer(c, [], { link: "api" });
     addServer(lb, { name: "dead", url: `http://127.0.0.1:${deadPort}` });
     addServer(lb, { name: "live", url: a.url });
@@ -100,8 +95,7 @@ describe("decision introspection (switchyard-debug → switchyard-decision)", { 
   });
 
   test("with a token: only the token unlocks it (any client); without one, non-loopback clients never get it", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const a = await backend("a", { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { link: "api", debugToken: "s3cret" });
     addServer(lb, { name: "api-1", url: a.url });

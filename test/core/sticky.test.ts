@@ -7,7 +7,7 @@ import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
 import { type Backend, backend } from "../support/backend.ts";
 import { addServer, startBalancer } from "../support/balancer.ts";
-import { Cleanup, listen } from "../support/cleanup.ts";
+import { type Cleanup, cleanupAfter, listen } from "../support/cleanup.ts";
 import { get, type Reply, send } from "../support/http.ts";
 import { selfSigned } from "../support/tls.ts";
 
@@ -31,8 +31,7 @@ async function threeBackends(c: Cleanup): Promise<Backend[]> {
 
 describe("sticky sessions", { timeout: 30000 }, () => {
   test("first response sets the cookie with the SPEC's attributes; a valid cookie pins without a new Set-Cookie", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const bs = await threeBackends(c);
     const { lb, port } = await startBalancer(c, [], { sticky: true });
     for (const b of bs) addServer(lb, { name: b.name, url: b.url });
@@ -62,8 +61,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("sticky: false sets no cookie, not even on /favicon.ico, unless a server of the service can be woken", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a, b] = await Promise.all(["a", "b"].map((n) => backend(n, { cleanup: c })));
     const { lb, port } = await startBalancer(c, [], { sticky: false });
     addServer(lb, { name: a.name, url: a.url });
@@ -80,8 +78,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("sticky_max_age is honoured and the value never contains the address, even encoded", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a] = await threeBackends(c);
     for (const secret of [undefined, "s3cret"]) {
       const { lb, port } = await startBalancer(c, [], {
@@ -140,8 +137,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("missing, malformed, forged and stale cookies get a fresh pick and a new cookie, never an error", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const bs = await threeBackends(c);
     const { lb, port } = await startBalancer(c, [], { sticky: true, stickySecret: "secret" });
     const state: Record<string, HealthStatus> = { a: "healthy", b: "healthy", c: "healthy" };
@@ -175,8 +171,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("Secure for a trusted peer that sent X-Forwarded-Proto: https, not for an untrusted one", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a] = await threeBackends(c);
     const trusted = await startBalancer(c, [], { sticky: true, options: { from: ["127.0.0.0/8"] } });
     addServer(trusted.lb, { name: "a", url: a.url });
@@ -209,8 +204,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
       t.skip("openssl is not available to make a test certificate");
       return;
     }
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const [a] = await threeBackends(c);
     const lb = new LoadBalancer({ link: "tls", sticky: true });
     lb.addServer(new Server({ name: "a", url: a.url }));
@@ -226,8 +220,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("the loading-page paths and /favicon.ico take the sticky path even when sticky is off, on a service that can be woken", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const bs = await threeBackends(c);
     const { lb, port } = await startBalancer(c, [], { sticky: false });
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, wake: async () => {} });

@@ -8,18 +8,12 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { after, test } from "node:test";
 import { Pool, request } from "undici";
+import { type Backend, type BackendHandler, backend } from "../support/backend.ts";
 import { Cleanup } from "../support/cleanup.ts";
-import {
-  type Backend,
-  type ProxySpec,
-  record,
-  reloadSteps,
-  runLoad,
-  type ServiceSpec,
-  startBackend,
-  startCli,
-  until,
-} from "./helpers.ts";
+import { until } from "../support/until.ts";
+import { runLoad } from "./load.ts";
+import { record } from "./summary.ts";
+import { type ProxySpec, reloadSteps, type ServiceSpec, startCli } from "./switchyards.ts";
 
 const CONCURRENCY = 64;
 // smaller than the in-process runs: here every request crosses two processes
@@ -28,13 +22,9 @@ const TOTAL = Number(process.env.RELIABILITY_CLI_LOAD ?? 4_000);
 const cleanup = new Cleanup();
 after(() => cleanup.run());
 
-async function backends(names: string[], handler?: Parameters<typeof startBackend>[1]): Promise<Backend[]> {
+async function backends(names: string[], handler?: BackendHandler): Promise<Backend[]> {
   const out: Backend[] = [];
-  for (const n of names) {
-    const b = await startBackend(n, handler);
-    cleanup.add(() => b.close());
-    out.push(b);
-  }
+  for (const n of names) out.push(await backend(n, { handler, cleanup }));
   return out;
 }
 

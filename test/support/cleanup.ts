@@ -16,6 +16,13 @@ export class Cleanup {
   }
 }
 
+/** A Cleanup run after test `t` (pass or fail). */
+export function cleanupAfter(t: { after(fn: () => unknown): void }): Cleanup {
+  const c = new Cleanup();
+  t.after(() => c.run());
+  return c;
+}
+
 /** Where a helper registers its undoing: a Cleanup, or a test context (`t.after`). */
 export type Undo = Cleanup | { after(fn: () => unknown): void };
 

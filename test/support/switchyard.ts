@@ -2,6 +2,7 @@
  * Helpers for end-to-end server tests: real backends on loopback, the real CLI as a child
  * process (ports learned from its machine-readable "listening" log line), small HTTP clients.
  */
+import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { type Backend, backend } from "./backend.ts";
 import type { Undo } from "./cleanup.ts";
 import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "./cli.ts";
+import { type GetOptions, get } from "./http.ts";
 
 export type { Backend } from "./backend.ts";
 
@@ -53,6 +55,26 @@ export function runCli(
 }
 
 export { get, type Reply, splitAddress } from "./http.ts";
+
+/**
+ * `n` GETs to `address` one after the other, each on its own connection (a cluster hands them to
+ * its workers in turn) and each answered 200; how many each backend answered (its name: the body
+ * of `startBackend`, trimmed).
+ */
+export async function spread(
+  address: string,
+  n: number,
+  options: GetOptions & { path?: string } = {},
+): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const r = await get(address, options.path ?? "/", options);
+    assert.equal(r.status, 200, `request ${i} to ${address}: ${r.status} ${r.body}`);
+    const name = r.body.trim();
+    seen[name] = (seen[name] ?? 0) + 1;
+  }
+  return seen;
+}
 
 /** Polls `fn` until it returns a truthy value (bounded); for states that have no event. */
 export async function eventually<T>(
