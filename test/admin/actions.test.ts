@@ -4,7 +4,7 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { openEvents, serverAction } from "../support/admin.ts";
+import { openEvents, serverAction, waitForHealth } from "../support/admin.ts";
 import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 type Stats = Record<
@@ -46,11 +46,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   const act = (server: string, action: string, body?: unknown) =>
     serverAction(admin, "web", server, action, body);
   const stats = async () => (await get(admin, "/api/stats")).json<Stats>();
-  await eventually(
-    async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
-    10_000,
-    "both healthy",
-  );
+  await waitForHealth(admin, "web", "2/2 servers are healthy");
   const events = await openEvents(admin);
   t.after(() => events.close());
 

@@ -4,7 +4,7 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { openEvents, serverAction } from "../support/admin.ts";
+import { openEvents, serverAction, waitForHealth } from "../support/admin.ts";
 import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {
@@ -58,11 +58,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
       .map((l) => JSON.parse(l) as { pid: number; server: string; path: string })
       .filter((r) => tag === undefined || r.path.includes(tag));
-  await eventually(
-    async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
-    10_000,
-    "both healthy",
-  );
+  await waitForHealth(admin, "web", "2/2 servers are healthy");
   const events = await openEvents(admin);
   t.after(() => events.close());
 

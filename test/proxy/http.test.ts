@@ -8,13 +8,24 @@ import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { test } from "node:test";
 import { backend } from "../support/backend.ts";
-import { inflight, startBalancer } from "../support/balancer.ts";
-import { cleanupAfter, listen } from "../support/cleanup.ts";
+import { type Balancer, inflight, startBalancer } from "../support/balancer.ts";
+import { type Cleanup, cleanupAfter, listen } from "../support/cleanup.ts";
 import { send } from "../support/http.ts";
 import { selfSigned } from "../support/tls.ts";
 import { until } from "../support/until.ts";
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
+
+/** The balancer `p` behind an HTTP/2 TLS listener (HTTP/1.1 allowed too), and a client session to it. */
+async function h2Front(c: Cleanup, p: Balancer) {
+  const { key, cert } = selfSigned();
+  const h2 = http2.createSecureServer(
+    { key, cert, allowHTTP1: true },
+    p.lb.handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
+  const port = await listen(h2, c);
+  return { session: http2.connect(`https://localhost:${port}`, { ca: cert }), port, cert };
+}
 
 test("keep-alive to the client and to the backend: sockets are reused", { timeout: 20_000 }, async (t) => {
   const c = cleanupAfter(t);
@@ -300,13 +311,7 @@ test("HTTP/2 clients: pseudo-headers are not forwarded and Host comes from :auth
     },
   });
   const p = await startBalancer(c, [b.url]);
-  const { key, cert } = selfSigned();
-  const h2 = http2.createSecureServer(
-    { key, cert, allowHTTP1: true },
-    p.lb.handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  );
-  const port = await listen(h2, c);
-  const session = http2.connect(`https://localhost:${port}`, { ca: cert });
+  const { session, port, cert } = await h2Front(c, p);
   c.add(() => session.close());
   const stream = session.request({ ":method": "POST", ":path": "/h2?x=1", "content-type": "text/plain" });
   stream.end("hello over h2");
@@ -548,13 +553,7 @@ test("an HTTP/2 client resetting its stream aborts the upstream request", { time
     },
   });
   const p = await startBalancer(c, [b.url]);
-  const { key, cert } = selfSigned();
-  const h2 = http2.createSecureServer(
-    { key, cert, allowHTTP1: true },
-    p.lb.handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  );
-  const port = await listen(h2, c);
-  const session = http2.connect(`https://localhost:${port}`, { ca: cert });
+  const { session } = await h2Front(c, p);
   session.on("error", () => {});
   c.add(() => session.destroy());
   const stream = session.request({ ":path": "/stream" });

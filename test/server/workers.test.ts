@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
+import { waitForHealth } from "../support/admin.ts";
 import {
   eventually,
   get,
@@ -47,12 +48,7 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
 
     await b[1].stop();
     // the primary's monitor sees it and tells both workers
-    await eventually(
-      async () =>
-        JSON.parse((await get(sy.admin!, "/api/health/web")).body).detail === "2/3 servers are healthy",
-      5000,
-      "health 2/3",
-    );
+    await waitForHealth(sy.admin!, "web", "2/3 servers are healthy", 5000);
     await new Promise((r) => setTimeout(r, INTERVAL));
     const mark = sy.lines.length;
     const bodies: string[] = [];

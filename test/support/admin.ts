@@ -31,6 +31,24 @@ export function serverAction(
   return call(admin, method, `/api/services/${service}/servers/${server}/${action}`, body);
 }
 
+/** Waits (polling, bounded) until `GET /api/health/<service>` says `detail`, e.g. "2/2 servers are healthy". */
+export async function waitForHealth(
+  admin: string,
+  service: string,
+  detail: string,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = "";
+  for (;;) {
+    const r = await call(admin, "GET", `/api/health/${service}`);
+    last = r.status === 200 ? String(r.json().detail) : `${r.status} ${r.body}`;
+    if (last === detail) return;
+    if (Date.now() > deadline) throw new Error(`${service}: waited ${ms} ms for "${detail}", last "${last}"`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}
+
 /** The pool of `GET /api/health/<service>` (its `extra.pool`), by server name. */
 export async function healthPool(
   admin: string,
