@@ -153,11 +153,7 @@ test("real server: one of three backends killed and restarted under load, 0 fail
     },
   });
   await phase;
-  let probesBeforeTraffic = 0;
-  for (const r of victim.received.slice(receivedAtRestart)) {
-    if (!r.url.startsWith("/healthz")) break;
-    probesBeforeTraffic++;
-  }
+  const probesBeforeTraffic = victim.probesFirst(receivedAtRestart);
   record({
     suite: "faults",
     scenario: "kill + restart 1 of 3 backends (real server)",

@@ -114,11 +114,7 @@ test("one of three backends killed and restarted under load: 0 failed requests",
     (e) => e.kind === "fail" && e.t >= killedAt && e.t < restartedAt,
   ).length;
   // probes the restarted backend answered before it was given its first request
-  let probesBeforeTraffic = 0;
-  for (const r of victim.received.slice(receivedAtRestart)) {
-    if (!r.url.startsWith("/healthz")) break;
-    probesBeforeTraffic++;
-  }
+  const probesBeforeTraffic = victim.probesFirst(receivedAtRestart);
 
   record({
     suite: "faults",

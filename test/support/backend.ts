@@ -59,6 +59,8 @@ export interface Backend {
   /** How many requests were not health probes. */
   served(): number;
   probes(): number;
+  /** How many requests from `received[from]` on were health probes before the first other one. */
+  probesFirst(from: number): number;
   /** Status of the default answer (200). */
   status: number;
   /**
@@ -101,6 +103,10 @@ export async function backend(name: string, options: BackendOptions = {}): Promi
     requests: () => received.filter((r) => !isProbe(r)),
     served: () => b.requests().length,
     probes: () => received.filter(isProbe).length,
+    probesFirst(from) {
+      const i = received.findIndex((r, j) => j >= from && !isProbe(r));
+      return (i < 0 ? received.length : i) - from;
+    },
     status: 200,
     hold: false,
     held: [],
