@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { NODE } from "../support/cli.ts";
-import { APP, alive, IDLE_FIXTURES as FIXTURES } from "../support/idle.ts";
+import { APP, alive, IDLE_FIXTURES as FIXTURES, serveIdleService } from "../support/idle.ts";
 import { freePort } from "../support/ports.ts";
 import { eventually, get, serveYaml, tempDir, yamlHead } from "../support/switchyard.ts";
 
@@ -47,16 +47,13 @@ describe("idle: exec provider", { timeout: 60_000 }, () => {
 
   test("a failing start: 502 with the command's last stderr line; error status with the reason", async (t) => {
     const port = await freePort();
-    const sy = await serveYaml(
+    const sy = await serveIdleService(
       t,
-      `${yamlHead()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - name: broken
+      `      - name: broken
         url: http://127.0.0.1:${port}
         exec: { start: "FAIL_START=app2.service ${join(FIXTURES, "start-backend.sh")}", stop: "true" }
 `,
+      { idle: "{ idle_timeout: 1m }" },
     );
     const r = await get(sy.proxy[0], "/", JSON_ACCEPT);
     assert.equal(r.status, 502);

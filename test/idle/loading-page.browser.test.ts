@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { launchBrowser } from "../support/browser.ts";
 import { ROOT } from "../support/cli.ts";
-import { serveIdleApp } from "../support/idle.ts";
+import { serveIdleApp, serveIdleService } from "../support/idle.ts";
 import { freePort } from "../support/ports.ts";
-import { get, serveYaml, tempDir, yamlHead } from "../support/switchyard.ts";
+import { get, tempDir } from "../support/switchyard.ts";
 
 describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
   test("page shown, progress lines appear, then the backend's own page", async (t) => {
@@ -63,14 +63,11 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
 
   test("a failed wake: the page shows the error and stops (no reload)", async (t) => {
     const port = await freePort();
-    const sy = await serveYaml(
+    const sy = await serveIdleService(
       t,
-      `${yamlHead()}  shop:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: shop-9, url: "http://127.0.0.1:${port}", run: { command: [/nonexistent/shop-binary] } }
+      `      - { name: shop-9, url: "http://127.0.0.1:${port}", run: { command: [/nonexistent/shop-binary] } }
 `,
+      { service: "shop", idle: "{ idle_timeout: 1m }" },
     );
     const browser = await launchBrowser();
     t.after(() => browser.close());

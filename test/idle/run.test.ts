@@ -6,7 +6,7 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { healthPool } from "../support/admin.ts";
-import { alive, procState, runApp, serveIdleApp, wakeActions } from "../support/idle.ts";
+import { alive, procState, runApp, serveIdleApp, serveIdleService, wakeActions } from "../support/idle.ts";
 import { freePort } from "../support/ports.ts";
 import { eventually, get, serveYaml, yamlHead } from "../support/switchyard.ts";
 
@@ -117,15 +117,12 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
 
   test("a process that exits at once: 502 naming the server, never its address; napping after", async (t) => {
     const port = await freePort();
-    const sy = await serveYaml(
+    const sy = await serveIdleService(
       t,
-      `${yamlHead()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: crashy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { EXIT_CODE: 3 })} }
+      `      - { name: crashy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { EXIT_CODE: 3 })} }
       - { name: missing, url: "http://127.0.0.1:${await freePort()}", run: { command: [/nonexistent/switchyard-test-bin] } }
 `,
+      { idle: "{ idle_timeout: 1m }" },
     );
     const seen = new Map<string, string>();
     for (let i = 0; i < 4 && seen.size < 2; i++) {

@@ -36,8 +36,29 @@ export interface IdleAppOptions {
 }
 
 /**
- * `switchyard serve` with one service (`app`, every host) whose one server `name` runs the app
- * fixture on a free port, napping until a request wakes it; both are undone after test `t`.
+ * `switchyard serve` with one idle-managed service (`app`, every host) whose servers are the
+ * YAML lines `servers` (indented as list items under `servers:`); both are undone after test `t`.
+ */
+export function serveIdleService(
+  t: { after(fn: () => unknown): void },
+  servers: string,
+  options: Omit<IdleAppOptions, "env">,
+): Promise<Running> {
+  const check = options.healthcheck ? `    healthcheck: ${options.healthcheck}\n` : "";
+  return serveYaml(
+    t,
+    `${yamlHead()}  ${options.service ?? "app"}:
+    hosts: ["*"]
+${check}    idle: ${options.idle}
+    servers:
+${servers}`,
+    options.args,
+  );
+}
+
+/**
+ * `serveIdleService` with one server `name` that runs the app fixture on a free port, napping
+ * until a request wakes it.
  */
 export async function serveIdleApp(
   t: { after(fn: () => unknown): void },
@@ -45,18 +66,8 @@ export async function serveIdleApp(
   options: IdleAppOptions,
 ): Promise<{ sy: Running; port: number }> {
   const port = await freePort();
-  const check = options.healthcheck ? `    healthcheck: ${options.healthcheck}\n` : "";
-  const sy = await serveYaml(
-    t,
-    `${yamlHead()}  ${options.service ?? "app"}:
-    hosts: ["*"]
-${check}    idle: ${options.idle}
-    servers:
-      - { name: ${name}, url: "http://127.0.0.1:${port}", run: ${runApp(port, options.env)} }
-`,
-    options.args,
-  );
-  return { sy, port };
+  const line = `      - { name: ${name}, url: "http://127.0.0.1:${port}", run: ${runApp(port, options.env)} }\n`;
+  return { sy: await serveIdleService(t, line, options), port };
 }
 
 /**
