@@ -3,9 +3,9 @@ import { describe, test } from "node:test";
 import { InvalidArgumentError } from "../../src/errors.ts";
 import { type BalancerEvent, LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
-import { type Backend, backend } from "../support/backend.ts";
+import { backends } from "../support/backend.ts";
 import { addServer, counts, fakeReq, startBalancer } from "../support/balancer.ts";
-import { type Cleanup, cleanupAfter } from "../support/cleanup.ts";
+import { cleanupAfter } from "../support/cleanup.ts";
 import { bodyOf, get, type Reply, requestHead } from "../support/http.ts";
 import { freePort } from "../support/ports.ts";
 
@@ -14,14 +14,10 @@ function cookieOf(r: Reply): string | undefined {
   return set?.slice(0, set.indexOf(";"));
 }
 
-async function backends(c: Cleanup, names = ["a", "b", "c"]): Promise<Backend[]> {
-  return Promise.all(names.map((n) => backend(n, { cleanup: c })));
-}
-
 /** Backends a, b, c behind a sticky balancer that records its events. */
 async function stickyThree(t: { after(fn: () => unknown): void }) {
   const c = cleanupAfter(t);
-  const bs = await backends(c);
+  const bs = await backends(["a", "b", "c"], { cleanup: c });
   const events: BalancerEvent[] = [];
   const { lb, port } = await startBalancer(c, [], { sticky: true, onEvent: (e) => events.push(e) });
   for (const b of bs) addServer(lb, { name: b.name, url: b.url });
@@ -88,7 +84,7 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
 
   test("drain(wait) answers at the deadline with the in-flight count when requests do not finish", async (t) => {
     const c = cleanupAfter(t);
-    const bs = await backends(c, ["a"]);
+    const bs = await backends(["a"], { cleanup: c });
     const { lb, port } = await startBalancer(c);
     addServer(lb, { name: "a", url: bs[0].url });
     bs[0].hold = true;
@@ -181,7 +177,7 @@ describe("admin states, runtime weights and drain", { timeout: 30000 }, () => {
 describe("events", { timeout: 30000 }, () => {
   test("a refused connection emits `ejected`, the status change `health` (warn), once each", async (t) => {
     const c = cleanupAfter(t);
-    const [a] = await backends(c, ["a"]);
+    const [a] = await backends(["a"], { cleanup: c });
     const deadPort = await freePort(); // nobody listens there: it refuses
     const events: BalancerEvent[] = [];
     const { lb, port } = await startBalancer(c, [], { onEvent: (e) => events.push(e) });

@@ -1,15 +1,11 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { HealthStatus } from "../../src/health/status.ts";
-import { type Backend, backend } from "../support/backend.ts";
+import { type Backend, backend, backends } from "../support/backend.ts";
 import { addServer, counts, fakeReq, startBalancer } from "../support/balancer.ts";
-import { type Cleanup, cleanupAfter } from "../support/cleanup.ts";
+import { cleanupAfter } from "../support/cleanup.ts";
 import { bodyOf, get, requestHead } from "../support/http.ts";
 import { until } from "../support/until.ts";
-
-async function backends(names: string[], c: Cleanup): Promise<Backend[]> {
-  return Promise.all(names.map((n) => backend(n, { cleanup: c })));
-}
 
 async function sequence(port: number, n: number, headers = {}): Promise<string[]> {
   const out: string[] = [];
@@ -24,7 +20,7 @@ async function sequence(port: number, n: number, headers = {}): Promise<string[]
 describe("round_robin over real HTTP", { timeout: 30000 }, () => {
   test("weights 5,1,1 give a a b a c a a", async (t) => {
     const c = cleanupAfter(t);
-    const [a, b, cc] = await backends(["a", "b", "c"], c);
+    const [a, b, cc] = await backends(["a", "b", "c"], { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { mode: "round_robin" });
     addServer(lb, { name: "a", url: a.url, weight: 5 });
     addServer(lb, { name: "b", url: b.url, weight: 1 });
@@ -34,7 +30,7 @@ describe("round_robin over real HTTP", { timeout: 30000 }, () => {
 
   test("50/30/20: every 100 requests give exactly the weights, also right after an add and a remove", async (t) => {
     const c = cleanupAfter(t);
-    const [a, b, cc, d] = await backends(["a", "b", "c", "d"], c);
+    const [a, b, cc, d] = await backends(["a", "b", "c", "d"], { cleanup: c });
     const { lb, port } = await startBalancer(c);
     addServer(lb, { name: "a", url: a.url, weight: 50 });
     addServer(lb, { name: "b", url: b.url, weight: 30 });
@@ -53,7 +49,7 @@ describe("round_robin over real HTTP", { timeout: 30000 }, () => {
 describe("least_conn over real HTTP with held requests", { timeout: 30000 }, () => {
   test("the least-loaded server relative to its weight gets the next request", async (t) => {
     const c = cleanupAfter(t);
-    const [a, b] = await backends(["a", "b"], c);
+    const [a, b] = await backends(["a", "b"], { cleanup: c });
     a.hold = b.hold = true;
     const { lb, port } = await startBalancer(c, [], { mode: "least_conn" });
     addServer(lb, { name: "a", url: a.url, weight: 3 }); // 75
@@ -87,7 +83,7 @@ describe("least_conn over real HTTP with held requests", { timeout: 30000 }, () 
 
   test("ties rotate and weights hold when idle", async (t) => {
     const c = cleanupAfter(t);
-    const [a, b, cc] = await backends(["a", "b", "c"], c);
+    const [a, b, cc] = await backends(["a", "b", "c"], { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { mode: "least-conn" });
     addServer(lb, { name: "a", url: a.url, weight: 1 });
     addServer(lb, { name: "b", url: b.url, weight: 1 });
@@ -148,7 +144,7 @@ describe("ip_hash with real-IP resolution", { timeout: 60000 }, () => {
 
   test("an unhealthy hashed server's clients go to another good server (no 503) and come back", async (t) => {
     const c = cleanupAfter(t);
-    const bs = await backends(["a", "b", "c"], c);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { mode: "ip_hash", options: { from: ["127.0.0.1"] } });
     const state: Record<string, HealthStatus> = { a: "healthy", b: "healthy", c: "healthy" };
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, health: { status: () => state[b.name] } });
@@ -184,7 +180,7 @@ describe("ip_hash with real-IP resolution", { timeout: 60000 }, () => {
 describe("health flips and passive health", { timeout: 30000 }, () => {
   test("a custom health object with only status() takes effect on the very next pick", async (t) => {
     const c = cleanupAfter(t);
-    const [a, b] = await backends(["a", "b"], c);
+    const [a, b] = await backends(["a", "b"], { cleanup: c });
     for (const mode of ["round_robin", "least_conn", "ip_hash"]) {
       const { lb, port } = await startBalancer(c, [], { mode });
       let st: HealthStatus = "healthy";
@@ -203,7 +199,7 @@ describe("health flips and passive health", { timeout: 30000 }, () => {
   test("a refused connection takes the server out at once; it returns when an active check succeeds", async (t) => {
     const c = cleanupAfter(t);
     const { HttpHealthMonitor } = await import("../../src/health/http-monitor.ts");
-    const [live, checks] = await backends(["live", "checks"], c);
+    const [live, checks] = await backends(["live", "checks"], { cleanup: c });
     checks.status = 500; // the checker sees failures below `retries`: still "healthy", never a success
     const dead = await backend("dead"); // closed at once below: its port refuses
     await new Promise((r) => dead.server.close(r));
@@ -229,7 +225,7 @@ describe("health flips and passive health", { timeout: 30000 }, () => {
 
   test("without an active checker, a passively ejected server returns after the cooldown", async (t) => {
     const c = cleanupAfter(t);
-    const [live] = await backends(["live"], c);
+    const [live] = await backends(["live"], { cleanup: c });
     const dead = await backend("dead");
     await new Promise((r) => dead.server.close(r));
     const { lb, port } = await startBalancer(c, [], { passiveCooldown: "150ms" });

@@ -5,9 +5,9 @@ import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
 import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
-import { type Backend, backend } from "../support/backend.ts";
+import { backend, backends } from "../support/backend.ts";
 import { addServer, startBalancer } from "../support/balancer.ts";
-import { type Cleanup, cleanupAfter, listen } from "../support/cleanup.ts";
+import { cleanupAfter, listen } from "../support/cleanup.ts";
 import { get, type Reply, send } from "../support/http.ts";
 import { selfSigned } from "../support/tls.ts";
 
@@ -25,14 +25,10 @@ function stickyCookie(r: Reply): { value: string; maxAge: number; secure: boolea
   return { value: m[1], maxAge: Number(m[2]), secure: m[3] !== undefined, raw: mine[0] };
 }
 
-async function threeBackends(c: Cleanup): Promise<Backend[]> {
-  return Promise.all(["a", "b", "c"].map((n) => backend(n, { cleanup: c })));
-}
-
 describe("sticky sessions", { timeout: 30000 }, () => {
   test("first response sets the cookie with the SPEC's attributes; a valid cookie pins without a new Set-Cookie", async (t) => {
     const c = cleanupAfter(t);
-    const bs = await threeBackends(c);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { sticky: true });
     for (const b of bs) addServer(lb, { name: b.name, url: b.url });
     const first = await get(port);
@@ -79,7 +75,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
 
   test("sticky_max_age is honoured and the value never contains the address, even encoded", async (t) => {
     const c = cleanupAfter(t);
-    const [a] = await threeBackends(c);
+    const [a] = await backends(["a", "b", "c"], { cleanup: c });
     for (const secret of [undefined, "s3cret"]) {
       const { lb, port } = await startBalancer(c, [], {
         sticky: true,
@@ -138,7 +134,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
 
   test("missing, malformed, forged and stale cookies get a fresh pick and a new cookie, never an error", async (t) => {
     const c = cleanupAfter(t);
-    const bs = await threeBackends(c);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { sticky: true, stickySecret: "secret" });
     const state: Record<string, HealthStatus> = { a: "healthy", b: "healthy", c: "healthy" };
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, health: { status: () => state[b.name] } });
@@ -172,7 +168,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
 
   test("Secure for a trusted peer that sent X-Forwarded-Proto: https, not for an untrusted one", async (t) => {
     const c = cleanupAfter(t);
-    const [a] = await threeBackends(c);
+    const [a] = await backends(["a", "b", "c"], { cleanup: c });
     const trusted = await startBalancer(c, [], { sticky: true, options: { from: ["127.0.0.0/8"] } });
     addServer(trusted.lb, { name: "a", url: a.url });
     assert.equal(
@@ -205,7 +201,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
       return;
     }
     const c = cleanupAfter(t);
-    const [a] = await threeBackends(c);
+    const [a] = await backends(["a", "b", "c"], { cleanup: c });
     const lb = new LoadBalancer({ link: "tls", sticky: true });
     lb.addServer(new Server({ name: "a", url: a.url }));
     const controller = new AbortController();
@@ -221,7 +217,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
 
   test("the loading-page paths and /favicon.ico take the sticky path even when sticky is off, on a service that can be woken", async (t) => {
     const c = cleanupAfter(t);
-    const bs = await threeBackends(c);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
     const { lb, port } = await startBalancer(c, [], { sticky: false });
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, wake: async () => {} });
     const plain = await get(port, "/");

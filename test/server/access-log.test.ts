@@ -1,20 +1,8 @@
 import * as assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { test } from "node:test";
 import type { LogRecord } from "../support/cli.ts";
+import { freePort } from "../support/ports.ts";
 import { eventually, get, startBackend, startSwitchyard, tempDir } from "../support/switchyard.ts";
-
-/** A loopback port nobody listens on (connections to it are refused). */
-function deadPort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
 
 const isAccess = (r: LogRecord) => r.component === "access" && r.msg === "request";
 
@@ -23,7 +11,7 @@ test("access log: one info line per request with the resolved client, status, by
 }, async () => {
   const tmp = tempDir();
   const alive = await startBackend("alive");
-  const dead = await deadPort();
+  const dead = await freePort();
   const file = tmp.write(
     "s.yaml",
     `listen: 127.0.0.1:0

@@ -227,6 +227,11 @@ export async function backend(name: string, options: BackendOptions = {}): Promi
   return b;
 }
 
+/** Backends with these names and the same options, started side by side. */
+export function backends(names: readonly string[], options: BackendOptions = {}): Promise<Backend[]> {
+  return Promise.all(names.map((n) => backend(n, options)));
+}
+
 /** A raw TCP backend: `onConn` gets each connection (for misbehaving servers). */
 export async function tcpBackend(
   cleanup: Cleanup,

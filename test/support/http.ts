@@ -25,8 +25,9 @@ export interface SendOptions extends https.RequestOptions {
   body?: string | Buffer;
 }
 
-/** "host:port" (as switchyard logs its addresses) → a host to connect to and the port. */
-export function splitAddress(address: string): [string, number] {
+/** "host:port" (as switchyard logs its addresses) or an origin ("http://host:port") → a host to connect to and the port. */
+export function splitAddress(hostPort: string): [string, number] {
+  const address = hostPort.replace(/^https?:\/\//, "").replace(/\/$/, "");
   const i = address.lastIndexOf(":");
   let host = address.slice(0, i);
   if (host === "0.0.0.0" || host === "[::]") host = "127.0.0.1";
@@ -34,7 +35,7 @@ export function splitAddress(address: string): [string, number] {
 }
 
 /**
- * One request; `to` is a port on 127.0.0.1 or a "host:port" address. Without `agent` it goes
+ * One request; `to` is a port on 127.0.0.1, a "host:port" address or an origin (a backend's `url`). Without `agent` it goes
  * through Node's global agent (keep-alive); pass `agent: false` for a connection of its own.
  */
 export function send(to: number | string, opts: SendOptions = {}): Promise<Reply> {
