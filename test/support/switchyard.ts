@@ -1,6 +1,7 @@
 /**
- * Helpers for end-to-end server tests: real backends on loopback, the real CLI as a child
- * process (ports learned from its machine-readable "listening" log line), small HTTP clients.
+ * `switchyard serve` in end-to-end tests: the real CLI as a child process (ports learned from its
+ * "listening" log line), a config written to a temporary file, the end-to-end backend
+ * (backend.ts answering its name and a newline), and the HTTP client's `get` (http.ts).
  */
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
