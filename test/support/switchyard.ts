@@ -118,6 +118,16 @@ export function tempDir(prefix = "switchyard-test-"): {
   };
 }
 
+/** `tempDir` removed after test `t`. */
+export function tempDirFor(
+  t: { after(fn: () => unknown): void },
+  prefix?: string,
+): ReturnType<typeof tempDir> {
+  const tmp = tempDir(prefix);
+  t.after(() => tmp.remove());
+  return tmp;
+}
+
 export { selfSignedCert } from "./tls.ts";
 
 /** The start of a test config: listener and admin on free loopback ports, then `top`, then `services:`. */
@@ -149,18 +159,23 @@ export function yamlConfig(
 
 /**
  * Runs `switchyard serve` on `yaml` (written to the temporary `file`) and waits for it to listen;
- * both are undone after test `t` (SIGKILL: end a test with `sy.stop()` to check a clean exit).
+ * both are undone after test `t` (SIGKILL, or with `cleanExit` SIGTERM and exit code 0 asserted).
  */
 export async function serveYaml(
   t: { after(fn: () => unknown): void },
   yaml: string,
   args: string[] = [],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /** After the test: SIGTERM and assert exit code 0 (a clean shutdown), instead of SIGKILL. */
+    cleanExit?: boolean;
+  } = {},
 ): Promise<Running & { file: string }> {
-  const tmp = tempDir();
-  t.after(() => tmp.remove());
+  const tmp = tempDirFor(t);
   const file = tmp.write("s.yaml", yaml);
   const sy = await startSwitchyard(["serve", "-c", file, ...args], options);
-  t.after(() => sy.stop("SIGKILL"));
+  if (options.cleanExit) t.after(async () => assert.equal((await sy.stop()).code, 0, "a clean exit"));
+  else t.after(() => sy.stop("SIGKILL"));
   return { ...sy, file };
 }
