@@ -5,12 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { NODE, spawnCli } from "../support/cli.ts";
+import { tempDirFor } from "../support/switchyard.ts";
 
 const run = promisify(execFile);
 const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).href);
@@ -52,17 +50,14 @@ test("a plain-HTTP server (proxy, admin API, metrics) serves without loading TLS
 });
 
 test("`switchyard serve` runs in its own process with 2 MB semi-spaces and no Maglev; an empty SWITCHYARD_V8_FLAGS keeps Node's defaults", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "sy-footprint-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, "switchyard.yaml");
-  writeFileSync(
-    file,
+  const tmp = tempDirFor(t, "sy-footprint-");
+  const file = tmp.write(
+    "switchyard.yaml",
     "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nservices:\n  app:\n    hosts: ['*']\n    servers: ['http://127.0.0.1:9']\n",
   );
   // runs in every image of the process: prints its pid and node flags
-  const hook = join(dir, "hook.mjs");
-  writeFileSync(
-    hook,
+  const hook = tmp.write(
+    "hook.mjs",
     'process.stderr.write("FLAGS " + process.pid + " " + JSON.stringify(process.execArgv) + "\\n");\n',
   );
   for (const [setting, expected] of [
