@@ -17,7 +17,7 @@ import {
   type UpstreamHandler,
   type UpstreamRequest,
 } from "../http1/upstream.ts";
-import { isH2cUpgrade, requestProblem } from "../http1/validate.ts";
+import { h2cTunnelable, isH2cUpgrade, requestProblem } from "../http1/validate.ts";
 import { isTlsError, tlsConnectOptions, tlsReason } from "../upstream-tls.ts";
 import { H2_CODES, H2Pool } from "./h2-client.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
@@ -40,6 +40,8 @@ export interface ForwardHost {
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
   pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
+  /** `Upgrade: h2c` is tunnelled to HTTP/1.1 servers (absent or false: refused with 400). */
+  readonly allowH2cUpgrade?: boolean;
   /**
    * A retry moved the request to `next`: a sticky cookie the host set for the failed server may
    * be re-pointed (headers not yet sent).
@@ -236,13 +238,20 @@ class PoolForwarder implements Forwarder {
   }
 
   upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
-    // h2c is never tunnelled (h2c smuggling: the backend's HTTP/2 would bypass the proxy's rules);
-    // switchyard's fronts serve such a request as a plain one, a node:http front hands it here
-    if (isH2cUpgrade(req.headers.upgrade)) {
+    // h2c is tunnelled only where the service allows it (h2c smuggling: the backend's HTTP/2 would
+    // bypass the proxy's rules); switchyard's fronts serve such a request as a plain one, a
+    // node:http front hands it here. It switches an HTTP/1.1 connection: HTTP/2 servers have none.
+    const h2c = isH2cUpgrade(req.headers.upgrade);
+    if (
+      h2c &&
+      (host.allowH2cUpgrade !== true ||
+        server.transport.protocol !== "http1.1" ||
+        !h2cTunnelable(req.rawHeaders))
+    ) {
       endWithError(socket, 400, "Bad Request: h2c upgrade not supported");
       return;
     }
-    new Tunnel(this, host, req, socket, head).send(server);
+    new Tunnel(this, host, req, socket, head, h2c).send(server);
   }
 }
 
@@ -523,6 +532,8 @@ class Tunnel {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly upgradeTo: string;
+  /** An `Upgrade: h2c` (allowed by the service): HTTP2-Settings goes along, the tunnel has an idle timeout. */
+  readonly h2c: boolean;
   tried: Server[] = [];
   server: Server | null = null;
   upstream: http.ClientRequest | null = null;
@@ -530,8 +541,16 @@ class Tunnel {
   done = false;
   headers: string[] | null = null;
 
-  constructor(fw: PoolForwarder, host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer) {
+  constructor(
+    fw: PoolForwarder,
+    host: ForwardHost,
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    h2c = false,
+  ) {
     this.fw = fw;
+    this.h2c = h2c;
     this.host = host;
     this.req = req;
     this.socket = socket;
@@ -554,6 +573,7 @@ class Tunnel {
         { clientIp: trusted ? this.host.clientIp(req) : "", trusted },
         this.upgradeTo,
       );
+      if (this.h2c) h2cHeaders(this.headers, req.rawHeaders);
     }
     const { host, port, tls, servername } = backendAddress(server.url);
     const options: https.RequestOptions = {
@@ -642,6 +662,10 @@ class Tunnel {
     if (upHead.length) client.write(upHead);
     if (this.head.length) upSocket.write(this.head);
     upSocket.on("error", noop);
+    // an h2c tunnel is an HTTP connection: closed after timeouts.idle without a byte either way
+    // (every byte passes through the upstream socket, whose timer both directions restart)
+    const idle = this.fw.opts.idleTimeout;
+    if (this.h2c && idle > 0) (upSocket as Socket).setTimeout(idle, () => upSocket.destroy());
     // from now on the pipes own the lifecycle: the server's in-flight count is held until both
     // sides are gone
     this.done = true;
@@ -688,6 +712,25 @@ class Tunnel {
     });
     client.once("close", () => res.destroy());
     res.pipe(client, { end: false });
+  }
+}
+
+/**
+ * The h2c parts upstreamHeaders drops as hop-by-hop: the client's one `HTTP2-Settings` (the
+ * front checked there is exactly one) and `Connection: Upgrade, HTTP2-Settings` naming it (RFC 7540 §3.2).
+ */
+function h2cHeaders(out: string[], raw: readonly string[]): void {
+  for (let i = out.length - 2; i >= 0; i -= 2) {
+    if (out[i] === "connection") {
+      out[i + 1] = "Upgrade, HTTP2-Settings";
+      break;
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].toLowerCase() === "http2-settings") {
+      out.push("http2-settings", raw[i + 1]);
+      return;
+    }
   }
 }
 

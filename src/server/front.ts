@@ -9,6 +9,7 @@ import type { Duplex } from "node:stream";
 import { normalizePeer } from "../balancer/realip.ts";
 import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
+import { h2cTunnelable } from "../http1/validate.ts";
 import { batchedInfo, type Logger } from "../log.ts";
 import { classIndex } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
@@ -127,6 +128,7 @@ export class Front {
     this.#access = batchedInfo(logger.child({ component: "access" }), "request");
     this.request = this.request.bind(this);
     this.upgrade = this.upgrade.bind(this);
+    this.h2cUpgrade = this.h2cUpgrade.bind(this);
   }
 
   /** Swaps in the services of a new config; requests already routed keep their service. */
@@ -182,6 +184,19 @@ export class Front {
     else svc.chain.handle(req, res, svc.lb);
   }
 
+  /**
+   * Asked by the HTTP/1 fronts at the head of an `Upgrade: h2c` request: it is tunnelled only when
+   * the service it routes to has `allow_h2c_upgrade` (and it is a well-formed, bodiless one); else
+   * it is served as a plain request without its Upgrade. The upgrade then runs the service's
+   * middlewares like any other (`upgrade` below).
+   */
+  h2cUpgrade(rawHeaders: readonly string[], target: string): boolean {
+    if (this.#draining || !h2cTunnelable(rawHeaders)) return false;
+    let svc = this.#router.match(hostIn(rawHeaders));
+    if (svc instanceof PathTable) svc = svc.match(target);
+    return svc !== undefined && svc.config.allowH2cUpgrade === true;
+  }
+
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", ignore);
     let svc = this.#router.match(hostOf(req));
@@ -214,7 +229,10 @@ function ignore(): void {}
  * `req.headers` for this one value costs more than the lookup.
  */
 export function hostOf(req: IncomingMessage): string | undefined {
-  const raw = req.rawHeaders;
+  return hostIn(req.rawHeaders);
+}
+
+function hostIn(raw: readonly string[]): string | undefined {
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i];

@@ -22,6 +22,8 @@ import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from ".
 export interface ListenerHandler {
   request(req: http.IncomingMessage, res: http.ServerResponse): void;
   upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Whether an `Upgrade: h2c` request is tunnelled (its service allows it); see Http1Handler. */
+  h2cUpgrade?(rawHeaders: readonly string[], target: string): boolean;
 }
 
 /** Server-side timeouts: bounded whole-request time, keep-alive idle (headers: `timeouts.client_header`). */
@@ -151,6 +153,7 @@ export class Listeners {
       {
         request: h.request,
         upgrade: h.upgrade,
+        h2cUpgrade: h.h2cUpgrade,
         clientError: (err) => logger.debug({ err }, "bad request from a client"),
         handlerError: (err) => logger.error({ err }, "request handler failed"),
       },
