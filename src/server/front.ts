@@ -11,6 +11,7 @@ import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { h2cTunnelable } from "../http1/validate.ts";
 import { batchedInfo, type Logger } from "../log.ts";
+import { extendedProtocol, websocketOverH2 } from "./h2-websocket.ts";
 import { classIndex } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
 import { HostRouter } from "./router.ts";
@@ -129,6 +130,7 @@ export class Front {
     this.request = this.request.bind(this);
     this.upgrade = this.upgrade.bind(this);
     this.h2cUpgrade = this.h2cUpgrade.bind(this);
+    this.connect = this.connect.bind(this);
   }
 
   /** Swaps in the services of a new config; requests already routed keep their service. */
@@ -197,6 +199,25 @@ export class Front {
     return svc !== undefined && svc.config.allowH2cUpgrade === true;
   }
 
+  /**
+   * A CONNECT on the h2 front: an extended CONNECT for a WebSocket (RFC 8441) takes the upgrade
+   * path below as the equivalent HTTP/1.1 handshake (h2-websocket.ts); a plain CONNECT (a
+   * tunnel to anywhere) gets 405, as on the HTTP/1 front.
+   */
+  connect(req: IncomingMessage, res: ServerResponse): void {
+    const protocol = extendedProtocol(req);
+    if (protocol === undefined || protocol.toLowerCase() !== "websocket") {
+      sendError(
+        res,
+        protocol === undefined ? 405 : 501,
+        protocol === undefined ? "Method Not Allowed" : "Not Implemented",
+      );
+      return;
+    }
+    const up = websocketOverH2(req);
+    this.upgrade(up.req, up.socket, EMPTY);
+  }
+
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", ignore);
     let svc = this.#router.match(hostOf(req));
@@ -223,6 +244,8 @@ function routePath(table: PathTable<Service>, req: IncomingMessage): Service | u
 }
 
 function ignore(): void {}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The Host a request names (HTTP/2: `:authority` when there is no Host), from rawHeaders: building

@@ -24,6 +24,11 @@ export interface ListenerHandler {
   upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Whether an `Upgrade: h2c` request is tunnelled (its service allows it); see Http1Handler. */
   h2cUpgrade?(rawHeaders: readonly string[], target: string): boolean;
+  /**
+   * A CONNECT on the h2 front; with it the front advertises extended CONNECT (RFC 8441), so
+   * HTTP/2 clients open WebSockets as CONNECT streams.
+   */
+  connect?(req: http.IncomingMessage, res: http.ServerResponse): void;
 }
 
 /** Server-side timeouts: bounded whole-request time, keep-alive idle (headers: `timeouts.client_header`). */
@@ -165,8 +170,10 @@ export class Listeners {
       // the protocol by ALPN instead and hands each connection to its front
       const h2 = http2.createServer({
         Http2ServerResponse: CountingH2Response as unknown as typeof http2.Http2ServerResponse,
+        ...(h.connect ? { settings: { enableConnectProtocol: true } } : {}),
       });
       h2.on("request", h.request as never);
+      if (h.connect) h2.on("connect", h.connect as never);
       // Expect: 100-continue goes on to the backend, whose 100 is relayed: no early 100 from node
       h2.on("checkContinue", h.request as never);
       h2.on("session", (session) => {

@@ -20,7 +20,7 @@ interface WsBackend {
   /** Headers of every extended CONNECT seen. */
   connects: http2.IncomingHttpHeaders[];
   /** The session each of them came on. */
-  connectSessions: http2.ServerHttp2Session[];
+  connectSessions: http2.Http2Session[];
   /** Open WebSocket streams. */
   streams: Set<http2.ServerHttp2Stream>;
   sessions: number;
