@@ -654,7 +654,9 @@ class Tunnel implements H2TunnelHandler {
       return;
     }
     const { pool, oneOff } = this.fw.h2Pool(server);
-    this.h2 = pool.tunnel(originForm(this.req.url), "websocket", this.headers!, this);
+    const attempt = pool.tunnel(originForm(this.req.url), "websocket", this.headers!, this);
+    // one that failed at once has been handled (and maybe retried, with an attempt of its own)
+    if (!attempt.finished) this.h2 = attempt;
     if (oneOff) pool.close().catch(noop);
   }
 

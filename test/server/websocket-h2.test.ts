@@ -258,6 +258,26 @@ services:
     }
   });
 
+  test("GOAWAY: an open WebSocket goes on on the old session, a new one opens another", async () => {
+    const t = new Cleanup();
+    try {
+      const a = connect(sy, "chat.test", "/chat", t);
+      await once(a, "open");
+      const stream = [...h2c.streams].at(-1)!;
+      const old = h2c.connectSessions.at(-1)!;
+      // the backend restarts gracefully: nothing after this WebSocket's stream is taken
+      (old as http2.ServerHttp2Session).goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+      const b = connect(sy, "chat.test", "/chat", t);
+      await once(b, "open");
+      assert.notEqual(h2c.connectSessions.at(-1), old, "the new WebSocket went to a new session");
+      a.send("still on the old session");
+      const [text] = (await once(a, "message")) as [RawData];
+      assert.equal(String(text), "still on the old session");
+    } finally {
+      await t.run();
+    }
+  });
+
   test("h2 (TLS): echo through an extended CONNECT over ALPN h2", async () => {
     const t = new Cleanup();
     try {
