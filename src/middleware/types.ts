@@ -4,9 +4,10 @@
  * head (edit headers, and filter the body through a `Sink`). Instances are built once per
  * service config; per-request state lives only in what a request phase or a body filter needs.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+
 import type { RealIpResolver } from "../balancer/realip.ts";
 import type { MiddlewareKind } from "../config/types.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import type { Logger } from "../log.ts";
 
 /** An answer that replaces the backend's (403, 308, 401, 429, …). */
@@ -46,7 +47,7 @@ export interface Middleware {
    * cluster rate limiter): return PENDING, then call `resume(answer)` exactly once.
    */
   request?(
-    req: IncomingMessage,
+    req: ProxyRequest,
     info: RequestInfo,
     resume: (answer: Answer | undefined) => void,
   ): Answer | undefined | typeof PENDING;
@@ -55,7 +56,7 @@ export interface Middleware {
    * `headers` (flat [name, value, …], names as sent) in place and return a body filter; returns
    * the status to send (usually `status`).
    */
-  head?(req: IncomingMessage, res: ServerResponse, status: number, headers: string[]): BodyFilter | undefined;
+  head?(req: ProxyRequest, res: ProxyResponse, status: number, headers: string[]): BodyFilter | undefined;
   /** The service is gone or reconfigured. */
   close?(): void;
 }

@@ -12,9 +12,10 @@
  *   own fields, anything else as it is — and whose other bytes are the stream's DATA both ways.
  */
 import { randomBytes } from "node:crypto";
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
 import * as http2 from "node:http2";
 import { Duplex } from "node:stream";
+import type { ProxyRequest } from "../http-types.ts";
 
 /** Response fields an HTTP/2 answer does not carry, and the HTTP/1.1 handshake's own. */
 const NOT_FORWARDED: ReadonlySet<string> = new Set([
@@ -29,7 +30,7 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
 const MAX_HEAD = 64 * 1024;
 
 /** The `:protocol` of an extended CONNECT, or undefined for a plain CONNECT. */
-export function extendedProtocol(req: IncomingMessage): string | undefined {
+export function extendedProtocol(req: ProxyRequest): string | undefined {
   const p = req.headers[":protocol"];
   return typeof p === "string" && p !== "" ? p : undefined;
 }
@@ -38,7 +39,7 @@ export function extendedProtocol(req: IncomingMessage): string | undefined {
  * The HTTP/1.1-shaped request and the socket of an extended CONNECT stream (see above). `req` is
  * node:http2's compatibility request of the stream.
  */
-export function websocketOverH2(req: IncomingMessage): { req: IncomingMessage; socket: Duplex } {
+export function websocketOverH2(req: ProxyRequest): { req: ProxyRequest; socket: Duplex } {
   const stream = (req as unknown as { stream: http2.ServerHttp2Stream }).stream;
   const raw: string[] = [];
   let host = false;
@@ -72,23 +73,20 @@ export function websocketOverH2(req: IncomingMessage): { req: IncomingMessage; s
     else h[n] = prev === undefined ? raw[i + 1] : `${prev}, ${raw[i + 1]}`;
   }
   const socket = new H2StreamSocket(stream, req.socket);
-  const upgrade = {
+  const upgrade: ProxyRequest = {
     method: "GET",
     url: req.url,
-    httpVersion: "1.1",
     httpVersionMajor: 1,
     httpVersionMinor: 1,
     headers,
     rawHeaders: raw,
-    trailers: {},
     rawTrailers: [],
     // the client's connection (its address, TLS): what forwarded headers and real-IP read
     socket: req.socket,
-    connection: req.socket,
     complete: true,
-    aborted: false,
+    readableEnded: true,
   };
-  return { req: upgrade as unknown as IncomingMessage, socket };
+  return { req: upgrade, socket };
 }
 
 /** An extended CONNECT stream as the socket of an HTTP/1.1 upgrade (see the top of the file). */
