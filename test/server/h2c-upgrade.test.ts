@@ -6,12 +6,13 @@
  */
 import * as assert from "node:assert/strict";
 import { once } from "node:events";
+import { writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Cleanup, listen } from "../support/cleanup.ts";
-import { type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
+import { get, type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { until } from "../support/until.ts";
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -111,6 +112,19 @@ function upgradeRequest(host: string, path: string, extra = ""): string {
   );
 }
 
+/** An HTTP/2 request on a session. */
+async function h2Request(
+  session: http2.ClientHttp2Session,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  const stream = session.request({ ":path": path });
+  const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
+  let body = "";
+  stream.setEncoding("utf8");
+  for await (const chunk of stream) body += chunk;
+  return { status: Number(headers[":status"]), body };
+}
+
 /** An HTTP/2 request on an upgraded connection (the socket after the 101). */
 async function h2Get(
   sock: net.Socket,
@@ -120,12 +134,7 @@ async function h2Get(
   const session = http2.connect(`http://${authority}`, { createConnection: () => sock });
   session.on("error", () => {});
   try {
-    const stream = session.request({ ":path": path });
-    const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
-    let body = "";
-    stream.setEncoding("utf8");
-    for await (const chunk of stream) body += chunk;
-    return { status: Number(headers[":status"]), body };
+    return await h2Request(session, path);
   } finally {
     session.destroy();
   }
@@ -147,6 +156,8 @@ describe("Upgrade: h2c through switchyard serve", () => {
   let guarded: H2cBackend;
   let split: H2cBackend;
   let admin: H2cBackend;
+  let file: string;
+  let yaml: string;
 
   before(async () => {
     open = await h2cBackend(c);
@@ -156,7 +167,7 @@ describe("Upgrade: h2c through switchyard serve", () => {
     admin = await h2cBackend(c);
     const tmp = tempDir();
     c.add(() => tmp.remove());
-    const yaml = `listen: 127.0.0.1:0
+    yaml = `listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 services:
   open:
@@ -184,7 +195,8 @@ services:
       - allow: [10.0.0.0/8]
     servers: ["${admin.url}"]
 `;
-    sy = await startSwitchyard(["serve", "-c", tmp.write("s.yaml", yaml)]);
+    file = tmp.write("s.yaml", yaml);
+    sy = await startSwitchyard(["serve", "-c", file]);
     c.add(() => sy.stop("SIGKILL"));
   });
   after(() => c.run());
@@ -225,9 +237,24 @@ services:
       assert.match(String(seen.headers.connection), /http2-settings/i);
       assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1");
       // HTTP/2 through the tunnel: a request the proxy never sees
-      const reply = await h2Get(sock, "open.test", "/inside");
+      const session = http2.connect("http://open.test", { createConnection: () => sock });
+      session.on("error", () => {});
+      t.add(() => session.destroy());
+      const reply = await h2Request(session, "/inside");
       assert.deepEqual(reply, { status: 200, body: "h2 /inside" });
       assert.deepEqual(open.h2Paths, ["/inside"]);
+      // an upgraded connection: the server counts it in flight while it lasts, and the health JSON
+      // shows the service's setting
+      const health = async () => JSON.parse((await get(sy.admin!, "/api/health")).body).open;
+      const svc = await health();
+      assert.equal(svc.extra.config.allow_h2c_upgrade, true);
+      assert.equal((Object.values(svc.extra.pool)[0] as { inflight: number }).inflight, 1);
+      session.destroy();
+      await until(
+        async () => (Object.values((await health()).extra.pool)[0] as { inflight: number }).inflight === 0,
+        5000,
+        "the tunnel to leave the in-flight count",
+      );
     } finally {
       await t.run();
     }
@@ -302,6 +329,27 @@ services:
       direct.write(upgradeRequest("split.test", "/admin/secret"));
       assert.equal((await readHead(direct)).status, 403);
       assert.equal(admin.heads.length, 0);
+    } finally {
+      await t.run();
+    }
+  });
+
+  test("hot reload: turning allow_h2c_upgrade off drops the next upgrade", async () => {
+    const t = new Cleanup();
+    try {
+      writeFileSync(file, yaml.replace("    allow_h2c_upgrade: true\n    timeouts: { idle: 1s }\n", ""));
+      await sy.waitForLog(
+        (r) => typeof r.msg === "string" && /allow_h2c_upgrade true→false/.test(r.msg),
+        10_000,
+        "the reload",
+      );
+      const before = open.upgrades;
+      const sock = await connect(sy.proxy[0], t);
+      sock.write(upgradeRequest("open.test", "/after-reload"));
+      const r = await readHead(sock);
+      assert.equal(r.status, 200, r.head);
+      assert.equal(open.upgrades, before);
+      assert.equal(open.heads.at(-1)?.headers.upgrade, undefined);
     } finally {
       await t.run();
     }
