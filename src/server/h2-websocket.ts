@@ -29,6 +29,32 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
 /** A response head larger than this is not one the upgrade path writes. */
 const MAX_HEAD = 64 * 1024;
 
+/** Open WebSocket streams of a client's HTTP/2 session. */
+const kWebSockets: unique symbol = Symbol("switchyard.websockets");
+/** Set when the session's timeout passed while WebSockets were open: arms it again after them. */
+const kRearm: unique symbol = Symbol("switchyard.rearm");
+type Counted = { [kWebSockets]?: number; [kRearm]?: () => void };
+
+/**
+ * The h2 front's 'timeout' listener for sessions without traffic for `ms`: the session is closed,
+ * as node does without a listener, unless a WebSocket is open on it — a quiet WebSocket is not
+ * idleness (it has no timeout on HTTP/1.1 either). Node's timeout fires once per session, so a
+ * session kept for its WebSockets gets a timeout of its own again when the last one closes.
+ */
+export function sessionTimeout(ms: number): (session: http2.Http2Session) => void {
+  const onTimeout = (session: http2.Http2Session): void => {
+    const s = session as http2.Http2Session & Counted;
+    if ((s[kWebSockets] ?? 0) > 0) {
+      s[kRearm] = () => {
+        if (!session.destroyed && !session.closed) session.setTimeout(ms, () => onTimeout(session));
+      };
+      return;
+    }
+    if (!session.destroyed) session.destroy();
+  };
+  return onTimeout;
+}
+
 /** The `:protocol` of an extended CONNECT, or undefined for a plain CONNECT. */
 export function extendedProtocol(req: ProxyRequest): string | undefined {
   const p = req.headers[":protocol"];
@@ -105,8 +131,21 @@ class H2StreamSocket extends Duplex {
     this.stream = stream;
     this.remoteAddress = conn.remoteAddress;
     this.encrypted = conn.encrypted === true;
-    // the listener's request timeout is for requests; a WebSocket may be quiet for long
+    // the listener's timeouts are for requests; a WebSocket may be quiet for long
     stream.setTimeout(0);
+    const session = stream.session as (http2.ServerHttp2Session & Counted) | undefined;
+    if (session !== undefined) {
+      session[kWebSockets] = (session[kWebSockets] ?? 0) + 1;
+      stream.once("close", () => {
+        const left = (session[kWebSockets] ?? 1) - 1;
+        session[kWebSockets] = left;
+        const rearm = session[kRearm];
+        if (left === 0 && rearm !== undefined) {
+          session[kRearm] = undefined;
+          rearm();
+        }
+      });
+    }
     stream.on("error", noop);
     stream.on("data", (chunk: Buffer) => {
       if (!this.push(chunk)) stream.pause();

@@ -16,6 +16,7 @@ import { chunkBytes } from "../http1/fallback-server.ts";
 import { createHttp1Server } from "../http1/front.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
+import { sessionTimeout } from "./h2-websocket.ts";
 import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from "./proxy-protocol.ts";
 
 export interface ListenerHandler {
@@ -182,6 +183,8 @@ export class Listeners {
       });
       h2.on("sessionError", ignore);
       h2.setTimeout(SERVER_TIMEOUTS.requestTimeout);
+      // a session idle that long is closed, unless it carries a WebSocket (RFC 8441)
+      h2.on("timeout", sessionTimeout(SERVER_TIMEOUTS.requestTimeout));
       const server = tls.createServer(
         { ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] },
         (socket) => {
