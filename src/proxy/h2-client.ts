@@ -271,7 +271,10 @@ class H2Session {
     session.on("goaway", () => this.#goaway());
     session.on("error", (err: Error) => this.#fail(this.#explain(err)));
     session.on("close", () => this.#closed());
-    session.setTimeout(SESSION_IDLE, () => {
+    // a listener of its own, not setTimeout's callback (a once listener): a session busy when the
+    // timer first fired (a quiet WebSocket) is still closed after a later idle period
+    session.setTimeout(SESSION_IDLE);
+    session.on("timeout", () => {
       if (this.streams === 0) this.close();
     });
     if (pool.protocol === "h2") {
