@@ -11,7 +11,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { Cleanup, listen } from "../support/cleanup.ts";
+import { Cleanup, cleanupAfter, listen } from "../support/cleanup.ts";
 import { get, type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
 import { until } from "../support/until.ts";
 
@@ -149,7 +149,7 @@ function connect(address: string, c: Cleanup): Promise<net.Socket> {
 }
 
 describe("Upgrade: h2c through switchyard serve", () => {
-  const c = new Cleanup();
+  const suite = new Cleanup();
   let sy: Running;
   let open: H2cBackend;
   let closed: H2cBackend;
@@ -160,13 +160,13 @@ describe("Upgrade: h2c through switchyard serve", () => {
   let yaml: string;
 
   before(async () => {
-    open = await h2cBackend(c);
-    closed = await h2cBackend(c);
-    guarded = await h2cBackend(c);
-    split = await h2cBackend(c);
-    admin = await h2cBackend(c);
+    open = await h2cBackend(suite);
+    closed = await h2cBackend(suite);
+    guarded = await h2cBackend(suite);
+    split = await h2cBackend(suite);
+    admin = await h2cBackend(suite);
     const tmp = tempDir();
-    c.add(() => tmp.remove());
+    suite.add(() => tmp.remove());
     yaml = `listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 services:
@@ -197,161 +197,137 @@ services:
 `;
     file = tmp.write("s.yaml", yaml);
     sy = await startSwitchyard(["serve", "-c", file]);
-    c.add(() => sy.stop("SIGKILL"));
+    suite.add(() => sy.stop("SIGKILL"));
   });
-  after(() => c.run());
+  after(() => suite.run());
 
-  test("default: the Upgrade and HTTP2-Settings never reach the backend; the request is served plainly", async () => {
-    const t = new Cleanup();
-    try {
-      const sock = await connect(sy.proxy[0], t);
-      sock.write(upgradeRequest("closed.test", "/x"));
-      const r = await readHead(sock);
-      assert.equal(r.status, 200, r.head);
-      assert.doesNotMatch(r.head, /upgrade/i);
-      assert.equal(closed.heads.length, 1);
-      const seen = closed.heads[0];
-      assert.equal(seen.upgrade, false);
-      assert.equal(seen.headers.upgrade, undefined);
-      assert.equal(seen.headers["http2-settings"], undefined);
-      assert.doesNotMatch(String(seen.headers.connection), /upgrade|http2-settings/i);
-      assert.equal(closed.upgrades, 0);
-    } finally {
-      await t.run();
-    }
+  test("default: the Upgrade and HTTP2-Settings never reach the backend; the request is served plainly", async (t) => {
+    const c = cleanupAfter(t);
+    const sock = await connect(sy.proxy[0], c);
+    sock.write(upgradeRequest("closed.test", "/x"));
+    const r = await readHead(sock);
+    assert.equal(r.status, 200, r.head);
+    assert.doesNotMatch(r.head, /upgrade/i);
+    assert.equal(closed.heads.length, 1);
+    const seen = closed.heads[0];
+    assert.equal(seen.upgrade, false);
+    assert.equal(seen.headers.upgrade, undefined);
+    assert.equal(seen.headers["http2-settings"], undefined);
+    assert.doesNotMatch(String(seen.headers.connection), /upgrade|http2-settings/i);
+    assert.equal(closed.upgrades, 0);
   });
 
-  test("allow_h2c_upgrade: the backend's 101 is tunnelled and HTTP/2 runs through it", async () => {
-    const t = new Cleanup();
-    try {
-      const sock = await connect(sy.proxy[0], t);
-      sock.write(upgradeRequest("open.test", "/up"));
-      const r = await readHead(sock);
-      assert.equal(r.status, 101, r.head);
-      assert.match(r.head, /\r\nupgrade: h2c/i);
-      const seen = open.heads.at(-1)!;
-      assert.equal(seen.upgrade, true);
-      assert.equal(seen.headers.upgrade, "h2c");
-      assert.equal(seen.headers["http2-settings"], SETTINGS);
-      assert.match(String(seen.headers.connection), /upgrade/i);
-      assert.match(String(seen.headers.connection), /http2-settings/i);
-      assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1");
-      // HTTP/2 through the tunnel: a request the proxy never sees
-      const session = http2.connect("http://open.test", { createConnection: () => sock });
-      session.on("error", () => {});
-      t.add(() => session.destroy());
-      const reply = await h2Request(session, "/inside");
-      assert.deepEqual(reply, { status: 200, body: "h2 /inside" });
-      assert.deepEqual(open.h2Paths, ["/inside"]);
-      // an upgraded connection: the server counts it in flight while it lasts, and the health JSON
-      // shows the service's setting
-      const health = async () => JSON.parse((await get(sy.admin!, "/api/health")).body).open;
-      const svc = await health();
-      assert.equal(svc.extra.config.allow_h2c_upgrade, true);
-      assert.equal((Object.values(svc.extra.pool)[0] as { inflight: number }).inflight, 1);
-      session.destroy();
-      await until(
-        async () => (Object.values((await health()).extra.pool)[0] as { inflight: number }).inflight === 0,
-        5000,
-        "the tunnel to leave the in-flight count",
-      );
-    } finally {
-      await t.run();
-    }
+  test("allow_h2c_upgrade: the backend's 101 is tunnelled and HTTP/2 runs through it", async (t) => {
+    const c = cleanupAfter(t);
+    const sock = await connect(sy.proxy[0], c);
+    sock.write(upgradeRequest("open.test", "/up"));
+    const r = await readHead(sock);
+    assert.equal(r.status, 101, r.head);
+    assert.match(r.head, /\r\nupgrade: h2c/i);
+    const seen = open.heads.at(-1)!;
+    assert.equal(seen.upgrade, true);
+    assert.equal(seen.headers.upgrade, "h2c");
+    assert.equal(seen.headers["http2-settings"], SETTINGS);
+    assert.match(String(seen.headers.connection), /upgrade/i);
+    assert.match(String(seen.headers.connection), /http2-settings/i);
+    assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1");
+    // HTTP/2 through the tunnel: a request the proxy never sees
+    const session = http2.connect("http://open.test", { createConnection: () => sock });
+    session.on("error", () => {});
+    c.add(() => session.destroy());
+    const reply = await h2Request(session, "/inside");
+    assert.deepEqual(reply, { status: 200, body: "h2 /inside" });
+    assert.deepEqual(open.h2Paths, ["/inside"]);
+    // an upgraded connection: the server counts it in flight while it lasts, and the health JSON
+    // shows the service's setting
+    const health = async () => JSON.parse((await get(sy.admin!, "/api/health")).body).open;
+    const svc = await health();
+    assert.equal(svc.extra.config.allow_h2c_upgrade, true);
+    assert.equal((Object.values(svc.extra.pool)[0] as { inflight: number }).inflight, 1);
+    session.destroy();
+    await until(
+      async () => (Object.values((await health()).extra.pool)[0] as { inflight: number }).inflight === 0,
+      5000,
+      "the tunnel to leave the in-flight count",
+    );
   });
 
-  test("an opted-in tunnel closes after the service's idle timeout with no byte either way", async () => {
-    const t = new Cleanup();
-    try {
-      const sock = await connect(sy.proxy[0], t);
-      sock.write(upgradeRequest("open.test", "/idle"));
-      assert.equal((await readHead(sock)).status, 101);
-      // timeouts.idle is 1s for this service; the socket must close on its own (bounded wait)
-      const closedAt = once(sock, "close");
-      sock.resume();
-      await Promise.race([
-        closedAt,
-        new Promise((_, fail) => setTimeout(() => fail(new Error("tunnel not closed when idle")), 8000)),
-      ]);
-    } finally {
-      await t.run();
-    }
+  test("an opted-in tunnel closes after the service's idle timeout with no byte either way", async (t) => {
+    const c = cleanupAfter(t);
+    const sock = await connect(sy.proxy[0], c);
+    sock.write(upgradeRequest("open.test", "/idle"));
+    assert.equal((await readHead(sock)).status, 101);
+    // timeouts.idle is 1s for this service; the socket must close on its own (bounded wait)
+    const closedAt = once(sock, "close");
+    sock.resume();
+    await Promise.race([
+      closedAt,
+      new Promise((_, fail) => setTimeout(() => fail(new Error("tunnel not closed when idle")), 8000)),
+    ]);
   });
 
-  test("an opted-in service still runs its middlewares on the upgrade request", async () => {
-    const t = new Cleanup();
-    try {
-      const sock = await connect(sy.proxy[0], t);
-      sock.write(upgradeRequest("guarded.test", "/"));
-      const r = await readHead(sock);
-      assert.equal(r.status, 401, r.head);
-      assert.equal(guarded.heads.length, 0, "the backend never saw the refused upgrade");
-      const ok = await connect(sy.proxy[0], t);
-      ok.write(upgradeRequest("guarded.test", "/", `Authorization: Basic ${btoa("admin:secret")}\r\n`));
-      assert.equal((await readHead(ok)).status, 101);
-      assert.deepEqual(await h2Get(ok, "guarded.test", "/after-auth"), {
-        status: 200,
-        body: "h2 /after-auth",
-      });
-    } finally {
-      await t.run();
-    }
+  test("an opted-in service still runs its middlewares on the upgrade request", async (t) => {
+    const c = cleanupAfter(t);
+    const sock = await connect(sy.proxy[0], c);
+    sock.write(upgradeRequest("guarded.test", "/"));
+    const r = await readHead(sock);
+    assert.equal(r.status, 401, r.head);
+    assert.equal(guarded.heads.length, 0, "the backend never saw the refused upgrade");
+    const ok = await connect(sy.proxy[0], c);
+    ok.write(upgradeRequest("guarded.test", "/", `Authorization: Basic ${btoa("admin:secret")}\r\n`));
+    assert.equal((await readHead(ok)).status, 101);
+    assert.deepEqual(await h2Get(ok, "guarded.test", "/after-auth"), {
+      status: 200,
+      body: "h2 /after-auth",
+    });
   });
 
-  test("smuggling: behind paths and allow, a default service lets no tunnel through", async () => {
-    const t = new Cleanup();
-    try {
-      const sock = await connect(sy.proxy[0], t);
-      // an h2c upgrade on the public path, then what an h2c client sends after a 101 (the HTTP/2
-      // preface and a SETTINGS frame) on the same connection: read as HTTP/1 again, never tunnelled
-      sock.write(upgradeRequest("split.test", "/public/x"));
-      await until(() => split.heads.length === 1, 5000, "the plain request at the backend");
-      // (ended: node:http's front would wait for the rest of a head until its header timeout)
-      sock.end(Buffer.concat([H2_PREFACE, Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
-      const answer = await untilClosed(sock);
-      // (the native front answers 400 and closes; it used to recurse on these bytes until its stack
-      // overflowed, which took the whole process down)
-      assert.match(
-        answer,
-        /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nplain \/public\/x(HTTP\/1\.1 (400|505) [\s\S]*)?$/,
-      );
-      assert.doesNotMatch(answer, / 101 /);
-      assert.equal(split.upgrades, 0);
-      assert.deepEqual(split.h2Paths, []);
-      assert.deepEqual(
-        split.heads.map((h) => [h.url, h.upgrade, h.headers.upgrade]),
-        [["/public/x", false, undefined]],
-      );
-      assert.equal(admin.heads.length, 0, "nothing reached the allow-guarded service");
-      assert.deepEqual(admin.h2Paths, []);
-      // and the straight way is still refused
-      const direct = await connect(sy.proxy[0], t);
-      direct.write(upgradeRequest("split.test", "/admin/secret"));
-      assert.equal((await readHead(direct)).status, 403);
-      assert.equal(admin.heads.length, 0);
-    } finally {
-      await t.run();
-    }
+  test("smuggling: behind paths and allow, a default service lets no tunnel through", async (t) => {
+    const c = cleanupAfter(t);
+    const sock = await connect(sy.proxy[0], c);
+    // an h2c upgrade on the public path, then what an h2c client sends after a 101 (the HTTP/2
+    // preface and a SETTINGS frame) on the same connection: read as HTTP/1 again, never tunnelled
+    sock.write(upgradeRequest("split.test", "/public/x"));
+    await until(() => split.heads.length === 1, 5000, "the plain request at the backend");
+    // (ended: node:http's front would wait for the rest of a head until its header timeout)
+    sock.end(Buffer.concat([H2_PREFACE, Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    const answer = await untilClosed(sock);
+    // (the native front answers 400 and closes; it used to recurse on these bytes until its stack
+    // overflowed, which took the whole process down)
+    assert.match(
+      answer,
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nplain \/public\/x(HTTP\/1\.1 (400|505) [\s\S]*)?$/,
+    );
+    assert.doesNotMatch(answer, / 101 /);
+    assert.equal(split.upgrades, 0);
+    assert.deepEqual(split.h2Paths, []);
+    assert.deepEqual(
+      split.heads.map((h) => [h.url, h.upgrade, h.headers.upgrade]),
+      [["/public/x", false, undefined]],
+    );
+    assert.equal(admin.heads.length, 0, "nothing reached the allow-guarded service");
+    assert.deepEqual(admin.h2Paths, []);
+    // and the straight way is still refused
+    const direct = await connect(sy.proxy[0], c);
+    direct.write(upgradeRequest("split.test", "/admin/secret"));
+    assert.equal((await readHead(direct)).status, 403);
+    assert.equal(admin.heads.length, 0);
   });
 
-  test("hot reload: turning allow_h2c_upgrade off drops the next upgrade", async () => {
-    const t = new Cleanup();
-    try {
-      writeFileSync(file, yaml.replace("    allow_h2c_upgrade: true\n    timeouts: { idle: 1s }\n", ""));
-      await sy.waitForLog(
-        (r) => typeof r.msg === "string" && /allow_h2c_upgrade true→false/.test(r.msg),
-        10_000,
-        "the reload",
-      );
-      const before = open.upgrades;
-      const sock = await connect(sy.proxy[0], t);
-      sock.write(upgradeRequest("open.test", "/after-reload"));
-      const r = await readHead(sock);
-      assert.equal(r.status, 200, r.head);
-      assert.equal(open.upgrades, before);
-      assert.equal(open.heads.at(-1)?.headers.upgrade, undefined);
-    } finally {
-      await t.run();
-    }
+  test("hot reload: turning allow_h2c_upgrade off drops the next upgrade", async (t) => {
+    const c = cleanupAfter(t);
+    writeFileSync(file, yaml.replace("    allow_h2c_upgrade: true\n    timeouts: { idle: 1s }\n", ""));
+    await sy.waitForLog(
+      (r) => typeof r.msg === "string" && /allow_h2c_upgrade true→false/.test(r.msg),
+      10_000,
+      "the reload",
+    );
+    const before = open.upgrades;
+    const sock = await connect(sy.proxy[0], c);
+    sock.write(upgradeRequest("open.test", "/after-reload"));
+    const r = await readHead(sock);
+    assert.equal(r.status, 200, r.head);
+    assert.equal(open.upgrades, before);
+    assert.equal(open.heads.at(-1)?.headers.upgrade, undefined);
   });
 });

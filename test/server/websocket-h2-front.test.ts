@@ -19,56 +19,9 @@ import {
   startSwitchyard,
   tempDir,
 } from "../support/switchyard.ts";
+import { frame, frames, type H2WebSocketBackend, h2WebSocketBackend } from "../support/websocket.ts";
 
 const HASH = "$2b$04$bMphtHk9sB8tFNb4nVcaZOE/8AzfpjkbejzH.ZgYBdfomCSJnqwtq";
-
-/** One WebSocket frame; a client's is masked (RFC 6455 §5.3). */
-function frame(b0: number, payload: Buffer, mask: boolean): Buffer {
-  const len = payload.length;
-  const m = mask ? 0x80 : 0;
-  const head = len < 126 ? Buffer.from([b0, m | len]) : Buffer.from([b0, m | 126, len >> 8, len & 255]);
-  if (!mask) return Buffer.concat([head, payload]);
-  const key = Buffer.from([1, 2, 3, 4]);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
-  return Buffer.concat([head, key, body]);
-}
-
-/** Reads frames off a stream: each next() resolves with one frame's opcode and payload (unmasked). */
-function frames(stream: NodeJS.ReadableStream): { next(): Promise<{ opcode: number; payload: Buffer }> } {
-  let buf = Buffer.alloc(0);
-  const waiting: ((f: { opcode: number; payload: Buffer }) => void)[] = [];
-  const ready: { opcode: number; payload: Buffer }[] = [];
-  stream.on("data", (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    for (;;) {
-      if (buf.length < 2) return;
-      let len = buf[1] & 0x7f;
-      let off = 2;
-      if (len === 126) {
-        if (buf.length < 4) return;
-        len = buf.readUInt16BE(2);
-        off = 4;
-      }
-      const mask = off;
-      if ((buf[1] & 0x80) !== 0) off += 4;
-      if (buf.length < off + len) return;
-      const payload = Buffer.from(buf.subarray(off, off + len));
-      if (off !== mask) for (let i = 0; i < len; i++) payload[i] ^= buf[mask + (i & 3)];
-      const f = { opcode: buf[0] & 0x0f, payload };
-      buf = buf.subarray(off + len);
-      const w = waiting.shift();
-      if (w) w(f);
-      else ready.push(f);
-    }
-  });
-  return {
-    next: () => {
-      const f = ready.shift();
-      return f ? Promise.resolve(f) : new Promise((resolve) => waiting.push(resolve));
-    },
-  };
-}
 
 /** An HTTP/1.1 ws echo backend that records its handshakes. */
 async function h1Echo(c: Cleanup) {
@@ -87,54 +40,16 @@ async function h1Echo(c: Cleanup) {
   return { url: `http://127.0.0.1:${port}`, handshakes };
 }
 
-/** An h2c backend with extended CONNECT whose WebSocket streams echo the client's bytes as unmasked frames. */
-async function h2Echo(c: Cleanup) {
-  const server = http2.createServer({ settings: { enableConnectProtocol: true } });
-  const connects: http2.IncomingHttpHeaders[] = [];
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.once("close", () => sessions.delete(s));
-  });
-  server.on("stream", (stream, headers) => {
-    stream.on("error", () => {});
-    if (headers[":method"] !== "CONNECT") {
-      stream.respond({ ":status": 200 });
-      stream.end();
-      return;
-    }
-    connects.push(headers);
-    stream.respond({ ":status": 200 });
-    const f = frames(stream);
-    const loop = async () => {
-      for (;;) {
-        const { opcode, payload } = await f.next();
-        if (stream.writable) stream.write(frame(0x80 | opcode, payload, false));
-        if (opcode === 8) {
-          stream.end();
-          return;
-        }
-      }
-    };
-    void loop();
-  });
-  const port = await listen(server, c);
-  c.add(() => {
-    for (const s of sessions) s.destroy();
-  });
-  return { url: `http://127.0.0.1:${port}`, connects };
-}
-
 describe("WebSockets from HTTP/2 clients (RFC 8441) through switchyard serve", () => {
   const c = new Cleanup();
   let sy: Running;
   let session: http2.ClientHttp2Session;
   let h1: Awaited<ReturnType<typeof h1Echo>>;
-  let h2: Awaited<ReturnType<typeof h2Echo>>;
+  let h2: H2WebSocketBackend;
 
   before(async () => {
     h1 = await h1Echo(c);
-    h2 = await h2Echo(c);
+    h2 = await h2WebSocketBackend(c, { connect: true });
     const tmp = tempDir();
     c.add(() => tmp.remove());
     selfSignedCert(tmp.dir);

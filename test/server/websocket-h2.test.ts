@@ -10,129 +10,10 @@ import { once } from "node:events";
 import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { type RawData, WebSocket } from "ws";
-import { Cleanup, listen } from "../support/cleanup.ts";
+import { Cleanup, cleanupAfter } from "../support/cleanup.ts";
 import { type Running, startSwitchyard, tempDir } from "../support/switchyard.ts";
-import { selfSigned } from "../support/tls.ts";
 import { until } from "../support/until.ts";
-
-interface WsBackend {
-  url: string;
-  /** Headers of every extended CONNECT seen. */
-  connects: http2.IncomingHttpHeaders[];
-  /** The session each of them came on. */
-  connectSessions: http2.Http2Session[];
-  /** Open WebSocket streams. */
-  streams: Set<http2.ServerHttp2Stream>;
-  sessions: number;
-}
-
-/** One unmasked WebSocket frame (server to client). */
-function frame(b0: number, payload: Buffer): Buffer {
-  const len = payload.length;
-  const head =
-    len < 126
-      ? Buffer.from([b0, len])
-      : len < 65536
-        ? Buffer.from([b0, 126, len >> 8, len & 255])
-        : Buffer.concat([Buffer.from([b0, 127]), bigLength(len)]);
-  return Buffer.concat([head, payload]);
-}
-
-function bigLength(len: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(len));
-  return b;
-}
-
-/** Echoes the client's (masked) frames back unmasked; a close frame is echoed and ends the stream. */
-function echoFrames(stream: http2.ServerHttp2Stream): void {
-  let buf = Buffer.alloc(0);
-  stream.on("data", (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    for (;;) {
-      if (buf.length < 2) return;
-      let len = buf[1] & 0x7f;
-      let off = 2;
-      if (len === 126) {
-        if (buf.length < 4) return;
-        len = buf.readUInt16BE(2);
-        off = 4;
-      } else if (len === 127) {
-        if (buf.length < 10) return;
-        len = Number(buf.readBigUInt64BE(2));
-        off = 10;
-      }
-      const masked = (buf[1] & 0x80) !== 0;
-      const mask = off;
-      if (masked) off += 4;
-      if (buf.length < off + len) return;
-      const payload = Buffer.from(buf.subarray(off, off + len));
-      if (masked) for (let i = 0; i < len; i++) payload[i] ^= buf[mask + (i & 3)];
-      const b0 = buf[0];
-      buf = buf.subarray(off + len);
-      if (stream.writable) stream.write(frame(b0, payload));
-      if ((b0 & 0x0f) === 8) {
-        stream.end();
-        return;
-      }
-    }
-  });
-}
-
-/**
- * An HTTP/2 backend (h2c, or h2 with `tls`): extended CONNECT to `/chat` is a WebSocket echo,
- * `/forbidden` gets 403 with a body, every one is reset with `resetAll`; any other
- * request gets 200 (health checks).
- */
-async function wsBackend(
-  c: Cleanup,
-  opts: { connect: boolean; tls?: boolean; resetAll?: boolean },
-): Promise<WsBackend> {
-  const b: WsBackend = { url: "", connects: [], connectSessions: [], streams: new Set(), sessions: 0 };
-  const settings = { enableConnectProtocol: opts.connect };
-  const server = opts.tls
-    ? http2.createSecureServer({ ...selfSigned(), settings })
-    : http2.createServer({ settings });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => {
-    b.sessions++;
-    sessions.add(s);
-    s.once("close", () => sessions.delete(s));
-  });
-  server.on("stream", (stream, headers) => {
-    stream.on("error", () => {});
-    if (headers[":method"] !== "CONNECT") {
-      stream.respond({ ":status": 200 });
-      stream.end();
-      return;
-    }
-    b.connects.push(headers);
-    b.connectSessions.push(stream.session!);
-    if (headers[":path"] === "/forbidden") {
-      stream.respond({ ":status": 403, "content-type": "text/plain" });
-      stream.end("not for you");
-      return;
-    }
-    if (opts.resetAll) {
-      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      return;
-    }
-    const proto = headers["sec-websocket-protocol"];
-    stream.respond({
-      ":status": 200,
-      ...(proto ? { "sec-websocket-protocol": String(proto).split(",")[0] } : {}),
-    });
-    b.streams.add(stream);
-    stream.once("close", () => b.streams.delete(stream));
-    echoFrames(stream);
-  });
-  const port = await listen(server, c);
-  c.add(() => {
-    for (const s of sessions) s.destroy();
-  });
-  b.url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
-  return b;
-}
+import { frame, type H2WebSocketBackend, h2WebSocketBackend } from "../support/websocket.ts";
 
 function connect(sy: Running, host: string, path: string, c: Cleanup, protocols?: string[]): WebSocket {
   const ws = new WebSocket(`ws://${sy.proxy[0]}${path}`, protocols, { headers: { host } });
@@ -151,22 +32,22 @@ async function refusal(ws: WebSocket): Promise<{ status: number; body: string }>
 }
 
 describe("WebSocket to HTTP/2 backends (RFC 8441) through switchyard serve", () => {
-  const c = new Cleanup();
+  const suite = new Cleanup();
   let sy: Running;
-  let h2c: WsBackend;
-  let h2: WsBackend;
-  let plain: WsBackend;
-  let flaky: WsBackend;
-  let good: WsBackend;
+  let h2c: H2WebSocketBackend;
+  let h2: H2WebSocketBackend;
+  let plain: H2WebSocketBackend;
+  let flaky: H2WebSocketBackend;
+  let good: H2WebSocketBackend;
 
   before(async () => {
-    h2c = await wsBackend(c, { connect: true });
-    h2 = await wsBackend(c, { connect: true, tls: true });
-    plain = await wsBackend(c, { connect: false });
-    flaky = await wsBackend(c, { connect: true, resetAll: true });
-    good = await wsBackend(c, { connect: true });
+    h2c = await h2WebSocketBackend(suite, { connect: true });
+    h2 = await h2WebSocketBackend(suite, { connect: true, tls: true });
+    plain = await h2WebSocketBackend(suite, { connect: false });
+    flaky = await h2WebSocketBackend(suite, { connect: true, resetAll: true });
+    good = await h2WebSocketBackend(suite, { connect: true });
     const tmp = tempDir();
-    c.add(() => tmp.remove());
+    suite.add(() => tmp.remove());
     const yaml = `listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 services:
@@ -193,174 +74,141 @@ services:
     servers: ["${flaky.url}", "${good.url}"]
 `;
     sy = await startSwitchyard(["serve", "-c", tmp.write("s.yaml", yaml)]);
-    c.add(() => sy.stop("SIGKILL"));
+    suite.add(() => sy.stop("SIGKILL"));
   });
-  after(() => c.run());
+  after(() => suite.run());
 
-  test("h2c: echo both ways on one pooled session, subprotocol, the client closing ends the stream", async () => {
-    const t = new Cleanup();
-    try {
-      const a = connect(sy, "chat.test", "/chat?room=1", t, ["chat", "superchat"]);
-      const b = connect(sy, "chat.test", "/chat?room=2", t);
-      await Promise.all([once(a, "open"), once(b, "open")]);
-      // the client's own check of Sec-WebSocket-Accept passed (ws refuses a wrong one)
-      assert.equal(a.protocol, "chat");
-      const seen = h2c.connects.at(-2)!;
-      assert.equal(seen[":method"], "CONNECT");
-      assert.equal(seen[":protocol"], "websocket");
-      assert.equal(seen[":scheme"], "http");
-      assert.equal(seen[":authority"], "chat.test");
-      assert.equal(seen[":path"], "/chat?room=1");
-      assert.equal(seen["sec-websocket-version"], "13");
-      assert.equal(seen["sec-websocket-protocol"], "chat,superchat");
-      assert.equal(seen["sec-websocket-key"], undefined, "RFC 8441 §5: not sent over HTTP/2");
-      assert.equal(seen["x-forwarded-for"], "127.0.0.1");
-      assert.equal(h2c.streams.size, 2);
-      a.send("hello");
-      const [text, isBinary] = (await once(a, "message")) as [RawData, boolean];
-      assert.equal(String(text), "hello");
-      assert.equal(isBinary, false);
-      const bin = Buffer.from([0, 1, 2, 255]);
-      b.send(bin);
-      const [back] = (await once(b, "message")) as [Buffer];
-      assert.deepEqual(Buffer.from(back), bin);
-      // larger than HTTP/2's initial flow-control windows
-      const big = Buffer.alloc(1024 * 1024 + 7, 9);
-      a.send(big);
-      const [bigBack] = (await once(a, "message")) as [Buffer];
-      assert.equal(Buffer.from(bigBack).length, big.length);
-      // both WebSockets went over one pooled session
-      const [sa, sb] = h2c.connectSessions.slice(-2);
-      assert.equal(sa, sb);
-      const closed = once(a, "close");
-      a.close(1000, "done");
-      const [code] = (await closed) as [number];
-      assert.equal(code, 1000);
-      await until(() => h2c.streams.size === 1, 5000, "the backend's stream of the closed WebSocket to end");
-    } finally {
-      await t.run();
-    }
+  test("h2c: echo both ways on one pooled session, subprotocol, the client closing ends the stream", async (t) => {
+    const c = cleanupAfter(t);
+    const a = connect(sy, "chat.test", "/chat?room=1", c, ["chat", "superchat"]);
+    const b = connect(sy, "chat.test", "/chat?room=2", c);
+    await Promise.all([once(a, "open"), once(b, "open")]);
+    // the client's own check of Sec-WebSocket-Accept passed (ws refuses a wrong one)
+    assert.equal(a.protocol, "chat");
+    const seen = h2c.connects.at(-2)!;
+    assert.equal(seen[":method"], "CONNECT");
+    assert.equal(seen[":protocol"], "websocket");
+    assert.equal(seen[":scheme"], "http");
+    assert.equal(seen[":authority"], "chat.test");
+    assert.equal(seen[":path"], "/chat?room=1");
+    assert.equal(seen["sec-websocket-version"], "13");
+    assert.equal(seen["sec-websocket-protocol"], "chat,superchat");
+    assert.equal(seen["sec-websocket-key"], undefined, "RFC 8441 §5: not sent over HTTP/2");
+    assert.equal(seen["x-forwarded-for"], "127.0.0.1");
+    assert.equal(h2c.streams.size, 2);
+    a.send("hello");
+    const [text, isBinary] = (await once(a, "message")) as [RawData, boolean];
+    assert.equal(String(text), "hello");
+    assert.equal(isBinary, false);
+    const bin = Buffer.from([0, 1, 2, 255]);
+    b.send(bin);
+    const [back] = (await once(b, "message")) as [Buffer];
+    assert.deepEqual(Buffer.from(back), bin);
+    // larger than HTTP/2's initial flow-control windows
+    const big = Buffer.alloc(1024 * 1024 + 7, 9);
+    a.send(big);
+    const [bigBack] = (await once(a, "message")) as [Buffer];
+    assert.equal(Buffer.from(bigBack).length, big.length);
+    // both WebSockets went over one pooled session
+    const [sa, sb] = h2c.connectSessions.slice(-2);
+    assert.equal(sa, sb);
+    const closed = once(a, "close");
+    a.close(1000, "done");
+    const [code] = (await closed) as [number];
+    assert.equal(code, 1000);
+    await until(() => h2c.streams.size === 1, 5000, "the backend's stream of the closed WebSocket to end");
   });
 
-  test("h2c: the backend closing reaches the client with its code", async () => {
-    const t = new Cleanup();
-    try {
-      const ws = connect(sy, "chat.test", "/chat", t);
-      await once(ws, "open");
-      await until(() => h2c.streams.size >= 1, 5000, "the backend's stream");
-      const closed = once(ws, "close");
-      for (const s of h2c.streams) s.end(frame(0x88, Buffer.from([0x0f, 0xa0, 0x62, 0x79, 0x65])));
-      const [code, reason] = (await closed) as [number, Buffer];
-      assert.equal(code, 4000);
-      assert.equal(String(reason), "bye");
-    } finally {
-      await t.run();
-    }
+  test("h2c: the backend closing reaches the client with its code", async (t) => {
+    const c = cleanupAfter(t);
+    const ws = connect(sy, "chat.test", "/chat", c);
+    await once(ws, "open");
+    await until(() => h2c.streams.size >= 1, 5000, "the backend's stream");
+    const closed = once(ws, "close");
+    for (const s of h2c.streams) s.end(frame(0x88, Buffer.from([0x0f, 0xa0, 0x62, 0x79, 0x65])));
+    const [code, reason] = (await closed) as [number, Buffer];
+    assert.equal(code, 4000);
+    assert.equal(String(reason), "bye");
   });
 
-  test("GOAWAY: an open WebSocket goes on on the old session, a new one opens another", async () => {
-    const t = new Cleanup();
-    try {
-      const a = connect(sy, "chat.test", "/chat", t);
-      await once(a, "open");
-      const stream = [...h2c.streams].at(-1)!;
-      const old = h2c.connectSessions.at(-1)!;
-      // the backend restarts gracefully: nothing after this WebSocket's stream is taken
-      (old as http2.ServerHttp2Session).goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
-      const b = connect(sy, "chat.test", "/chat", t);
-      await once(b, "open");
-      assert.notEqual(h2c.connectSessions.at(-1), old, "the new WebSocket went to a new session");
-      a.send("still on the old session");
-      const [text] = (await once(a, "message")) as [RawData];
-      assert.equal(String(text), "still on the old session");
-    } finally {
-      await t.run();
-    }
+  test("GOAWAY: an open WebSocket goes on on the old session, a new one opens another", async (t) => {
+    const c = cleanupAfter(t);
+    const a = connect(sy, "chat.test", "/chat", c);
+    await once(a, "open");
+    const stream = [...h2c.streams].at(-1)!;
+    const old = h2c.connectSessions.at(-1)!;
+    // the backend restarts gracefully: nothing after this WebSocket's stream is taken
+    (old as http2.ServerHttp2Session).goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+    const b = connect(sy, "chat.test", "/chat", c);
+    await once(b, "open");
+    assert.notEqual(h2c.connectSessions.at(-1), old, "the new WebSocket went to a new session");
+    a.send("still on the old session");
+    const [text] = (await once(a, "message")) as [RawData];
+    assert.equal(String(text), "still on the old session");
   });
 
-  test("h2 (TLS): echo through an extended CONNECT over ALPN h2", async () => {
-    const t = new Cleanup();
-    try {
-      const ws = connect(sy, "secure.test", "/chat", t);
-      await once(ws, "open");
-      assert.equal(h2.connects.at(-1)?.[":scheme"], "https");
-      ws.send("over tls");
-      const [text] = (await once(ws, "message")) as [RawData];
-      assert.equal(String(text), "over tls");
-    } finally {
-      await t.run();
-    }
+  test("h2 (TLS): echo through an extended CONNECT over ALPN h2", async (t) => {
+    const c = cleanupAfter(t);
+    const ws = connect(sy, "secure.test", "/chat", c);
+    await once(ws, "open");
+    assert.equal(h2.connects.at(-1)?.[":scheme"], "https");
+    ws.send("over tls");
+    const [text] = (await once(ws, "message")) as [RawData];
+    assert.equal(String(text), "over tls");
   });
 
-  test("a backend answer other than 200 is relayed; a reset stream is a 502", async () => {
-    const t = new Cleanup();
-    try {
-      const forbidden = await refusal(connect(sy, "chat.test", "/forbidden", t));
-      assert.deepEqual(forbidden, { status: 403, body: "not for you" });
-      // (a service of its own: the reset takes its only server out)
-      const reset = await refusal(connect(sy, "broken.test", "/chat", t));
-      assert.equal(reset.status, 502);
-      await sy.waitForLog(
-        (r) =>
-          r.msg === "upstream upgrade failed" && /reset the WebSocket stream/.test(JSON.stringify(r.err)),
-        5000,
-        "the reset's log line",
-      );
-    } finally {
-      await t.run();
-    }
+  test("a backend answer other than 200 is relayed; a reset stream is a 502", async (t) => {
+    const c = cleanupAfter(t);
+    const forbidden = await refusal(connect(sy, "chat.test", "/forbidden", c));
+    assert.deepEqual(forbidden, { status: 403, body: "not for you" });
+    // (a service of its own: the reset takes its only server out)
+    const reset = await refusal(connect(sy, "broken.test", "/chat", c));
+    assert.equal(reset.status, 502);
+    await sy.waitForLog(
+      (r) => r.msg === "upstream upgrade failed" && /reset the WebSocket stream/.test(JSON.stringify(r.err)),
+      5000,
+      "the reset's log line",
+    );
   });
 
-  test("passive health: a server that resets the stream is taken out, the WebSocket retried on another", async () => {
-    const t = new Cleanup();
-    try {
-      // round robin: one of the two goes to the resetting server first
-      const socks = [connect(sy, "pair.test", "/chat", t), connect(sy, "pair.test", "/chat", t)];
-      await Promise.all(socks.map((ws) => once(ws, "open")));
-      assert.equal(good.streams.size, 2);
-      assert.ok(flaky.connects.length >= 1);
-      await sy.waitForLog(
-        (r) => r.service === "pair" && r.action === "ejected" && r.server === "pair-1",
-        5000,
-        "the resetting server to be taken out",
-      );
-      socks[0].send("still here");
-      const [text] = (await once(socks[0], "message")) as [RawData];
-      assert.equal(String(text), "still here");
-    } finally {
-      await t.run();
-    }
+  test("passive health: a server that resets the stream is taken out, the WebSocket retried on another", async (t) => {
+    const c = cleanupAfter(t);
+    // round robin: one of the two goes to the resetting server first
+    const socks = [connect(sy, "pair.test", "/chat", c), connect(sy, "pair.test", "/chat", c)];
+    await Promise.all(socks.map((ws) => once(ws, "open")));
+    assert.equal(good.streams.size, 2);
+    assert.ok(flaky.connects.length >= 1);
+    await sy.waitForLog(
+      (r) => r.service === "pair" && r.action === "ejected" && r.server === "pair-1",
+      5000,
+      "the resetting server to be taken out",
+    );
+    socks[0].send("still here");
+    const [text] = (await once(socks[0], "message")) as [RawData];
+    assert.equal(String(text), "still here");
   });
 
-  test("a mid-tunnel reset by the backend ends the client's connection", async () => {
-    const t = new Cleanup();
-    try {
-      const ws = connect(sy, "chat.test", "/chat", t);
-      await once(ws, "open");
-      await until(() => h2c.streams.size >= 1, 5000, "the backend's stream");
-      const closed = once(ws, "close");
-      for (const s of h2c.streams) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      const [code] = (await closed) as [number];
-      assert.equal(code, 1006, "abnormal closure: the connection was cut");
-    } finally {
-      await t.run();
-    }
+  test("a mid-tunnel reset by the backend ends the client's connection", async (t) => {
+    const c = cleanupAfter(t);
+    const ws = connect(sy, "chat.test", "/chat", c);
+    await once(ws, "open");
+    await until(() => h2c.streams.size >= 1, 5000, "the backend's stream");
+    const closed = once(ws, "close");
+    for (const s of h2c.streams) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    const [code] = (await closed) as [number];
+    assert.equal(code, 1006, "abnormal closure: the connection was cut");
   });
 
-  test("a backend without SETTINGS_ENABLE_CONNECT_PROTOCOL: 502 and a log line that says so", async () => {
-    const t = new Cleanup();
-    try {
-      const r = await refusal(connect(sy, "old.test", "/chat", t));
-      assert.equal(r.status, 502);
-      assert.doesNotMatch(r.body, /127\.0\.0\.1/, "the body does not name the backend");
-      await sy.waitForLog(
-        (rec) => /SETTINGS_ENABLE_CONNECT_PROTOCOL/.test(JSON.stringify(rec.err ?? "")),
-        5000,
-        "the refusal's log line",
-      );
-      assert.equal(plain.connects.length, 0, "nothing was sent");
-    } finally {
-      await t.run();
-    }
+  test("a backend without SETTINGS_ENABLE_CONNECT_PROTOCOL: 502 and a log line that says so", async (t) => {
+    const c = cleanupAfter(t);
+    const r = await refusal(connect(sy, "old.test", "/chat", c));
+    assert.equal(r.status, 502);
+    assert.doesNotMatch(r.body, /127\.0\.0\.1/, "the body does not name the backend");
+    await sy.waitForLog(
+      (rec) => /SETTINGS_ENABLE_CONNECT_PROTOCOL/.test(JSON.stringify(rec.err ?? "")),
+      5000,
+      "the refusal's log line",
+    );
+    assert.equal(plain.connects.length, 0, "nothing was sent");
   });
 });
