@@ -419,6 +419,7 @@ function balancerOptions(c: ServiceConfig, top: TimeoutsConfig) {
     slowStart: c.slowStart,
     panicThreshold: c.panicThreshold,
     passiveCooldown: c.passiveCooldown,
+    allowH2cUpgrade: c.allowH2cUpgrade === true,
   };
 }
 
@@ -436,6 +437,8 @@ function changedSettings(
   if (a.slowStart !== b.slowStart) out.push("slow_start");
   if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
   if (a.passiveCooldown !== b.passiveCooldown) out.push("passive_cooldown");
+  if ((a.allowH2cUpgrade === true) !== (b.allowH2cUpgrade === true))
+    out.push(`allow_h2c_upgrade ${a.allowH2cUpgrade === true}→${b.allowH2cUpgrade === true}`);
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||
