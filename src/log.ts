@@ -170,7 +170,17 @@ export function batchedInfo(logger: Logger, msg: string): ((fields: string) => v
   if (!(stream instanceof StdoutSink)) {
     return (fields) => stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`);
   }
-  return (fields) => stream.deferred(`${head}${Date.now()}${bindings}${fields}${tail}`);
+  // level, time and bindings change with the millisecond: built once per millisecond
+  let ms = 0;
+  let start = "";
+  return (fields) => {
+    const now = Date.now();
+    if (now !== ms) {
+      ms = now;
+      start = `${head}${now}${bindings}`;
+    }
+    stream.deferred(start + fields + tail);
+  };
 }
 
 /** The fields to log an error with: its message and code, and the stack only at `debug`. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { jsonString } from "./front.ts";
+import { hundredths, jsonString } from "./front.ts";
 
 test("jsonString quotes like JSON.stringify: plain strings directly, the rest escaped", () => {
   const cases = [
@@ -21,5 +21,11 @@ test("jsonString quotes like JSON.stringify: plain strings directly, the rest es
   for (const s of cases) {
     assert.equal(jsonString(s), JSON.stringify(s), JSON.stringify(s));
     assert.equal(JSON.parse(jsonString(s)), s);
+  }
+});
+
+test("hundredths prints n / 100 as JavaScript does", () => {
+  for (const n of [0, 1, 5, 10, 50, 76, 99, 100, 101, 110, 150, 199, 200, 1234, 100000, 123456789]) {
+    assert.equal(hundredths(n), String(n / 100), String(n));
   }
 });
