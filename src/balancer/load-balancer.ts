@@ -75,6 +75,11 @@ export interface LoadBalancerOptions {
    * servers falls below it, requests go to every server as if all were good (Envoy's panic mode).
    */
   panicThreshold?: number | string;
+  /**
+   * The backend gets no Forwarded, X-Forwarded-* or X-Real-IP header: the client's are dropped
+   * and none are added (GoDoxy's `hide_x_forwarded`). Default false.
+   */
+  hideForwarded?: boolean;
   /** Told about operator-relevant changes: health, ejected, drain, maint, ready, weight, drained. */
   onEvent?: (e: BalancerEvent) => void;
   /**
@@ -100,6 +105,8 @@ export interface BalancerConfig extends BalancingConfig {
   readonly link: string;
   readonly timeouts: { readonly connect: number; readonly responseHeader: number; readonly idle: number };
   readonly passiveCooldown: number;
+  /** No forwarded headers to the backend (LoadBalancerOptions.hideForwarded). */
+  readonly hideForwarded: boolean;
 }
 
 type DrainResult = { drained: boolean; inflight: number };
@@ -215,6 +222,10 @@ export class Balancer {
   /** Resolves client addresses for this service (used by forwarded headers and logs). */
   get realIp(): RealIpResolver {
     return this.#realIp;
+  }
+  /** The backend gets no forwarded headers (read by the forwarder per request). */
+  get hideForwarded(): boolean {
+    return this.#config.hideForwarded;
   }
 
   /** The forwarder, built at first use with the current timeouts. */
@@ -348,6 +359,7 @@ export class Balancer {
       passiveCooldown: partial.passiveCooldown ?? cur.passiveCooldown,
       slowStart: partial.slowStart ?? cur.slowStart,
       panicThreshold: partial.panicThreshold ?? cur.panicThreshold,
+      hideForwarded: partial.hideForwarded ?? cur.hideForwarded,
     });
     if ("debugToken" in partial) {
       this.#debugToken = partial.debugToken ? tokenDigest(partial.debugToken) : undefined;
@@ -1212,6 +1224,7 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
     passiveCooldown: toMs(o.passiveCooldown, 10000, "passiveCooldown"),
     slowStart: toMs(o.slowStart, 0, "slowStart"),
     panicThreshold: parsePercent(o.panicThreshold),
+    hideForwarded: o.hideForwarded === true,
   };
   if (config.slowStart < 0) throw new InvalidArgumentError("slowStart must be >= 0");
   return Object.freeze(config);

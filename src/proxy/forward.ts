@@ -38,6 +38,8 @@ export interface ForwardHost {
   readonly logger: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
   clientIp(req: IncomingMessage): string;
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
+  /** Send no Forwarded / X-Forwarded-* / X-Real-IP to the backend (a service setting). */
+  readonly hideForwarded?: boolean;
   pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
   /**
@@ -311,7 +313,11 @@ class Exchange implements UpstreamHandler {
     if (this.request === null) {
       const trusted = peerTrusted(this.host, req.socket);
       // an untrusted peer is its own client: skip the resolver
-      const headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
+      const headers = upstreamHeaders(req, {
+        clientIp: trusted ? this.host.clientIp(req) : "",
+        trusted,
+        hide: this.host.hideForwarded === true,
+      });
       // a node:http front without a 'checkContinue' listener (a library user's) said 100 itself:
       // the body is on its way, nothing to ask the backend
       const expectContinue =
@@ -551,7 +557,7 @@ class Tunnel {
       const trusted = peerTrusted(this.host, req.socket as Socket);
       this.headers = upstreamHeaders(
         req,
-        { clientIp: trusted ? this.host.clientIp(req) : "", trusted },
+        { clientIp: trusted ? this.host.clientIp(req) : "", trusted, hide: this.host.hideForwarded === true },
         this.upgradeTo,
       );
     }
