@@ -607,11 +607,23 @@ b:
       [12, /a\.rules\[2\]\.on: GoDoxy rule "regex": bad regex "\^\(sk-"/],
       [13, /a\.rules\[2\]\.do: GoDoxy rule "regex": "99" is not a status code for an answer \(200-599\)/],
       [18, /a\.rules\[3\]\.do: GoDoxy rule "cmds": unknown command "teleport"/],
-      [19, /a\.rules\[3\]\.do: GoDoxy rule "cmds": `error 403 nope` ends the request, so it must be the last command/],
+      [
+        19,
+        /a\.rules\[3\]\.do: GoDoxy rule "cmds": `error 403 nope` ends the request, so it must be the last command/,
+      ],
       [23, /a\.rules\[4\]\.do: GoDoxy rule "go": `route nowhere` names no service of this file \(pool\)/],
-      [26, /a\.rules\[5\]\.do: GoDoxy rule "member": `route a`: "a" is a member of load_balance\.link "pool"; route to "pool"/],
-      [28, /a\.rules\[6\]\.on: GoDoxy rule "body": condition `form` is not supported: it reads the request body/],
-      [29, /a\.rules\[6\]\.do: GoDoxy rule "body": command `serve` is not supported: switchyard serves no files/],
+      [
+        26,
+        /a\.rules\[5\]\.do: GoDoxy rule "member": `route a`: "a" is a member of load_balance\.link "pool"; route to "pool"/,
+      ],
+      [
+        28,
+        /a\.rules\[6\]\.on: GoDoxy rule "body": condition `form` is not supported: it reads the request body/,
+      ],
+      [
+        29,
+        /a\.rules\[6\]\.do: GoDoxy rule "body": command `serve` is not supported: switchyard serves no files/,
+      ],
       [32, /a\.rules\[7\]\.do: GoDoxy rule "vars": GoDoxy variables/],
     ];
     assert.equal(got.length, want.length, got.join("\n"));
@@ -636,7 +648,10 @@ b:
       do: error 403 no
 `);
     assert.equal(got.length, 2, got.join("\n"));
-    assert.match(got[0], /:9: a\.rules\[2\]\.on: rule "later" can never run: rule "rules\[1\]" has the same condition/);
+    assert.match(
+      got[0],
+      /:9: a\.rules\[2\]\.on: rule "later" can never run: rule "rules\[1\]" has the same condition/,
+    );
     assert.match(got[1], /:11: a\.rules\[3\]: a second default rule \(the first is rules\[0\]\)/);
   });
 
@@ -647,7 +662,10 @@ b:
     path /x { pass }
 `);
     assert.equal(got.length, 1);
-    assert.match(got[0], /:3: a\.rules: GoDoxy's block syntax .* is not supported: write the rules as a YAML list/);
+    assert.match(
+      got[0],
+      /:3: a\.rules: GoDoxy's block syntax .* is not supported: write the rules as a YAML list/,
+    );
   });
 });
 

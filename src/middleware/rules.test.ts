@@ -37,7 +37,11 @@ function req(r: Req = {}): IncomingMessage {
 type Outcome = Answer | Reroute | Error | undefined;
 
 /** Runs the rules on a request; the outcome whether synchronous or not. */
-function run(m: Rules, r: IncomingMessage, client = "192.0.2.1"): Promise<{ out: Outcome; pending: boolean }> {
+function run(
+  m: Rules,
+  r: IncomingMessage,
+  client = "192.0.2.1",
+): Promise<{ out: Outcome; pending: boolean }> {
   return new Promise((ok) => {
     const out = m.request(r, { client }, (later) => ok({ out: later, pending: true }));
     if (out !== PENDING) ok({ out, pending: false });
@@ -182,10 +186,11 @@ describe("conditions", () => {
 
   test("basic_auth: checked once by bcrypt (asynchronously), then remembered", async () => {
     const hash = bcrypt.hashSync("pw", 4);
+    const hash2 = bcrypt.hashSync("pw2", 4);
     const m = rules(`
 - name: default
   do: require_basic_auth "Admin area"
-- on: basic_auth ann "${hash}"
+- on: basic_auth ann "${hash}" | basic_auth cid "${hash2}"
   do: pass
 `);
     const basic = (s: string) => ["Authorization", `Basic ${Buffer.from(s).toString("base64")}`];
@@ -201,6 +206,9 @@ describe("conditions", () => {
     assert.equal((unknown.out as Answer).status, 401);
     assert.deepEqual(await run(m, req({ headers: basic("ann:pw") })), { out: undefined, pending: true });
     assert.deepEqual(await run(m, req({ headers: basic("ann:pw") })), { out: undefined, pending: false });
+    // the second credential of the rule (bit 2 of the match mask)
+    assert.deepEqual(await run(m, req({ headers: basic("cid:pw2") })), { out: undefined, pending: true });
+    assert.equal(((await run(m, req({ headers: basic("cid:pw") }))).out as Answer).status, 401);
   });
 });
 
@@ -298,7 +306,10 @@ describe("commands", () => {
     assert.equal(await status(m, req({ url: "/legacy" })), "route old");
     const looping = req({ url: "/legacy" }) as IncomingMessage & { [kRerouted]?: number };
     looping[kRerouted] = MAX_ROUTES;
-    assert.throws(() => m.request(looping, { client: "" }, () => {}), /route loop: the request was handed on 8 times/);
+    assert.throws(
+      () => m.request(looping, { client: "" }, () => {}),
+      /route loop: the request was handed on 8 times/,
+    );
   });
 
   test("rules without resp_header edits have no response phase (nothing on the response path)", () => {

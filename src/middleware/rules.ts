@@ -261,8 +261,8 @@ export class Rules implements Middleware {
     if (out !== PENDING) resume(out);
   }
 
-  /** The credentials a request's Authorization header matches (bit mask), or AUTH when a bcrypt check is needed. */
-  #authOf(c: Ctx): number | typeof AUTH {
+  /** The credentials a request's Authorization header matches (bit mask), or -1 when a bcrypt check is needed. */
+  #authOf(c: Ctx): number {
     if (c.auth >= 0) return c.auth;
     const raw = c.req.rawHeaders;
     const i = findHeader(raw, "authorization");
@@ -286,7 +286,7 @@ export class Rules implements Middleware {
       }
       this.#ok.delete(mac);
     }
-    return AUTH;
+    return -1;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ export class Rules implements Middleware {
         const bit = 1 << index;
         return (c) => {
           const mask = this.#authOf(c);
-          return mask === AUTH ? AUTH : (mask & bit) !== 0;
+          return mask < 0 ? AUTH : (mask & bit) !== 0;
         };
       }
       case "proto": {

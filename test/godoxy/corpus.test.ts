@@ -16,6 +16,7 @@ import type * as tls from "node:tls";
 import { freePort } from "../idle/helpers.ts";
 import { Cleanup } from "../support/cleanup.ts";
 import { spawnCli } from "../support/cli.ts";
+import { send } from "../support/http.ts";
 import { testPki } from "../support/tls.ts";
 import { until } from "../support/until.ts";
 import { adminJson, type Backend, backend, fixture, get, NODE, ROOT, serve, without } from "./helpers.ts";
@@ -300,19 +301,18 @@ describe("GoDoxy corpus: middlewares.yaml", () => {
 });
 
 describe("GoDoxy corpus: rules.yaml", () => {
-  test("check refuses the rules switchyard cannot express, naming their matcher", async () => {
+  test("check maps every rule and names the one unknown command", async () => {
     const r = await check(fixture("rules.yaml"));
     assert.equal(r.code, 1);
     expectRefused(r.lines, [
-      [43, "unmappable.rules[0].on", 'GoDoxy rule "api only" is not supported: matcher `path`'],
-      [46, "unmappable.rules[1].on", 'GoDoxy rule "to legacy" is not supported: matcher `header`'],
+      [51, "gateway.rules[2].do", 'GoDoxy rule "teleport": unknown command "teleport"'],
     ]);
   });
 
-  test("the rest serves: remote rules as allow/deny, a default rule's header edits", async (t) => {
+  test("served: address rules, a default rule's header edits, path & method, route to another route", async (t) => {
     const c = new Cleanup();
     t.after(() => c.run());
-    const s = await serve(without("rules.yaml", [["unmappable"]], c), env, c);
+    const s = await serve(without("rules.yaml", [["gateway", "rules", 2]], c), env, c);
     a.seen.length = 0;
     const r = await get(s.port, "internal.lan", "/i", { "x-debug": "1" });
     assert.deepEqual([r.status, r.body], [200, "a /i"]);
@@ -323,6 +323,65 @@ describe("GoDoxy corpus: rules.yaml", () => {
     assert.equal((await get(s.port, "tagged.lan")).status, 403, "remote 127.0.0.1 → error 403");
     assert.equal((await get(s.port, "lan.lan")).status, 403, "only 192.168.0.0/16 passes");
     assert.equal(b.seen.length, 0);
+    // gateway: GET /api/* passes, anything else is the default's 404, X-Legacy goes to the legacy route
+    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/api/users")), [200, "a /api/users"]);
+    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/other")), [404, "not here\n"]);
+    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/other", { "x-legacy": "1" })), [
+      200,
+      "b /other",
+    ]);
+    assert.equal(b.seen.length, 1);
+  });
+});
+
+const pick = (r: { status: number; body: string }) => [r.status, r.body];
+const basic = (user: string, pw: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString("base64")}`,
+});
+
+describe("GoDoxy corpus: rules-docs.yaml (the examples of GoDoxy's rules documentation)", () => {
+  test("check refuses by name what switchyard does not do: serve, proxy to a non-route, variables", async () => {
+    const r = await check(fixture("rules-docs.yaml"));
+    assert.equal(r.code, 1);
+    expectRefused(r.lines, [
+      [20, "goaccess.rules[2].do", 'GoDoxy rule "default": command `serve` is not supported'],
+      [37, "gateway.rules[0].do", 'GoDoxy rule "rules[0]": command `proxy` is not supported'],
+      [56, "allowlist.rules[2].do", 'GoDoxy rule "default": command `proxy` is not supported'],
+      [64, "cors.rules[0].do", 'GoDoxy rule "rules[0]": GoDoxy variables'],
+    ]);
+  });
+
+  test("served as GoDoxy runs them: method blocks, basic auth by rule, admin paths, bot filters", async (t) => {
+    const c = new Cleanup();
+    t.after(() => c.run());
+    const file = without(
+      "rules-docs.yaml",
+      [["goaccess", "rules", 2], ["gateway", "rules", 0], ["allowlist", "rules", 2], ["cors"]],
+      c,
+    );
+    const s = await serve(file, env, c);
+    const post = await send(s.port, { method: "POST", headers: { host: "goaccess.lan" }, agent: false });
+    assert.deepEqual([post.status, post.body], [403, "Not allowed\n"]);
+    assert.deepEqual(pick(await get(s.port, "goaccess.lan", "/r")), [200, "a /r"]);
+    // app: the default asks for credentials unless one of the two users' rules matched
+    const none = await get(s.port, "app.lan", "/");
+    assert.equal(none.status, 401);
+    assert.equal(none.headers["www-authenticate"], 'Basic realm="any"');
+    assert.equal((await get(s.port, "app.lan", "/", basic("user1", "nope"))).status, 401);
+    assert.deepEqual(pick(await get(s.port, "app.lan", "/x", basic("user1", "pw1"))), [200, "a /x"]);
+    assert.deepEqual(pick(await get(s.port, "app.lan", "/y", basic("user2", "pw2"))), [200, "a /y"]);
+    // gateway: admin paths need admin's password; the backend then sees X-Admin
+    assert.equal((await get(s.port, "gateway.lan", "/api/v1/admin/users")).status, 401);
+    b.seen.length = 0;
+    const admin = await get(s.port, "gateway.lan", "/api/v1/admin/users", basic("admin", "secret"));
+    assert.deepEqual(pick(admin), [200, "b /api/v1/admin/users"]);
+    assert.equal(b.seen.at(-1)!["x-admin"], "true");
+    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/api/v1/public/x")), [200, "b /api/v1/public/x"]);
+    // allowlist: bots and crawlers get 403
+    const bot = await get(s.port, "allowlist.lan", "/", { "user-agent": "Googlebot/2.1" });
+    assert.deepEqual(pick(bot), [403, "Access denied\n"]);
+    assert.equal((await get(s.port, "allowlist.lan", "/", { "user-agent": "a crawler b" })).status, 403);
+    assert.equal((await get(s.port, "allowlist.example.com", "/")).status, 200);
   });
 });
 
