@@ -137,9 +137,12 @@ export class Rules implements Middleware {
     c.mac = undefined;
     c.headersEdited = false;
     c.resp = undefined;
-    const out = this.#evaluate(c, 0, false, resume);
-    c.req = undefined as unknown as IncomingMessage;
-    return out;
+    try {
+      return this.#evaluate(c, 0, false, resume);
+    } finally {
+      // the shared context holds no request between calls
+      c.req = undefined as unknown as IncomingMessage;
+    }
   }
 
   /** Runs the rules from `from`; `matched`: a non-default rule before `from` matched. */
