@@ -92,8 +92,8 @@ interface Compiled {
   readonly resp: RespOp[] | undefined;
 }
 
-const kResp: unique symbol = Symbol("switchyard.rules.resp");
-type RulesRequest = ReroutedRequest & { [kResp]?: RespOp[] };
+/** Where a request keeps the response edits of one Rules instance (one key per instance: a routed request passes two). */
+type RulesRequest = ReroutedRequest & { [key: symbol]: RespOp[] | undefined };
 
 export class Rules implements Middleware {
   readonly kind = "rules";
@@ -108,6 +108,7 @@ export class Rules implements Middleware {
   /** Salted digest of an Authorization value → which credentials it matched and until when. */
   readonly #ok = new Map<string, { mask: number; until: number }>();
   readonly #ctx: Ctx = newCtx();
+  readonly #resp = Symbol("switchyard.rules.resp");
 
   constructor(config: Extract<MiddlewareConfig, { kind: "rules" }>) {
     const compiled = config.rules.map((r) => this.#compile(r));
@@ -119,7 +120,7 @@ export class Rules implements Middleware {
       for (const c of this.#creds) cost = Math.max(cost, Number(c.hash.slice(4, 6)));
       this.#dummy = bcrypt.hashSync(randomBytes(16).toString("hex"), cost);
     }
-    if (compiled.some((r) => r.resp !== undefined)) this.head = respHead;
+    if (compiled.some((r) => r.resp !== undefined)) this.head = respHead(this.#resp);
   }
 
   request(
@@ -193,7 +194,7 @@ export class Rules implements Middleware {
         // a request object without a headers setter builds them from rawHeaders on each read
       }
     }
-    if (c.resp !== undefined) req[kResp] = c.resp;
+    if (c.resp !== undefined) req[this.#resp] = c.resp;
     if (out instanceof Reroute) {
       const hops = req[kRerouted] ?? 0;
       if (hops >= MAX_ROUTES)
@@ -455,15 +456,17 @@ function newCtx(): Ctx {
   };
 }
 
-/** The resp_header edits of the rules that ran, on the head the client gets. */
-function respHead(req: IncomingMessage, _res: unknown, _status: number, headers: string[]): undefined {
-  const ops = (req as RulesRequest)[kResp];
-  if (ops === undefined) return undefined;
-  for (const o of ops) {
-    if (o.op !== 1) removeHeader(headers, o.lower);
-    if (o.op !== 2) headers.push(o.name, o.value);
-  }
-  return undefined;
+/** The resp_header edits of the rules that ran (kept on the request under `key`), on the head the client gets. */
+function respHead(key: symbol) {
+  return (req: IncomingMessage, _res: unknown, _status: number, headers: string[]): undefined => {
+    const ops = (req as RulesRequest)[key];
+    if (ops === undefined) return undefined;
+    for (const o of ops) {
+      if (o.op !== 1) removeHeader(headers, o.lower);
+      if (o.op !== 2) headers.push(o.name, o.value);
+    }
+    return undefined;
+  };
 }
 
 /** A compiled value test. */

@@ -111,7 +111,9 @@ services:
           - on: path /loop
             do: route a
           - on: method GET
-            do: set header X-Via b
+            do: |
+              set header X-Via b
+              set resp_header X-Rule-B yes
       - response_headers: { set: { X-B: "2" } }
 `,
     );
@@ -137,7 +139,10 @@ services:
     const got = new Map(seen(r));
     assert.equal(got.get("x-via"), "b");
     assert.equal(got.get("x-seen-by"), undefined, "a's default rule does not run: another rule matched");
-    assert.deepEqual([r.headers["x-b"], r.headers["x-a"], r.headers["x-from"]], ["2", "1", "a"]);
+    assert.deepEqual(
+      [r.headers["x-b"], r.headers["x-rule-b"], r.headers["x-a"], r.headers["x-from"]],
+      ["2", "yes", "1", "a"],
+    );
     // no rule matched: a's default ran, and the request stayed with a
     const own = await request(sy, "a.test", "/own");
     assert.equal(new Map(seen(own)).get("x-seen-by"), "a");
