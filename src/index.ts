@@ -13,6 +13,7 @@ export { formatDuration, parseDuration } from "./duration.ts";
 export { ConfigError, IdleError, InvalidArgumentError, UpstreamError } from "./errors.ts";
 export { HttpHealthMonitor, type HttpHealthMonitorOptions } from "./health/http-monitor.ts";
 export { type HealthSource, type HealthStatus, isGood, STATUSES } from "./health/status.ts";
+export type { ProxyRequest, ProxyResponse, UpgradeSocket } from "./http-types.ts";
 export { DockerProvider, type DockerProviderOptions } from "./idle/docker.ts";
 export { ExecProvider, type ExecProviderOptions } from "./idle/exec.ts";
 export type { IdleProvider, ProviderState, StopMethod, StopOptions } from "./idle/provider.ts";

@@ -108,6 +108,7 @@ function writeAllSync(fd: number, data: Buffer): void {
   }
 }
 
+// process-wide: one buffer in front of fd 1, so lines of every logger leave in the order written
 let stdoutSink: StdoutSink | undefined;
 
 /** Structured logs; pretty when stdout is a TTY, silent by default for library users. */

@@ -34,6 +34,7 @@ const FILES: Record<string, [file: string, type: string]> = {
 
 const DIR = new URL("./dashboard/", import.meta.url);
 
+// process-wide: the files are the package's own and never change while it runs
 let cache: Map<string, Asset> | undefined;
 
 /** Reads every asset once (they are small and never change while the process runs). */

@@ -1,11 +1,11 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { BalancingConfig } from "../config/types.ts";
 import { formatDuration, toMs } from "../duration.ts";
 import { gatewayStatus, InvalidArgumentError } from "../errors.ts";
 import type { HealthStatus } from "../health/status.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { rawHeader, rawHeaderCount } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { acceptsHtml, sendLoadingAsset, sendLoadingPage } from "../idle/loading-page.ts";
@@ -39,8 +39,8 @@ export interface ForwardTimeouts {
  * The balancer does not import the proxy; src/load-balancer.ts composes the two.
  */
 export interface ForwardPort {
-  forward(host: Balancer, req: IncomingMessage, res: ServerResponse, server: Server): void;
-  upgrade(host: Balancer, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void;
+  forward(host: Balancer, req: ProxyRequest, res: ProxyResponse, server: Server): void;
+  upgrade(host: Balancer, req: ProxyRequest, socket: Duplex, head: Buffer, server: Server): void;
   release(server: Server): void;
   close(): Promise<void>;
 }
@@ -741,7 +741,7 @@ export class Balancer {
   }
 
   /** Prepares the reusable pick context for `req`. */
-  #prepare(req: IncomingMessage, sticky: boolean): Ctx {
+  #prepare(req: ProxyRequest, sticky: boolean): Ctx {
     const ctx = this.#ctx;
     ctx.tried = null;
     ctx.ip = this.#needsIp ? this.clientIp(req) : "";
@@ -765,12 +765,12 @@ export class Balancer {
   }
 
   /** The client address after real-IP resolution. */
-  clientIp(req: IncomingMessage): string {
+  clientIp(req: ProxyRequest): string {
     return this.#realIp.resolveRequest(req);
   }
 
   /** The server `req` would go to, or undefined when none is good. */
-  pick(req: IncomingMessage): Server | undefined {
+  pick(req: ProxyRequest): Server | undefined {
     const sticky = this.#stickyFor(req.url);
     return this.#pickWith(this.#prepare(req, sticky), sticky);
   }
@@ -786,7 +786,7 @@ export class Balancer {
   }
 
   /** Another server for a retry of a request that already tried `tried`. */
-  pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined {
+  pickRetry(req: ProxyRequest, tried: readonly Server[]): Server | undefined {
     const sticky = this.#stickyFor(req.url);
     const ctx: Ctx = {
       ip: this.#needsIp ? this.clientIp(req) : "",
@@ -814,7 +814,7 @@ export class Balancer {
   }
 
   /** With a debug token: the header must equal it (constant time); without one: loopback clients only. */
-  #debugAllowed(value: string, req: IncomingMessage): boolean {
+  #debugAllowed(value: string, req: ProxyRequest): boolean {
     const token = this.#debugToken;
     if (token !== undefined) return timingSafeEqual(tokenDigest(value), token);
     return isLoopbackAddress(req.socket.remoteAddress);
@@ -839,7 +839,7 @@ export class Balancer {
   }
 
   /** A `(req, res)` listener for node:http: picks a server and serves or proxies the request. */
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  handle(req: ProxyRequest, res: ProxyResponse): void {
     if (badTarget(req)) {
       sendError(res, 400, "Bad Request");
       return;
@@ -890,13 +890,7 @@ export class Balancer {
    * sleeping one; otherwise: 403 off the start endpoint, the loading page for a browser, or the
    * request held (body unread) until the wake ends, then proxied, 504 or 502.
    */
-  #handleSleeping(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: Ctx,
-    sticky: boolean,
-    server: Server,
-  ): void {
+  #handleSleeping(req: ProxyRequest, res: ProxyResponse, ctx: Ctx, sticky: boolean, server: Server): void {
     const named = ctx.cookie !== undefined && this.#sticky.lookup(ctx.cookie) === server;
     if (!named) {
       const ready = this.#readyOther(ctx, sticky, server);
@@ -975,7 +969,7 @@ export class Balancer {
   }
 
   /** Sends `req` to `server`: its own handler, or the proxy (with retries and passive health). */
-  dispatch(req: IncomingMessage, res: ServerResponse, server: Server): void {
+  dispatch(req: ProxyRequest, res: ProxyResponse, server: Server): void {
     if (server.handler) {
       server.inflight++;
       res.once("close", () => server.inflight--);
@@ -991,7 +985,7 @@ export class Balancer {
   }
 
   /** An `upgrade` listener for node:http: picks a server and pipes the upgraded connection (WebSocket). */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  handleUpgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     if (badTarget(req)) {
       endWithError(socket, 400, "Bad Request");
       return;
@@ -1024,7 +1018,7 @@ export class Balancer {
   }
 
   /** An upgrade (WebSocket) to a napping server waits for the wake; no loading page here. */
-  #upgradeAfterWake(req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+  #upgradeAfterWake(req: ProxyRequest, socket: Duplex, head: Buffer, server: Server): void {
     const start = server.idle?.startEndpoint;
     if (start !== undefined && pathOf(req.url ?? "/") !== start) {
       endWithError(socket, 403, "Forbidden");
@@ -1044,7 +1038,7 @@ export class Balancer {
     );
   }
 
-  setStickyCookie(req: IncomingMessage, res: ServerResponse, server: Server): void {
+  setStickyCookie(req: ProxyRequest, res: ProxyResponse, server: Server): void {
     if (this.#dirty) this.#rebuild();
     const secure = (req.socket as TLSSocket).encrypted === true || this.#forwardedHttps(req);
     const value = `${STICKY_COOKIE}=${this.#sticky.valueFor(server)}${secure ? this.#cookieTailSecure : this.#cookieTail}`;
@@ -1054,7 +1048,7 @@ export class Balancer {
   }
 
   /** The forwarder retried on `next`: a sticky cookie set for the failed server now names `next`. */
-  retried(req: IncomingMessage, res: ServerResponse, next: Server): void {
+  retried(req: ProxyRequest, res: ProxyResponse, next: Server): void {
     const prev = res.getHeader("set-cookie");
     if (prev === undefined) return;
     const list = Array.isArray(prev) ? prev : [String(prev)];
@@ -1065,7 +1059,7 @@ export class Balancer {
     this.setStickyCookie(req, res, next);
   }
 
-  #forwardedHttps(req: IncomingMessage): boolean {
+  #forwardedHttps(req: ProxyRequest): boolean {
     const proto = req.headers["x-forwarded-proto"];
     if (typeof proto !== "string") return false;
     // a chain of proxies may send a list; the first entry is what the client used
@@ -1152,7 +1146,7 @@ export class Balancer {
  * is an absolute-form target naming another host than Host (HAProxy's rule). An absolute-form
  * target that agrees is rewritten to origin-form, which is what backends expect.
  */
-function badTarget(req: IncomingMessage): boolean {
+function badTarget(req: ProxyRequest): boolean {
   if (rawHeaderCount(req.rawHeaders, "host") > 1) return true;
   const url = req.url;
   if (url === undefined || url.charCodeAt(0) === 47 /* / */ || url === "*") return false;
@@ -1268,7 +1262,7 @@ const DEBUG_HEADER = "switchyard-debug";
 
 /** The response of a request that asked for its decision (read by retries to update the header). */
 const kDebugRes: unique symbol = Symbol("switchyard.debugRes");
-type DebugReq = IncomingMessage & { [kDebugRes]?: ServerResponse };
+type DebugReq = ProxyRequest & { [kDebugRes]?: ProxyResponse };
 
 function isLoopbackAddress(a: string | undefined): boolean {
   if (a === undefined) return false;

@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidArgumentError } from "../errors.ts";
 import { type HealthSource, type HealthStatus, isGood } from "../health/status.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import {
   resolveTransport,
   type Transport,
@@ -8,7 +8,12 @@ import {
   type UpstreamTlsOptions,
 } from "../upstream-tls.ts";
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/**
+ * A server's own answer instead of a proxied backend. It gets the objects given to `lb.handle`: a
+ * handler written for node:http's (or http2's) request and response types is accepted as one
+ * (a method's parameters, which TypeScript compares both ways).
+ */
+export type RequestHandler = { handle(req: ProxyRequest, res: ProxyResponse): void }["handle"];
 
 /**
  * An operator's state for a server: `ready` takes requests; `draining` takes no new clients (requests

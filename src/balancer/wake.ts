@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import type { ProxyResponse } from "../http-types.ts";
 import type { Server } from "./server.ts";
 
 export const WAKE_EVENTS_PATH = "/$switchyard/wake-events";
@@ -14,7 +14,7 @@ export const STICKY_PATHS: ReadonlySet<string> = new Set([
  * Wakes every napping (or starting) server at once and streams progress as server-sent
  * events: one frame per server, then a final ready/error frame carrying every failure.
  */
-export async function streamWakeEvents(servers: readonly Server[], res: ServerResponse): Promise<void> {
+export async function streamWakeEvents(servers: readonly Server[], res: ProxyResponse): Promise<void> {
   res.writeHead(200, {
     "content-type": "text/event-stream",
     "cache-control": "no-store",

@@ -253,6 +253,7 @@ const PROBE_HEADERS = { "user-agent": "switchyard-healthcheck", accept: "*/*", "
 /**
  * Keep-alive agents shared by the monitors whose server has no TLS settings of its own (one
  * connection per backend, not one per probe). Certificates are verified as the proxy verifies them.
+ * Process-wide, as Node's global agent: two balancers probing one backend share its connection.
  */
 let plainAgent: http.Agent | undefined;
 let tlsAgent: https.Agent | undefined;

@@ -70,6 +70,7 @@ interface ParserClass {
   kOnMessageComplete: number;
 }
 
+// process-wide: the Node binary has one binding; every parser of every server and pool uses it
 let HTTPParser: ParserClass | undefined;
 let methodNames: readonly string[] = [];
 

@@ -156,7 +156,7 @@ class AgentExchange implements UpstreamConnection {
         servername: opts.tls?.servername ?? address.servername,
         method: r.method,
         path: r.path,
-        headers: headers as unknown as http.OutgoingHttpHeaders,
+        headers,
         setHost: false,
         agent: this.pool.agent,
       } as https.RequestOptions);

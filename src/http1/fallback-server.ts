@@ -9,8 +9,7 @@
 import * as http from "node:http";
 import type * as net from "node:net";
 import type { Duplex } from "node:stream";
-import { kContinued } from "./request.ts";
-import { endWithError, sendError } from "./respond.ts";
+import { endWithError, kContinued, sendError } from "./respond.ts";
 import type { Http1Front, Http1Handler, Http1Timeouts } from "./server.ts";
 import { isH2cUpgrade, overflowStatus, requestProblem } from "./validate.ts";
 
@@ -43,9 +42,9 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
     noDelay: true,
     requireHostHeader: true,
     // an h2c upgrade is served as a plain request (its Upgrade dropped), never tunnelled
-    ServerResponse: CountingResponse as unknown as typeof http.ServerResponse,
+    ServerResponse: CountingResponse,
     shouldUpgradeCallback: (req: http.IncomingMessage) => !isH2cUpgrade(req.headers.upgrade),
-  } as http.ServerOptions) as http.Server & Http1Front;
+  });
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const problem = requestProblem(req);
     if (problem !== null) {
@@ -105,10 +104,10 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
       else endWithError(socket, 400, "Bad Request");
     },
   );
-  server.setTimeouts = (t: Partial<Http1Timeouts>) => {
+  const setTimeouts = (t: Partial<Http1Timeouts>) => {
     if (t.headersTimeout !== undefined) server.headersTimeout = t.headersTimeout;
     if (t.requestTimeout !== undefined) server.requestTimeout = t.requestTimeout;
     if (t.keepAliveTimeout !== undefined) server.keepAliveTimeout = t.keepAliveTimeout;
   };
-  return server;
+  return Object.assign(server, { setTimeouts });
 }

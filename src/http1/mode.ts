@@ -9,8 +9,6 @@ import type { Logger } from "../log.ts";
 import { probeBinding } from "./binding.ts";
 import { UpstreamPool } from "./client.ts";
 import { AgentPool } from "./fallback-client.ts";
-import { createNodeFront } from "./fallback-server.ts";
-import { H1Server, type Http1Front, type Http1Handler, type Http1Timeouts } from "./server.ts";
 import type { UpstreamClient, UpstreamPoolOptions } from "./upstream.ts";
 
 export type Http1Path = "native" | "fallback";
@@ -23,6 +21,7 @@ interface Decision {
   problem?: string;
 }
 
+// process-wide: the Node binary and the environment decide it, the same for every server and balancer
 let decision: Decision | undefined;
 let told = false;
 
@@ -56,11 +55,6 @@ export function http1Path(logger?: Pick<Logger, "warn">): Http1Path {
     else process.emitWarning(msg, { code: "SWITCHYARD_HTTP1_FALLBACK" });
   }
   return d.path;
-}
-
-/** The HTTP/1.1 front of this process's path. */
-export function createHttp1Server(handler: Http1Handler, timeouts: Http1Timeouts): Http1Front {
-  return http1Path() === "native" ? new H1Server(handler, timeouts) : createNodeFront(handler, timeouts);
 }
 
 /** The upstream client (one backend's connection pool) of this process's path. */

@@ -1,19 +1,14 @@
-/** The front's request object: the part of IncomingMessage the balancer and proxy use, and the body stream. */
+/**
+ * The front's request object: a ProxyRequest (src/http-types.ts), the part of IncomingMessage the
+ * balancer and proxy use, with the body stream beside it (`body`, `[kRequestBody]`).
+ */
 
 import type { IncomingHttpHeaders } from "node:http";
 import type * as net from "node:net";
 import { Readable } from "node:stream";
+import { kRequestBody } from "../http-types.ts";
 import { bodyFraming, NO_BODY } from "./raw-headers.ts";
 import type { H1Connection } from "./server-connection.ts";
-
-/**
- * Where a request's body is read from when the request object is not itself the stream: the
- * proxy's own HTTP/1 front (src/http1/server.ts) hands requests over as plain objects.
- */
-export const kRequestBody: unique symbol = Symbol("switchyard.requestBody");
-
-/** Set on a node:http ServerResponse once a `100 Continue` went out for it (the fallback front). */
-export const kContinued: unique symbol = Symbol("switchyard.continued");
 
 // Headers of which node:http keeps only the first occurrence in `req.headers`.
 const SINGLE: ReadonlySet<string> = new Set([

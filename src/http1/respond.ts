@@ -1,11 +1,18 @@
-import type { ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import type { ProxyResponse } from "../http-types.ts";
+
+/**
+ * Set on a node:http ServerResponse once a `100 Continue` went out for it (the fallback front, and
+ * the forwarder relaying a backend's 100). Here, not beside the front's request: the library loads
+ * this module, never the front.
+ */
+export const kContinued: unique symbol = Symbol("switchyard.continued");
 
 /**
  * A short plain-text error (never naming a backend). Headers set earlier for the successful
  * case (a sticky cookie, a handler's own) are dropped; a response already under way is cut.
  */
-export function sendError(res: ServerResponse, status: number, text: string): void {
+export function sendError(res: ProxyResponse, status: number, text: string): void {
   if (res.headersSent || res.destroyed || streamGone(res)) {
     res.destroy();
     return;
@@ -21,9 +28,9 @@ export function sendError(res: ServerResponse, status: number, text: string): vo
 }
 
 /** An HTTP/2 response whose stream the client reset: its own `destroyed` stays false a while. */
-function streamGone(res: ServerResponse): boolean {
-  const stream = (res as { stream?: { destroyed?: boolean; closed?: boolean } }).stream;
-  return stream !== undefined && (stream.destroyed === true || stream.closed === true);
+function streamGone(res: ProxyResponse): boolean {
+  const stream = res.stream;
+  return stream !== undefined && (stream.destroyed || stream.closed);
 }
 
 /** The same error written on a raw socket (upgrades, client errors), then the socket is closed. */

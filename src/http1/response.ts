@@ -28,6 +28,7 @@ function checkHeader(name: string, value: string): void {
   }
 }
 
+// process-wide: the Date header of the current second is the same for every server and connection
 let dateSecond = 0;
 let dateText = "";
 function httpDate(): string {
@@ -315,12 +316,21 @@ export class H1Response extends EventEmitter {
    * Trailer fields sent with the last chunk, as node:http's addTrailers: only a chunked response
    * carries them (a response framed by its length, or to an HTTP/1.0 client, goes without).
    */
-  addTrailers(headers: readonly string[] | Record<string, string>): void {
-    const list = Array.isArray(headers) ? (headers as readonly string[]) : Object.entries(headers).flat();
+  addTrailers(headers: OutgoingHttpHeaders | ReadonlyArray<readonly [string, string]>): void {
     let out = "";
-    for (let i = 0; i < list.length; i += 2) {
-      checkHeader(list[i], list[i + 1]);
-      out += `${list[i]}: ${list[i + 1]}\r\n`;
+    if (isPairs(headers)) {
+      for (const [name, value] of headers) {
+        checkHeader(name, value);
+        out += `${name}: ${value}\r\n`;
+      }
+    } else {
+      for (const [name, value] of Object.entries(headers)) {
+        if (value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) {
+          checkHeader(name, String(v));
+          out += `${name}: ${v}\r\n`;
+        }
+      }
     }
     this.#trailers = out;
   }
@@ -396,6 +406,12 @@ export class H1Response extends EventEmitter {
 }
 
 type WriteCallback = (err?: Error | null) => void;
+
+function isPairs(
+  h: OutgoingHttpHeaders | ReadonlyArray<readonly [string, string]>,
+): h is ReadonlyArray<readonly [string, string]> {
+  return Array.isArray(h);
+}
 
 function writeAfterEnd(): Error {
   return Object.assign(new Error("write after end"), { code: "ERR_STREAM_WRITE_AFTER_END" });

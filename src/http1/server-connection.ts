@@ -4,7 +4,6 @@
  * sweep checks.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type * as net from "node:net";
 import { createParser, type Parser as LlParser, methodName } from "./binding.ts";
 import { nameIs } from "./raw-headers.ts";
@@ -211,7 +210,7 @@ export class H1Connection {
       }
     }
     try {
-      this.server.handler.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+      this.server.handler.request(req, res);
     } catch (err) {
       this.server.handler.handlerError?.(err);
       answerAndClose(res, 500, "Internal Server Error");
@@ -332,7 +331,7 @@ export class H1Connection {
     this.parser.conn = null;
     this.parser.close();
     try {
-      this.server.handler.upgrade(req as unknown as IncomingMessage, s, head);
+      this.server.handler.upgrade(req, s, head);
     } catch (err) {
       this.server.handler.handlerError?.(err);
       s.destroy();
@@ -490,5 +489,5 @@ function upgradeValue(raw: readonly string[]): string | undefined {
 /** The proxy's short error answer (respond.ts), on a connection that closes after it. */
 function answerAndClose(res: H1Response, status: number, text: string): void {
   res.shouldKeepAlive = false;
-  sendError(res as unknown as ServerResponse, status, text);
+  sendError(res, status, text);
 }

@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import { type TestContext, test } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
 import { Cleanup, listen } from "../../test/support/cleanup.ts";
-import { kRequestBody } from "../proxy/forward.ts";
+import { kRequestBody, type ProxyRequest } from "../http-types.ts";
 import { H1Server, type Http1Handler, type Http1Timeouts } from "./server.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -43,8 +43,8 @@ async function serve(
   return { server, port: await listen(server, c) };
 }
 
-function bodyOf(req: IncomingMessage): Readable | null {
-  return (req as IncomingMessage & { [kRequestBody]: Readable | null })[kRequestBody];
+function bodyOf(req: ProxyRequest): Readable | null {
+  return req[kRequestBody] ?? null;
 }
 
 async function readAll(s: Readable): Promise<Buffer> {

@@ -5,7 +5,8 @@
  * their events and ticks — measured ~40% of the CPU of a proxied request, so requests and responses
  * here are plain objects that keep the part of node:http's API the balancer and proxy use
  * (`method`, `url`, `rawHeaders`, `headers`, `socket`; `writeHead`, `write`, `end`, `setHeader`,
- * 'close', 'drain'). Handlers see them as IncomingMessage/ServerResponse. TLS listeners stay on
+ * 'close', 'drain'). Handlers see them as ProxyRequest/ProxyResponse (src/http-types.ts), which
+ * node:http's and http2's objects satisfy too. TLS listeners stay on
  * node:http/http2 (ALPN); the library's `lb.handle` works with either.
  *
  * Behaviour follows node:http's server: keep-alive and pipelining (responses in order), 100-continue
@@ -14,13 +15,13 @@
  * unread request bodies discarded after the response so the connection can carry the next one.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
 import * as net from "node:net";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { H1Connection } from "./server-connection.ts";
 
 export interface Http1Handler {
-  request(req: IncomingMessage, res: ServerResponse): void;
-  upgrade(req: IncomingMessage, socket: net.Socket, head: Buffer): void;
+  request(req: ProxyRequest, res: ProxyResponse): void;
+  upgrade(req: ProxyRequest, socket: net.Socket, head: Buffer): void;
   /** A request that could not be parsed (answered 400/408/431 here); for the debug log. */
   clientError?(err: Error, socket: net.Socket): void;
   /** A handler threw: the request was answered 500 (or its connection closed). */

@@ -5,7 +5,7 @@
  * backend's own pages does not matter here, but the page needs none): the logic is
  * `/$switchyard/loading.js`, the look `/$switchyard/loading.css`, both served by switchyard.
  */
-import type { ServerResponse } from "node:http";
+import type { ProxyResponse } from "../http-types.ts";
 
 export const LOADING_CSS_PATH = "/$switchyard/loading.css";
 export const LOADING_JS_PATH = "/$switchyard/loading.js";
@@ -116,7 +116,7 @@ export function loadingPageHtml(service: string, server: string): string {
 }
 
 /** Answers the loading page (200, text/html, no-store). */
-export function sendLoadingPage(res: ServerResponse, service: string, server: string): void {
+export function sendLoadingPage(res: ProxyResponse, service: string, server: string): void {
   const body = loadingPageHtml(service, server);
   res.writeHead(200, {
     "content-type": "text/html; charset=utf-8",
@@ -127,7 +127,7 @@ export function sendLoadingPage(res: ServerResponse, service: string, server: st
 }
 
 /** Serves `/$switchyard/loading.css` and `.js`; false for any other path. */
-export function sendLoadingAsset(res: ServerResponse, path: string): boolean {
+export function sendLoadingAsset(res: ProxyResponse, path: string): boolean {
   const asset =
     path === LOADING_CSS_PATH
       ? { body: CSS_BUF, type: "text/css; charset=utf-8" }

@@ -35,7 +35,10 @@ export interface RunProviderOptions {
 
 const WATCHDOG = 'trap "" INT TERM HUP; read _; kill -KILL "-$1" 2>/dev/null';
 
-/** Process groups alive in this process, SIGKILLed if switchyard exits without stopping them. */
+/**
+ * Process groups alive in this process, SIGKILLed if switchyard exits without stopping them:
+ * process-wide, as the one 'exit' hook that reaches them is.
+ */
 const live = new Set<number>();
 let exitHook = false;
 function track(pgid: number): void {

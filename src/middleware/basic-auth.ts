@@ -7,9 +7,9 @@
  * password) for `CACHE_TTL`, so a logged-in client does not pay a bcrypt run on every request.
  */
 import { hash as digest, randomBytes } from "node:crypto";
-import type { IncomingMessage } from "node:http";
 import bcrypt from "bcryptjs";
 import type { MiddlewareConfig } from "../config/types.ts";
+import type { ProxyRequest } from "../http-types.ts";
 import { type Answer, findHeader, type Middleware, PENDING, plainAnswer } from "./types.ts";
 
 const CACHE_SIZE = 1024;
@@ -37,7 +37,7 @@ export class BasicAuth implements Middleware {
   }
 
   request(
-    req: IncomingMessage,
+    req: ProxyRequest,
     _info: unknown,
     resume: (a: Answer | undefined) => void,
   ): Answer | undefined | typeof PENDING {

@@ -5,9 +5,10 @@
  * A middleware that throws answers 500 for that request only; the error is logged at most once
  * per minute per middleware.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import type { Duplex } from "node:stream";
 import { normalizePeer, type RealIpResolver } from "../balancer/realip.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import type { Logger } from "../log.ts";
 import {
   type Answer,
@@ -24,23 +25,23 @@ import {
 
 /** Where the request goes after the chain (the service's balancer). */
 export interface Next {
-  handle(req: IncomingMessage, res: ServerResponse): void;
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  clientIp(req: IncomingMessage): string;
+  handle(req: ProxyRequest, res: ProxyResponse): void;
+  handleUpgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void;
+  clientIp(req: ProxyRequest): string;
   /** The service's real-IP rules: an untrusted peer is its own client (no header is read). */
   readonly realIp: RealIpResolver;
 }
 
 /** The resolved client address; `req.headers` (built lazily by node) is touched only for a trusted peer. */
-function clientOf(req: IncomingMessage, next: Next): string {
+function clientOf(req: ProxyRequest, next: Next): string {
   const peer = normalizePeer(req.socket?.remoteAddress);
   return next.realIp.isTrusted(peer) ? next.clientIp(req) : peer;
 }
 
 /** Where a `Reroute` goes: another service's chain (or balancer), bound by the server at config time. */
 export interface RouteTarget {
-  handle(req: IncomingMessage, res: ServerResponse): void;
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  handle(req: ProxyRequest, res: ProxyResponse): void;
+  handleUpgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void;
 }
 
 /** Told of every answer a middleware gave (metrics). */
@@ -53,7 +54,7 @@ const kChain: unique symbol = Symbol("switchyard.chain");
 const kFilter: unique symbol = Symbol("switchyard.filter");
 /** The chains a rerouted response passed before the current one (outermost first). */
 const kOuter: unique symbol = Symbol("switchyard.outer");
-type ChainedResponse = ServerResponse & { [kChain]?: Chain; [kFilter]?: Sink; [kOuter]?: Chain[] };
+type ChainedResponse = ProxyResponse & { [kChain]?: Chain; [kFilter]?: Sink; [kOuter]?: Chain[] };
 
 interface Info extends RequestInfo {
   client: string;
@@ -105,7 +106,7 @@ export class Chain {
     return t;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, next: Next): void {
+  handle(req: ProxyRequest, res: ProxyResponse, next: Next): void {
     const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     // the response middlewares see every head: the backend's, switchyard's errors, the answers here
     if (this.#response.length !== 0) {
@@ -118,15 +119,15 @@ export class Chain {
         else list.push(outer);
       }
       r[kChain] = this;
-      r.writeHead = chainWriteHead as ServerResponse["writeHead"];
+      r.writeHead = chainWriteHead as ProxyResponse["writeHead"];
       // a body written without writeHead (implicit head) must pass the filters too
-      r.write = filteredWrite as ServerResponse["write"];
-      r.end = filteredEnd as ServerResponse["end"];
+      r.write = filteredWrite as ProxyResponse["write"];
+      r.end = filteredEnd as ProxyResponse["end"];
     }
     this.#run(req, res, next, info, 0);
   }
 
-  #run(req: IncomingMessage, res: ServerResponse, next: Next, info: Info, from: number): void {
+  #run(req: ProxyRequest, res: ProxyResponse, next: Next, info: Info, from: number): void {
     const list = this.#request;
     for (let i = from; i < list.length; i++) {
       const m = list[i];
@@ -154,7 +155,7 @@ export class Chain {
     next.handle(req, res);
   }
 
-  #outcome(req: IncomingMessage, res: ServerResponse, kind: string, a: Answer | Reroute): void {
+  #outcome(req: ProxyRequest, res: ProxyResponse, kind: string, a: Answer | Reroute): void {
     if (!(a instanceof Reroute)) {
       this.#answer(res, kind, a);
       return;
@@ -173,7 +174,7 @@ export class Chain {
   }
 
   /** Upgrades (WebSocket): the request phases only; an answer is written on the socket. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next: Next): void {
+  handleUpgrade(req: ProxyRequest, socket: Duplex, head: Buffer, next: Next): void {
     const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     const step = (from: number): void => {
       const list = this.#request;
@@ -219,7 +220,7 @@ export class Chain {
     step(0);
   }
 
-  #answer(res: ServerResponse, kind: string, a: Answer): void {
+  #answer(res: ProxyResponse, kind: string, a: Answer): void {
     this.#count(kind, a.status);
     if (res.headersSent || res.destroyed) {
       res.destroy();
@@ -238,7 +239,7 @@ export class Chain {
   }
 
   /** Logs a middleware's error at most once a minute (with how many were not logged). */
-  #failed(kind: string, err: unknown, req: IncomingMessage): void {
+  #failed(kind: string, err: unknown, req: ProxyRequest): void {
     const now = Date.now();
     const last = this.#lastLog.get(kind);
     if (last !== undefined && now - last.at < LOG_EVERY) {
@@ -255,8 +256,8 @@ export class Chain {
 
   /** Runs the response heads; returns the first body sink (or undefined: straight to the client). */
   head(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ProxyRequest,
+    res: ProxyResponse,
     status: number,
     headers: string[],
     base: Sink | undefined = undefined,
@@ -302,14 +303,14 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 type Proto = {
-  writeHead: (status: number, a?: unknown, b?: unknown) => ServerResponse;
+  writeHead: (status: number, a?: unknown, b?: unknown) => ProxyResponse;
   write: (chunk: unknown, enc?: unknown, cb?: unknown) => boolean;
-  end: (chunk?: unknown, enc?: unknown, cb?: unknown) => ServerResponse;
+  end: (chunk?: unknown, enc?: unknown, cb?: unknown) => ProxyResponse;
 };
-const proto = (res: ServerResponse): Proto => Object.getPrototypeOf(res) as Proto;
+const proto = (res: ProxyResponse): Proto => Object.getPrototypeOf(res) as Proto;
 
 /** The client side of a filtered body: the response object's own write and end. */
-function clientSink(res: ServerResponse): Sink {
+function clientSink(res: ProxyResponse): Sink {
   const p = proto(res);
   return {
     write: (chunk) => p.write.call(res, chunk),
@@ -329,7 +330,7 @@ function replaceBody(body: Buffer, base: Sink): Sink {
 }
 
 /** Flattens writeHead's headers (flat list, [k, v] pairs or an object) and those set before. */
-function flatten(res: ServerResponse, h: unknown): string[] {
+function flatten(res: ProxyResponse, h: unknown): string[] {
   const out: string[] = [];
   for (const name of res.getHeaderNames()) {
     push(out, name, res.getHeader(name));
@@ -351,7 +352,7 @@ function push(out: string[], name: string, v: unknown): void {
 }
 
 /** res.writeHead of a response whose service has response middlewares (installed by Chain). */
-function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: unknown): ServerResponse {
+function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: unknown): ProxyResponse {
   const chain = this[kChain];
   const p = proto(this);
   if (chain === undefined || this.headersSent) return p.writeHead.call(this, status, a, b);
@@ -359,7 +360,7 @@ function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: 
   const text = typeof a === "string" ? a : undefined;
   // writeHead(status, headers) or writeHead(status, text | undefined, headers) (the proxy's form)
   const headers = flatten(this, typeof a === "string" || a === undefined ? b : a);
-  const req = (this as ServerResponse & { req: IncomingMessage }).req;
+  const req = this.req;
   const outer = this[kOuter];
   let sink: Sink | undefined;
   let out: number;
@@ -378,8 +379,8 @@ function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: 
 function rerouteHead(
   inner: Chain,
   outer: Chain[],
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: ProxyRequest,
+  res: ProxyResponse,
   status: number,
   headers: string[],
 ): { sink: Sink | undefined; status: number } {
@@ -428,7 +429,7 @@ function filteredWrite(this: ChainedResponse, chunk: unknown, enc?: unknown, cb?
   return sink.write(b);
 }
 
-function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown, cb?: unknown): ServerResponse {
+function filteredEnd(this: ChainedResponse, chunk?: unknown, enc?: unknown, cb?: unknown): ProxyResponse {
   if (!this.headersSent && !this.destroyed) this.writeHead(this.statusCode);
   const sink = this[kFilter];
   if (sink === undefined) return proto(this).end.call(this, chunk, enc, cb);

@@ -5,9 +5,10 @@
  * Content-Encoding, nor `Cache-Control: no-transform`, 204/206/304 or HEAD.
  * `Vary: Accept-Encoding` goes on every response of a compressible type, compressed or not.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+
 import { type BrotliCompress, constants, createBrotliCompress, createGzip, type Gzip } from "node:zlib";
 import type { MiddlewareConfig } from "../config/types.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { type BodyFilter, findHeader, type Middleware, removeHeader, type Sink } from "./types.ts";
 
 type Encoding = "br" | "gzip";
@@ -84,7 +85,7 @@ export class Compress implements Middleware {
     this.#encodings = config.encodings;
   }
 
-  head(req: IncomingMessage, res: ServerResponse, status: number, headers: string[]): BodyFilter | undefined {
+  head(req: ProxyRequest, res: ProxyResponse, status: number, headers: string[]): BodyFilter | undefined {
     if (status < 200 || status === 204 || status === 206 || status === 304) return undefined;
     const ct = findHeader(headers, "content-type");
     if (ct < 0 || !compressible(headers[ct + 1])) return undefined;
@@ -119,11 +120,11 @@ function addVary(headers: string[]): void {
 class ZlibFilter implements BodyFilter {
   next!: Sink;
   readonly #z: Gzip | BrotliCompress;
-  readonly #res: ServerResponse;
+  readonly #res: ProxyResponse;
   #flushQueued = false;
   #ended = false;
 
-  constructor(enc: Encoding, res: ServerResponse) {
+  constructor(enc: Encoding, res: ProxyResponse) {
     this.#res = res;
     this.#z =
       enc === "gzip"

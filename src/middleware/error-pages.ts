@@ -3,9 +3,9 @@
  * body (the backend's, or switchyard's own 502/503/504). Files are read once per config.
  */
 import { readFileSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname } from "node:path";
 import type { MiddlewareConfig } from "../config/types.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { type BodyFilter, findHeader, type Middleware, type Sink } from "./types.ts";
 
 const TYPES: Record<string, string> = {
@@ -36,12 +36,7 @@ export class ErrorPages implements Middleware {
     }
   }
 
-  head(
-    _req: IncomingMessage,
-    _res: ServerResponse,
-    status: number,
-    headers: string[],
-  ): BodyFilter | undefined {
+  head(_req: ProxyRequest, _res: ProxyResponse, status: number, headers: string[]): BodyFilter | undefined {
     const page = this.#pages.get(status);
     if (page === undefined) return undefined;
     const kept: string[] = [];

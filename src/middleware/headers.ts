@@ -4,8 +4,9 @@
  * (hop-by-hop and forwarded headers are still switchyard's to set afterwards); response edits
  * happen on the head the client gets, backend's or switchyard's own.
  */
-import type { IncomingMessage } from "node:http";
+
 import type { HeaderEdits, MiddlewareConfig } from "../config/types.ts";
+import type { ProxyRequest } from "../http-types.ts";
 import { headersObject } from "../http1/request.ts";
 import { type Middleware, removeHeader } from "./types.ts";
 
@@ -39,11 +40,11 @@ export class RequestHeaders implements Middleware {
     this.#editor = new HeaderEditor(config);
   }
 
-  request(req: IncomingMessage): undefined {
+  request(req: ProxyRequest): undefined {
     this.#editor.apply(req.rawHeaders);
     // what was built from the old list (node:http builds req.headers lazily) must follow
     try {
-      (req as { headers: IncomingMessage["headers"] }).headers = headersObject(req.rawHeaders);
+      req.headers = headersObject(req.rawHeaders);
     } catch {
       // a request object without a headers setter builds them from rawHeaders on each read
     }

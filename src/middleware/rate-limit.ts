@@ -100,7 +100,10 @@ function tooMany(retryAfterMs: number): Answer {
   return plainAnswer(429, "Too Many Requests", ["retry-after", String(seconds)]);
 }
 
-/** Process-wide: set in a cluster worker, where the service's buckets live in the primary. */
+/**
+ * Process-wide: set once when the process starts as a cluster worker, where every limit is the
+ * cluster's and its buckets live in the primary; a process is a worker for all its services or none.
+ */
 let remote: RemoteTokens | undefined;
 export function setRemoteTokens(fn: RemoteTokens | undefined): void {
   remote = fn;

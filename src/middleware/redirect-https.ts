@@ -4,10 +4,11 @@
  * `X-Forwarded-Proto: https` from a peer the service trusts (`options.from`): a TLS terminator
  * in front must not cause a redirect loop.
  */
-import type { IncomingMessage } from "node:http";
+
 import type { TLSSocket } from "node:tls";
 import type { RealIpResolver } from "../balancer/realip.ts";
 import type { MiddlewareConfig } from "../config/types.ts";
+import type { ProxyRequest } from "../http-types.ts";
 import { normalizeHost } from "../server/router.ts";
 import { type Answer, findHeader, type Middleware, plainAnswer } from "./types.ts";
 
@@ -25,7 +26,7 @@ export class RedirectHttps implements Middleware {
     this.#realIp = realIp;
   }
 
-  request(req: IncomingMessage): Answer | undefined {
+  request(req: ProxyRequest): Answer | undefined {
     if ((req.socket as TLSSocket | null)?.encrypted === true) return undefined;
     const raw = req.rawHeaders;
     const proto = findHeader(raw, "x-forwarded-proto");

@@ -17,9 +17,7 @@
  * as the basic_auth middleware does), then the evaluation resumes at that rule.
  */
 import { hash as digest, randomBytes } from "node:crypto";
-import type { IncomingMessage } from "node:http";
 import { BlockList, isIP } from "node:net";
-import type { TLSSocket } from "node:tls";
 import bcrypt from "bcryptjs";
 import { globToRegExp, toRegExp } from "../config/rules.ts";
 import type {
@@ -29,6 +27,7 @@ import type {
   RuleConfig,
   RulePattern,
 } from "../config/types.ts";
+import type { ProxyRequest } from "../http-types.ts";
 import { headersObject } from "../http1/request.ts";
 import {
   type Answer,
@@ -50,7 +49,7 @@ const CACHE_TTL = 5 * 60_000;
 
 /** Per-request facts the conditions read, computed at first use. Reused while evaluation is synchronous. */
 interface Ctx {
-  req: IncomingMessage;
+  req: ProxyRequest;
   client: string;
   /** The decoded path, or undefined until a condition needs it. */
   path: string | undefined;
@@ -98,7 +97,7 @@ type RulesRequest = ReroutedRequest & { [key: symbol]: RespOp[] | undefined };
 export class Rules implements Middleware {
   readonly kind = "rules";
   readonly needsClient: boolean;
-  readonly head?: (req: IncomingMessage, res: unknown, status: number, headers: string[]) => undefined;
+  readonly head?: (req: ProxyRequest, res: unknown, status: number, headers: string[]) => undefined;
   readonly #rules: Compiled[];
   readonly #default: Compiled | undefined;
   /** Distinct (user, hash) pairs of the basic_auth conditions. */
@@ -124,7 +123,7 @@ export class Rules implements Middleware {
   }
 
   request(
-    req: IncomingMessage,
+    req: ProxyRequest,
     info: RequestInfo,
     resume: (outcome: Answer | Reroute | Error | undefined) => void,
   ): Answer | Reroute | undefined | typeof PENDING {
@@ -142,7 +141,7 @@ export class Rules implements Middleware {
       return this.#evaluate(c, 0, false, resume);
     } finally {
       // the shared context holds no request between calls
-      c.req = undefined as unknown as IncomingMessage;
+      c.req = undefined as unknown as ProxyRequest;
     }
   }
 
@@ -189,7 +188,7 @@ export class Rules implements Middleware {
     const req = c.req as RulesRequest;
     if (c.headersEdited) {
       try {
-        (req as { headers: IncomingMessage["headers"] }).headers = headersObject(req.rawHeaders);
+        req.headers = headersObject(req.rawHeaders);
       } catch {
         // a request object without a headers setter builds them from rawHeaders on each read
       }
@@ -420,7 +419,7 @@ export class Rules implements Middleware {
       case "proto": {
         const p = cond.proto;
         return (c) => {
-          const tls = (c.req.socket as TLSSocket | null)?.encrypted === true;
+          const tls = (c.req.socket as { encrypted?: boolean } | null)?.encrypted === true;
           const major = c.req.httpVersionMajor;
           switch (p) {
             case "http":
@@ -444,7 +443,7 @@ export class Rules implements Middleware {
 
 function newCtx(): Ctx {
   return {
-    req: undefined as unknown as IncomingMessage,
+    req: undefined as unknown as ProxyRequest,
     client: "",
     path: undefined,
     query: undefined,
@@ -458,7 +457,7 @@ function newCtx(): Ctx {
 
 /** The resp_header edits of the rules that ran (kept on the request under `key`), on the head the client gets. */
 function respHead(key: symbol) {
-  return (req: IncomingMessage, _res: unknown, _status: number, headers: string[]): undefined => {
+  return (req: ProxyRequest, _res: unknown, _status: number, headers: string[]): undefined => {
     const ops = (req as RulesRequest)[key];
     if (ops === undefined) return undefined;
     for (const o of ops) {
@@ -651,7 +650,7 @@ function cookiesOf(raw: readonly string[]): Map<string, string[]> {
 }
 
 /** The Host the request names (as sent, port included, as Go's r.Host); HTTP/2's :authority. */
-function hostOf(req: IncomingMessage): string {
+function hostOf(req: ProxyRequest): string {
   const raw = req.rawHeaders;
   const i = findHeader(raw, "host");
   if (i >= 0) return raw[i + 1];

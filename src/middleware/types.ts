@@ -4,9 +4,10 @@
  * head (edit headers, and filter the body through a `Sink`). Instances are built once per
  * service config; per-request state lives only in what a request phase or a body filter needs.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+
 import type { RealIpResolver } from "../balancer/realip.ts";
 import type { MiddlewareKind } from "../config/types.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import type { Logger } from "../log.ts";
 
 /** An answer that replaces the backend's (403, 308, 401, 429, …). */
@@ -30,7 +31,7 @@ export class Reroute {
 
 /** How many times a request was handed on by `Reroute` (set on the request by the chain). */
 export const kRerouted: unique symbol = Symbol("switchyard.rerouted");
-export type ReroutedRequest = IncomingMessage & { [kRerouted]?: number };
+export type ReroutedRequest = ProxyRequest & { [kRerouted]?: number };
 
 /** What a request phase sees besides the request. */
 export interface RequestInfo {
@@ -62,7 +63,7 @@ export interface Middleware {
    * then call `resume(outcome)` exactly once (an Error: the middleware failed, as if it had thrown).
    */
   request?(
-    req: IncomingMessage,
+    req: ProxyRequest,
     info: RequestInfo,
     resume: (outcome: Answer | Reroute | Error | undefined) => void,
   ): Answer | Reroute | undefined | typeof PENDING;
@@ -71,7 +72,7 @@ export interface Middleware {
    * `headers` (flat [name, value, …], names as sent) in place and return a body filter; returns
    * the status to send (usually `status`).
    */
-  head?(req: IncomingMessage, res: ServerResponse, status: number, headers: string[]): BodyFilter | undefined;
+  head?(req: ProxyRequest, res: ProxyResponse, status: number, headers: string[]): BodyFilter | undefined;
   /** The service is gone or reconfigured. */
   close?(): void;
 }

@@ -1,13 +1,13 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
-import type { Duplex, Readable } from "node:stream";
+import type { Duplex } from "node:stream";
 import { gatewayStatus, UpstreamError } from "../errors.ts";
+import { bodyStream, type ProxyRequest, type ProxyResponse } from "../http-types.ts";
 import { backendAddress } from "../http1/client.ts";
 import { createUpstreamClient, http1Path } from "../http1/mode.ts";
 import { BAD_FRAMING, bodyFraming } from "../http1/raw-headers.ts";
-import { kRequestBody } from "../http1/request.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { relayableTrailers } from "../http1/trailers.ts";
 import {
@@ -36,23 +36,23 @@ export interface ForwarderOptions {
 /** What the forwarder needs from a balancer: retries and passive health. */
 export interface ForwardHost {
   readonly logger: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
-  clientIp(req: IncomingMessage): string;
+  clientIp(req: ProxyRequest): string;
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
   /** Send no Forwarded / X-Forwarded-* / X-Real-IP to the backend (a service setting). */
   readonly hideForwarded?: boolean;
-  pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined;
+  pickRetry(req: ProxyRequest, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
   /**
    * A retry moved the request to `next`: a sticky cookie the host set for the failed server may
    * be re-pointed (headers not yet sent).
    */
-  retried?(req: IncomingMessage, res: ServerResponse, next: Server): void;
+  retried?(req: ProxyRequest, res: ProxyResponse, next: Server): void;
 }
 
 export interface Forwarder {
-  forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void;
+  forward(host: ForwardHost, req: ProxyRequest, res: ProxyResponse, server: Server): void;
   /** Proxies an HTTP upgrade (WebSocket) and pipes both sockets. */
-  upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void;
+  upgrade(host: ForwardHost, req: ProxyRequest, socket: Duplex, head: Buffer, server: Server): void;
   /** Closes the upstream pool of a removed server once its requests finish. */
   release(server: Server): void;
   close(): Promise<void>;
@@ -123,10 +123,6 @@ const GATEWAY_TIMEOUT = "Gateway Timeout";
 export function createForwarder(options: ForwarderOptions): Forwarder {
   return new PoolForwarder(options);
 }
-
-export { kRequestBody };
-
-type BodyCarrier = IncomingMessage & { [kRequestBody]?: Readable | null };
 
 /** Per-connection cache of the trust decision (keyed by the resolver that made it). */
 const kTrust = Symbol("switchyard.trust");
@@ -218,7 +214,7 @@ class PoolForwarder implements Forwarder {
     for (const p of pools) p.destroy();
   }
 
-  forward(host: ForwardHost, req: IncomingMessage, res: ServerResponse, server: Server): void {
+  forward(host: ForwardHost, req: ProxyRequest, res: ProxyResponse, server: Server): void {
     // the client left while the request waited (a server waking up): its 'close' has been heard
     if (res.destroyed) return;
     // what the fronts check already; here for a library user's node:http front
@@ -237,7 +233,7 @@ class PoolForwarder implements Forwarder {
     new Exchange(this, host, req, res, body !== 0).send(server);
   }
 
-  upgrade(host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void {
+  upgrade(host: ForwardHost, req: ProxyRequest, socket: Duplex, head: Buffer, server: Server): void {
     // h2c is never tunnelled (h2c smuggling: the backend's HTTP/2 would bypass the proxy's rules);
     // switchyard's fronts serve such a request as a plain one, a node:http front hands it here
     if (isH2cUpgrade(req.headers.upgrade)) {
@@ -252,7 +248,7 @@ class PoolForwarder implements Forwarder {
 // Plain HTTP: one client request's journey through one or more upstream attempts.
 
 const kExchange = Symbol("switchyard.exchange");
-type ResWithExchange = ServerResponse & { [kExchange]?: Exchange };
+type ResWithExchange = ProxyResponse & { [kExchange]?: Exchange };
 
 /** res 'close' (shared listener, no per-request closure): the client went away or the response ended. */
 function onResClose(this: ResWithExchange): void {
@@ -269,7 +265,7 @@ function noop(): void {}
 class Exchange implements UpstreamHandler {
   readonly fw: PoolForwarder;
   readonly host: ForwardHost;
-  readonly req: IncomingMessage;
+  readonly req: ProxyRequest;
   readonly res: ResWithExchange;
   /** The server of the current attempt while it counts in server.inflight; null once released. */
   server: Server | null = null;
@@ -286,13 +282,7 @@ class Exchange implements UpstreamHandler {
   done = false;
   readonly hasBody: boolean;
 
-  constructor(
-    fw: PoolForwarder,
-    host: ForwardHost,
-    req: IncomingMessage,
-    res: ServerResponse,
-    hasBody: boolean,
-  ) {
+  constructor(fw: PoolForwarder, host: ForwardHost, req: ProxyRequest, res: ProxyResponse, hasBody: boolean) {
     this.fw = fw;
     this.host = host;
     this.req = req;
@@ -327,8 +317,8 @@ class Exchange implements UpstreamHandler {
         method: req.method || "GET",
         path: originForm(req.url),
         headers,
-        body: this.hasBody ? ((req as BodyCarrier)[kRequestBody] ?? req) : null,
-        trailersFrom: this.hasBody ? (req as { rawTrailers?: string[] } as { rawTrailers: string[] }) : null,
+        body: this.hasBody ? bodyStream(req) : null,
+        trailersFrom: this.hasBody ? req : null,
         expectContinue,
       };
     }
@@ -449,8 +439,7 @@ class Exchange implements UpstreamHandler {
     this.#release();
     const res = this.res;
     // a head not yet on the wire (nothing of the body written) can still become the 502
-    if (this.started && (res as { retractHead?: () => boolean }).retractHead?.() === true)
-      this.started = false;
+    if (this.started && res.retractHead?.() === true) this.started = false;
     if (this.started || res.headersSent) {
       // mid-response (idle timeout, reset): the client cannot be told otherwise; abort its connection
       this.#finish();
@@ -506,12 +495,10 @@ function originForm(url: string | undefined): string {
  * is not chunked: RFC 9112 §6.3 says such a request's length cannot be known (400); node:http only
  * fails it when reading the body, which would be after its head went upstream.
  */
-function requestBody(req: IncomingMessage): number {
+function requestBody(req: ProxyRequest): number {
   if (req.httpVersionMajor === 2) {
     // HTTP/2 has no framing headers for bodies: a body exists unless the stream already ended
-    const stream = (req as unknown as { stream?: { readableEnded?: boolean; endAfterHeaders?: boolean } })
-      .stream;
-    return stream?.endAfterHeaders === true || req.readableEnded ? 0 : 1;
+    return req.stream?.endAfterHeaders === true || req.readableEnded ? 0 : 1;
   }
   return bodyFraming(req.rawHeaders);
 }
@@ -525,7 +512,7 @@ const STATUS_TEXT = http.STATUS_CODES;
 class Tunnel {
   readonly fw: PoolForwarder;
   readonly host: ForwardHost;
-  readonly req: IncomingMessage;
+  readonly req: ProxyRequest;
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly upgradeTo: string;
@@ -536,7 +523,7 @@ class Tunnel {
   done = false;
   headers: string[] | null = null;
 
-  constructor(fw: PoolForwarder, host: ForwardHost, req: IncomingMessage, socket: Duplex, head: Buffer) {
+  constructor(fw: PoolForwarder, host: ForwardHost, req: ProxyRequest, socket: Duplex, head: Buffer) {
     this.fw = fw;
     this.host = host;
     this.req = req;
@@ -567,7 +554,7 @@ class Tunnel {
       port,
       method: req.method || "GET",
       path: originForm(req.url),
-      headers: this.headers as unknown as http.OutgoingHttpHeaders,
+      headers: this.headers,
       setHost: false,
       agent: false,
     };

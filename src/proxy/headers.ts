@@ -1,5 +1,5 @@
-import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
+import type { ProxyRequest } from "../http-types.ts";
 
 /**
  * RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies drop. `expect` is
@@ -86,7 +86,7 @@ const SPECIAL: ReadonlyMap<string, number> = new Map([
  * Without `upgrade` the Upgrade pair is dropped; with it, `Connection: upgrade` and
  * `Upgrade: <upgrade>` are sent.
  */
-export function upstreamHeaders(req: IncomingMessage, info: ForwardedInfo, upgrade?: string): string[] {
+export function upstreamHeaders(req: ProxyRequest, info: ForwardedInfo, upgrade?: string): string[] {
   const raw = req.rawHeaders;
   let out: string[] = [];
   let xff: string | undefined;

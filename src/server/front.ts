@@ -4,9 +4,9 @@
  * listener is one shared function that reads what it needs from the response.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { normalizePeer } from "../balancer/realip.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { batchedInfo, type Logger } from "../log.ts";
@@ -18,7 +18,7 @@ import { kServer, kTries, type Service, type TaggedRequest } from "./services.ts
 
 const kService: unique symbol = Symbol("switchyard.service");
 const kStart: unique symbol = Symbol("switchyard.start");
-type TrackedResponse = ServerResponse & {
+type TrackedResponse = ProxyResponse & {
   [kService]: Service;
   [kStart]: number;
   req: TaggedRequest;
@@ -26,14 +26,26 @@ type TrackedResponse = ServerResponse & {
   bytesSent?: number;
 };
 
-/** Requests and upgrades in flight in this process (all services), for drain. */
-const active = { requests: 0 };
+/** A Front's count of requests in flight (all its services), for drain. */
+interface Active {
+  requests: number;
+}
+
+/**
+ * The 'close' listener of a Front's responses: one function per Front, none per request; it counts
+ * down that Front's requests (two Fronts in one process, as two runtimes, drain apart).
+ */
+function closeListener(active: Active): (this: TrackedResponse) => void {
+  return function onFrontClose(this: TrackedResponse): void {
+    active.requests--;
+    onClose.call(this);
+  };
+}
 
 function onClose(this: TrackedResponse): void {
   const svc = this[kService];
   const st = svc.stats;
   st.inflight--;
-  active.requests--;
   const now = performance.now();
   const seconds = (now - this[kStart]) / 1000;
   const req = this.req;
@@ -97,7 +109,7 @@ export function routerOf(services: Iterable<Service>): HostRouter<Target> {
  */
 function accessFields(
   client: string,
-  req: IncomingMessage,
+  req: ProxyRequest,
   status: number,
   aborted: boolean,
   bytes: number | undefined,
@@ -114,6 +126,8 @@ export class Front {
   #router: HostRouter<Target> = new HostRouter<Target>([]);
   #draining = false;
   readonly upgrades = new Set<Duplex>();
+  readonly #active: Active = { requests: 0 };
+  readonly #onClose = closeListener(this.#active);
 
   readonly #access: ((fields: string) => void) | undefined;
   /** The access writer for requests no service matched (top-level `access_log`). */
@@ -145,11 +159,12 @@ export class Front {
     this.#draining = true;
   }
 
+  /** Requests in flight through this Front. */
   get inflight(): number {
-    return active.requests;
+    return this.#active.requests;
   }
 
-  request(req: IncomingMessage, res: ServerResponse): void {
+  request(req: ProxyRequest, res: ProxyResponse): void {
     let svc = this.#router.match(hostOf(req));
     if (svc instanceof PathTable) svc = routePath(svc, req);
     if (svc === undefined) {
@@ -174,17 +189,17 @@ export class Front {
       return;
     }
     svc.stats.inflight++;
-    active.requests++;
+    this.#active.requests++;
     const tracked = res as TrackedResponse;
     tracked[kService] = svc;
     tracked[kStart] = performance.now();
-    res.on("close", onClose);
+    res.on("close", this.#onClose);
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     if (svc.chain === undefined) svc.lb.handle(req, res);
     else svc.chain.handle(req, res, svc.lb);
   }
 
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  upgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     socket.on("error", ignore);
     let svc = this.#router.match(hostOf(req));
     if (svc instanceof PathTable) svc = routePath(svc, req);
@@ -231,7 +246,7 @@ function routeTarget(svc: Service): RouteTarget {
 }
 
 /** The service of a shared host for the request's path; strips the matched prefix when asked. */
-function routePath(table: PathTable<Service>, req: IncomingMessage): Service | undefined {
+function routePath(table: PathTable<Service>, req: ProxyRequest): Service | undefined {
   const url = req.url ?? "/";
   const svc = table.match(url);
   if (svc !== undefined && svc.config.stripPrefix === true && table.matched > 1)
@@ -245,7 +260,7 @@ function ignore(): void {}
  * The Host a request names (HTTP/2: `:authority` when there is no Host), from rawHeaders: building
  * `req.headers` for this one value costs more than the lookup.
  */
-export function hostOf(req: IncomingMessage): string | undefined {
+export function hostOf(req: ProxyRequest): string | undefined {
   const raw = req.rawHeaders;
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {

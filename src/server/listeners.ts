@@ -4,24 +4,23 @@
  * becomes a node:http2 session. Re-bound on reload only where the address or TLS files changed.
  */
 import { readFileSync } from "node:fs";
-import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import * as net from "node:net";
 import { dirname, resolve } from "node:path";
-import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { RealIpResolver } from "../balancer/realip.ts";
 import type { ListenConfig } from "../config/types.ts";
+import type { ProxyRequest, ProxyResponse, UpgradeSocket } from "../http-types.ts";
 import { chunkBytes } from "../http1/fallback-server.ts";
-import { createHttp1Server } from "../http1/mode.ts";
+import { createHttp1Server } from "../http1/front.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
 import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from "./proxy-protocol.ts";
 
 export interface ListenerHandler {
-  request(req: http.IncomingMessage, res: http.ServerResponse): void;
-  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  request(req: ProxyRequest, res: ProxyResponse): void;
+  upgrade(req: ProxyRequest, socket: UpgradeSocket, head: Buffer): void;
 }
 
 /** Server-side timeouts: bounded whole-request time, keep-alive idle (headers: `timeouts.client_header`). */
@@ -51,7 +50,7 @@ interface Bound {
   /** Every HTTP/1 connection of this listener. */
   h1: Http1Front;
   /** TLS listener: the HTTP/2 sessions, for graceful close. */
-  sessions: Set<http2.ServerHttp2Session>;
+  sessions: Set<Pick<http2.ServerHttp2Session, "close" | "destroy">>;
   /** TLS listener behind a PROXY protocol reader: the TLS server the reader hands connections to. */
   tlsServer?: tls.Server;
   /** PROXY protocol settings, updated in place on reload. */
@@ -161,11 +160,11 @@ export class Listeners {
       // node:http2 with allowHTTP1 would serve HTTP/1.1 through node:http; the TLS server picks
       // the protocol by ALPN instead and hands each connection to its front
       const h2 = http2.createServer({
-        Http2ServerResponse: CountingH2Response as unknown as typeof http2.Http2ServerResponse,
+        Http2ServerResponse: CountingH2Response,
       });
-      h2.on("request", h.request as never);
+      h2.on("request", h.request);
       // Expect: 100-continue goes on to the backend, whose 100 is relayed: no early 100 from node
-      h2.on("checkContinue", h.request as never);
+      h2.on("checkContinue", h.request);
       h2.on("session", (session) => {
         b.sessions.add(session);
         session.on("error", ignore);

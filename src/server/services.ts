@@ -2,7 +2,7 @@
  * One running service: a LoadBalancer built from its ServiceConfig, its health sources and its
  * request stats; plus applying a changed ServiceConfig to it in place (hot reload).
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+
 import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import type { EventAction, EventSink } from "../admin/events.ts";
@@ -12,6 +12,7 @@ import { tlsOptionsOf } from "../config/upstream.ts";
 import { IdleError } from "../errors.ts";
 import { HttpHealthMonitor } from "../health/http-monitor.ts";
 import type { HealthSource } from "../health/status.ts";
+import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
 import { LoadBalancer } from "../load-balancer.ts";
@@ -53,7 +54,7 @@ export function newIdleEnv(): IdleEnv {
 export const kServer: unique symbol = Symbol("switchyard.server");
 /** ... and how many servers it was sent to, once it was retried (absent: 1, or none without kServer). */
 export const kTries: unique symbol = Symbol("switchyard.tries");
-export type TaggedRequest = IncomingMessage & { [kServer]?: Server; [kTries]?: number };
+export type TaggedRequest = ProxyRequest & { [kServer]?: Server; [kTries]?: number };
 
 /** Makes the health source of one server (an HTTP monitor, or a feed from the cluster primary). */
 export type HealthFactory = (service: ServiceConfig, server: ServerConfig) => HealthSource | undefined;
@@ -81,12 +82,12 @@ export class ServiceBalancer extends LoadBalancer {
     this.stats = stats;
   }
 
-  override dispatch(req: IncomingMessage, res: ServerResponse, server: Server): void {
+  override dispatch(req: ProxyRequest, res: ProxyResponse, server: Server): void {
     (req as TaggedRequest)[kServer] = server;
     super.dispatch(req, res, server);
   }
 
-  override pickRetry(req: IncomingMessage, tried: readonly Server[]): Server | undefined {
+  override pickRetry(req: ProxyRequest, tried: readonly Server[]): Server | undefined {
     const next = super.pickRetry(req, tried);
     if (next !== undefined) {
       (req as TaggedRequest)[kServer] = next;
