@@ -3,7 +3,9 @@
  * balancer; response heads and bodies pass the middlewares in reverse order (the first listed is
  * the outermost, as in Traefik and Caddy). A service without middlewares has no Chain at all.
  * A middleware that throws answers 500 for that request only; the error is logged at most once
- * per minute per middleware.
+ * per minute per middleware. A `Reroute` outcome (GoDoxy's `route NAME`) hands the request to the
+ * target the server bound for that name (`bindRoutes`); its response then passes the target's
+ * response middlewares and this chain's.
  */
 import type { OutgoingHttpHeaders } from "node:http";
 import type { Duplex } from "node:stream";

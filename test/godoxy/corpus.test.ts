@@ -284,6 +284,9 @@ describe("GoDoxy corpus: middlewares.yaml", () => {
     assert.equal(seen["x-env"], "prod");
     assert.equal(seen["x-via"], "godoxy");
     assert.equal(seen["x-debug"], undefined, "hidden from the request");
+    // hideXForwarded: no forwarded header reaches the backend, the client's or switchyard's
+    for (const h of ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"])
+      assert.equal(seen[h], undefined, h);
 
     // real_ip from loopback: the allow list and the rate limit see X-Real-IP
     b.seen.length = 0;
