@@ -3,7 +3,9 @@
  * what the backend receives, what the client gets, and what the log says.
  */
 import * as assert from "node:assert/strict";
+import { once } from "node:events";
 import * as http from "node:http";
+import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Cleanup, listen } from "../support/cleanup.ts";
 import type { LogRecord } from "../support/cli.ts";
@@ -18,6 +20,12 @@ before(async () => {
     const body = JSON.stringify({ url: req.url, raw: req.rawHeaders });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
     res.end(body);
+  });
+  // an upgrade is answered 101 with what arrived: the path and the X-Via header
+  server.on("upgrade", (req, socket) => {
+    socket.end(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Url: ${req.url}\r\nX-Got-Via: ${req.headers["x-via"] ?? "-"}\r\n\r\n`,
+    );
   });
   backend = `http://127.0.0.1:${await listen(server, cleanup)}`;
 });
@@ -149,6 +157,31 @@ services:
     assert.equal(own.headers["x-b"], undefined);
   });
 
+  test("upgrades pass the rules too: a route hands the upgrade on, a rule's answer is written on the socket", async () => {
+    const upgrade = async (host: string, path: string): Promise<string> => {
+      const [hostname, port] = splitAddress(sy.proxy[0]);
+      const socket = net.connect(port, hostname);
+      await once(socket, "connect");
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+      );
+      let head = "";
+      socket.setEncoding("latin1");
+      for await (const chunk of socket) {
+        head += chunk;
+        if (head.includes("\r\n\r\n")) break;
+      }
+      socket.destroy();
+      return head;
+    };
+    const routed = await upgrade("a.test", "/to-b/ws");
+    assert.match(routed, /^HTTP\/1\.1 101 /);
+    assert.match(routed, /X-Url: \/ws\r\n/, "rewritten by a's rule");
+    assert.match(routed, /X-Got-Via: b\r\n/, "edited by b's rules");
+    const looped = await upgrade("a.test", "/loop");
+    assert.match(looped, /^HTTP\/1\.1 500 /);
+  });
+
   test("a middleware that throws answers 500 for that request only and is logged once a minute, not per request", async () => {
     const failed = (l: LogRecord) => typeof l.msg === "string" && l.msg.startsWith("middleware rules failed");
     const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -170,7 +203,8 @@ services:
       /route loop: the request was handed on 8 times/,
     );
     assert.equal(line.middleware, "rules");
-    // 50 failures within a minute: one line (an access line per request shows every request was logged past it)
+    // 50 failures (51 with the upgrade test's) within a minute: one line; the access line of the last
+    // request shows the log got past every failure
     await sy.waitForLog((l) => l.msg === "request" && l.path === "/own" && l.status === 200, 5000);
     assert.equal(sy.logs.filter(failed).length, 1, JSON.stringify(sy.logs.filter(failed)));
   });
