@@ -361,4 +361,3 @@ function readHeaderEdits(p: Problems, e: Entry): HeaderEdits | undefined {
   return edits;
 }
 
-export { bcryptProblem };
