@@ -360,4 +360,3 @@ function readHeaderEdits(p: Problems, e: Entry): HeaderEdits | undefined {
   if (!m.set && !m.add && !m.remove) p.at(e.path, "give `set`, `add` or `remove`");
   return edits;
 }
-
