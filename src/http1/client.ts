@@ -10,6 +10,7 @@ import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
 import { Connection, IDLE, READ_BUFFER } from "./client-connection.ts";
 import { onSocketRead } from "./client-events.ts";
+import { CloseWaiters } from "./close-waiters.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamClient,
@@ -51,7 +52,7 @@ export class UpstreamPool implements UpstreamClient {
   /** The latest TLS session the backend offered: new connections resume it (as undici and https.Agent do). */
   #tlsSession: Buffer | undefined;
   #closed = false;
-  #whenEmpty: (() => void) | null = null;
+  readonly #closing = new CloseWaiters();
 
   constructor(url: URL, opts: UpstreamPoolOptions) {
     this.origin = url.origin;
@@ -153,11 +154,7 @@ export class UpstreamPool implements UpstreamClient {
     this.all.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.all.size === 0 && this.#whenEmpty !== null) {
-      const done = this.#whenEmpty;
-      this.#whenEmpty = null;
-      done();
-    }
+    if (this.all.size === 0) this.#closing.settle();
   }
 
   /** No new requests; idle connections close now, busy ones once their response is complete. */
@@ -166,13 +163,7 @@ export class UpstreamPool implements UpstreamClient {
     this.#stopSweeping();
     for (const c of this.idle.splice(0)) c.destroy(null);
     if (this.all.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const prev = this.#whenEmpty;
-      this.#whenEmpty = () => {
-        prev?.();
-        resolve();
-      };
-    });
+    return this.#closing.wait();
   }
 
   /** Closes every connection now; requests under way fail. */

@@ -18,6 +18,7 @@ import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "./client.ts";
+import { CloseWaiters } from "./close-waiters.ts";
 import { nameIs } from "./raw-headers.ts";
 import { relayableTrailers } from "./trailers.ts";
 import {
@@ -40,7 +41,7 @@ export class AgentPool implements UpstreamClient {
   readonly defaultHost: string;
   readonly live = new Set<AgentExchange>();
   #closed = false;
-  #whenEmpty: (() => void) | null = null;
+  readonly #closing = new CloseWaiters();
 
   constructor(url: URL, opts: UpstreamPoolOptions) {
     this.origin = url.origin;
@@ -79,10 +80,9 @@ export class AgentPool implements UpstreamClient {
 
   forget(ex: AgentExchange): void {
     this.live.delete(ex);
-    if (this.live.size === 0 && this.#whenEmpty !== null) {
-      const done = this.#whenEmpty;
-      this.#whenEmpty = null;
-      done();
+    if (this.live.size === 0 && this.#closing.waiting) {
+      this.agent.destroy();
+      this.#closing.settle();
     }
   }
 
@@ -92,12 +92,7 @@ export class AgentPool implements UpstreamClient {
       this.agent.destroy();
       return Promise.resolve();
     }
-    return new Promise((resolve) => {
-      this.#whenEmpty = () => {
-        this.agent.destroy();
-        resolve();
-      };
-    });
+    return this.#closing.wait();
   }
 
   destroy(): void {

@@ -18,6 +18,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
+import { CloseWaiters } from "../http1/close-waiters.ts";
 import {
   UPSTREAM_CODES,
   type UpstreamClient,
@@ -86,7 +87,7 @@ export class H2Pool implements UpstreamClient {
   readonly sessions = new Set<H2Session>();
   readonly stats: H2Stats = { sessions: 0, resets: 0, refused: 0, goaways: 0 };
   #closed = false;
-  #whenEmpty: (() => void) | null = null;
+  readonly #closing = new CloseWaiters();
   /** Streams under way (for close()). */
   live = 0;
 
@@ -167,24 +168,16 @@ export class H2Pool implements UpstreamClient {
   }
 
   #checkEmpty(): void {
-    if (this.#whenEmpty === null || this.live !== 0) return;
+    if (!this.#closing.waiting || this.live !== 0) return;
     for (const s of this.sessions) s.close();
-    const done = this.#whenEmpty;
-    this.#whenEmpty = null;
-    done();
+    this.#closing.settle();
   }
 
   close(): Promise<void> {
     this.#closed = true;
     for (const s of this.sessions) if (s.streams === 0) s.close();
     if (this.live === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const prev = this.#whenEmpty;
-      this.#whenEmpty = () => {
-        prev?.();
-        resolve();
-      };
-    });
+    return this.#closing.wait();
   }
 
   destroy(): void {

@@ -4,15 +4,8 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  eventually,
-  get,
-  startBackend,
-  startSwitchyard,
-  tempDir,
-  yamlConfig,
-} from "../support/switchyard.ts";
-import { call, openEvents } from "./helpers.ts";
+import { openEvents, serverAction, waitForHealth } from "../support/admin.ts";
+import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 type Stats = Record<
   string,
@@ -32,53 +25,35 @@ type Stats = Record<
 test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   timeout: 60_000,
 }, async (t) => {
-  const tmp = tempDir();
-  const a1 = await startBackend("a-1");
-  const a2 = await startBackend("a-2");
-  const yaml = yamlConfig(
-    {
-      web: {
-        hosts: ["*"],
-        servers: [
-          { name: "a-1", url: a1.url },
-          { name: "a-2", url: a2.url },
-        ],
+  const a1 = await startBackend("a-1", 0, t);
+  const a2 = await startBackend("a-2", 0, t);
+  const sy = await serveYaml(
+    t,
+    yamlConfig(
+      {
+        web: {
+          hosts: ["*"],
+          servers: [
+            { name: "a-1", url: a1.url },
+            { name: "a-2", url: a2.url },
+          ],
+        },
       },
-    },
-    "timeouts: { shutdown: 2s }\n",
+      "timeouts: { shutdown: 2s }\n",
+    ),
+    [],
+    { cleanExit: true },
   );
-  const file = tmp.write("s.yaml", yaml);
-  const sy = await startSwitchyard(["serve", "-c", file]);
-  t.after(async () => {
-    const exit = await sy.stop();
-    await a1.stop();
-    await a2.stop();
-    tmp.remove();
-    assert.equal(exit.code, 0);
-  });
   const admin = sy.admin!;
-  const act = (server: string, action: string, body: unknown = {}) =>
-    call(admin, action === "weight" ? "PUT" : "POST", `/api/services/web/servers/${server}/${action}`, body);
-  const spread = async (n: number) => {
-    const seen: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const r = await get(sy.proxy[0], "/");
-      assert.equal(r.status, 200);
-      seen[r.body.trim()] = (seen[r.body.trim()] ?? 0) + 1;
-    }
-    return seen;
-  };
-  const stats = async () => (await call(admin, "GET", "/api/stats")).body as unknown as Stats;
-  await eventually(
-    async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
-    10_000,
-    "both healthy",
-  );
+  const act = (server: string, action: string, body?: unknown) =>
+    serverAction(admin, "web", server, action, body);
+  const stats = async () => (await get(admin, "/api/stats")).json<Stats>();
+  await waitForHealth(admin, "web", "2/2 servers are healthy");
   const events = await openEvents(admin);
   t.after(() => events.close());
 
   // stats: what was served, per service and server
-  assert.deepEqual(await spread(10), { "a-1": 5, "a-2": 5 });
+  assert.deepEqual(await spread(sy.proxy[0], 10), { "a-1": 5, "a-2": 5 });
   const s1 = (await stats()).web;
   assert.equal(s1.status["2xx"], 10);
   assert.equal(s1.servers["a-1"].status["2xx"] + s1.servers["a-2"].status["2xx"], 10);
@@ -88,8 +63,8 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   // maint: no requests at all
   const maint = await act("a-2", "maint");
   assert.equal(maint.status, 200);
-  assert.equal(maint.body.admin_state, "maint");
-  assert.deepEqual(await spread(6), { "a-1": 6 });
+  assert.equal(maint.json().admin_state, "maint");
+  assert.deepEqual(await spread(sy.proxy[0], 6), { "a-1": 6 });
   const health = JSON.parse((await get(admin, "/api/health/web")).body);
   const entry = Object.values(
     health.extra.pool as Record<string, { name: string; admin_state: string }>,
@@ -98,17 +73,17 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   await events.waitFor((e) => e.action === "maint" && e.server === "a-2" && e.service === "web");
 
   // ready again
-  assert.equal((await act("a-2", "ready")).body.admin_state, "ready");
-  assert.deepEqual(await spread(4), { "a-1": 2, "a-2": 2 });
+  assert.equal((await act("a-2", "ready")).json().admin_state, "ready");
+  assert.deepEqual(await spread(sy.proxy[0], 4), { "a-1": 2, "a-2": 2 });
   await events.waitFor((e) => e.action === "ready" && e.server === "a-2");
 
   // a runtime weight changes the split
   const w = await act("a-1", "weight", { weight: 90 });
   assert.equal(w.status, 200);
-  assert.equal(w.body.weight, 90);
-  assert.equal(w.body.configured_weight, 0);
+  assert.equal(w.json().weight, 90);
+  assert.equal(w.json().configured_weight, 0);
   await act("a-2", "weight", { weight: 10 });
-  const split = await spread(20);
+  const split = await spread(sy.proxy[0], 20);
   assert.equal(split["a-1"], 18, JSON.stringify(split));
   await events.waitFor((e) => e.action === "weight" && e.server === "a-1");
   await act("a-1", "weight", { weight: 0 });
@@ -123,11 +98,11 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   const draining = act("a-1", "drain", { wait: "2s" });
   await events.waitFor((e) => e.action === "drain" && e.server === "a-1", 5000, "the drain event");
   // draining: new clients go elsewhere
-  assert.deepEqual(await spread(4), { "a-2": 4 });
+  assert.deepEqual(await spread(sy.proxy[0], 4), { "a-2": 4 });
   a1.release();
   const drained = await draining;
   assert.equal(drained.status, 200);
-  assert.equal(drained.body.drained, true);
+  assert.equal(drained.json().drained, true);
   assert.equal((await held).status, 200);
   await events.waitFor((e) => e.action === "drained" && e.server === "a-1");
 
@@ -139,10 +114,10 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   await act("a-2", "ready");
   const late = await act("a-1", "drain", { wait: "100ms" });
   assert.equal(late.status, 202);
-  assert.deepEqual([late.body.drained, late.body.inflight], [false, 1]);
+  assert.deepEqual([late.json().drained, late.json().inflight], [false, 1]);
   const capped = await act("a-1", "drain", { wait: "1h" });
   assert.equal(capped.status, 202);
-  assert.match(String(capped.body.wait_capped), /shutdown timeout.*2s/);
+  assert.match(String(capped.json().wait_capped), /shutdown timeout.*2s/);
   const now = await act("a-1", "drain");
   assert.equal(now.status, 202, "no wait: answered at once");
   a1.release();
@@ -153,7 +128,7 @@ test("drain, maint, ready, weight, wake/stop; events and stats, over HTTP", {
   for (const action of ["wake", "stop"]) {
     const r = await act("a-1", action);
     assert.equal(r.status, 409);
-    assert.match(String(r.body.error), /^server a-1 of service web has no idle provider$/);
+    assert.match(String(r.json().error), /^server a-1 of service web has no idle provider$/);
   }
 
   // a reload is an event too

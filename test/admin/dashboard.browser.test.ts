@@ -9,14 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "puppeteer-core";
 import { launchBrowser } from "../support/browser.ts";
-import {
-  type Backend,
-  get,
-  type Running,
-  startBackend,
-  startSwitchyard,
-  tempDir,
-} from "../support/switchyard.ts";
+import { type Backend, type Running, serveYaml, spread, startBackend } from "../support/switchyard.ts";
 
 let browser: Browser;
 before(async () => {
@@ -48,11 +41,8 @@ async function setup(
 ): Promise<Setup> {
   const backends: Record<string, Backend> = {};
   for (const names of Object.values(services)) {
-    for (const n of names) backends[n] = await startBackend(n);
+    for (const n of names) backends[n] = await startBackend(n, 0, t);
   }
-  t.after(async () => {
-    for (const b of Object.values(backends)) await b.stop();
-  });
   let yaml = `listen: 127.0.0.1:0\n${options.admin ?? "admin: 127.0.0.1:0"}\nservices:\n`;
   for (const [svc, names] of Object.entries(services)) {
     yaml += `  ${svc}:\n    hosts: [${svc}.test]\n    healthcheck: { interval: 100ms, timeout: 1s, retries: 1 }\n    servers:\n`;
@@ -61,10 +51,7 @@ async function setup(
       yaml += `      - { name: ${n}, url: "${backends[n].url}"${w === undefined ? "" : `, weight: ${w}`} }\n`;
     }
   }
-  const tmp = tempDir("switchyard-dash-");
-  t.after(() => tmp.remove());
-  const sy = await startSwitchyard(["serve", "-c", tmp.write("switchyard.yaml", yaml)]);
-  t.after(() => sy.stop());
+  const sy = await serveYaml(t, yaml);
   const context = await browser.createBrowserContext();
   t.after(() => context.close());
   const page = await context.newPage();
@@ -80,15 +67,8 @@ async function setup(
 }
 
 /** Sends `n` requests to service `svc` through the proxy; returns how many each backend answered. */
-async function traffic(sy: Running, svc: string, n: number): Promise<Record<string, number>> {
-  const seen: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const r = await get(sy.proxy[0], "/", { host: `${svc}.test` });
-    assert.equal(r.status, 200, `request ${i} to ${svc}: ${r.status} ${r.body}`);
-    const name = r.body.trim();
-    seen[name] = (seen[name] ?? 0) + 1;
-  }
-  return seen;
+function traffic(sy: Running, svc: string, n: number): Promise<Record<string, number>> {
+  return spread(sy.proxy[0], n, { host: `${svc}.test` });
 }
 
 function rowStatus(page: Page, server: string, status: string): Promise<unknown> {

@@ -5,21 +5,10 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { alive, freePort, header, runApp } from "../idle/helpers.ts";
-import { get, serveYaml } from "../support/switchyard.ts";
-
-async function pool(admin: string, service: string): Promise<Record<string, Record<string, unknown>>> {
-  const r = await get(admin, `/api/health/${service}`);
-  const byKey = JSON.parse(r.body).extra.pool as Record<string, Record<string, unknown>>;
-  return Object.fromEntries(Object.values(byKey).map((p) => [p.name as string, p]));
-}
-
-function act(admin: string, server: string, action: string) {
-  return get(admin, `/api/services/app/servers/${server}/${action}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-  });
-}
+import { healthPool, serverAction } from "../support/admin.ts";
+import { alive, runApp } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { get, serveYaml, yamlHead } from "../support/switchyard.ts";
 
 test("admin wake/stop drive an idle server's provider; a plain server answers 409", {
   timeout: 60_000,
@@ -27,7 +16,7 @@ test("admin wake/stop drive an idle server's provider; a plain server answers 40
   const [port, plain] = [await freePort(), await freePort()];
   const sy = await serveYaml(
     t,
-    `${header()}  app:
+    `${yamlHead()}  app:
     hosts: ["*"]
     healthcheck: { disable: true }
     servers:
@@ -40,26 +29,26 @@ test("admin wake/stop drive an idle server's provider; a plain server answers 40
   );
   const admin = sy.admin!;
 
-  let p = await pool(admin, "app");
+  let p = await healthPool(admin, "app");
   assert.equal(p["app-1"].idle, true);
   assert.equal(p.plain.idle, false);
   assert.equal(p["app-1"].status, "napping");
 
-  const woke = await act(admin, "app-1", "wake");
+  const woke = await serverAction(admin, "app", "app-1", "wake");
   assert.equal(woke.status, 200, woke.body);
-  p = await pool(admin, "app");
+  p = await healthPool(admin, "app");
   assert.equal(p["app-1"].status, "healthy", "answered once ready");
   const direct = JSON.parse((await get(`127.0.0.1:${port}`, "/")).body);
   assert.equal(direct.name, "app-1");
   assert.ok(alive(direct.pid));
 
-  const stopped = await act(admin, "app-1", "stop");
+  const stopped = await serverAction(admin, "app", "app-1", "stop");
   assert.equal(stopped.status, 200, stopped.body);
-  assert.equal((await pool(admin, "app"))["app-1"].status, "napping");
+  assert.equal((await healthPool(admin, "app"))["app-1"].status, "napping");
   assert.equal(alive(direct.pid), false, "the process is gone");
 
   for (const action of ["wake", "stop"]) {
-    const r = await act(admin, "plain", action);
+    const r = await serverAction(admin, "app", "plain", action);
     assert.equal(r.status, 409);
     assert.match(JSON.parse(r.body).error, /no idle provider/);
   }

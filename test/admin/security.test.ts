@@ -4,17 +4,19 @@
  * writes, bad bodies and unknown names; the token never reaches the logs.
  */
 import * as assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { openEvents } from "../support/admin.ts";
 import {
   type Backend,
   get,
   type Running,
+  serveYaml,
   startBackend,
   startSwitchyard,
   tempDir,
   yamlConfig,
 } from "../support/switchyard.ts";
-import { openEvents } from "./helpers.ts";
 
 const TOKEN = "t0ken-Zq8-admin-secret";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -227,58 +229,34 @@ describe("admin security: token in the file, admin on loopback", () => {
   });
 });
 
-test("SWITCHYARD_ADMIN_TOKEN is required on a loopback admin too", async () => {
-  const tmp = tempDir();
-  const backend = await startBackend("sec-env");
-  const sy = await startSwitchyard(
-    [
-      "serve",
-      "-c",
-      tmp.write(
-        "s.yaml",
-        yamlConfig({ web: { hosts: ["*"], servers: [{ name: "e-1", url: backend.url }] } }),
-      ),
-    ],
-    { env: { SWITCHYARD_ADMIN_TOKEN: TOKEN } },
-  );
-  try {
-    assert.equal((await get(sy.admin!, "/api/health")).status, 401);
-    assert.equal((await get(sy.admin!, "/api/health", { headers: auth })).status, 200);
-  } finally {
-    const exit = await sy.stop();
-    await backend.stop();
-    tmp.remove();
-    assert.equal(exit.code, 0);
-    assert.ok(!sy.lines.join("\n").includes(TOKEN));
-  }
+test("SWITCHYARD_ADMIN_TOKEN is required on a loopback admin too", async (t) => {
+  const backend = await startBackend("sec-env", 0, t);
+  const yaml = yamlConfig({ web: { hosts: ["*"], servers: [{ name: "e-1", url: backend.url }] } });
+  const sy = await serveYaml(t, yaml, [], { env: { SWITCHYARD_ADMIN_TOKEN: TOKEN } });
+  assert.equal((await get(sy.admin!, "/api/health")).status, 401);
+  assert.equal((await get(sy.admin!, "/api/health", { headers: auth })).status, 200);
+  assert.equal((await sy.stop()).code, 0);
+  assert.ok(!sy.lines.join("\n").includes(TOKEN));
 });
 
-test("a token changed by a reload: the old one is refused and event streams opened with it end", async () => {
-  const tmp = tempDir();
-  const backend = await startBackend("sec-reload");
+test("a token changed by a reload: the old one is refused and event streams opened with it end", async (t) => {
+  const backend = await startBackend("sec-reload", 0, t);
   const yaml = (token: string) =>
     yamlConfig({ web: { hosts: ["*"], servers: [{ name: "r-1", url: backend.url }] } }).replace(
       "admin: 127.0.0.1:0\n",
       `admin: { address: "127.0.0.1:0", token: "${token}" }\n`,
     );
-  const file = tmp.write("s.yaml", yaml("first-token"));
-  const sy = await startSwitchyard(["serve", "-c", file]);
-  try {
-    const stream = await openEvents(sy.admin!, { authorization: "Bearer first-token" });
-    const ended = new Promise<void>((ok) => stream.response.once("close", () => ok()));
-    tmp.write("s.yaml", yaml("second-token"));
-    sy.child.kill("SIGHUP");
-    await sy.waitForLog((r) => /config reloaded: .*admin token/.test(String(r.msg)), 10_000);
-    await ended;
-    const old = await get(sy.admin!, "/api/health", { headers: { authorization: "Bearer first-token" } });
-    assert.equal(old.status, 401);
-    const fresh = await get(sy.admin!, "/api/health", { headers: { authorization: "Bearer second-token" } });
-    assert.equal(fresh.status, 200);
-  } finally {
-    const exit = await sy.stop();
-    await backend.stop();
-    tmp.remove();
-    assert.equal(exit.code, 0);
-    assert.ok(!sy.lines.join("\n").includes("first-token") && !sy.lines.join("\n").includes("second-token"));
-  }
+  const sy = await serveYaml(t, yaml("first-token"));
+  const stream = await openEvents(sy.admin!, { authorization: "Bearer first-token" });
+  const ended = new Promise<void>((ok) => stream.response.once("close", () => ok()));
+  writeFileSync(sy.file, yaml("second-token"));
+  sy.child.kill("SIGHUP");
+  await sy.waitForLog((r) => /config reloaded: .*admin token/.test(String(r.msg)), 10_000);
+  await ended;
+  const old = await get(sy.admin!, "/api/health", { headers: { authorization: "Bearer first-token" } });
+  assert.equal(old.status, 401);
+  const fresh = await get(sy.admin!, "/api/health", { headers: { authorization: "Bearer second-token" } });
+  assert.equal(fresh.status, 200);
+  assert.equal((await sy.stop()).code, 0);
+  assert.ok(!sy.lines.join("\n").includes("first-token") && !sy.lines.join("\n").includes("second-token"));
 });

@@ -4,24 +4,16 @@
  */
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  eventually,
-  get,
-  startBackend,
-  startSwitchyard,
-  tempDir,
-  yamlConfig,
-} from "../support/switchyard.ts";
-import { call, openEvents } from "./helpers.ts";
+import { openEvents, serverAction, waitForHealth } from "../support/admin.ts";
+import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {
   timeout: 180_000,
 }, async (t) => {
-  const tmp = tempDir();
-  const b1 = await startBackend("b-1");
-  const b2 = await startBackend("b-2");
-  const c1 = await startBackend("c-1");
-  const c2 = await startBackend("c-2");
+  const b1 = await startBackend("b-1", 0, t);
+  const b2 = await startBackend("b-2", 0, t);
+  const c1 = await startBackend("c-1", 0, t);
+  const c2 = await startBackend("c-2", 0, t);
   // "rare": probed once an hour, so only a worker's passive failure notices a dead server
   const rare = `  rare:
     hosts: ["rare.test"]
@@ -30,8 +22,8 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       - { name: c-1, url: "${c1.url}" }
       - { name: c-2, url: "${c2.url}" }
 `;
-  const file = tmp.write(
-    "s.yaml",
+  const sy = await serveYaml(
+    t,
     yamlConfig({
       web: {
         hosts: ["*"],
@@ -41,22 +33,12 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
         ],
       },
     }) + rare,
+    ["--workers", "2", "--log-level", "debug"],
+    { timeoutMs: 90_000, cleanExit: true },
   );
-  const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
-    timeoutMs: 90_000,
-  });
-  t.after(async () => {
-    b1.release();
-    const exit = await sy.stop();
-    await b1.stop();
-    await b2.stop();
-    await c1.stop();
-    tmp.remove();
-    assert.equal(exit.code, 0);
-  });
   const admin = sy.admin!;
-  const act = (server: string, action: string, body: unknown = {}) =>
-    call(admin, action === "weight" ? "PUT" : "POST", `/api/services/web/servers/${server}/${action}`, body);
+  const act = (server: string, action: string, body?: unknown) =>
+    serverAction(admin, "web", server, action, body);
   type Stats = Record<
     string,
     {
@@ -65,7 +47,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       servers: Record<string, { inflight: number; status: Record<string, number> }>;
     }
   >;
-  const stats = async () => (await call(admin, "GET", "/api/stats")).body as unknown as Stats;
+  const stats = async () => (await get(admin, "/api/stats")).json<Stats>();
   /**
    * Access-log records since line `from` (whose path carries `tag`, when given): which worker served
    * what. Access lines are batched (up to 1 s), so lines of earlier requests may come after `from`.
@@ -76,21 +58,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
       .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
       .map((l) => JSON.parse(l) as { pid: number; server: string; path: string })
       .filter((r) => tag === undefined || r.path.includes(tag));
-  /** `n` requests, each on its own connection (cluster hands connections to workers in turn). */
-  const spread = async (n: number, tag = "") => {
-    const seen: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const r = await get(sy.proxy[0], `/?${tag}`);
-      assert.equal(r.status, 200);
-      seen[r.body.trim()] = (seen[r.body.trim()] ?? 0) + 1;
-    }
-    return seen;
-  };
-  await eventually(
-    async () => JSON.parse((await get(admin, "/api/health/web")).body).detail === "2/2 servers are healthy",
-    10_000,
-    "both healthy",
-  );
+  await waitForHealth(admin, "web", "2/2 servers are healthy");
   const events = await openEvents(admin);
   t.after(() => events.close());
 
@@ -107,7 +75,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
 
   // reads: stats of both workers added up
   let mark = sy.lines.length;
-  await spread(20, "reads");
+  await spread(sy.proxy[0], 20, { path: "/?reads" });
   await eventually(() => served(mark, "reads").length === 20, 5000, "20 access-log lines");
   assert.equal(new Set(served(mark, "reads").map((r) => r.pid)).size, 2, "both workers served");
   const s1 = (await stats()).web;
@@ -119,7 +87,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const maint = await act("b-2", "maint");
   assert.equal(maint.status, 200);
   mark = sy.lines.length;
-  assert.deepEqual(await spread(20, "maint"), { "b-1": 20 });
+  assert.deepEqual(await spread(sy.proxy[0], 20, { path: "/?maint" }), { "b-1": 20 });
   await eventually(() => served(mark, "maint").length === 20, 5000, "20 access-log lines");
   assert.equal(new Set(served(mark, "maint").map((r) => r.pid)).size, 2, "both workers skipped b-2");
   const pool = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
@@ -145,15 +113,15 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   await act("b-2", "ready");
   const late = await act("b-1", "drain", { wait: "100ms" });
   assert.equal(late.status, 202);
-  assert.deepEqual([late.body.drained, late.body.inflight], [false, 6], "the drain counts both workers");
+  assert.deepEqual([late.json().drained, late.json().inflight], [false, 6], "the drain counts both workers");
   // draining in both workers: new clients go to b-2
-  assert.deepEqual(await spread(6), { "b-2": 6 });
+  assert.deepEqual(await spread(sy.proxy[0], 6), { "b-2": 6 });
   const draining = act("b-1", "drain", { wait: "20s" });
   await sy.waitForLog((r) => r.msg === "admin: drain web/b-1" && r !== undefined, 5000);
   b1.release();
   const drained = await draining;
   assert.equal(drained.status, 200);
-  assert.equal(drained.body.drained, true);
+  assert.equal(drained.json().drained, true);
   for (const h of held) assert.equal((await h).status, 200);
   await eventually(() => served(mark, "/hold").length === 6, 5000, "the held requests' lines");
   const holders = new Set(served(mark, "/hold").map((r) => r.pid));
@@ -164,7 +132,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   await act("b-1", "ready");
   await act("b-1", "weight", { weight: 90 });
   await act("b-2", "weight", { weight: 10 });
-  const split = await spread(40);
+  const split = await spread(sy.proxy[0], 40);
   assert.ok((split["b-2"] ?? 0) <= 6, `b-2 gets about a tenth in each worker: ${JSON.stringify(split)}`);
 
   // each action is one event, not one per process

@@ -7,21 +7,15 @@ import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
 import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE } from "../../src/selectors/index.ts";
-import {
-  addServer,
-  backend,
-  Cleanup,
-  fakeReq,
-  front,
-  rawRequest,
-  request,
-  requestHead,
-  until,
-} from "./helpers.ts";
+import { backend } from "../support/backend.ts";
+import { addServer, fakeReq, startBalancer } from "../support/balancer.ts";
+import { type Cleanup, cleanupAfter } from "../support/cleanup.ts";
+import { get, rawRequest, requestHead } from "../support/http.ts";
+import { until } from "../support/until.ts";
 
 describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, () => {
   async function echoIp(options: ConstructorParameters<typeof LoadBalancer>[0]["options"], c: Cleanup) {
-    const f = await front({ options }, c);
+    const f = await startBalancer(c, [], { options });
     addServer(f.lb, {
       name: "echo",
       url: "http://127.0.0.1:9",
@@ -31,34 +25,36 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
   }
   const raw = (headerLines: string[]) =>
     `GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${headerLines.map((l) => `${l}\r\n`).join("")}\r\n`;
-  const bodyOfRaw = (text: string) => text.slice(text.indexOf("\r\n\r\n") + 4);
 
   test("untrusted peer: the header is never believed", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { port } = await echoIp({ from: ["10.0.0.0/8"] }, c);
-    assert.equal((await request(port, "/", { "x-real-ip": "9.9.9.9" })).body, "127.0.0.1");
+    assert.equal((await get(port, "/", { headers: { "x-real-ip": "9.9.9.9" } })).body, "127.0.0.1");
     const none = await echoIp({}, c);
-    assert.equal((await request(none.port, "/", { "x-real-ip": "9.9.9.9" })).body, "127.0.0.1");
+    assert.equal((await get(none.port, "/", { headers: { "x-real-ip": "9.9.9.9" } })).body, "127.0.0.1");
   });
 
   test("trusted peer: non-recursive takes the last address of repeated lines and lists", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { port } = await echoIp({ header: "X-Forwarded-For", from: ["127.0.0.1"] }, c);
-    assert.equal((await request(port, "/", { "x-forwarded-for": "1.1.1.1, 2.2.2.2" })).body, "2.2.2.2");
+    assert.equal(
+      (await get(port, "/", { headers: { "x-forwarded-for": "1.1.1.1, 2.2.2.2" } })).body,
+      "2.2.2.2",
+    );
     const text = await rawRequest(
       port,
       raw(["X-Forwarded-For: 1.1.1.1, 2.2.2.2", "X-Forwarded-For: 3.3.3.3:4567", "X-Other: 1"]),
     );
-    assert.equal(bodyOfRaw(text), "3.3.3.3");
-    assert.equal((await request(port, "/", { "x-forwarded-for": "[2001:db8::7]:80" })).body, "2001:db8::7");
-    assert.equal((await request(port, "/", { "x-forwarded-for": "not-an-ip" })).body, "127.0.0.1");
+    assert.equal(text.body, "3.3.3.3");
+    assert.equal(
+      (await get(port, "/", { headers: { "x-forwarded-for": "[2001:db8::7]:80" } })).body,
+      "2001:db8::7",
+    );
+    assert.equal((await get(port, "/", { headers: { "x-forwarded-for": "not-an-ip" } })).body, "127.0.0.1");
   });
 
   test("trusted peer: recursive takes the right-most untrusted across repeated lines; all trusted → left-most", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { port } = await echoIp(
       { header: "X-Forwarded-For", from: ["127.0.0.0/8", "10.0.0.0/8", "fd00::/8"], recursive: true },
       c,
@@ -71,20 +67,22 @@ describe("real client IP through real HTTP (nginx realip)", { timeout: 30000 }, 
         "X-Forwarded-For: [fd00::2]:443",
       ]),
     );
-    assert.equal(bodyOfRaw(text), "6.6.6.6");
+    assert.equal(text.body, "6.6.6.6");
     const allTrusted = await rawRequest(
       port,
       raw(["X-Forwarded-For: 10.0.0.9, 10.1.1.1", "X-Forwarded-For: fd00::3"]),
     );
-    assert.equal(bodyOfRaw(allTrusted), "10.0.0.9");
-    assert.equal((await request(port, "/", { "x-forwarded-for": "1.2.3.4, garbage" })).body, "127.0.0.1");
+    assert.equal(allTrusted.body, "10.0.0.9");
+    assert.equal(
+      (await get(port, "/", { headers: { "x-forwarded-for": "1.2.3.4, garbage" } })).body,
+      "127.0.0.1",
+    );
   });
 });
 
 describe("IPv4-mapped peers on a dual-stack listener", { timeout: 30000 }, () => {
   test("a peer seen as ::ffff:127.0.0.1 is trusted by 127.0.0.1 and reported as 127.0.0.1", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const lb = new LoadBalancer({ link: "v6", options: { from: ["127.0.0.1"] } });
     let peer = "";
     lb.addServer(
@@ -107,17 +105,16 @@ describe("IPv4-mapped peers on a dual-stack listener", { timeout: 30000 }, () =>
     }
     c.add(() => new Promise((r) => server.close(r)));
     const port = (server.address() as { port: number }).port;
-    assert.equal((await request(port, "/", { "x-real-ip": "203.0.113.4" })).body, "203.0.113.4");
-    assert.equal((await request(port, "/")).body, "127.0.0.1");
+    assert.equal((await get(port, "/", { headers: { "x-real-ip": "203.0.113.4" } })).body, "203.0.113.4");
+    assert.equal((await get(port, "/")).body, "127.0.0.1");
     assert.equal(peer, "::ffff:127.0.0.1", "the socket really saw an IPv4-mapped peer");
   });
 });
 
 describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
   test("status, detail, latency (mean over good), uptime and toJSON in the SPEC's shape", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b] = await Promise.all([backend("a", c), backend("b", c)]);
+    const c = cleanupAfter(t);
+    const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
     const lb = new LoadBalancer({ link: "api", mode: "least-conn", sticky: true, stickyMaxAge: "1h" });
     assert.equal(lb.status(), "unknown");
     assert.equal(lb.detail(), "0/0 servers are healthy");
@@ -139,7 +136,7 @@ describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
     );
     lb.start(controller.signal);
     await until(
-      () => a.seen.some((r) => r.method === "HEAD" && r.url === "/healthz"),
+      () => a.received.some((r) => r.method === "HEAD" && r.url === "/healthz"),
       5000,
       "the first check at start",
     );
@@ -188,20 +185,19 @@ describe("health aggregation and the health JSON", { timeout: 30000 }, () => {
   });
 
   test("an HttpHealthMonitor going unhealthy takes its server out of live traffic, and back", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b] = await Promise.all([backend("a", c), backend("b", c)]);
-    const { lb, port } = await front({}, c);
+    const c = cleanupAfter(t);
+    const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
+    const { lb, port } = await startBalancer(c);
     const monitor = new HttpHealthMonitor(a.url, { interval: "20ms", retries: 2 });
     addServer(lb, { name: "a", url: a.url, health: monitor });
     addServer(lb, { name: "b", url: b.url });
     a.status = 503;
     await until(() => lb.servers[0].status() === "unhealthy", 5000, "a to turn unhealthy");
-    for (let i = 0; i < 4; i++) assert.equal((await request(port)).body, "b");
+    for (let i = 0; i < 4; i++) assert.equal((await get(port)).body, "b");
     a.status = 200;
     await until(() => lb.servers[0].available, 5000, "a to heal");
     const seen = new Set<string>();
-    for (let i = 0; i < 4; i++) seen.add((await request(port)).body);
+    for (let i = 0; i < 4; i++) seen.add((await get(port)).body);
     assert.deepEqual([...seen].sort(), ["a", "b"]);
   });
 });
@@ -219,12 +215,11 @@ describe("idle wake", { timeout: 30000 }, () => {
   }
 
   test("server.tryWake wakes a napping server and the next request is served", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a] = await Promise.all([backend("a", c)]);
+    const c = cleanupAfter(t);
+    const [a] = await Promise.all([backend("a", { cleanup: c })]);
     let st: HealthStatus = "napping";
     let wakes = 0;
-    const { lb, port } = await front({}, c);
+    const { lb, port } = await startBalancer(c);
     const s = addServer(lb, {
       name: "a",
       url: a.url,
@@ -234,7 +229,7 @@ describe("idle wake", { timeout: 30000 }, () => {
         st = "healthy";
       },
     });
-    const r = await request(port);
+    const r = await get(port);
     assert.equal(r.status, 200);
     assert.equal(r.body, "a");
     assert.equal(wakes, 1, "the request woke it first");
@@ -259,9 +254,8 @@ describe("idle wake", { timeout: 30000 }, () => {
   });
 
   test("/$switchyard/wake-events streams one frame per napping server, then ready; no cookie", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const { lb, port } = await front({ sticky: true }, c);
+    const c = cleanupAfter(t);
+    const { lb, port } = await startBalancer(c, [], { sticky: true });
     const st: Record<string, HealthStatus> = { a: "napping", b: "napping", c: "healthy" };
     let release!: () => void;
     const gate = new Promise<void>((r) => {
@@ -299,9 +293,8 @@ describe("idle wake", { timeout: 30000 }, () => {
   });
 
   test("wake-events: the last frame is an error carrying every failure", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const { lb, port } = await front({}, c);
+    const c = cleanupAfter(t);
+    const { lb, port } = await startBalancer(c);
     for (const [name, fail] of [
       ["a", "disk on fire"],
       ["b", ""],
@@ -316,7 +309,9 @@ describe("idle wake", { timeout: 30000 }, () => {
         },
       });
     }
-    const r = await request(port, "/$switchyard/wake-events?x=1", { cookie: `${STICKY_COOKIE}=zzz` });
+    const r = await get(port, "/$switchyard/wake-events?x=1", {
+      headers: { cookie: `${STICKY_COOKIE}=zzz` },
+    });
     assert.equal(r.headers["set-cookie"], undefined);
     const frames = parseFrames(r.body) as { server?: string; action: string; error?: string }[];
     assert.equal(frames.length, 4);
@@ -402,15 +397,14 @@ describe("library API surface and errors", () => {
   });
 
   test("updateConfig on a live balancer: sticky on/off, mode and real-IP options take effect at once", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b] = await Promise.all([backend("a", c), backend("b", c)]);
-    const { lb, port } = await front({}, c);
+    const c = cleanupAfter(t);
+    const [a, b] = await Promise.all([backend("a", { cleanup: c }), backend("b", { cleanup: c })]);
+    const { lb, port } = await startBalancer(c);
     addServer(lb, { name: "a", url: a.url });
     addServer(lb, { name: "b", url: b.url });
-    assert.equal((await request(port)).headers["set-cookie"], undefined);
+    assert.equal((await get(port)).headers["set-cookie"], undefined);
     lb.updateConfig({ sticky: true, stickyMaxAge: 60_000 });
-    const r = await request(port);
+    const r = await get(port);
     assert.match(
       String(r.headers["set-cookie"]),
       /^switchyard_lb_sticky=[\w-]+; Path=\/; Max-Age=60; HttpOnly; SameSite=Lax$/,
@@ -419,11 +413,11 @@ describe("library API surface and errors", () => {
     assert.equal(lb.config.mode, "ip_hash");
     const seen = new Set<string>();
     for (let i = 0; i < 40; i++)
-      seen.add((await request(port, "/", { "x-real-ip": `198.51.100.${i}` })).body);
+      seen.add((await get(port, "/", { headers: { "x-real-ip": `198.51.100.${i}` } })).body);
     assert.deepEqual([...seen].sort(), ["a", "b"], "the real IP now spreads clients");
-    const one = (await request(port, "/", { "x-real-ip": "198.51.100.77" })).body;
+    const one = (await get(port, "/", { headers: { "x-real-ip": "198.51.100.77" } })).body;
     for (let i = 0; i < 5; i++)
-      assert.equal((await request(port, "/", { "x-real-ip": "198.51.100.77" })).body, one);
+      assert.equal((await get(port, "/", { headers: { "x-real-ip": "198.51.100.77" } })).body, one);
     assert.equal(lb.servers.length, 2, "servers stay across config changes");
   });
 
@@ -443,9 +437,8 @@ describe("library API surface and errors", () => {
   });
 
   test("start(signal) starts monitors of existing and later servers; removing a server stops its monitor", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const a = await backend("a", c);
+    const c = cleanupAfter(t);
+    const a = await backend("a", { cleanup: c });
     const lb = new LoadBalancer({ link: "x" });
     const m1 = new HttpHealthMonitor(a.url, { interval: "1h" });
     lb.addServer(new Server({ name: "one", url: a.url, health: m1 }));

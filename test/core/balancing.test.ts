@@ -1,28 +1,16 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { HealthStatus } from "../../src/health/status.ts";
-import {
-  addServer,
-  type Backend,
-  backend,
-  bodyOf,
-  Cleanup,
-  counts,
-  fakeReq,
-  front,
-  request,
-  requestHead,
-  until,
-} from "./helpers.ts";
-
-async function backends(names: string[], c: Cleanup): Promise<Backend[]> {
-  return Promise.all(names.map((n) => backend(n, c)));
-}
+import { type Backend, backend, backends } from "../support/backend.ts";
+import { addServer, counts, fakeReq, startBalancer } from "../support/balancer.ts";
+import { cleanupAfter } from "../support/cleanup.ts";
+import { bodyOf, get, requestHead } from "../support/http.ts";
+import { until } from "../support/until.ts";
 
 async function sequence(port: number, n: number, headers = {}): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await request(port, "/", headers);
+    const r = await get(port, "/", { headers: headers });
     assert.equal(r.status, 200);
     out.push(r.body);
   }
@@ -31,10 +19,9 @@ async function sequence(port: number, n: number, headers = {}): Promise<string[]
 
 describe("round_robin over real HTTP", { timeout: 30000 }, () => {
   test("weights 5,1,1 give a a b a c a a", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b, cc] = await backends(["a", "b", "c"], c);
-    const { lb, port } = await front({ mode: "round_robin" }, c);
+    const c = cleanupAfter(t);
+    const [a, b, cc] = await backends(["a", "b", "c"], { cleanup: c });
+    const { lb, port } = await startBalancer(c, [], { mode: "round_robin" });
     addServer(lb, { name: "a", url: a.url, weight: 5 });
     addServer(lb, { name: "b", url: b.url, weight: 1 });
     addServer(lb, { name: "c", url: cc.url, weight: 1 });
@@ -42,10 +29,9 @@ describe("round_robin over real HTTP", { timeout: 30000 }, () => {
   });
 
   test("50/30/20: every 100 requests give exactly the weights, also right after an add and a remove", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b, cc, d] = await backends(["a", "b", "c", "d"], c);
-    const { lb, port } = await front({}, c);
+    const c = cleanupAfter(t);
+    const [a, b, cc, d] = await backends(["a", "b", "c", "d"], { cleanup: c });
+    const { lb, port } = await startBalancer(c);
     addServer(lb, { name: "a", url: a.url, weight: 50 });
     addServer(lb, { name: "b", url: b.url, weight: 30 });
     addServer(lb, { name: "c", url: cc.url, weight: 20 });
@@ -56,17 +42,16 @@ describe("round_robin over real HTTP", { timeout: 30000 }, () => {
     assert.deepEqual(counts(await sequence(port, 100)), { a: 40, b: 24, c: 16, d: 20 });
     assert.equal(lb.removeServer(`127.0.0.1:${b.port}`), true); // → 50,20,25 of 95: 52,21,26 + 1
     assert.deepEqual(counts(await sequence(port, 100)), { a: 53, c: 21, d: 26 });
-    assert.equal(b.seen.length, 30 + 24, "no request reached b after its removal");
+    assert.equal(b.received.length, 30 + 24, "no request reached b after its removal");
   });
 });
 
 describe("least_conn over real HTTP with held requests", { timeout: 30000 }, () => {
   test("the least-loaded server relative to its weight gets the next request", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b] = await backends(["a", "b"], c);
+    const c = cleanupAfter(t);
+    const [a, b] = await backends(["a", "b"], { cleanup: c });
     a.hold = b.hold = true;
-    const { lb, port } = await front({ mode: "least_conn" }, c);
+    const { lb, port } = await startBalancer(c, [], { mode: "least_conn" });
     addServer(lb, { name: "a", url: a.url, weight: 3 }); // 75
     addServer(lb, { name: "b", url: b.url, weight: 1 }); // 25
     const open: Promise<unknown>[] = [];
@@ -87,20 +72,19 @@ describe("least_conn over real HTTP with held requests", { timeout: 30000 }, () 
     assert.equal(lb.servers[0].inflight, 4);
     assert.equal(lb.servers[1].inflight, 2);
     // releasing b's requests makes b the least loaded
-    b.releaseAll();
+    b.release();
     await until(() => lb.servers[1].inflight === 0, 5000, "b's requests to finish");
     await send(b, 1);
     await send(b, 2);
-    a.releaseAll();
-    b.releaseAll();
+    a.release();
+    b.release();
     await Promise.all(open);
   });
 
   test("ties rotate and weights hold when idle", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b, cc] = await backends(["a", "b", "c"], c);
-    const { lb, port } = await front({ mode: "least-conn" }, c);
+    const c = cleanupAfter(t);
+    const [a, b, cc] = await backends(["a", "b", "c"], { cleanup: c });
+    const { lb, port } = await startBalancer(c, [], { mode: "least-conn" });
     addServer(lb, { name: "a", url: a.url, weight: 1 });
     addServer(lb, { name: "b", url: b.url, weight: 1 });
     assert.equal((await sequence(port, 6)).join(""), "ababab");
@@ -159,49 +143,51 @@ describe("ip_hash with real-IP resolution", { timeout: 60000 }, () => {
   });
 
   test("an unhealthy hashed server's clients go to another good server (no 503) and come back", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const bs = await backends(["a", "b", "c"], c);
-    const { lb, port } = await front({ mode: "ip_hash", options: { from: ["127.0.0.1"] } }, c);
+    const c = cleanupAfter(t);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
+    const { lb, port } = await startBalancer(c, [], { mode: "ip_hash", options: { from: ["127.0.0.1"] } });
     const state: Record<string, HealthStatus> = { a: "healthy", b: "healthy", c: "healthy" };
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, health: { status: () => state[b.name] } });
     const clients = Array.from({ length: 60 }, (_, i) => `198.51.100.${i + 1}`);
     const home = new Map<string, string>();
     for (const ip of clients) {
-      const r = await request(port, "/", { "x-real-ip": ip });
+      const r = await get(port, "/", { headers: { "x-real-ip": ip } });
       assert.equal(r.status, 200);
       home.set(ip, r.body);
-      assert.equal((await request(port, "/", { "x-real-ip": ip })).body, r.body, "the same client stays");
+      assert.equal(
+        (await get(port, "/", { headers: { "x-real-ip": ip } })).body,
+        r.body,
+        "the same client stays",
+      );
     }
     const victim = [...home.values()][0];
     state[victim] = "unhealthy";
     for (const ip of clients) {
-      const r = await request(port, "/", { "x-real-ip": ip });
+      const r = await get(port, "/", { headers: { "x-real-ip": ip } });
       assert.equal(r.status, 200);
       if (home.get(ip) === victim) assert.notEqual(r.body, victim);
       else assert.equal(r.body, home.get(ip));
     }
     state[victim] = "healthy";
     for (const ip of clients)
-      assert.equal((await request(port, "/", { "x-real-ip": ip })).body, home.get(ip));
+      assert.equal((await get(port, "/", { headers: { "x-real-ip": ip } })).body, home.get(ip));
     // none good: 503
     state.a = state.b = state.c = "error";
-    assert.equal((await request(port, "/", { "x-real-ip": clients[0] })).status, 503);
+    assert.equal((await get(port, "/", { headers: { "x-real-ip": clients[0] } })).status, 503);
   });
 });
 
 describe("health flips and passive health", { timeout: 30000 }, () => {
   test("a custom health object with only status() takes effect on the very next pick", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b] = await backends(["a", "b"], c);
+    const c = cleanupAfter(t);
+    const [a, b] = await backends(["a", "b"], { cleanup: c });
     for (const mode of ["round_robin", "least_conn", "ip_hash"]) {
-      const { lb, port } = await front({ mode }, c);
+      const { lb, port } = await startBalancer(c, [], { mode });
       let st: HealthStatus = "healthy";
       addServer(lb, { name: "a", url: a.url, health: { status: () => st } });
       addServer(lb, { name: "b", url: b.url });
       st = "unhealthy";
-      for (let i = 0; i < 6; i++) assert.equal((await request(port)).body, "b", mode);
+      for (let i = 0; i < 6; i++) assert.equal((await get(port)).body, "b", mode);
       assert.equal(lb.detail(), "1/2 servers are healthy");
       st = "napping"; // good: can take requests
       const seen = new Set<string>();
@@ -211,19 +197,18 @@ describe("health flips and passive health", { timeout: 30000 }, () => {
   });
 
   test("a refused connection takes the server out at once; it returns when an active check succeeds", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const { HttpHealthMonitor } = await import("../../src/health/http-monitor.ts");
-    const [live, checks] = await backends(["live", "checks"], c);
+    const [live, checks] = await backends(["live", "checks"], { cleanup: c });
     checks.status = 500; // the checker sees failures below `retries`: still "healthy", never a success
-    const dead = await backend("dead", new Cleanup()); // closed at once below: its port refuses
+    const dead = await backend("dead"); // closed at once below: its port refuses
     await new Promise((r) => dead.server.close(r));
-    const { lb, port } = await front({ mode: "round_robin" }, c);
+    const { lb, port } = await startBalancer(c, [], { mode: "round_robin" });
     const monitor = new HttpHealthMonitor(checks.url, { interval: "1h", retries: 5 });
     const deadServer = addServer(lb, { name: "dead", url: dead.url, health: monitor });
     addServer(lb, { name: "live", url: live.url });
     for (let i = 0; i < 4; i++) {
-      const r = await request(port);
+      const r = await get(port);
       assert.equal(r.status, 200, "a refused request is retried elsewhere");
       assert.equal(r.body, "live");
     }
@@ -239,16 +224,15 @@ describe("health flips and passive health", { timeout: 30000 }, () => {
   });
 
   test("without an active checker, a passively ejected server returns after the cooldown", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [live] = await backends(["live"], c);
-    const dead = await backend("dead", new Cleanup());
+    const c = cleanupAfter(t);
+    const [live] = await backends(["live"], { cleanup: c });
+    const dead = await backend("dead");
     await new Promise((r) => dead.server.close(r));
-    const { lb, port } = await front({ passiveCooldown: "150ms" }, c);
+    const { lb, port } = await startBalancer(c, [], { passiveCooldown: "150ms" });
     const deadServer = addServer(lb, { name: "dead", url: dead.url });
     addServer(lb, { name: "live", url: live.url });
-    assert.equal((await request(port)).body, "live");
-    assert.equal((await request(port)).body, "live");
+    assert.equal((await get(port)).body, "live");
+    assert.equal((await get(port)).body, "live");
     assert.equal(deadServer.available, false);
     await until(() => deadServer.available, 5000, "the cooldown to end");
   });

@@ -4,7 +4,7 @@ import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
 import { type BalancerEvent, LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
-import { fakeReq } from "./helpers.ts";
+import { fakeReq } from "../support/balancer.ts";
 
 const MODES = ["round_robin", "least_conn", "ip_hash"] as const;
 const ip = (i: number) => `198.51.${(i >> 8) & 255}.${i & 255}`;

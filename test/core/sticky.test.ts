@@ -5,9 +5,11 @@ import { Server } from "../../src/balancer/server.ts";
 import type { HealthStatus } from "../../src/health/status.ts";
 import { LoadBalancer } from "../../src/load-balancer.ts";
 import { STICKY_COOKIE, stickyValue } from "../../src/selectors/index.ts";
-import { send } from "../support/http.ts";
+import { backend, backends } from "../support/backend.ts";
+import { addServer, startBalancer } from "../support/balancer.ts";
+import { cleanupAfter, listen } from "../support/cleanup.ts";
+import { get, type Reply, send } from "../support/http.ts";
 import { selfSigned } from "../support/tls.ts";
-import { addServer, type Backend, backend, Cleanup, front, listen, type Reply, request } from "./helpers.ts";
 
 const COOKIE_RE = new RegExp(
   `^${STICKY_COOKIE}=([A-Za-z0-9_-]+); Path=/; Max-Age=(\\d+); HttpOnly; SameSite=Lax(; Secure)?$`,
@@ -23,66 +25,65 @@ function stickyCookie(r: Reply): { value: string; maxAge: number; secure: boolea
   return { value: m[1], maxAge: Number(m[2]), secure: m[3] !== undefined, raw: mine[0] };
 }
 
-async function threeBackends(c: Cleanup): Promise<Backend[]> {
-  return Promise.all(["a", "b", "c"].map((n) => backend(n, c)));
-}
-
 describe("sticky sessions", { timeout: 30000 }, () => {
   test("first response sets the cookie with the SPEC's attributes; a valid cookie pins without a new Set-Cookie", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const bs = await threeBackends(c);
-    const { lb, port } = await front({ sticky: true }, c);
+    const c = cleanupAfter(t);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
+    const { lb, port } = await startBalancer(c, [], { sticky: true });
     for (const b of bs) addServer(lb, { name: b.name, url: b.url });
-    const first = await request(port);
+    const first = await get(port);
     const cookie = stickyCookie(first);
     assert.ok(cookie, "a cookie is set");
     assert.equal(cookie.maxAge, 86400, "default max age is 24h");
     assert.equal(cookie.secure, false, "plain HTTP from an untrusted peer is not Secure");
     for (let i = 0; i < 10; i++) {
-      const r = await request(port, "/x", { cookie: `other=1; ${STICKY_COOKIE}=${cookie.value}; more=2` });
+      const r = await get(port, "/x", {
+        headers: { cookie: `other=1; ${STICKY_COOKIE}=${cookie.value}; more=2` },
+      });
       assert.equal(r.body, first.body, "the same server every time");
       assert.equal(r.headers["set-cookie"], undefined, "no new cookie for a valid one");
     }
     // every server has its own value; each pins to its server
     const values = new Map<string, string>();
     for (let i = 0; i < 6; i++) {
-      const r = await request(port);
+      const r = await get(port);
       const v = stickyCookie(r)!.value;
       values.set(v, r.body);
     }
     assert.equal(values.size, 3);
     for (const [v, name] of values) {
-      assert.equal((await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` })).body, name);
+      assert.equal((await get(port, "/", { headers: { cookie: `${STICKY_COOKIE}=${v}` } })).body, name);
     }
   });
 
   test("sticky: false sets no cookie, not even on /favicon.ico, unless a server of the service can be woken", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a, b] = await Promise.all(["a", "b"].map((n) => backend(n, c)));
-    const { lb, port } = await front({ sticky: false }, c);
+    const c = cleanupAfter(t);
+    const [a, b] = await Promise.all(["a", "b"].map((n) => backend(n, { cleanup: c })));
+    const { lb, port } = await startBalancer(c, [], { sticky: false });
     addServer(lb, { name: a.name, url: a.url });
     for (const path of ["/", "/favicon.ico", "/$switchyard/loading.css", "/$switchyard/loading.js"]) {
-      const r = await request(port, path);
+      const r = await get(port, path);
       assert.equal(r.status, 200, path);
       assert.equal(r.headers["set-cookie"], undefined, `no cookie on ${path}`);
     }
     // a server that can be woken: the idle-wake paths take the sticky path (the loading page's own
     // requests must reach the server being woken); other paths still get none
     addServer(lb, { name: b.name, url: b.url, wake: async () => {} });
-    assert.ok(stickyCookie(await request(port, "/favicon.ico")), "a cookie on /favicon.ico");
-    assert.equal((await request(port, "/")).headers["set-cookie"], undefined);
+    assert.ok(stickyCookie(await get(port, "/favicon.ico")), "a cookie on /favicon.ico");
+    assert.equal((await get(port, "/")).headers["set-cookie"], undefined);
   });
 
   test("sticky_max_age is honoured and the value never contains the address, even encoded", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a] = await threeBackends(c);
+    const c = cleanupAfter(t);
+    const [a] = await backends(["a", "b", "c"], { cleanup: c });
     for (const secret of [undefined, "s3cret"]) {
-      const { lb, port } = await front({ sticky: true, stickyMaxAge: "1h30m", stickySecret: secret }, c);
+      const { lb, port } = await startBalancer(c, [], {
+        sticky: true,
+        stickyMaxAge: "1h30m",
+        stickySecret: secret,
+      });
       const s = addServer(lb, { name: "a", url: a.url });
-      const cookie = stickyCookie(await request(port))!;
+      const cookie = stickyCookie(await get(port))!;
       assert.equal(cookie.maxAge, 5400);
       const forms = [s.key, s.url.hostname, String(a.port), s.url.href];
       for (const f of forms) {
@@ -132,59 +133,61 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("missing, malformed, forged and stale cookies get a fresh pick and a new cookie, never an error", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const bs = await threeBackends(c);
-    const { lb, port } = await front({ sticky: true, stickySecret: "secret" }, c);
+    const c = cleanupAfter(t);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
+    const { lb, port } = await startBalancer(c, [], { sticky: true, stickySecret: "secret" });
     const state: Record<string, HealthStatus> = { a: "healthy", b: "healthy", c: "healthy" };
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, health: { status: () => state[b.name] } });
     const unsigned = stickyValue(lb.servers[0].key, undefined);
     for (const bad of ["", "garbage", "%%%", "a".repeat(5000), unsigned, `${unsigned}x`]) {
-      const r = await request(port, "/", { cookie: `${STICKY_COOKIE}=${bad}` });
+      const r = await get(port, "/", { headers: { cookie: `${STICKY_COOKIE}=${bad}` } });
       assert.equal(r.status, 200, `cookie ${bad.slice(0, 20)}`);
       const cookie = stickyCookie(r);
       assert.ok(cookie && cookie.value !== bad, "a new cookie");
     }
     // stale: its server is not good, then removed
-    const pinned = await request(port);
+    const pinned = await get(port);
     const v = stickyCookie(pinned)!.value;
     state[pinned.body] = "unhealthy";
-    const moved = await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` });
+    const moved = await get(port, "/", { headers: { cookie: `${STICKY_COOKIE}=${v}` } });
     assert.equal(moved.status, 200);
     assert.notEqual(moved.body, pinned.body);
     assert.notEqual(stickyCookie(moved)!.value, v);
     state[pinned.body] = "healthy";
-    assert.equal((await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` })).body, pinned.body, "back");
+    assert.equal(
+      (await get(port, "/", { headers: { cookie: `${STICKY_COOKIE}=${v}` } })).body,
+      pinned.body,
+      "back",
+    );
     lb.removeServer(lb.servers.find((s) => s.name === pinned.body)!);
-    const gone = await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` });
+    const gone = await get(port, "/", { headers: { cookie: `${STICKY_COOKIE}=${v}` } });
     assert.equal(gone.status, 200);
     assert.notEqual(gone.body, pinned.body);
     assert.ok(stickyCookie(gone));
   });
 
   test("Secure for a trusted peer that sent X-Forwarded-Proto: https, not for an untrusted one", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a] = await threeBackends(c);
-    const trusted = await front({ sticky: true, options: { from: ["127.0.0.0/8"] } }, c);
+    const c = cleanupAfter(t);
+    const [a] = await backends(["a", "b", "c"], { cleanup: c });
+    const trusted = await startBalancer(c, [], { sticky: true, options: { from: ["127.0.0.0/8"] } });
     addServer(trusted.lb, { name: "a", url: a.url });
     assert.equal(
-      stickyCookie(await request(trusted.port, "/", { "x-forwarded-proto": "https" }))!.secure,
+      stickyCookie(await get(trusted.port, "/", { headers: { "x-forwarded-proto": "https" } }))!.secure,
       true,
     );
     assert.equal(
-      stickyCookie(await request(trusted.port, "/", { "x-forwarded-proto": "HTTPS" }))!.secure,
+      stickyCookie(await get(trusted.port, "/", { headers: { "x-forwarded-proto": "HTTPS" } }))!.secure,
       true,
     );
     assert.equal(
-      stickyCookie(await request(trusted.port, "/", { "x-forwarded-proto": "http" }))!.secure,
+      stickyCookie(await get(trusted.port, "/", { headers: { "x-forwarded-proto": "http" } }))!.secure,
       false,
     );
-    assert.equal(stickyCookie(await request(trusted.port))!.secure, false);
-    const untrusted = await front({ sticky: true, options: { from: ["10.0.0.0/8"] } }, c);
+    assert.equal(stickyCookie(await get(trusted.port))!.secure, false);
+    const untrusted = await startBalancer(c, [], { sticky: true, options: { from: ["10.0.0.0/8"] } });
     addServer(untrusted.lb, { name: "a", url: a.url });
     assert.equal(
-      stickyCookie(await request(untrusted.port, "/", { "x-forwarded-proto": "https" }))!.secure,
+      stickyCookie(await get(untrusted.port, "/", { headers: { "x-forwarded-proto": "https" } }))!.secure,
       false,
     );
   });
@@ -197,9 +200,8 @@ describe("sticky sessions", { timeout: 30000 }, () => {
       t.skip("openssl is not available to make a test certificate");
       return;
     }
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const [a] = await threeBackends(c);
+    const c = cleanupAfter(t);
+    const [a] = await backends(["a", "b", "c"], { cleanup: c });
     const lb = new LoadBalancer({ link: "tls", sticky: true });
     lb.addServer(new Server({ name: "a", url: a.url }));
     const controller = new AbortController();
@@ -214,19 +216,18 @@ describe("sticky sessions", { timeout: 30000 }, () => {
   });
 
   test("the loading-page paths and /favicon.ico take the sticky path even when sticky is off, on a service that can be woken", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
-    const bs = await threeBackends(c);
-    const { lb, port } = await front({ sticky: false }, c);
+    const c = cleanupAfter(t);
+    const bs = await backends(["a", "b", "c"], { cleanup: c });
+    const { lb, port } = await startBalancer(c, [], { sticky: false });
     for (const b of bs) addServer(lb, { name: b.name, url: b.url, wake: async () => {} });
-    const plain = await request(port, "/");
+    const plain = await get(port, "/");
     assert.equal(plain.headers["set-cookie"], undefined, "no cookie when sticky is off");
     for (const path of ["/$switchyard/loading.css", "/$switchyard/loading.js?v=1", "/favicon.ico"]) {
-      const first = await request(port, path);
+      const first = await get(port, path);
       const cookie = stickyCookie(first);
       assert.ok(cookie, `${path} sets the sticky cookie`);
       for (let i = 0; i < 4; i++) {
-        const again = await request(port, path, { cookie: `${STICKY_COOKIE}=${cookie.value}` });
+        const again = await get(port, path, { headers: { cookie: `${STICKY_COOKIE}=${cookie.value}` } });
         assert.equal(again.body, first.body, `${path} keeps its server`);
         assert.equal(again.headers["set-cookie"], undefined);
       }
@@ -241,7 +242,7 @@ describe("sticky sessions", { timeout: 30000 }, () => {
     const names = new Set<string>();
     const v = stickyValue(lb.servers[0].key, undefined);
     for (let i = 0; i < 6; i++)
-      names.add((await request(port, "/", { cookie: `${STICKY_COOKIE}=${v}` })).body);
+      names.add((await get(port, "/", { headers: { cookie: `${STICKY_COOKIE}=${v}` } })).body);
     assert.equal(names.size, 3);
   });
 });

@@ -6,6 +6,7 @@
 import * as assert from "node:assert/strict";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import type * as http from "node:http";
 import * as http2 from "node:http2";
 import * as https from "node:https";
 import type * as net from "node:net";
@@ -13,13 +14,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type * as tls from "node:tls";
-import { freePort } from "../idle/helpers.ts";
-import { Cleanup } from "../support/cleanup.ts";
-import { spawnCli } from "../support/cli.ts";
-import { send } from "../support/http.ts";
+import { type Backend, backend } from "../support/backend.ts";
+import { Cleanup, cleanupAfter } from "../support/cleanup.ts";
+import { NODE, spawnCli } from "../support/cli.ts";
+import { get } from "../support/http.ts";
+import { APP } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
 import { testPki } from "../support/tls.ts";
 import { until } from "../support/until.ts";
-import { adminJson, type Backend, backend, fixture, get, NODE, ROOT, serve, without } from "./helpers.ts";
+import { fixture, serve, without } from "./corpus.ts";
 
 const cleanup = new Cleanup();
 let a: Backend;
@@ -27,8 +30,14 @@ let b: Backend;
 let env: Record<string, string>;
 
 before(async () => {
-  a = await backend("a", cleanup);
-  b = await backend("b", cleanup);
+  // answers "<name> <path>"; x-powered-by is there to be hidden by a middleware
+  const options = (name: string) => ({
+    cleanup,
+    body: (req: http.IncomingMessage) => `${name} ${req.url}`,
+    headers: { "x-powered-by": "test" },
+  });
+  a = await backend("a", options("a"));
+  b = await backend("b", options("b"));
   env = {
     GDX_PORT_A: String(a.port),
     GDX_PORT_B: String(b.port),
@@ -36,7 +45,7 @@ before(async () => {
     GDX_PORT_DOWN: "9",
     GDX_PORT_IDLE: String(await freePort()),
     GDX_NODE: NODE,
-    GDX_APP: join(ROOT, "test/idle/fixtures/app.mjs"),
+    GDX_APP: APP,
   };
 });
 after(() => cleanup.run());
@@ -93,8 +102,7 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
   });
 
   test("the rest serves: the link is the service, the x- anchor is no route, members stay off their alias", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const file = without(
       "all-fields.yaml",
       [
@@ -112,19 +120,23 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
     );
     assert.equal((await check(file)).code, 0);
     const s = await serve(file, env, c);
-    const r = await get(s.port, "app.example.test", "/x");
+    const r = await get(s.port, "/x", { host: "app.example.test" });
     assert.deepEqual([r.status, r.body], [200, "a /x"]);
     // the route's rules: a default pass, and /admin answered by the rule
-    const admin = await get(s.port, "app.example.test", "/admin");
+    const admin = await get(s.port, "/admin", { host: "app.example.test" });
     assert.deepEqual([admin.status, admin.body], [403, "Forbidden\n"]);
-    assert.equal((await get(s.port, "other-service.example.test")).body, "b /");
+    assert.equal((await get(s.port, "/", { host: "other-service.example.test" })).body, "b /");
     assert.equal(
-      (await get(s.port, "example.example.test")).status,
+      (await get(s.port, "/", { host: "example.example.test" })).status,
       404,
       "a member is not served on its alias",
     );
-    assert.equal((await get(s.port, "x-defaults.example.test")).status, 404, "an x- key is no route");
-    const health = (await adminJson(s.admin, "/api/health")) as Record<
+    assert.equal(
+      (await get(s.port, "/", { host: "x-defaults.example.test" })).status,
+      404,
+      "an x- key is no route",
+    );
+    const health = (await get(s.admin, "/api/health")).json() as Record<
       string,
       { extra: { config: unknown } }
     >;
@@ -145,21 +157,32 @@ describe("GoDoxy corpus: provider.yaml", () => {
   });
 
   test("the rest serves: GoDoxy's localhost default, full names and wildcards as hosts", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const file = without(
       "provider.yaml",
       [["example", "path_patterns"], ["app2"], ["ssh-with-proxy-protocol"]],
       c,
     );
     const s = await serve(file, env, c);
-    assert.equal((await get(s.port, "example.lan")).body, "a /");
+    assert.equal((await get(s.port, "/", { host: "example.lan" })).body, "a /");
     // app1 has only a port: GoDoxy's defaults make it http://localhost:<port>
-    assert.equal((await get(s.port, "app1.lan", "/p")).body, "b /p");
-    assert.equal((await get(s.port, "APP.example.com:8080")).body, "b /", "a full name, any case and port");
-    assert.equal((await get(s.port, "app.example.org")).status, 404, "a full name is only that host");
-    assert.equal((await get(s.port, "foo.wild.example")).body, "a /", "a wildcard alias");
-    assert.equal((await get(s.port, "wild.example")).status, 404, "the wildcard wants one label in front");
+    assert.equal((await get(s.port, "/p", { host: "app1.lan" })).body, "b /p");
+    assert.equal(
+      (await get(s.port, "/", { host: "APP.example.com:8080" })).body,
+      "b /",
+      "a full name, any case and port",
+    );
+    assert.equal(
+      (await get(s.port, "/", { host: "app.example.org" })).status,
+      404,
+      "a full name is only that host",
+    );
+    assert.equal((await get(s.port, "/", { host: "foo.wild.example" })).body, "a /", "a wildcard alias");
+    assert.equal(
+      (await get(s.port, "/", { host: "wild.example" })).status,
+      404,
+      "the wildcard wants one label in front",
+    );
   });
 });
 
@@ -171,28 +194,31 @@ describe("GoDoxy corpus: load-balancing.yaml", () => {
   });
 
   test("round robin over the link, sticky cookies (1h as GoDoxy documents), ip_hash on the real IP", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const s = await serve(fixture("load-balancing.yaml"), env, c);
     const bodies: string[] = [];
-    for (let i = 0; i < 4; i++) bodies.push((await get(s.port, "web.lan")).body);
+    for (let i = 0; i < 4; i++) bodies.push((await get(s.port, "/", { host: "web.lan" })).body);
     assert.deepEqual(bodies.sort(), ["a /", "a /", "b /", "b /"]);
-    assert.equal((await get(s.port, "web-1.lan")).status, 404);
+    assert.equal((await get(s.port, "/", { host: "web-1.lan" })).status, 404);
 
-    const first = await get(s.port, "sticky.lan");
+    const first = await get(s.port, "/", { host: "sticky.lan" });
     const cookie = String(first.headers["set-cookie"]?.[0] ?? "");
     assert.match(cookie, /^switchyard_lb_sticky=[^;]+;.*Max-Age=3600/);
     for (let i = 0; i < 4; i++) {
-      const r = await get(s.port, "sticky.lan", "/", { cookie: cookie.split(";")[0] });
+      const r = await get(s.port, "/", { host: "sticky.lan", headers: { cookie: cookie.split(";")[0] } });
       assert.equal(r.body, first.body);
     }
 
     const byIp = new Map<string, string>();
     for (const ip of ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"]) {
-      const one = (await get(s.port, "hash.lan", "/", { "x-real-ip": ip })).body;
+      const one = (await get(s.port, "/", { host: "hash.lan", headers: { "x-real-ip": ip } })).body;
       byIp.set(ip, one);
       for (let i = 0; i < 3; i++)
-        assert.equal((await get(s.port, "hash.lan", "/", { "x-real-ip": ip })).body, one, `${ip} stays`);
+        assert.equal(
+          (await get(s.port, "/", { host: "hash.lan", headers: { "x-real-ip": ip } })).body,
+          one,
+          `${ip} stays`,
+        );
     }
   });
 });
@@ -208,22 +234,21 @@ describe("GoDoxy corpus: health.yaml", () => {
   });
 
   test("a member that fails one check is out at once; a route with checks disabled is always served", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const s = await serve(fixture("health.yaml"), env, c);
     type H = { status: string; detail: string; extra: { pool: Record<string, { status: string }> } };
     await until(
       async () =>
-        ((await adminJson(s.admin, "/api/health/pool")) as H).extra.pool["127.0.0.1:9"]?.status ===
+        ((await get(s.admin, "/api/health/pool")).json() as H).extra.pool["127.0.0.1:9"]?.status ===
         "unhealthy",
       10_000,
       "the down member to be unhealthy",
     );
-    const h = (await adminJson(s.admin, "/api/health/pool")) as H;
+    const h = (await get(s.admin, "/api/health/pool")).json() as H;
     assert.equal(h.detail, "1/2 servers are healthy");
-    for (let i = 0; i < 4; i++) assert.equal((await get(s.port, "pool.lan")).body, "a /");
-    assert.equal((await get(s.port, "unchecked.lan")).body, "b /");
-    const u = (await adminJson(s.admin, "/api/health/unchecked")) as H;
+    for (let i = 0; i < 4; i++) assert.equal((await get(s.port, "/", { host: "pool.lan" })).body, "a /");
+    assert.equal((await get(s.port, "/", { host: "unchecked.lan" })).body, "b /");
+    const u = (await get(s.admin, "/api/health/unchecked")).json() as H;
     assert.equal(u.status, "healthy");
   });
 });
@@ -252,14 +277,13 @@ describe("GoDoxy corpus: idle.yaml", () => {
   });
 
   test("a sleeping route is started by the first request, which waits (no_loading_page) and is answered", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     // the docker route needs a daemon: test/idle covers it
     const s = await serve(without("idle.yaml", [["container-app"]], c), env, c);
     type H = { extra: { pool: Record<string, { status: string }> } };
-    const before = (await adminJson(s.admin, "/api/health/sleepy")) as H;
+    const before = (await get(s.admin, "/api/health/sleepy")).json() as H;
     assert.equal(Object.values(before.extra.pool)[0].status, "napping");
-    const r = await get(s.port, "sleepy.lan", "/hello", { accept: "text/html" });
+    const r = await get(s.port, "/hello", { host: "sleepy.lan", headers: { accept: "text/html" } });
     assert.equal(r.status, 200);
     assert.match(r.body, /hello from sleepy/);
   });
@@ -272,15 +296,14 @@ describe("GoDoxy corpus: middlewares.yaml", () => {
   });
 
   test("cidr_whitelist, request/response header edits, real_ip, rate_limit and redirect_http act on traffic", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const s = await serve(fixture("middlewares.yaml"), env, c);
-    a.seen.length = 0;
-    const r = await get(s.port, "guarded.lan", "/g", { "x-debug": "1" });
+    a.received.length = 0;
+    const r = await get(s.port, "/g", { host: "guarded.lan", headers: { "x-debug": "1" } });
     assert.deepEqual([r.status, r.body], [200, "a /g"]);
     assert.equal(r.headers["x-frame-options"], "DENY");
     assert.equal(r.headers["x-powered-by"], undefined, "hidden from the response");
-    const seen = a.seen.at(-1)!;
+    const seen = a.requests().at(-1)!.headers;
     assert.equal(seen["x-env"], "prod");
     assert.equal(seen["x-via"], "godoxy");
     assert.equal(seen["x-debug"], undefined, "hidden from the request");
@@ -289,16 +312,21 @@ describe("GoDoxy corpus: middlewares.yaml", () => {
       assert.equal(seen[h], undefined, h);
 
     // real_ip from loopback: the allow list and the rate limit see X-Real-IP
-    b.seen.length = 0;
-    assert.equal((await get(s.port, "open.lan")).status, 403, "127.0.0.1 is not in 203.0.113.0/24");
+    b.received.length = 0;
+    assert.equal(
+      (await get(s.port, "/", { host: "open.lan" })).status,
+      403,
+      "127.0.0.1 is not in 203.0.113.0/24",
+    );
     const client = { "x-real-ip": "203.0.113.5" };
-    for (let i = 0; i < 5; i++) assert.equal((await get(s.port, "open.lan", "/", client)).status, 200);
-    const limited = await get(s.port, "open.lan", "/", client);
+    for (let i = 0; i < 5; i++)
+      assert.equal((await get(s.port, "/", { host: "open.lan", headers: client })).status, 200);
+    const limited = await get(s.port, "/", { host: "open.lan", headers: client });
     assert.equal(limited.status, 429);
     assert.ok(Number(limited.headers["retry-after"]) >= 1);
-    assert.equal(b.seen.length, 5, "refused requests never reach the backend");
+    assert.equal(b.served(), 5, "refused requests never reach the backend");
 
-    const red = await get(s.port, "secure.lan", "/x?y=1");
+    const red = await get(s.port, "/x?y=1", { host: "secure.lan" });
     assert.equal(red.status, 308);
     assert.equal(red.headers.location, "https://secure.lan/x?y=1");
   });
@@ -314,27 +342,28 @@ describe("GoDoxy corpus: rules.yaml", () => {
   });
 
   test("served: address rules, a default rule's header edits, path & method, route to another route", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const s = await serve(without("rules.yaml", [["gateway", "rules", 2]], c), env, c);
-    a.seen.length = 0;
-    const r = await get(s.port, "internal.lan", "/i", { "x-debug": "1" });
+    a.received.length = 0;
+    const r = await get(s.port, "/i", { host: "internal.lan", headers: { "x-debug": "1" } });
     assert.deepEqual([r.status, r.body], [200, "a /i"]);
     assert.equal(r.headers["x-served-by"], "switchyard");
-    assert.equal(a.seen.at(-1)!["x-env"], "prod");
-    assert.equal(a.seen.at(-1)!["x-debug"], undefined);
-    b.seen.length = 0;
-    assert.equal((await get(s.port, "tagged.lan")).status, 403, "remote 127.0.0.1 → error 403");
-    assert.equal((await get(s.port, "lan.lan")).status, 403, "only 192.168.0.0/16 passes");
-    assert.equal(b.seen.length, 0);
+    assert.equal(a.requests().at(-1)!.headers["x-env"], "prod");
+    assert.equal(a.requests().at(-1)!.headers["x-debug"], undefined);
+    b.received.length = 0;
+    assert.equal(
+      (await get(s.port, "/", { host: "tagged.lan" })).status,
+      403,
+      "remote 127.0.0.1 → error 403",
+    );
+    assert.equal((await get(s.port, "/", { host: "lan.lan" })).status, 403, "only 192.168.0.0/16 passes");
+    assert.equal(b.served(), 0);
     // gateway: GET /api/* passes, anything else is the default's 404, X-Legacy goes to the legacy route
-    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/api/users")), [200, "a /api/users"]);
-    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/other")), [404, "not here\n"]);
-    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/other", { "x-legacy": "1" })), [
-      200,
-      "b /other",
-    ]);
-    assert.equal(b.seen.length, 1);
+    assert.deepEqual(pick(await get(s.port, "/api/users", { host: "gateway.lan" })), [200, "a /api/users"]);
+    assert.deepEqual(pick(await get(s.port, "/other", { host: "gateway.lan" })), [404, "not here\n"]);
+    const legacy = await get(s.port, "/other", { host: "gateway.lan", headers: { "x-legacy": "1" } });
+    assert.deepEqual(pick(legacy), [200, "b /other"]);
+    assert.equal(b.served(), 1);
   });
 });
 
@@ -356,43 +385,48 @@ describe("GoDoxy corpus: rules-docs.yaml (the examples of GoDoxy's rules documen
   });
 
   test("served as GoDoxy runs them: method blocks, basic auth by rule, admin paths, bot filters", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const file = without(
       "rules-docs.yaml",
       [["goaccess", "rules", 2], ["gateway", "rules", 0], ["allowlist", "rules", 2], ["cors"]],
       c,
     );
     const s = await serve(file, env, c);
-    const post = await send(s.port, { method: "POST", headers: { host: "goaccess.lan" }, agent: false });
+    const post = await get(s.port, "/", { host: "goaccess.lan", method: "POST" });
     assert.deepEqual([post.status, post.body], [403, "Not allowed\n"]);
-    assert.deepEqual(pick(await get(s.port, "goaccess.lan", "/r")), [200, "a /r"]);
+    assert.deepEqual(pick(await get(s.port, "/r", { host: "goaccess.lan" })), [200, "a /r"]);
     // app: the default asks for credentials unless one of the two users' rules matched
-    const none = await get(s.port, "app.lan", "/");
+    const none = await get(s.port, "/", { host: "app.lan" });
     assert.equal(none.status, 401);
     assert.equal(none.headers["www-authenticate"], 'Basic realm="any"');
-    assert.equal((await get(s.port, "app.lan", "/", basic("user1", "nope"))).status, 401);
-    assert.deepEqual(pick(await get(s.port, "app.lan", "/x", basic("user1", "pw1"))), [200, "a /x"]);
-    assert.deepEqual(pick(await get(s.port, "app.lan", "/y", basic("user2", "pw2"))), [200, "a /y"]);
+    const app = (path: string, user: string, pw: string) =>
+      get(s.port, path, { host: "app.lan", headers: basic(user, pw) });
+    assert.equal((await app("/", "user1", "nope")).status, 401);
+    assert.deepEqual(pick(await app("/x", "user1", "pw1")), [200, "a /x"]);
+    assert.deepEqual(pick(await app("/y", "user2", "pw2")), [200, "a /y"]);
     // gateway: admin paths need admin's password; the backend then sees X-Admin
-    assert.equal((await get(s.port, "gateway.lan", "/api/v1/admin/users")).status, 401);
-    b.seen.length = 0;
-    const admin = await get(s.port, "gateway.lan", "/api/v1/admin/users", basic("admin", "secret"));
+    assert.equal((await get(s.port, "/api/v1/admin/users", { host: "gateway.lan" })).status, 401);
+    b.received.length = 0;
+    const admin = await get(s.port, "/api/v1/admin/users", {
+      host: "gateway.lan",
+      headers: basic("admin", "secret"),
+    });
     assert.deepEqual(pick(admin), [200, "b /api/v1/admin/users"]);
-    assert.equal(b.seen.at(-1)!["x-admin"], "true");
-    assert.deepEqual(pick(await get(s.port, "gateway.lan", "/api/v1/public/x")), [200, "b /api/v1/public/x"]);
+    assert.equal(b.requests().at(-1)!.headers["x-admin"], "true");
+    const pub = await get(s.port, "/api/v1/public/x", { host: "gateway.lan" });
+    assert.deepEqual(pick(pub), [200, "b /api/v1/public/x"]);
     // allowlist: bots and crawlers get 403
-    const bot = await get(s.port, "allowlist.lan", "/", { "user-agent": "Googlebot/2.1" });
-    assert.deepEqual(pick(bot), [403, "Access denied\n"]);
-    assert.equal((await get(s.port, "allowlist.lan", "/", { "user-agent": "a crawler b" })).status, 403);
-    assert.equal((await get(s.port, "allowlist.example.com", "/")).status, 200);
+    const ua = (agent: string) =>
+      get(s.port, "/", { host: "allowlist.lan", headers: { "user-agent": agent } });
+    assert.deepEqual(pick(await ua("Googlebot/2.1")), [403, "Access denied\n"]);
+    assert.equal((await ua("a crawler b")).status, 403);
+    assert.equal((await get(s.port, "/", { host: "allowlist.example.com" })).status, 200);
   });
 });
 
 describe("GoDoxy corpus: tls.yaml", () => {
   test("ssl_* keys, no_tls_verify and h2c: verified, client-certified, unverified and HTTP/2 backends", async (t) => {
-    const c = new Cleanup();
-    t.after(() => c.run());
+    const c = cleanupAfter(t);
     const dir = mkdtempSync(join(tmpdir(), "switchyard-godoxy-pki-"));
     c.add(() => rmSync(dir, { recursive: true, force: true }));
     const pki = testPki(dir);
@@ -428,15 +462,15 @@ describe("GoDoxy corpus: tls.yaml", () => {
     assert.equal(r.code, 0, r.lines.join("\n"));
     assert.match(r.lines.join("\n"), /grpc http:\/\/127\.0\.0\.1:\d+ h2c/);
     const s = await serve(fixture("tls.yaml"), tlsEnv, c);
-    const v = await get(s.port, "verified.lan", "/v");
+    const v = await get(s.port, "/v", { host: "verified.lan" });
     assert.deepEqual([v.status, v.body], [200, "verified /v"]);
     assert.equal(clientCn, "switchyard", "the client certificate was presented");
-    assert.equal((await get(s.port, "unverified.lan", "/u")).body, "self /u");
+    assert.equal((await get(s.port, "/u", { host: "unverified.lan" })).body, "self /u");
     assert.equal(
-      (await get(s.port, "strict.lan")).status,
+      (await get(s.port, "/", { host: "strict.lan" })).status,
       502,
       "a self-signed certificate is refused by default",
     );
-    assert.equal((await get(s.port, "grpc.lan", "/g")).body, "h2c 2.0 /g");
+    assert.equal((await get(s.port, "/g", { host: "grpc.lan" })).body, "h2c 2.0 /g");
   });
 });

@@ -7,15 +7,12 @@
  */
 import * as assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { healthPool } from "../support/admin.ts";
 import { type Container, type Engine, podman, startEngine } from "../support/podman.ts";
-import { eventually, get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
-import { header } from "./helpers.ts";
+import { eventually, get, serveYaml, yamlHead } from "../support/switchyard.ts";
 
-async function health(admin: string, service: string): Promise<Record<string, unknown>> {
-  const r = await get(admin, `/api/health/${service}`);
-  const pool = JSON.parse(r.body).extra.pool as Record<string, Record<string, unknown>>;
-  return Object.values(pool)[0];
-}
+/** The health entry of the service's (first) server. */
+const health = async (admin: string, service: string) => Object.values(await healthPool(admin, service))[0];
 
 const status = (c: Container) => podman(["inspect", "--format", "{{.State.Status}}", c.name]);
 
@@ -28,11 +25,9 @@ describe("idle: docker provider through switchyard serve (podman engine)", { tim
 
   test("napping until the first request, woken by it, answered by the container, stopped when idle", async (t) => {
     const app = await engine.createHttpd("sy-e2e");
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
-    const file = tmp.write(
-      "s.yaml",
-      `${header()}  app:
+    const sy = await serveYaml(
+      t,
+      `${yamlHead()}  app:
     hosts: ["*"]
     healthcheck: { path: /healthz, interval: 1s }
     idle: { idle_timeout: 500ms, wake_timeout: 20s, stop_signal: SIGINT, stop_timeout: 5s }
@@ -41,11 +36,9 @@ describe("idle: docker provider through switchyard serve (podman engine)", { tim
         url: ${app.url}
         docker: { container: ${app.name} }
 `,
+      [],
+      { env: { DOCKER_HOST: `unix://${engine.socketPath}` } },
     );
-    const sy = await startSwitchyard(["serve", "-c", file], {
-      env: { DOCKER_HOST: `unix://${engine.socketPath}` },
-    });
-    t.after(() => sy.stop("SIGKILL"));
 
     assert.equal((await health(sy.admin!, "app")).status, "napping");
     assert.equal(await status(app), "created", "not started before a request");
@@ -73,7 +66,7 @@ describe("idle: docker provider through switchyard serve (podman engine)", { tim
     const app = await engine.createHttpd("sy-e2e-ext");
     const sy = await serveYaml(
       t,
-      `${header()}  ext:
+      `${yamlHead()}  ext:
     hosts: ["*"]
     healthcheck: { path: /healthz, interval: 1s }
     idle: { idle_timeout: 1h, wake_timeout: 20s }

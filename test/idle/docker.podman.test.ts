@@ -4,31 +4,16 @@
  * engine, every answer from the container. Fails (never skips) when podman is missing.
  */
 import * as assert from "node:assert/strict";
-import * as http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { DockerProvider } from "../../src/idle/docker.ts";
 import type { ProviderState } from "../../src/idle/provider.ts";
+import { get } from "../support/http.ts";
 import { type Container, type Engine, podman, startEngine } from "../support/podman.ts";
 import { until } from "../support/until.ts";
 
-/** GET on its own connection: status and body, or the error (refused, …). */
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        body += c;
-      });
-      res.once("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      res.once("error", reject);
-    });
-    req.once("error", reject);
-  });
-}
-
-const answers = async (url: string) => (await get(url).catch(() => undefined))?.body === "ok\n";
+/** Whether the container's httpd answers /healthz. */
+const answers = async (url: string) => (await get(url, "/healthz").catch(() => undefined))?.body === "ok\n";
 
 describe("docker provider on a real engine (podman)", () => {
   let engine: Engine;
@@ -40,7 +25,7 @@ describe("docker provider on a real engine (podman)", () => {
   /** start(), then wait until httpd answers: the container's shell has set its signal traps by then. */
   const startServing = async () => {
     await provider.start(AbortSignal.timeout(20_000));
-    await until(() => answers(`${app.url}/healthz`), 10_000, "httpd in the container");
+    await until(() => answers(app.url), 10_000, "httpd in the container");
   };
 
   before(async () => {
@@ -59,14 +44,15 @@ describe("docker provider on a real engine (podman)", () => {
 
   test("a created container is napping: stopped, nothing listens on its port", async () => {
     assert.equal(await provider.state(), "stopped");
-    await assert.rejects(get(`${app.url}/healthz`), { code: "ECONNREFUSED" });
+    await assert.rejects(get(app.url, "/healthz"), { code: "ECONNREFUSED" });
   });
 
   test("start → running and answering HTTP; a second start changes nothing", async () => {
     await provider.start(AbortSignal.timeout(20_000));
     assert.equal(await provider.state(), "running");
-    await until(() => answers(`${app.url}/healthz`), 10_000, "httpd in the container");
-    assert.deepEqual(await get(`${app.url}/`), { status: 200, body: "<h1>hello from the container</h1>\n" });
+    await until(() => answers(app.url), 10_000, "httpd in the container");
+    const page = await get(app.url, "/");
+    assert.deepEqual([page.status, page.body], [200, "<h1>hello from the container</h1>\n"]);
     await provider.start(AbortSignal.timeout(20_000)); // 304 from the engine
     assert.equal(await provider.state(), "running");
   });
@@ -75,7 +61,7 @@ describe("docker provider on a real engine (podman)", () => {
     await provider.stop({ method: "pause", signal: undefined, timeout: 5000 });
     assert.equal(await provider.state(), "paused");
     let settled = false;
-    const held = get(`${app.url}/healthz`).finally(() => {
+    const held = get(app.url, "/healthz").finally(() => {
       settled = true;
     });
     await new Promise((r) => setTimeout(r, 300)); // a frozen httpd cannot answer, however long we wait
@@ -83,14 +69,15 @@ describe("docker provider on a real engine (podman)", () => {
     await provider.stop({ method: "pause", signal: undefined, timeout: 5000 }); // already paused: nothing to do
     await provider.start(AbortSignal.timeout(20_000));
     assert.equal(await provider.state(), "running");
-    assert.deepEqual(await held, { status: 200, body: "ok\n" });
+    const answer = await held;
+    assert.deepEqual([answer.status, answer.body], [200, "ok\n"]);
   });
 
   test("stop with stop_signal SIGINT: delivered (kill + wait on this 1.41 engine), exit code 3", async () => {
     await provider.stop({ method: "stop", signal: "INT", timeout: 10_000 });
     assert.equal(await provider.state(), "stopped");
     assert.equal(await app.exitCode(), 3);
-    await assert.rejects(get(`${app.url}/healthz`), { code: "ECONNREFUSED" });
+    await assert.rejects(get(app.url, "/healthz"), { code: "ECONNREFUSED" });
     await provider.stop({ method: "stop", signal: "INT", timeout: 10_000 }); // already stopped: fine
   });
 
@@ -146,7 +133,7 @@ describe("docker provider on a real engine (podman)", () => {
       assert.deepEqual(await next(), ["stopped", `container "${app.name}" exited with code 3`]);
       await podman(["start", app.name]);
       assert.deepEqual(await next(), ["running", `container "${app.name}" started`]);
-      await until(() => answers(`${app.url}/healthz`), 10_000, "httpd in the container");
+      await until(() => answers(app.url), 10_000, "httpd in the container");
       await podman(["pause", app.name]);
       assert.deepEqual(await next(), ["paused", `container "${app.name}" paused`]);
       await podman(["unpause", app.name]);

@@ -6,8 +6,10 @@ import * as assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { eventually, get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
-import { APP, alive, FIXTURES, freePort, header, NODE } from "./helpers.ts";
+import { NODE } from "../support/cli.ts";
+import { APP, alive, IDLE_FIXTURES as FIXTURES, serveIdleService } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { eventually, get, serveYaml, tempDir, yamlHead } from "../support/switchyard.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
@@ -18,9 +20,9 @@ describe("idle: exec provider", { timeout: 60_000 }, () => {
     const port = await freePort();
     const pidfile = join(tmp.dir, "app.pid");
     const env = `NODE='${NODE}' APP='${APP}' PORT=${port} NAME=execd PIDFILE='${pidfile}'`;
-    const file = tmp.write(
-      "s.yaml",
-      `${header()}  app:
+    const sy = await serveYaml(
+      t,
+      `${yamlHead()}  app:
     hosts: ["*"]
     idle: { idle_timeout: 300ms }
     servers:
@@ -32,8 +34,6 @@ describe("idle: exec provider", { timeout: 60_000 }, () => {
           status: "${env} ${join(FIXTURES, "status-backend.sh")}"
 `,
     );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
     assert.ok(!existsSync(pidfile), "not started before a request");
     const r = await get(sy.proxy[0], "/hello", JSON_ACCEPT);
     assert.equal(r.status, 200);
@@ -47,16 +47,13 @@ describe("idle: exec provider", { timeout: 60_000 }, () => {
 
   test("a failing start: 502 with the command's last stderr line; error status with the reason", async (t) => {
     const port = await freePort();
-    const sy = await serveYaml(
+    const sy = await serveIdleService(
       t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - name: broken
+      `      - name: broken
         url: http://127.0.0.1:${port}
         exec: { start: "FAIL_START=app2.service ${join(FIXTURES, "start-backend.sh")}", stop: "true" }
 `,
+      { idle: "{ idle_timeout: 1m }" },
     );
     const r = await get(sy.proxy[0], "/", JSON_ACCEPT);
     assert.equal(r.status, 502);

@@ -9,26 +9,20 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { launchBrowser } from "../support/browser.ts";
 import { ROOT } from "../support/cli.ts";
-import { get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
-import { freePort, header, runApp } from "./helpers.ts";
+import { serveIdleApp, serveIdleService } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { get, tempDir } from "../support/switchyard.ts";
 
 describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
   test("page shown, progress lines appear, then the backend's own page", async (t) => {
     const tmp = tempDir();
     t.after(() => tmp.remove());
-    const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
-      `${header()}  shop:
-    hosts: ["*"]
-    healthcheck: { path: /healthz }
-    idle: { idle_timeout: 1m, wake_timeout: 30s }
-    servers:
-      - { name: shop-1, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 1500, NAME: "shop-1" })} }
-`,
-    );
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
+    const { sy } = await serveIdleApp(t, "shop-1", {
+      service: "shop",
+      healthcheck: "{ path: /healthz }",
+      idle: "{ idle_timeout: 1m, wake_timeout: 30s }",
+      env: { READY_DELAY: 1500, NAME: "shop-1" },
+    });
     const browser = await launchBrowser();
     t.after(() => browser.close());
     const page = await browser.newPage();
@@ -69,14 +63,11 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
 
   test("a failed wake: the page shows the error and stops (no reload)", async (t) => {
     const port = await freePort();
-    const sy = await serveYaml(
+    const sy = await serveIdleService(
       t,
-      `${header()}  shop:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: shop-9, url: "http://127.0.0.1:${port}", run: { command: [/nonexistent/shop-binary] } }
+      `      - { name: shop-9, url: "http://127.0.0.1:${port}", run: { command: [/nonexistent/shop-binary] } }
 `,
+      { service: "shop", idle: "{ idle_timeout: 1m }" },
     );
     const browser = await launchBrowser();
     t.after(() => browser.close());

@@ -2,24 +2,22 @@
 import * as assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { eventually, get, startBackend, startSwitchyard, tempDir } from "../support/switchyard.ts";
-import { alive, freePort, header, runApp } from "./helpers.ts";
+import { alive, runApp } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { eventually, get, serveYaml, startBackend, yamlHead } from "../support/switchyard.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
 describe("idle: hot reload", { timeout: 60_000 }, () => {
   test("idle settings added, changed and removed on a running service", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
     const port = await freePort();
     const plain = await startBackend("plain");
     t.after(() => plain.stop());
-    const conf = (servers: string) => `${header()}  app:\n    hosts: ["*"]\n    servers:\n${servers}`;
+    const conf = (servers: string) => `${yamlHead()}  app:\n    hosts: ["*"]\n    servers:\n${servers}`;
     const runServer = (timeout: string) =>
       `      - { name: r, url: "http://127.0.0.1:${port}", run: ${runApp(port)}, idle: { idle_timeout: ${timeout} } }\n`;
-    const file = tmp.write("s.yaml", conf(`      - { name: plain, url: "${plain.url}" }\n`));
-    const sy = await startSwitchyard(["serve", "-c", file]);
-    t.after(() => sy.stop("SIGKILL"));
+    const sy = await serveYaml(t, conf(`      - { name: plain, url: "${plain.url}" }\n`));
+    const file = sy.file;
     let reloads = 0;
     const reloaded = async () => {
       reloads++;

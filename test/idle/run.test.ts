@@ -5,32 +5,23 @@
  */
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { eventually, get, serveYaml, startSwitchyard, tempDir } from "../support/switchyard.ts";
-import { alive, freePort, header, procState, runApp } from "./helpers.ts";
+import { healthPool } from "../support/admin.ts";
+import { alive, procState, runApp, serveIdleApp, serveIdleService, wakeActions } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { eventually, get, serveYaml, yamlHead } from "../support/switchyard.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
-async function health(admin: string, service: string): Promise<Record<string, unknown>> {
-  const r = await get(admin, `/api/health/${service}`);
-  const pool = JSON.parse(r.body).extra.pool as Record<string, Record<string, unknown>>;
-  return Object.values(pool)[0];
-}
+/** The health entry of the service's (first) server. */
+const health = async (admin: string, service: string) => Object.values(await healthPool(admin, service))[0];
 
 describe("idle: run provider", { timeout: 120_000 }, () => {
   test("napping until the first request, which is held until ready and answered; output logged; idle stop", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    healthcheck: { path: /healthz, interval: 1s }
-    idle: { idle_timeout: 300ms, wake_timeout: 10s }
-    servers:
-      - name: app-1
-        url: http://127.0.0.1:${port}
-        run: ${runApp(port, { READY_DELAY: 300, NAME: "app-1" })}
-`,
-    );
+    const { sy, port } = await serveIdleApp(t, "app-1", {
+      idle: "{ idle_timeout: 300ms, wake_timeout: 10s }",
+      healthcheck: "{ path: /healthz, interval: 1s }",
+      env: { READY_DELAY: 300, NAME: "app-1" },
+    });
     const before = await health(sy.admin!, "app");
     assert.equal(before.status, "napping");
     assert.ok(!sy.logs.some((r) => r.msg === "process started"), "nothing started before a request");
@@ -54,13 +45,12 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     const metrics = (await get(sy.admin!, "/metrics")).body;
     assert.match(metrics, /switchyard_idle_stops_total\{service="app",server="app-1"\} 1/);
     // the second wake's progress stream has that wake's frames only (nothing replayed from the first)
-    const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
-    const actions = ev.body
-      .split("\n\n")
-      .filter(Boolean)
-      .map((f) => JSON.parse(f.replace(/^data: /, "")))
-      .map((f) => (f.server ? `${f.server}:${f.action}` : f.action));
-    assert.deepEqual(actions, ["app-1:starting", "app-1:waiting_ready", "app-1:ready", "ready"]);
+    assert.deepEqual(await wakeActions(sy.proxy[0]), [
+      "app-1:starting",
+      "app-1:waiting_ready",
+      "app-1:ready",
+      "ready",
+    ]);
     // and a request is answered by the new process
     const again = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
     assert.notEqual(again.pid, body.pid);
@@ -73,7 +63,7 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     const [p1, p2] = [await freePort(), await freePort()];
     const sy = await serveYaml(
       t,
-      `${header()}  paused:
+      `${yamlHead()}  paused:
     hosts: [paused.test]
     idle: { idle_timeout: 300ms, stop_method: pause }
     servers:
@@ -101,16 +91,10 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("stop_signal, then SIGKILL after stop_timeout for a process that ignores it", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 300ms, stop_signal: TERM, stop_timeout: 300ms }
-    servers:
-      - { name: stubborn, url: "http://127.0.0.1:${port}", run: ${runApp(port, { IGNORE_TERM: 1, NAME: "stubborn" })} }
-`,
-    );
+    const { sy } = await serveIdleApp(t, "stubborn", {
+      idle: "{ idle_timeout: 300ms, stop_signal: TERM, stop_timeout: 300ms }",
+      env: { IGNORE_TERM: 1, NAME: "stubborn" },
+    });
     const a = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
     await sy.waitForLog((l) => l.msg === "stubborn: ignoring SIGTERM");
     await sy.waitForLog(
@@ -122,19 +106,7 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("SIGKILL to switchyard: the watchdog kills the children", async (t) => {
-    const tmp = tempDir();
-    t.after(() => tmp.remove());
-    const port = await freePort();
-    const file = tmp.write(
-      "s.yaml",
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 0 }
-    servers:
-      - { name: always, url: "http://127.0.0.1:${port}", run: ${runApp(port)} }
-`,
-    );
-    const sy = await startSwitchyard(["serve", "-c", file]);
+    const { sy } = await serveIdleApp(t, "always", { idle: "{ idle_timeout: 0 }" });
     // idle_timeout 0: started with switchyard
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server always woke"));
     const a = JSON.parse((await get(sy.proxy[0], "/", JSON_ACCEPT)).body);
@@ -145,15 +117,12 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
 
   test("a process that exits at once: 502 naming the server, never its address; napping after", async (t) => {
     const port = await freePort();
-    const sy = await serveYaml(
+    const sy = await serveIdleService(
       t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: crashy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { EXIT_CODE: 3 })} }
+      `      - { name: crashy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { EXIT_CODE: 3 })} }
       - { name: missing, url: "http://127.0.0.1:${await freePort()}", run: { command: [/nonexistent/switchyard-test-bin] } }
 `,
+      { idle: "{ idle_timeout: 1m }" },
     );
     const seen = new Map<string, string>();
     for (let i = 0; i < 4 && seen.size < 2; i++) {
@@ -186,7 +155,7 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     const [p1, p2] = [await freePort(), await freePort()];
     const sy = await serveYaml(
       t,
-      `${header()}  ondemand:
+      `${yamlHead()}  ondemand:
     hosts: [ondemand.test]
     idle: { idle_timeout: 1m }
     servers:

@@ -4,70 +4,35 @@
  * server preferred over a napping one, WebSockets keeping a server awake, depends_on order.
  */
 import * as assert from "node:assert/strict";
-import * as http from "node:http";
 import * as net from "node:net";
 import { describe, test } from "node:test";
-import { eventually, get, serveYaml, splitAddress, startBackend } from "../support/switchyard.ts";
-import { alive, freePort, header, runApp } from "./helpers.ts";
+import { alive, concurrentPids, processStarts, runApp, serveIdleApp, wakeActions } from "../support/idle.ts";
+import { freePort } from "../support/ports.ts";
+import { eventually, get, serveYaml, splitAddress, startBackend, yamlHead } from "../support/switchyard.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
 describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   test("200 concurrent requests share one start; every one is answered", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: one, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 300 })} }
-`,
-    );
-    const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
-    const [host, p] = splitAddress(sy.proxy[0]);
-    const one = (i: number) =>
-      new Promise<{ status: number; pid: number }>((ok, fail) => {
-        const req = http.request(
-          { host, port: p, path: `/r${i}`, agent, headers: { accept: "application/json" } },
-          (res) => {
-            let b = "";
-            res.setEncoding("utf8").on("data", (c: string) => (b += c));
-            res.on("end", () =>
-              ok({ status: res.statusCode ?? 0, pid: res.statusCode === 200 ? JSON.parse(b).pid : 0 }),
-            );
-          },
-        );
-        req.on("error", fail);
-        req.end();
-      });
-    const all = await Promise.all(Array.from({ length: 200 }, (_, i) => one(i)));
+    const { sy } = await serveIdleApp(t, "one", {
+      idle: "{ idle_timeout: 1m }",
+      env: { READY_DELAY: 300 },
+    });
+    const all = await concurrentPids(sy.proxy[0], 200, (i) => `/r${i}`);
     assert.deepEqual(new Set(all.map((r) => r.status)), new Set([200]));
     assert.equal(new Set(all.map((r) => r.pid)).size, 1, "one process answered all");
-    assert.equal(
-      sy.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("process started")).length,
-      1,
-    );
+    assert.equal(processStarts(sy).length, 1);
     const metrics = (await get(sy.admin!, "/metrics")).body;
     assert.match(metrics, /switchyard_wakes_total\{service="app",server="one",result="ok"\} 1/);
     assert.match(metrics, /switchyard_wake_duration_seconds_count\{service="app",server="one"\} 1/);
   });
 
   test("start_endpoint: other paths get 403 and wake nothing; the endpoint wakes", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m, start_endpoint: /wake }
-    servers:
-      - { name: guarded, url: "http://127.0.0.1:${port}", run: ${runApp(port)} }
-`,
-    );
+    const { sy } = await serveIdleApp(t, "guarded", { idle: "{ idle_timeout: 1m, start_endpoint: /wake }" });
     const r = await get(sy.proxy[0], "/other", JSON_ACCEPT);
     assert.equal(r.status, 403);
     assert.match(r.body, /guarded/);
-    assert.ok(!sy.logs.some((l) => typeof l.msg === "string" && l.msg.startsWith("process started")));
+    assert.equal(processStarts(sy).length, 0);
     const w = await get(sy.proxy[0], "/wake", JSON_ACCEPT);
     assert.equal(w.status, 200);
     assert.equal(JSON.parse(w.body).path, "/wake");
@@ -76,16 +41,10 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("wake_timeout: 504 naming the server; the process is not left running", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m, wake_timeout: 500ms }
-    servers:
-      - { name: sleepy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 60000 })} }
-`,
-    );
+    const { sy, port } = await serveIdleApp(t, "sleepy", {
+      idle: "{ idle_timeout: 1m, wake_timeout: 500ms }",
+      env: { READY_DELAY: 60000 },
+    });
     const r = await get(sy.proxy[0], "/", JSON_ACCEPT);
     assert.equal(r.status, 504);
     assert.match(r.body, /sleepy/);
@@ -96,16 +55,10 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a browser gets the loading page (no-store) while the wake runs; wake-events streams progress", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: web-1, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 300 })} }
-`,
-    );
+    const { sy, port } = await serveIdleApp(t, "web-1", {
+      idle: "{ idle_timeout: 1m }",
+      env: { READY_DELAY: 300 },
+    });
     const page = await get(sy.proxy[0], "/", { headers: { accept: "text/html,*/*" } });
     assert.equal(page.status, 200);
     assert.match(String(page.headers["content-type"]), /^text\/html/);
@@ -135,7 +88,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     t.after(() => awake.stop());
     const sy = await serveYaml(
       t,
-      `${header()}  app:
+      `${yamlHead()}  app:
     hosts: ["*"]
     healthcheck: { interval: 200ms }
     idle: { idle_timeout: 1m }
@@ -157,16 +110,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("an open WebSocket keeps the server awake; it is stopped once the socket closes", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 300ms }
-    servers:
-      - { name: ws, url: "http://127.0.0.1:${port}", run: ${runApp(port)} }
-`,
-    );
+    const { sy } = await serveIdleApp(t, "ws", { idle: "{ idle_timeout: 300ms }" });
     // the upgrade itself wakes the napping server and waits for it
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
@@ -191,7 +135,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     const [pd, pa] = [await freePort(), await freePort()];
     const sy = await serveYaml(
       t,
-      `${header()}  db:
+      `${yamlHead()}  db:
     hosts: [db.test]
     idle: { idle_timeout: 1h }
     servers:
@@ -203,13 +147,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       - { name: app-1, url: "http://127.0.0.1:${pa}", run: ${runApp(pa, { NAME: "app" })} }
 `,
     );
-    const ev = await get(sy.proxy[0], "/$switchyard/wake-events");
-    const actions = ev.body
-      .split("\n\n")
-      .filter(Boolean)
-      .map((f) => JSON.parse(f.replace(/^data: /, "")))
-      .map((f) => (f.server ? `${f.server}:${f.action}` : f.action));
-    assert.deepEqual(actions, [
+    assert.deepEqual(await wakeActions(sy.proxy[0]), [
       "app-1:starting",
       "app-1:waking_dep",
       "app-1:dep_ready",
@@ -235,16 +173,7 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a held client that disconnects is not forwarded and frees its request", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m }
-    servers:
-      - { name: h, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 500 })} }
-`,
-    );
+    const { sy } = await serveIdleApp(t, "h", { idle: "{ idle_timeout: 1m }", env: { READY_DELAY: 500 } });
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
     sock.write(
@@ -267,16 +196,10 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("no_loading_page: a browser's GET is held and gets the backend's own page", async (t) => {
-    const port = await freePort();
-    const sy = await serveYaml(
-      t,
-      `${header()}  app:
-    hosts: ["*"]
-    idle: { idle_timeout: 1m, no_loading_page: true }
-    servers:
-      - { name: plainwait, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 200, NAME: "plainwait" })} }
-`,
-    );
+    const { sy } = await serveIdleApp(t, "plainwait", {
+      idle: "{ idle_timeout: 1m, no_loading_page: true }",
+      env: { READY_DELAY: 200, NAME: "plainwait" },
+    });
     const r = await get(sy.proxy[0], "/", { headers: { accept: "text/html" } });
     assert.equal(r.status, 200);
     assert.match(r.body, /hello from plainwait/);

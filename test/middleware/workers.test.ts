@@ -2,20 +2,7 @@ import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { type Running, splitAddress, startSwitchyard, tempDir } from "../support/switchyard.ts";
-
-function status(address: string, host: string): Promise<number> {
-  const [hostname, port] = splitAddress(address);
-  return new Promise((ok, fail) => {
-    // a new connection each time: the cluster spreads connections over the workers
-    const req = http.request({ host: hostname, port, path: "/", agent: false, headers: { host } }, (res) => {
-      res.resume();
-      res.on("end", () => ok(res.statusCode ?? 0));
-    });
-    req.on("error", fail);
-    req.end();
-  });
-}
+import { get, type Running, startSwitchyard, tempDir } from "../support/switchyard.ts";
 
 describe("rate_limit with --workers 2: the service's limit, not each worker's", { timeout: 60_000 }, () => {
   const tmp = tempDir();
@@ -55,7 +42,10 @@ services:
 
   test("60 requests over fresh connections: about 20 admitted (refill ~1 per 3 s), not 40", async () => {
     const started = Date.now();
-    const codes = await Promise.all(Array.from({ length: 60 }, () => status(sy.proxy[0], "rl.test")));
+    // a new connection each time: the cluster spreads connections over the workers
+    const codes = await Promise.all(
+      Array.from({ length: 60 }, async () => (await get(sy.proxy[0], "/", { host: "rl.test" })).status),
+    );
     const seconds = (Date.now() - started) / 1000;
     const admitted = codes.filter((c) => c === 200).length;
     assert.equal(codes.filter((c) => c !== 200 && c !== 429).length, 0, codes.join(","));

@@ -18,8 +18,9 @@ import { pino } from "pino";
 import { Server, type ServerOptions } from "../../src/balancer/server.ts";
 import { HttpHealthMonitor } from "../../src/health/http-monitor.ts";
 import { LoadBalancer } from "../../src/load-balancer.ts";
+import { type Cleanup, cleanupAfter, listen } from "../support/cleanup.ts";
+import { send } from "../support/http.ts";
 import { testPki } from "../support/tls.ts";
-import { Cleanup, listen, request } from "./helpers.ts";
 
 let dir: string;
 let pki: ReturnType<typeof testPki>;
@@ -75,113 +76,93 @@ function refusal(logs: LogLine[]): LogLine | undefined {
   return logs.find((l) => l.msg === "backend TLS refused");
 }
 
-test("a certificate from an unknown CA is refused by default (502, logged with the reason); with `ca` it is trusted", async () => {
-  const c = new Cleanup();
-  try {
-    const b = await tlsBackend(c, pki.server);
-    const strict = await proxyTo(c, `https://localhost:${b.port}`);
-    const r = await request(strict.port);
-    assert.equal(r.status, 502);
-    assert.doesNotMatch(
-      r.body.toString(),
-      /localhost|127\.0\.0\.1|certificate/i,
-      "the body says nothing of the backend",
-    );
-    const line = refusal(strict.logs);
-    assert.ok(line, "a log line for the refused certificate");
-    assert.equal(line.server, "b1");
-    assert.equal(line.service, "secure");
-    assert.match(String(line.tls), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify/i);
-    assert.equal(b.hits, 0, "nothing reached the backend");
+test("a certificate from an unknown CA is refused by default (502, logged with the reason); with `ca` it is trusted", async (t) => {
+  const c = cleanupAfter(t);
+  const b = await tlsBackend(c, pki.server);
+  const strict = await proxyTo(c, `https://localhost:${b.port}`);
+  const r = await send(strict.port);
+  assert.equal(r.status, 502);
+  assert.doesNotMatch(
+    r.body.toString(),
+    /localhost|127\.0\.0\.1|certificate/i,
+    "the body says nothing of the backend",
+  );
+  const line = refusal(strict.logs);
+  assert.ok(line, "a log line for the refused certificate");
+  assert.equal(line.server, "b1");
+  assert.equal(line.service, "secure");
+  assert.match(String(line.tls), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify/i);
+  assert.equal(b.hits, 0, "nothing reached the backend");
 
-    const trusting = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
-    const ok = await request(trusting.port);
-    assert.equal(ok.status, 200);
-    assert.equal(ok.body.toString(), "ok");
-    // by IP address too: the certificate carries IP:127.0.0.1
-    const byIp = await proxyTo(c, `https://127.0.0.1:${b.port}`, { tls: { ca: pki.ca.certPem } });
-    assert.equal((await request(byIp.port)).status, 200);
-  } finally {
-    await c.run();
-  }
+  const trusting = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
+  const ok = await send(trusting.port);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.toString(), "ok");
+  // by IP address too: the certificate carries IP:127.0.0.1
+  const byIp = await proxyTo(c, `https://127.0.0.1:${b.port}`, { tls: { ca: pki.ca.certPem } });
+  assert.equal((await send(byIp.port)).status, 200);
 });
 
-test("self-signed, wrong host name and expired certificates are each refused with their own reason", async () => {
-  const c = new Cleanup();
-  try {
-    const cases = [
-      { pem: pki.selfSigned, reason: /SELF_SIGNED|self-signed/i },
-      { pem: pki.wrongHost, reason: /ERR_TLS_CERT_ALTNAME_INVALID|does not match/i },
-      { pem: pki.expired, reason: /CERT_HAS_EXPIRED|expired/i },
-    ];
-    for (const k of cases) {
-      const b = await tlsBackend(c, k.pem);
-      // the CA is trusted: only the certificate's own fault remains
-      const p = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
-      const r = await request(p.port);
-      assert.equal(r.status, 502, String(k.reason));
-      assert.match(String(refusal(p.logs)?.tls), k.reason);
-      assert.equal(b.hits, 0);
-    }
-  } finally {
-    await c.run();
-  }
-});
-
-test("`servername` sets SNI and the name checked: a certificate for other.example is accepted under that name", async () => {
-  const c = new Cleanup();
-  try {
-    const b = await tlsBackend(c, pki.wrongHost);
-    const p = await proxyTo(c, `https://127.0.0.1:${b.port}`, {
-      tls: { ca: pki.ca.certPem, servername: "other.example" },
-    });
-    const r = await request(p.port);
-    assert.equal(r.status, 200);
-    assert.deepEqual(b.names, ["other.example"]);
-  } finally {
-    await c.run();
-  }
-});
-
-test("insecureSkipVerify accepts any certificate and warns once, naming the service", async () => {
-  const c = new Cleanup();
-  try {
-    const b = await tlsBackend(c, pki.selfSigned);
-    const b2 = await tlsBackend(c, pki.expired);
-    const p = await proxyTo(c, `https://localhost:${b.port}`, { tls: { insecureSkipVerify: true } });
-    p.lb.addServer(
-      new Server({ name: "b2", url: `https://localhost:${b2.port}`, tls: { insecureSkipVerify: true } }),
-    );
-    for (let i = 0; i < 4; i++) assert.equal((await request(p.port)).status, 200);
-    assert.ok(b.hits > 0 && b2.hits > 0, "both reached");
-    const warns = p.logs.filter((l) => l.level === 40 && /not verified/.test(l.msg));
-    assert.equal(warns.length, 1, "one warn for the service");
-    assert.match(warns[0].msg, /service secure/);
-  } finally {
-    await c.run();
-  }
-});
-
-test("mTLS: a backend that requires a client certificate gets the configured one; without it the request is a 502", async () => {
-  const c = new Cleanup();
-  try {
-    const b = await tlsBackend(c, pki.server, {
-      requestCert: true,
-      rejectUnauthorized: true,
-      ca: pki.clientCa.certPem,
-    });
-    const without = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
-    assert.equal((await request(without.port)).status, 502);
+test("self-signed, wrong host name and expired certificates are each refused with their own reason", async (t) => {
+  const c = cleanupAfter(t);
+  const cases = [
+    { pem: pki.selfSigned, reason: /SELF_SIGNED|self-signed/i },
+    { pem: pki.wrongHost, reason: /ERR_TLS_CERT_ALTNAME_INVALID|does not match/i },
+    { pem: pki.expired, reason: /CERT_HAS_EXPIRED|expired/i },
+  ];
+  for (const k of cases) {
+    const b = await tlsBackend(c, k.pem);
+    // the CA is trusted: only the certificate's own fault remains
+    const p = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
+    const r = await send(p.port);
+    assert.equal(r.status, 502, String(k.reason));
+    assert.match(String(refusal(p.logs)?.tls), k.reason);
     assert.equal(b.hits, 0);
-    const withCert = await proxyTo(c, `https://localhost:${b.port}`, {
-      tls: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem },
-    });
-    const r = await request(withCert.port);
-    assert.equal(r.status, 200);
-    assert.equal(r.body.toString(), "client switchyard");
-  } finally {
-    await c.run();
   }
+});
+
+test("`servername` sets SNI and the name checked: a certificate for other.example is accepted under that name", async (t) => {
+  const c = cleanupAfter(t);
+  const b = await tlsBackend(c, pki.wrongHost);
+  const p = await proxyTo(c, `https://127.0.0.1:${b.port}`, {
+    tls: { ca: pki.ca.certPem, servername: "other.example" },
+  });
+  const r = await send(p.port);
+  assert.equal(r.status, 200);
+  assert.deepEqual(b.names, ["other.example"]);
+});
+
+test("insecureSkipVerify accepts any certificate and warns once, naming the service", async (t) => {
+  const c = cleanupAfter(t);
+  const b = await tlsBackend(c, pki.selfSigned);
+  const b2 = await tlsBackend(c, pki.expired);
+  const p = await proxyTo(c, `https://localhost:${b.port}`, { tls: { insecureSkipVerify: true } });
+  p.lb.addServer(
+    new Server({ name: "b2", url: `https://localhost:${b2.port}`, tls: { insecureSkipVerify: true } }),
+  );
+  for (let i = 0; i < 4; i++) assert.equal((await send(p.port)).status, 200);
+  assert.ok(b.hits > 0 && b2.hits > 0, "both reached");
+  const warns = p.logs.filter((l) => l.level === 40 && /not verified/.test(l.msg));
+  assert.equal(warns.length, 1, "one warn for the service");
+  assert.match(warns[0].msg, /service secure/);
+});
+
+test("mTLS: a backend that requires a client certificate gets the configured one; without it the request is a 502", async (t) => {
+  const c = cleanupAfter(t);
+  const b = await tlsBackend(c, pki.server, {
+    requestCert: true,
+    rejectUnauthorized: true,
+    ca: pki.clientCa.certPem,
+  });
+  const without = await proxyTo(c, `https://localhost:${b.port}`, { tls: { ca: pki.ca.certPem } });
+  assert.equal((await send(without.port)).status, 502);
+  assert.equal(b.hits, 0);
+  const withCert = await proxyTo(c, `https://localhost:${b.port}`, {
+    tls: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem },
+  });
+  const r = await send(withCert.port);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), "client switchyard");
 });
 
 test("bad TLS options are refused when the Server is made: cert without key, a cert that does not match its key", () => {
@@ -204,32 +185,28 @@ test("bad TLS options are refused when the Server is made: cert without key, a c
   );
 });
 
-test("health checks verify as the proxy does: self-signed is unhealthy with the reason; with `ca` healthy", async () => {
-  const c = new Cleanup();
-  try {
-    const self = await tlsBackend(c, pki.selfSigned);
-    const signed = await tlsBackend(c, pki.server);
-    const refused = new HttpHealthMonitor(`https://localhost:${self.port}`, { retries: -1 });
-    assert.equal(await refused.check(), "unhealthy");
-    assert.match(refused.detail(), /SELF_SIGNED/);
-    const unknownCa = new HttpHealthMonitor(`https://localhost:${signed.port}`, { retries: -1 });
-    assert.equal(await unknownCa.check(), "unhealthy");
-    const trusted = new HttpHealthMonitor(`https://localhost:${signed.port}`, {
-      retries: -1,
-      tls: { ca: pki.ca.certPem },
-    });
-    assert.equal(await trusted.check(), "healthy");
-    const skipping = new HttpHealthMonitor(`https://localhost:${self.port}`, {
-      retries: -1,
-      tls: { insecureSkipVerify: true },
-    });
-    assert.equal(await skipping.check(), "healthy");
-    for (const m of [refused, unknownCa, trusted, skipping]) {
-      const ac = new AbortController();
-      m.start(ac.signal);
-      ac.abort();
-    }
-  } finally {
-    await c.run();
+test("health checks verify as the proxy does: self-signed is unhealthy with the reason; with `ca` healthy", async (t) => {
+  const c = cleanupAfter(t);
+  const self = await tlsBackend(c, pki.selfSigned);
+  const signed = await tlsBackend(c, pki.server);
+  const refused = new HttpHealthMonitor(`https://localhost:${self.port}`, { retries: -1 });
+  assert.equal(await refused.check(), "unhealthy");
+  assert.match(refused.detail(), /SELF_SIGNED/);
+  const unknownCa = new HttpHealthMonitor(`https://localhost:${signed.port}`, { retries: -1 });
+  assert.equal(await unknownCa.check(), "unhealthy");
+  const trusted = new HttpHealthMonitor(`https://localhost:${signed.port}`, {
+    retries: -1,
+    tls: { ca: pki.ca.certPem },
+  });
+  assert.equal(await trusted.check(), "healthy");
+  const skipping = new HttpHealthMonitor(`https://localhost:${self.port}`, {
+    retries: -1,
+    tls: { insecureSkipVerify: true },
+  });
+  assert.equal(await skipping.check(), "healthy");
+  for (const m of [refused, unknownCa, trusted, skipping]) {
+    const ac = new AbortController();
+    m.start(ac.signal);
+    ac.abort();
   }
 });

@@ -7,15 +7,11 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { after, before, test } from "node:test";
 import { Client } from "undici";
-import {
-  type Backend,
-  record,
-  type Proxy as SwitchyardProxy,
-  socketCount,
-  startBackend,
-  startProxy,
-  until,
-} from "./helpers.ts";
+import { type Backend, backend } from "../support/backend.ts";
+import { until } from "../support/until.ts";
+import { socketCount } from "./load.ts";
+import { record } from "./summary.ts";
+import { type Proxy as SwitchyardProxy, startProxy } from "./switchyards.ts";
 
 const DEADLINE = 8000;
 
@@ -68,7 +64,7 @@ let slowReader: Backend;
 let midBody: Backend;
 
 before(async () => {
-  good = await startBackend("good");
+  good = await backend("good");
   raws.hang = await rawBackend((s) => s.on("data", () => {}));
   raws.garbage = await rawBackend((s) =>
     onFirstRequest(s, () => s.end("SSH-2.0-OpenSSH_9.6\r\nthis is not http at all\r\n\r\n")),
@@ -81,29 +77,33 @@ before(async () => {
       s.end(`${head}\r\nok`);
     }),
   );
-  midBody = await startBackend("midbody", (req, res) => {
-    req.resume();
-    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": 100_000 });
-    res.write(Buffer.alloc(10_000, 1), () => setImmediate(() => res.socket?.destroy()));
+  midBody = await backend("midbody", {
+    handler: (req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": 100_000 });
+      res.write(Buffer.alloc(10_000, 1), () => setImmediate(() => res.socket?.destroy()));
+    },
   });
   // reads a large upload at ~16 KiB per 50 ms and answers only when it is all in
-  slowReader = await startBackend("slow-reader", (req, res) => {
-    let n = 0;
-    req.pause();
-    const timer = setInterval(() => {
-      let took = 0;
-      while (took < 16384) {
-        const c: Buffer | null = req.read();
-        if (c === null) break;
-        took += c.length;
-      }
-      n += took;
-      if (req.readableEnded) {
-        clearInterval(timer);
-        res.end(`read ${n}`);
-      }
-    }, 50);
-    req.on("close", () => clearInterval(timer));
+  slowReader = await backend("slow-reader", {
+    handler: (req, res) => {
+      let n = 0;
+      req.pause();
+      const timer = setInterval(() => {
+        let took = 0;
+        while (took < 16384) {
+          const c: Buffer | null = req.read();
+          if (c === null) break;
+          took += c.length;
+        }
+        n += took;
+        if (req.readableEnded) {
+          clearInterval(timer);
+          res.end(`read ${n}`);
+        }
+      }, 50);
+      req.on("close", () => clearInterval(timer));
+    },
   });
   const svc = (url: string) => ({ servers: [{ name: "only", url }] });
   proxy = await startProxy({
@@ -122,9 +122,9 @@ before(async () => {
 after(async () => {
   await proxy.close();
   for (const r of Object.values(raws)) await r.close();
-  await good.close();
-  await midBody.close();
-  await slowReader.close();
+  await good.stop();
+  await midBody.stop();
+  await slowReader.stop();
 });
 
 interface Outcome {
@@ -243,32 +243,34 @@ test("a client that disconnects mid-upload or mid-download: upstream aborted, no
 }, async () => {
   let uploaded = 0;
   let uploadEnded = false;
-  const big = await startBackend("big", (req, res) => {
-    if (req.method === "POST") {
-      // reads whatever arrives; answers only at the end (which never comes)
-      req.on("data", (c: Buffer) => {
-        uploaded += c.length;
-      });
-      req.on("end", () => {
-        uploadEnded = true;
-      });
-      return;
-    }
-    // a 64 MiB body written as fast as the proxy takes it
-    res.writeHead(200, { "content-length": 64 * 1024 * 1024 });
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    let left = 1024;
-    const pump = () => {
-      while (left > 0) {
-        left--;
-        if (!res.write(chunk)) {
-          res.once("drain", pump);
-          return;
-        }
+  const big = await backend("big", {
+    handler: (req, res) => {
+      if (req.method === "POST") {
+        // reads whatever arrives; answers only at the end (which never comes)
+        req.on("data", (c: Buffer) => {
+          uploaded += c.length;
+        });
+        req.on("end", () => {
+          uploadEnded = true;
+        });
+        return;
       }
-      res.end();
-    };
-    pump();
+      // a 64 MiB body written as fast as the proxy takes it
+      res.writeHead(200, { "content-length": 64 * 1024 * 1024 });
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let left = 1024;
+      const pump = () => {
+        while (left > 0) {
+          left--;
+          if (!res.write(chunk)) {
+            res.once("drain", pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    },
   });
   proxy.reload({
     timeouts: { response_header: "800ms", idle: "800ms", connect: "800ms" },
@@ -319,6 +321,6 @@ test("a client that disconnects mid-upload or mid-download: upstream aborted, no
       ok: true,
     });
   } finally {
-    await big.close();
+    await big.stop();
   }
 });

@@ -8,18 +8,12 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { after, test } from "node:test";
 import { Pool, request } from "undici";
+import { backends } from "../support/backend.ts";
 import { Cleanup } from "../support/cleanup.ts";
-import {
-  type Backend,
-  type ProxySpec,
-  record,
-  reloadSteps,
-  runLoad,
-  type ServiceSpec,
-  startBackend,
-  startCli,
-  until,
-} from "./helpers.ts";
+import { until } from "../support/until.ts";
+import { runLoad } from "./load.ts";
+import { record } from "./summary.ts";
+import { type ProxySpec, reloadSteps, type ServiceSpec, startCli } from "./switchyards.ts";
 
 const CONCURRENCY = 64;
 // smaller than the in-process runs: here every request crosses two processes
@@ -27,16 +21,6 @@ const TOTAL = Number(process.env.RELIABILITY_CLI_LOAD ?? 4_000);
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
-
-async function backends(names: string[], handler?: Parameters<typeof startBackend>[1]): Promise<Backend[]> {
-  const out: Backend[] = [];
-  for (const n of names) {
-    const b = await startBackend(n, handler);
-    cleanup.add(() => b.close());
-    out.push(b);
-  }
-  return out;
-}
 
 async function cli(spec: ProxySpec & Record<string, unknown>, opts?: Parameters<typeof startCli>[1]) {
   const c = await startCli(spec, opts);
@@ -47,7 +31,7 @@ async function cli(spec: ProxySpec & Record<string, unknown>, opts?: Parameters<
 test("real server: 10 hot reloads of the config file under load, 0 failed requests", {
   timeout: 90_000,
 }, async () => {
-  const bs = await backends(["r1", "r2", "r3", "r4", "r5"]);
+  const bs = await backends(["r1", "r2", "r3", "r4", "r5"], { cleanup });
   const steps = reloadSteps(bs);
   const spec = (servers: ServiceSpec["servers"]) => ({
     services: { api: { healthcheck: { path: "/healthz", interval: "1s" }, servers } },
@@ -112,7 +96,7 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
 test("real server: one of three backends killed and restarted under load, 0 failed requests", {
   timeout: 90_000,
 }, async () => {
-  const bs = await backends(["k1", "k2", "k3"]);
+  const bs = await backends(["k1", "k2", "k3"], { cleanup });
   const victim = bs[1];
   const c = await cli({
     services: {
@@ -163,11 +147,7 @@ test("real server: one of three backends killed and restarted under load, 0 fail
     },
   });
   await phase;
-  let probesBeforeTraffic = 0;
-  for (const r of victim.received.slice(receivedAtRestart)) {
-    if (!r.url.startsWith("/healthz")) break;
-    probesBeforeTraffic++;
-  }
+  const probesBeforeTraffic = victim.probesFirst(receivedAtRestart);
   record({
     suite: "faults",
     scenario: "kill + restart 1 of 3 backends (real server)",
@@ -186,10 +166,13 @@ test("real server: SIGTERM during load — every accepted request completes, exi
   timeout: 60_000,
 }, async () => {
   const GRACE = 5000;
-  const [slow] = await backends(["slow"], (req, res) => {
-    req.resume();
-    // long enough that SIGTERM lands while every one of them is in flight
-    setTimeout(() => res.end(`done ${req.headers["x-req-id"]}`), 600);
+  const [slow] = await backends(["slow"], {
+    handler: (req, res) => {
+      req.resume();
+      // long enough that SIGTERM lands while every one of them is in flight
+      setTimeout(() => res.end(`done ${req.headers["x-req-id"]}`), 600);
+    },
+    cleanup,
   });
   const c = await cli({
     timeouts: { shutdown: `${GRACE / 1000}s` },
@@ -256,7 +239,7 @@ test("real server: SIGTERM during load — every accepted request completes, exi
 test("real server: misbehaving backends leave no file descriptor or in-flight request behind", {
   timeout: 60_000,
 }, async () => {
-  const [good] = await backends(["good"]);
+  const [good] = await backends(["good"], { cleanup });
   const raws: net.Server[] = [];
   const raw = async (fn: (s: net.Socket) => void) => {
     const sockets = new Set<net.Socket>();
@@ -369,7 +352,7 @@ test("real server: misbehaving backends leave no file descriptor or in-flight re
 });
 
 test("admin: loopback needs no token", { timeout: 30_000 }, async () => {
-  const [b] = await backends(["a"]);
+  const [b] = await backends(["a"], { cleanup });
   const c = await cli({ services: { api: { servers: [{ name: "a", url: b.url }] } } });
   const res = await request(`${c.adminUrl}/api/health`);
   await res.body.dump();
@@ -381,7 +364,7 @@ for (const how of ["config", "environment"] as const) {
   test(`admin bound beyond loopback requires the bearer token from the ${how}`, {
     timeout: 30_000,
   }, async () => {
-    const [b] = await backends(["a"]);
+    const [b] = await backends(["a"], { cleanup });
     const token = `tok-${how}-${Math.random().toString(36).slice(2)}`;
     const c = await cli(
       {
@@ -423,7 +406,7 @@ for (const how of ["config", "environment"] as const) {
 test("admin bound beyond loopback without any token: refuses to start, and says why", {
   timeout: 30_000,
 }, async () => {
-  const [b] = await backends(["a"]);
+  const [b] = await backends(["a"], { cleanup });
   await assert.rejects(
     cli(
       { services: { api: { servers: [{ name: "a", url: b.url }] } } },

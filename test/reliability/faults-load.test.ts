@@ -5,17 +5,12 @@
 import * as assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { Server } from "../../src/index.ts";
+import { type Backend, backend } from "../support/backend.ts";
 import { Cleanup } from "../support/cleanup.ts";
-import {
-  type Backend,
-  record,
-  reloadSteps,
-  runLoad,
-  type ServiceSpec,
-  startBackend,
-  startProxy,
-  until,
-} from "./helpers.ts";
+import { until } from "../support/until.ts";
+import { runLoad } from "./load.ts";
+import { record } from "./summary.ts";
+import { reloadSteps, type ServiceSpec, startProxy } from "./switchyards.ts";
 
 const CONCURRENCY = 64;
 const TOTAL = Number(process.env.RELIABILITY_LOAD ?? 6_000);
@@ -27,8 +22,8 @@ test("one of three backends killed and restarted under load: 0 failed requests",
   timeout: 60_000,
 }, async () => {
   const backends: Backend[] = [];
-  for (const n of ["a", "b", "c"]) backends.push(await startBackend(n));
-  for (const b of backends) cleanup.add(() => b.close());
+  for (const n of ["a", "b", "c"]) backends.push(await backend(n));
+  for (const b of backends) cleanup.add(() => b.stop());
   const [, victim] = backends;
   const svc: ServiceSpec = {
     // default retries (max(1, 15s/interval)): passive ejection must not wait for them
@@ -119,11 +114,7 @@ test("one of three backends killed and restarted under load: 0 failed requests",
     (e) => e.kind === "fail" && e.t >= killedAt && e.t < restartedAt,
   ).length;
   // probes the restarted backend answered before it was given its first request
-  let probesBeforeTraffic = 0;
-  for (const r of victim.received.slice(receivedAtRestart)) {
-    if (!r.url.startsWith("/healthz")) break;
-    probesBeforeTraffic++;
-  }
+  const probesBeforeTraffic = victim.probesFirst(receivedAtRestart);
 
   record({
     suite: "faults",
@@ -152,8 +143,8 @@ test("10 hot reloads that add, remove and re-weight servers under load: 0 failed
   timeout: 60_000,
 }, async () => {
   const backends: Backend[] = [];
-  for (const n of ["r1", "r2", "r3", "r4", "r5"]) backends.push(await startBackend(n));
-  for (const b of backends) cleanup.add(() => b.close());
+  for (const n of ["r1", "r2", "r3", "r4", "r5"]) backends.push(await backend(n));
+  for (const b of backends) cleanup.add(() => b.stop());
   const steps = reloadSteps(backends);
   const spec = (servers: ServiceSpec["servers"]) => ({
     services: { api: { healthcheck: { path: "/healthz", interval: "200ms" }, servers } },

@@ -8,14 +8,16 @@ import { createHmac } from "node:crypto";
 import { after, before, test } from "node:test";
 import { request } from "undici";
 import { STICKY_COOKIE, stickyValue } from "../../src/index.ts";
-import { type Backend, record, type Proxy as SwitchyardProxy, startBackend, startProxy } from "./helpers.ts";
+import { type Backend, backend } from "../support/backend.ts";
+import { record } from "./summary.ts";
+import { type Proxy as SwitchyardProxy, startProxy } from "./switchyards.ts";
 
 const SECRET = "reliability-secret";
 const backends: Backend[] = [];
 let proxy: SwitchyardProxy;
 
 before(async () => {
-  for (const n of ["s1", "s2", "s3"]) backends.push(await startBackend(n));
+  for (const n of ["s1", "s2", "s3"]) backends.push(await backend(n));
   const servers = backends.map((b) => ({ name: b.name, url: b.url }));
   proxy = await startProxy({
     services: {
@@ -35,7 +37,7 @@ before(async () => {
 
 after(async () => {
   await proxy.close();
-  for (const b of backends) await b.close();
+  for (const b of backends) await b.stop();
 });
 
 async function get(host: string, headers: Record<string, string | string[]> = {}) {

@@ -6,8 +6,11 @@
  */
 import * as assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { type Backend, backend } from "../support/backend.ts";
+import { rawRequest } from "../support/http.ts";
 import { corpus, expectationFor, type TargetName } from "./corpus.ts";
-import { type Backend, rawRequest, record, startBackend, startCli, startProxy } from "./helpers.ts";
+import { record } from "./summary.ts";
+import { startCli, startProxy } from "./switchyards.ts";
 
 const HEADERS_TIMEOUT = 1000;
 
@@ -21,7 +24,7 @@ interface Target {
 const targets: Record<string, Target> = {};
 
 before(async () => {
-  const b1 = await startBackend("api-1");
+  const b1 = await backend("api-1");
   const lib = await startProxy(
     { services: { api: { servers: [{ name: "api-1", url: b1.url }] } } },
     // the server's slowloris guard, shortened for the test
@@ -33,10 +36,10 @@ before(async () => {
     backend: b1,
     close: async () => {
       await lib.close();
-      await b1.close();
+      await b1.stop();
     },
   };
-  const b2 = await startBackend("api-1");
+  const b2 = await backend("api-1");
   const cli = await startCli({
     // the server's slowloris guard (timeouts.client_header), shortened for the test
     timeouts: { client_header: `${HEADERS_TIMEOUT}ms` },
@@ -48,10 +51,10 @@ before(async () => {
     backend: b2,
     close: async () => {
       await cli.stop("SIGKILL");
-      await b2.close();
+      await b2.stop();
     },
   };
-  const b3 = await startBackend("api-1");
+  const b3 = await backend("api-1");
   const fb = await startCli(
     {
       timeouts: { client_header: `${HEADERS_TIMEOUT}ms` },
@@ -65,7 +68,7 @@ before(async () => {
     backend: b3,
     close: async () => {
       await fb.stop("SIGKILL");
-      await b3.close();
+      await b3.stop();
     },
   };
 });

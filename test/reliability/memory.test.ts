@@ -7,7 +7,10 @@
 import * as assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type Backend, type Cli, record, runLoad, startBackend, startCli } from "./helpers.ts";
+import { type Backend, backend } from "../support/backend.ts";
+import { runLoad } from "./load.ts";
+import { record } from "./summary.ts";
+import { type Cli, startCli } from "./switchyards.ts";
 
 const N = Number(process.env.RELIABILITY_MEMORY_REQUESTS ?? 12_000);
 // the first measurement: N/10 for the soak (20,000 of 200,000); a quarter for the short run,
@@ -19,7 +22,7 @@ let backends: Backend[] = [];
 let cli: Cli | undefined;
 after(async () => {
   await cli?.stop("SIGKILL");
-  for (const b of backends) await b.close();
+  for (const b of backends) await b.stop();
 });
 
 async function gcStats(c: Cli): Promise<{ rss: number; heapUsed: number }> {
@@ -36,7 +39,7 @@ async function gcStats(c: Cli): Promise<{ rss: number; heapUsed: number }> {
 test(`memory: ${N} requests through one worker, RSS after GC within 10% of the value at ${WARM}`, {
   timeout: 600_000,
 }, async () => {
-  backends = [await startBackend("m1"), await startBackend("m2")];
+  backends = [await backend("m1"), await backend("m2")];
   cli = await startCli(
     { services: { api: { servers: backends.map((b) => ({ name: b.name, url: b.url })) } } },
     {

@@ -14,8 +14,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { backend } from "../support/backend.ts";
+import { rawRequest } from "../support/http.ts";
 import { corpus, expectationFor, type TargetName } from "./corpus.ts";
-import { rawRequest, startBackend, startCli } from "./helpers.ts";
+import { startCli } from "./switchyards.ts";
 
 function has(cmd: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
@@ -63,7 +65,7 @@ const nginxBin = ensureNginx();
 const version = /nginx\/(\S+)/.exec(spawnSync(nginxBin, ["-v"], { encoding: "utf8" }).stderr)?.[1] ?? "?";
 const dir = mkdtempSync(join(tmpdir(), "switchyard-nginx-corpus-"));
 
-const nginxBackend = await startBackend("api-1");
+const nginxBackend = await backend("api-1");
 const port = await freePort();
 writeFileSync(
   join(dir, "nginx.conf"),
@@ -100,9 +102,9 @@ const spec = (url: string) => ({
   timeouts: { client_header: "1000ms" },
   services: { api: { servers: [{ name: "api-1", url }] } },
 });
-const nativeBackend = await startBackend("api-1");
+const nativeBackend = await backend("api-1");
 const native = await startCli(spec(nativeBackend.url));
-const fallbackBackend = await startBackend("api-1");
+const fallbackBackend = await backend("api-1");
 const fallback = await startCli(spec(fallbackBackend.url), { env: { SWITCHYARD_HTTP1: "fallback" } });
 
 const targets: { name: TargetName; port: number; backend: typeof nginxBackend }[] = [
@@ -141,7 +143,7 @@ try {
   nginx.kill("SIGTERM");
   await native.stop("SIGKILL");
   await fallback.stop("SIGKILL");
-  for (const t of targets) await t.backend.close();
+  for (const t of targets) await t.backend.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 process.stderr.write("\n");

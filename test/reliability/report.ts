@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { SUMMARY_FILE, type SummaryEntry } from "./helpers.ts";
+import { SUMMARY_FILE, type SummaryEntry } from "./summary.ts";
 
 type Entry = SummaryEntry & { at: string; target?: string };
 

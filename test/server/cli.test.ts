@@ -1,49 +1,49 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { freePort } from "../support/ports.ts";
-import { get, runCli, startBackend, startSwitchyard, tempDir, yamlConfig } from "../support/switchyard.ts";
+import {
+  get,
+  runCli,
+  startBackend,
+  startSwitchyard,
+  tempDir,
+  tempDirFor,
+  yamlConfig,
+} from "../support/switchyard.ts";
 
 describe("switchyard CLI", { timeout: 240_000 }, () => {
-  test("check: a file with three different mistakes exits 1 and lists all three with lines", async () => {
-    const tmp = tempDir();
-    try {
-      const file = tmp.write(
-        "bad.yaml",
-        [
-          "listen: 127.0.0.1:8080",
-          "services:",
-          "  api:",
-          "    mode: fastest",
-          "    servers:",
-          '      - { name: a, url: "ftp://10.0.0.1" }',
-          "      - { name: b, url: http://10.0.0.2, weight: -3 }",
-          "",
-        ].join("\n"),
-      );
-      const r = await runCli(["check", "-c", file]);
-      assert.equal(r.code, 1);
-      const out = r.stdout + r.stderr;
-      assert.match(out, /bad\.yaml:4: services\.api\.mode: /);
-      assert.match(out, /bad\.yaml:6: services\.api\.servers\[0\]\.url: /);
-      assert.match(out, /bad\.yaml:7: services\.api\.servers\[1\]\.weight: /);
-    } finally {
-      tmp.remove();
-    }
+  test("check: a file with three different mistakes exits 1 and lists all three with lines", async (t) => {
+    const tmp = tempDirFor(t);
+    const file = tmp.write(
+      "bad.yaml",
+      [
+        "listen: 127.0.0.1:8080",
+        "services:",
+        "  api:",
+        "    mode: fastest",
+        "    servers:",
+        '      - { name: a, url: "ftp://10.0.0.1" }',
+        "      - { name: b, url: http://10.0.0.2, weight: -3 }",
+        "",
+      ].join("\n"),
+    );
+    const r = await runCli(["check", "-c", file]);
+    assert.equal(r.code, 1);
+    const out = r.stdout + r.stderr;
+    assert.match(out, /bad\.yaml:4: services\.api\.mode: /);
+    assert.match(out, /bad\.yaml:6: services\.api\.servers\[0\]\.url: /);
+    assert.match(out, /bad\.yaml:7: services\.api\.servers\[1\]\.weight: /);
   });
 
-  test("check: a good file exits 0", async () => {
-    const tmp = tempDir();
-    try {
-      const file = tmp.write(
-        "good.yaml",
-        yamlConfig({ api: { servers: [{ name: "a", url: "http://10.0.0.1:80" }] } }),
-      );
-      const r = await runCli(["check", "-c", file]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /OK/);
-    } finally {
-      tmp.remove();
-    }
+  test("check: a good file exits 0", async (t) => {
+    const tmp = tempDirFor(t);
+    const file = tmp.write(
+      "good.yaml",
+      yamlConfig({ api: { servers: [{ name: "a", url: "http://10.0.0.1:80" }] } }),
+    );
+    const r = await runCli(["check", "-c", file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /OK/);
   });
 
   test("--help, --version, unknown command, serve with a bad file", async () => {

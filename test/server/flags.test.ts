@@ -2,7 +2,14 @@ import * as assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { test } from "node:test";
-import { runCli, startBackend, startSwitchyard, tempDir, yamlConfig } from "../support/switchyard.ts";
+import {
+  runCli,
+  startBackend,
+  startSwitchyard,
+  tempDir,
+  tempDirFor,
+  yamlConfig,
+} from "../support/switchyard.ts";
 
 const records = (stdout: string) =>
   stdout
@@ -10,35 +17,31 @@ const records = (stdout: string) =>
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-test("a bad flag value exits 2 with a message naming the flag, before any file is read", async () => {
-  const tmp = tempDir();
-  try {
-    // a good file: the flag alone is at fault and the file is not blamed
-    const file = tmp.write(
-      "ok.yaml",
-      yamlConfig({ api: { servers: [{ name: "a", url: "http://127.0.0.1:9" }] } }),
-    );
-    for (const [args, flag] of [
-      [["--listen", "foo"], /^switchyard: --listen: "foo" is not a host:port address/m],
-      [["--listen", "127.0.0.1:99999"], /^switchyard: --listen: .*port must be 0-65535/m],
-      [["--admin", "x:y"], /^switchyard: --admin: /m],
-      [["--log-level", "loud"], /^switchyard: --log-level: must be one of fatal, error, warn, info/m],
-      [["--workers", "0"], /--workers must be a whole number/],
-    ] as const) {
-      for (const withFile of [true, false]) {
-        const r = await runCli(["serve", ...(withFile ? ["-c", file] : []), ...args], tmp.dir);
-        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
-        assert.match(r.stderr, flag);
-        assert.doesNotMatch(r.stderr, /ok\.yaml|invalid configuration/, "the file is not blamed");
-        assert.equal(r.stdout, "", "nothing started");
-      }
+test("a bad flag value exits 2 with a message naming the flag, before any file is read", async (t) => {
+  const tmp = tempDirFor(t);
+  // a good file: the flag alone is at fault and the file is not blamed
+  const file = tmp.write(
+    "ok.yaml",
+    yamlConfig({ api: { servers: [{ name: "a", url: "http://127.0.0.1:9" }] } }),
+  );
+  for (const [args, flag] of [
+    [["--listen", "foo"], /^switchyard: --listen: "foo" is not a host:port address/m],
+    [["--listen", "127.0.0.1:99999"], /^switchyard: --listen: .*port must be 0-65535/m],
+    [["--admin", "x:y"], /^switchyard: --admin: /m],
+    [["--log-level", "loud"], /^switchyard: --log-level: must be one of fatal, error, warn, info/m],
+    [["--workers", "0"], /--workers must be a whole number/],
+  ] as const) {
+    for (const withFile of [true, false]) {
+      const r = await runCli(["serve", ...(withFile ? ["-c", file] : []), ...args], tmp.dir);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, flag);
+      assert.doesNotMatch(r.stderr, /ok\.yaml|invalid configuration/, "the file is not blamed");
+      assert.equal(r.stdout, "", "nothing started");
     }
-    const unknown = await runCli(["serve", "--lisen", "1"], tmp.dir);
-    assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /--lisen/);
-  } finally {
-    tmp.remove();
   }
+  const unknown = await runCli(["serve", "--lisen", "1"], tmp.dir);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /--lisen/);
 });
 
 test("a start-up error shows no stack trace unless --log-level debug", async () => {

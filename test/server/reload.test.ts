@@ -8,6 +8,7 @@ import { freePort } from "../support/ports.ts";
 import {
   eventually,
   get,
+  serveYaml,
   startBackend,
   startSwitchyard,
   tempDir,
@@ -135,47 +136,39 @@ test("reload: a removed server finishes its in-flight request, a kept server's W
   }
 });
 
-test("reload with --workers 2: every worker picks up a new server", { timeout: 180_000 }, async () => {
-  const tmp = tempDir();
-  const a = await startBackend("c-1");
-  const b = await startBackend("c-2");
+test("reload with --workers 2: every worker picks up a new server", { timeout: 180_000 }, async (t) => {
+  const a = await startBackend("c-1", 0, t);
+  const b = await startBackend("c-2", 0, t);
   const conf = (n: number) =>
     yamlConfig({
       web: { hosts: ["*"], servers: [a, b].slice(0, n).map((x) => ({ name: x.name, url: x.url })) },
     });
-  const file = tmp.write("s.yaml", conf(1));
-  const sy = await startSwitchyard(["serve", "-c", file, "--workers", "2", "--log-level", "debug"], {
+  const sy = await serveYaml(t, conf(1), ["--workers", "2", "--log-level", "debug"], {
     timeoutMs: 90_000,
+    cleanExit: true,
   });
-  try {
-    writeFileSync(file, conf(2));
-    await sy.waitForLog(reloaded(/\+c-2/));
-    // after the primary's reload, each worker applies the config; poll until both serve c-2
-    const seenOn = new Set<number>();
-    let n = 0;
-    await eventually(
-      async () => {
-        // each request's own access line (lines are batched: up to 1 s late, in order)
-        const path = `/?n=${++n}`;
-        const r = await get(sy.proxy[0], path);
-        if (r.body.trim() === "c-2") {
-          const rec = await sy.waitForLog((l) => l.msg === "request" && l.path === path, 3000, "its line");
-          seenOn.add(rec.pid as number);
-        }
-        return seenOn.size === 2;
-      },
-      15_000,
-      "c-2 served by both workers",
-    );
-    // logged once, by the primary; each worker's application of it is a debug line
-    const lines = (level: number) => sy.logs.filter((r) => reloaded(/\+c-2/)(r) && r.level === level);
-    await eventually(() => lines(20).length === 2, 5000, "each worker's debug line");
-    assert.equal(lines(30).length, 1, "one info line for the reload");
-  } finally {
-    const exit = await sy.stop();
-    await a.stop();
-    await b.stop();
-    tmp.remove();
-    assert.equal(exit.code, 0);
-  }
+  const file = sy.file;
+  writeFileSync(file, conf(2));
+  await sy.waitForLog(reloaded(/\+c-2/));
+  // after the primary's reload, each worker applies the config; poll until both serve c-2
+  const seenOn = new Set<number>();
+  let n = 0;
+  await eventually(
+    async () => {
+      // each request's own access line (lines are batched: up to 1 s late, in order)
+      const path = `/?n=${++n}`;
+      const r = await get(sy.proxy[0], path);
+      if (r.body.trim() === "c-2") {
+        const rec = await sy.waitForLog((l) => l.msg === "request" && l.path === path, 3000, "its line");
+        seenOn.add(rec.pid as number);
+      }
+      return seenOn.size === 2;
+    },
+    15_000,
+    "c-2 served by both workers",
+  );
+  // logged once, by the primary; each worker's application of it is a debug line
+  const lines = (level: number) => sy.logs.filter((r) => reloaded(/\+c-2/)(r) && r.level === level);
+  await eventually(() => lines(20).length === 2, 5000, "each worker's debug line");
+  assert.equal(lines(30).length, 1, "one info line for the reload");
 });

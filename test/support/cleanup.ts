@@ -16,6 +16,22 @@ export class Cleanup {
   }
 }
 
+/** A Cleanup run after test `t` (pass or fail). */
+export function cleanupAfter(t: { after(fn: () => unknown): void }): Cleanup {
+  const c = new Cleanup();
+  t.after(() => c.run());
+  return c;
+}
+
+/** Where a helper registers its undoing: a Cleanup, or a test context (`t.after`). */
+export type Undo = Cleanup | { after(fn: () => unknown): void };
+
+/** Runs `fn` at the end: `cleanup.add(fn)` or `t.after(fn)`. */
+export function undoLater(undo: Undo, fn: () => unknown): void {
+  if (undo instanceof Cleanup) undo.add(fn);
+  else undo.after(fn);
+}
+
 /** Listens on 127.0.0.1 port 0; `cleanup` closes the server and its connections. Resolves with the port. */
 export async function listen(server: net.Server, cleanup: Cleanup): Promise<number> {
   server.listen(0, "127.0.0.1");

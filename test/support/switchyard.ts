@@ -1,66 +1,26 @@
 /**
- * Helpers for end-to-end server tests: real backends on loopback, the real CLI as a child
- * process (ports learned from its machine-readable "listening" log line), small HTTP clients.
+ * `switchyard serve` in end-to-end tests: the real CLI as a child process (ports learned from its
+ * "listening" log line), a config written to a temporary file, the end-to-end backend
+ * (backend.ts answering its name and a newline), and the HTTP client's `get` (http.ts).
  */
+import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Backend, backend } from "./backend.ts";
+import type { Undo } from "./cleanup.ts";
 import { CLI, type CliProcess, listening, NODE, ROOT, spawnCli, track } from "./cli.ts";
-import { type Reply, send } from "./http.ts";
+import { type GetOptions, get } from "./http.ts";
 
-export interface Backend {
-  name: string;
-  url: string;
-  port: number;
-  /** Requests seen, by method. */
-  counts: Record<string, number>;
-  /** Answers every request held on `/hold`. */
-  release(): void;
-  server: http.Server;
-  stop(): Promise<void>;
-}
+export type { Backend } from "./backend.ts";
 
-/** A backend answering every request with its name; `/slow?ms=N` waits N ms first, `/hold` until release(). */
-export async function startBackend(name: string, port = 0): Promise<Backend> {
-  const counts: Record<string, number> = {};
-  const held: (() => void)[] = [];
-  const server = http.createServer((req, res) => {
-    const m = req.method ?? "GET";
-    counts[m] = (counts[m] ?? 0) + 1;
-    const url = new URL(req.url ?? "/", "http://x");
-    const send = () => {
-      const body = `${name}\n`;
-      res.writeHead(200, { "content-type": "text/plain", "x-backend": name, "content-length": body.length });
-      res.end(m === "HEAD" ? undefined : body);
-    };
-    if (url.pathname === "/slow") setTimeout(send, Number(url.searchParams.get("ms") ?? 1000));
-    else if (url.pathname === "/hold") held.push(send);
-    else send();
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once("error", fail);
-    server.listen(port, "127.0.0.1", () => ok());
-  });
-  const p = (server.address() as AddressInfo).port;
-  return {
-    name,
-    url: `http://127.0.0.1:${p}`,
-    port: p,
-    counts,
-    server,
-    release: () => {
-      for (const f of held.splice(0)) f();
-    },
-    stop: () =>
-      new Promise<void>((r) => {
-        if (!server.listening) return r();
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
+/**
+ * The end-to-end tests' backend: `backend(name)` answering `<name>\n`, on `port` (0: a free one).
+ * Stop it with `stop()` (or give `cleanup`).
+ */
+export function startBackend(name: string, port = 0, cleanup?: Undo): Promise<Backend> {
+  return backend(name, { port, body: `${name}\n`, cleanup });
 }
 
 export interface Running extends CliProcess {
@@ -95,18 +55,26 @@ export function runCli(
   });
 }
 
-export { type Reply, splitAddress } from "./http.ts";
+export { get, type Reply, splitAddress } from "./http.ts";
 
-const agent = new http.Agent({ keepAlive: false });
-
-/** One HTTP/1.1 request to `address` (host:port) with the given Host header. */
-export function get(
+/**
+ * `n` GETs to `address` one after the other, each on its own connection (a cluster hands them to
+ * its workers in turn) and each answered 200; how many each backend answered (its name: the body
+ * of `startBackend`, trimmed).
+ */
+export async function spread(
   address: string,
-  path = "/",
-  options: { host?: string; method?: string; headers?: http.OutgoingHttpHeaders } = {},
-): Promise<Reply> {
-  const headers = { ...(options.host ? { host: options.host } : {}), ...options.headers };
-  return send(address, { path, method: options.method ?? "GET", agent, headers });
+  n: number,
+  options: GetOptions & { path?: string } = {},
+): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const r = await get(address, options.path ?? "/", options);
+    assert.equal(r.status, 200, `request ${i} to ${address}: ${r.status} ${r.body}`);
+    const name = r.body.trim();
+    seen[name] = (seen[name] ?? 0) + 1;
+  }
+  return seen;
 }
 
 /** Polls `fn` until it returns a truthy value (bounded); for states that have no event. */
@@ -150,7 +118,22 @@ export function tempDir(prefix = "switchyard-test-"): {
   };
 }
 
+/** `tempDir` removed after test `t`. */
+export function tempDirFor(
+  t: { after(fn: () => unknown): void },
+  prefix?: string,
+): ReturnType<typeof tempDir> {
+  const tmp = tempDir(prefix);
+  t.after(() => tmp.remove());
+  return tmp;
+}
+
 export { selfSignedCert } from "./tls.ts";
+
+/** The start of a test config: listener and admin on free loopback ports, then `top`, then `services:`. */
+export function yamlHead(top = ""): string {
+  return `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n${top}services:\n`;
+}
 
 /** A YAML config with fast health checks for tests. */
 export function yamlConfig(
@@ -160,7 +143,7 @@ export function yamlConfig(
   >,
   top = "",
 ): string {
-  let out = `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n${top}services:\n`;
+  let out = yamlHead(top);
   for (const [name, s] of Object.entries(services)) {
     out += `  ${name}:\n`;
     if (s.hosts) out += `    hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(", ")}]\n`;
@@ -174,15 +157,25 @@ export function yamlConfig(
   return out;
 }
 
-/** Runs `switchyard serve` on `yaml` (written to a temporary file); both are undone after test `t`. */
+/**
+ * Runs `switchyard serve` on `yaml` (written to the temporary `file`) and waits for it to listen;
+ * both are undone after test `t` (SIGKILL, or with `cleanExit` SIGTERM and exit code 0 asserted).
+ */
 export async function serveYaml(
   t: { after(fn: () => unknown): void },
   yaml: string,
   args: string[] = [],
-): Promise<Running> {
-  const tmp = tempDir();
-  t.after(() => tmp.remove());
-  const sy = await startSwitchyard(["serve", "-c", tmp.write("s.yaml", yaml), ...args]);
-  t.after(() => sy.stop("SIGKILL"));
-  return sy;
+  options: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /** After the test: SIGTERM and assert exit code 0 (a clean shutdown), instead of SIGKILL. */
+    cleanExit?: boolean;
+  } = {},
+): Promise<Running & { file: string }> {
+  const tmp = tempDirFor(t);
+  const file = tmp.write("s.yaml", yaml);
+  const sy = await startSwitchyard(["serve", "-c", file, ...args], options);
+  if (options.cleanExit) t.after(async () => assert.equal((await sy.stop()).code, 0, "a clean exit"));
+  else t.after(() => sy.stop("SIGKILL"));
+  return { ...sy, file };
 }

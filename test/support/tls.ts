@@ -80,7 +80,8 @@ export function testPki(dir: string): {
     const key = join(dir, `${name}-key.pem`);
     return { cert, key, certPem: readFileSync(cert, "utf8"), keyPem: readFileSync(key, "utf8") };
   };
-  const root = (name: string, cn: string) =>
+  /** A self-signed certificate (a CA, or with `extra` such as -addext a self-signed leaf). */
+  const root = (name: string, cn: string, extra: string[] = []) =>
     run([
       "req",
       "-x509",
@@ -89,6 +90,7 @@ export function testPki(dir: string): {
       "2",
       "-subj",
       `/CN=${cn}`,
+      ...extra,
       "-keyout",
       `${name}-key.pem`,
       "-out",
@@ -118,21 +120,7 @@ export function testPki(dir: string): {
   };
   root("ca", "switchyard test CA");
   signed("server", "ca", "localhost", local, "2");
-  run([
-    "req",
-    "-x509",
-    ...keyArgs,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    local,
-    "-keyout",
-    "self-key.pem",
-    "-out",
-    "self.pem",
-  ]);
+  root("self", "localhost", ["-addext", local]);
   signed("wrong", "ca", "other.example", "subjectAltName=DNS:other.example", "2");
   signed("expired", "ca", "localhost", local, "-1");
   root("client-ca", "switchyard test client CA");

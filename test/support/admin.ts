@@ -1,35 +1,62 @@
-/** Clients for the admin API in end-to-end tests: JSON calls and an event-stream reader. */
+/** Clients for the admin API in end-to-end tests: calls with a JSON body, and an event-stream reader. */
 import * as http from "node:http";
-import { send, splitAddress } from "../support/http.ts";
+import { type Reply, send, splitAddress } from "./http.ts";
 
-export interface JsonReply {
-  status: number;
-  body: Record<string, unknown>;
-  headers: http.IncomingHttpHeaders;
-}
-
-/** One admin call; `body` is sent as JSON. */
-export async function call(
-  address: string,
+/** One admin call on a fresh connection; `body` is sent as JSON. Read the answer with `.json()`. */
+export function call(
+  address: string | number,
   method: string,
   path: string,
   body?: unknown,
   headers: http.OutgoingHttpHeaders = {},
-): Promise<JsonReply> {
-  const reply = await send(address, {
+): Promise<Reply> {
+  return send(address, {
     method,
     path,
     agent: false,
     headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  try {
-    return { status: reply.status, body: JSON.parse(reply.body), headers: reply.headers };
-  } catch (err) {
-    throw new Error(`${method} ${path}: not JSON (${reply.status}): ${reply.body.slice(0, 200)}`, {
-      cause: err,
-    });
+}
+
+/** A server action (`drain`, `maint`, `ready`, `weight` …) of service `service` through the admin API. */
+export function serverAction(
+  admin: string,
+  service: string,
+  server: string,
+  action: string,
+  body: unknown = {},
+): Promise<Reply> {
+  const method = action === "weight" ? "PUT" : "POST";
+  return call(admin, method, `/api/services/${service}/servers/${server}/${action}`, body);
+}
+
+/** Waits (polling, bounded) until `GET /api/health/<service>` says `detail`, e.g. "2/2 servers are healthy". */
+export async function waitForHealth(
+  admin: string,
+  service: string,
+  detail: string,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = "";
+  for (;;) {
+    const r = await call(admin, "GET", `/api/health/${service}`);
+    last = r.status === 200 ? String(r.json().detail) : `${r.status} ${r.body}`;
+    if (last === detail) return;
+    if (Date.now() > deadline) throw new Error(`${service}: waited ${ms} ms for "${detail}", last "${last}"`);
+    await new Promise((ok) => setTimeout(ok, 50));
   }
+}
+
+/** The pool of `GET /api/health/<service>` (its `extra.pool`), by server name. */
+export async function healthPool(
+  admin: string,
+  service: string,
+): Promise<Record<string, Record<string, unknown>>> {
+  const r = await call(admin, "GET", `/api/health/${service}`);
+  const byKey = r.json<{ extra: { pool: Record<string, Record<string, unknown>> } }>().extra.pool;
+  return Object.fromEntries(Object.values(byKey).map((p) => [p.name as string, p]));
 }
 
 export interface AdminEvent {
