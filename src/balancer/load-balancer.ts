@@ -80,6 +80,12 @@ export interface LoadBalancerOptions {
    * and none are added (GoDoxy's `hide_x_forwarded`). Default false.
    */
   hideForwarded?: boolean;
+  /**
+   * Tunnel `Upgrade: h2c` requests to HTTP/1.1 servers (default false: refused with 400 by
+   * `handleUpgrade`). An h2c tunnel carries HTTP/2 requests the proxy never sees: only for backends
+   * where every path may be reached (h2c smuggling, docs/edge.md).
+   */
+  allowH2cUpgrade?: boolean;
   /** Told about operator-relevant changes: health, ejected, drain, maint, ready, weight, drained. */
   onEvent?: (e: BalancerEvent) => void;
   /**
@@ -107,6 +113,7 @@ export interface BalancerConfig extends BalancingConfig {
   readonly passiveCooldown: number;
   /** No forwarded headers to the backend (LoadBalancerOptions.hideForwarded). */
   readonly hideForwarded: boolean;
+  readonly allowH2cUpgrade: boolean;
 }
 
 type DrainResult = { drained: boolean; inflight: number };
@@ -213,6 +220,10 @@ export class Balancer {
   }
   get logger(): Logger {
     return this.#logger;
+  }
+  /** Whether an `Upgrade: h2c` may be tunnelled (the forwarder asks). */
+  get allowH2cUpgrade(): boolean {
+    return this.#config.allowH2cUpgrade;
   }
   /** The servers in the order they were added, each with its rebalanced weight. */
   get servers(): readonly Server[] {
@@ -360,6 +371,7 @@ export class Balancer {
       slowStart: partial.slowStart ?? cur.slowStart,
       panicThreshold: partial.panicThreshold ?? cur.panicThreshold,
       hideForwarded: partial.hideForwarded ?? cur.hideForwarded,
+      allowH2cUpgrade: partial.allowH2cUpgrade ?? cur.allowH2cUpgrade,
     });
     if ("debugToken" in partial) {
       this.#debugToken = partial.debugToken ? tokenDigest(partial.debugToken) : undefined;
@@ -1133,6 +1145,7 @@ export class Balancer {
           options: { header: c.options.header, from: c.options.from, recursive: c.options.recursive },
           slow_start: formatDuration(c.slowStart),
           panic_threshold: `${c.panicThreshold}%`,
+          allow_h2c_upgrade: c.allowH2cUpgrade,
         },
         panic: this.panic,
         pool,
@@ -1219,6 +1232,7 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
     slowStart: toMs(o.slowStart, 0, "slowStart"),
     panicThreshold: parsePercent(o.panicThreshold),
     hideForwarded: o.hideForwarded === true,
+    allowH2cUpgrade: o.allowH2cUpgrade === true,
   };
   if (config.slowStart < 0) throw new InvalidArgumentError("slowStart must be >= 0");
   return Object.freeze(config);

@@ -85,6 +85,7 @@ const SERVICE_KEYS = [
   "middlewares",
   "protocol",
   "tls",
+  "allow_h2c_upgrade",
 ] as const;
 const SERVER_KEYS = [
   "name",
@@ -222,6 +223,7 @@ export function summarize(config: SwitchyardConfig): string {
       s.paths?.length ? `paths ${s.paths.join(" ")}${s.stripPrefix ? " (stripped)" : ""}` : "",
       s.middlewares?.length ? `middlewares ${s.middlewares.map((m) => m.kind).join(" → ")}` : "",
       s.accessLog ? "" : "access log off",
+      s.allowH2cUpgrade ? "h2c upgrade allowed" : "",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
     for (const v of s.servers) {
@@ -380,8 +382,14 @@ function readService(
       "key",
     );
   }
-  const extra: { -readonly [K in "paths" | "stripPrefix" | "timeouts" | "middlewares"]?: ServiceConfig[K] } =
-    {};
+  const extra: {
+    -readonly [K in
+      | "paths"
+      | "stripPrefix"
+      | "timeouts"
+      | "middlewares"
+      | "allowH2cUpgrade"]?: ServiceConfig[K];
+  } = {};
   if (paths.length) extra.paths = paths.map((x) => x.prefix);
   if (m.strip_prefix) {
     const strip = field(p, m.strip_prefix, bool, false);
@@ -392,6 +400,20 @@ function readService(
   if (timeouts) extra.timeouts = timeouts;
   const middlewares = readMiddlewares(p, m.middlewares, dirname(p.file), routes);
   if (middlewares.length) extra.middlewares = middlewares;
+  const servers = readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
+    protocol: readProtocol(p, m.protocol),
+    tls: readUpstreamTls(p, m.tls, dirname(p.file)),
+  });
+  if (m.allow_h2c_upgrade && field(p, m.allow_h2c_upgrade, bool, false)) {
+    // the tunnel is an HTTP/1.1 connection's 101: an HTTP/2 server has no such thing
+    const h2 = servers.find((s) => s.protocol !== undefined);
+    if (h2 !== undefined)
+      p.at(
+        m.allow_h2c_upgrade.path,
+        `\`allow_h2c_upgrade\` needs HTTP/1.1 servers: server "${h2.name}" speaks ${h2.protocol} (an h2c upgrade switches an HTTP/1.1 connection)`,
+      );
+    else extra.allowH2cUpgrade = true;
+  }
   return {
     name,
     hosts,
@@ -405,10 +427,7 @@ function readService(
     panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
     passiveCooldown: field(p, m.passive_cooldown, duration("positive"), DEFAULTS.passiveCooldown),
     accessLog: field(p, m.access_log, bool, accessLog),
-    servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
-      protocol: readProtocol(p, m.protocol),
-      tls: readUpstreamTls(p, m.tls, dirname(p.file)),
-    }),
+    servers,
     ...extra,
   };
 }

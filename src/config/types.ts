@@ -106,6 +106,11 @@ export interface ServiceConfig extends BalancingConfig {
   readonly passiveCooldown: number;
   /** One `info` line per request (the service's own `access_log`, else the top-level one). */
   readonly accessLog: boolean;
+  /**
+   * `allow_h2c_upgrade`: an `Upgrade: h2c` request is forwarded and the backend's 101 tunnelled
+   * (HTTP/1.1 servers only). Absent or false: the Upgrade is dropped (h2c smuggling).
+   */
+  readonly allowH2cUpgrade?: boolean;
 }
 
 /** The top-level timeouts a service may override. */

@@ -417,6 +417,7 @@ function balancerOptions(c: ServiceConfig, top: TimeoutsConfig) {
     panicThreshold: c.panicThreshold,
     passiveCooldown: c.passiveCooldown,
     hideForwarded: hidesForwarded(c.middlewares),
+    allowH2cUpgrade: c.allowH2cUpgrade === true,
   };
 }
 
@@ -435,6 +436,8 @@ function changedSettings(
   if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
   if (a.passiveCooldown !== b.passiveCooldown) out.push("passive_cooldown");
   if (hidesForwarded(a.middlewares) !== hidesForwarded(b.middlewares)) out.push("hide_forwarded");
+  if ((a.allowH2cUpgrade === true) !== (b.allowH2cUpgrade === true))
+    out.push(`allow_h2c_upgrade ${a.allowH2cUpgrade === true}→${b.allowH2cUpgrade === true}`);
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||
