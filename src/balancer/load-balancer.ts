@@ -76,6 +76,11 @@ export interface LoadBalancerOptions {
    */
   panicThreshold?: number | string;
   /**
+   * The backend gets no Forwarded, X-Forwarded-* or X-Real-IP header: the client's are dropped
+   * and none are added (GoDoxy's `hide_x_forwarded`). Default false.
+   */
+  hideForwarded?: boolean;
+  /**
    * Tunnel `Upgrade: h2c` requests to HTTP/1.1 servers (default false: refused with 400 by
    * `handleUpgrade`). An h2c tunnel carries HTTP/2 requests the proxy never sees: only for backends
    * where every path may be reached (h2c smuggling, docs/edge.md).
@@ -106,6 +111,8 @@ export interface BalancerConfig extends BalancingConfig {
   readonly link: string;
   readonly timeouts: { readonly connect: number; readonly responseHeader: number; readonly idle: number };
   readonly passiveCooldown: number;
+  /** No forwarded headers to the backend (LoadBalancerOptions.hideForwarded). */
+  readonly hideForwarded: boolean;
   readonly allowH2cUpgrade: boolean;
 }
 
@@ -226,6 +233,10 @@ export class Balancer {
   /** Resolves client addresses for this service (used by forwarded headers and logs). */
   get realIp(): RealIpResolver {
     return this.#realIp;
+  }
+  /** The backend gets no forwarded headers (read by the forwarder per request). */
+  get hideForwarded(): boolean {
+    return this.#config.hideForwarded;
   }
 
   /** The forwarder, built at first use with the current timeouts. */
@@ -359,6 +370,7 @@ export class Balancer {
       passiveCooldown: partial.passiveCooldown ?? cur.passiveCooldown,
       slowStart: partial.slowStart ?? cur.slowStart,
       panicThreshold: partial.panicThreshold ?? cur.panicThreshold,
+      hideForwarded: partial.hideForwarded ?? cur.hideForwarded,
       allowH2cUpgrade: partial.allowH2cUpgrade ?? cur.allowH2cUpgrade,
     });
     if ("debugToken" in partial) {
@@ -1219,6 +1231,7 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
     passiveCooldown: toMs(o.passiveCooldown, 10000, "passiveCooldown"),
     slowStart: toMs(o.slowStart, 0, "slowStart"),
     panicThreshold: parsePercent(o.panicThreshold),
+    hideForwarded: o.hideForwarded === true,
     allowH2cUpgrade: o.allowH2cUpgrade === true,
   };
   if (config.slowStart < 0) throw new InvalidArgumentError("slowStart must be >= 0");

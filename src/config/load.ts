@@ -41,6 +41,7 @@ import {
   resolveIdle,
 } from "./idle.ts";
 import { readMiddlewares, readPaths, readServiceTimeouts } from "./middlewares.ts";
+import { checkRoutes, type RouteRef } from "./rules.ts";
 import { describe, type Env, type Path, Problems, readYaml } from "./source.ts";
 import type {
   AdminConfig,
@@ -318,13 +319,15 @@ function readServices(
   const names = Object.keys(entry.value);
   if (names.length === 0) p.at(entry.path, "no services: add at least one");
   const hostOwner = new Map<string, string>();
+  const routes: RouteRef[] = [];
   for (const name of names) {
     const path = [...entry.path, name];
     const bad = serviceNameProblem(name);
     if (bad) p.at(path, bad, "key");
-    const svc = readService(p, name, entry.value[name], path, hostOwner, accessLog);
+    const svc = readService(p, name, entry.value[name], path, hostOwner, accessLog, routes);
     if (svc && !bad) services[name] = svc;
   }
+  checkRoutes(p, routes, new Set(names));
   return services;
 }
 
@@ -335,6 +338,7 @@ function readService(
   path: Path,
   hostOwner: Map<string, string>,
   accessLog: boolean,
+  routes: RouteRef[],
 ): ServiceConfig | undefined {
   if (value === null) {
     p.at(path, "empty service: give at least `servers`");
@@ -394,7 +398,7 @@ function readService(
   }
   const timeouts = readServiceTimeouts(p, m.timeouts);
   if (timeouts) extra.timeouts = timeouts;
-  const middlewares = readMiddlewares(p, m.middlewares, dirname(p.file));
+  const middlewares = readMiddlewares(p, m.middlewares, dirname(p.file), routes);
   if (middlewares.length) extra.middlewares = middlewares;
   const servers = readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
     protocol: readProtocol(p, m.protocol),

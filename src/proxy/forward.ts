@@ -44,6 +44,8 @@ export interface ForwardHost {
   readonly logger: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
   clientIp(req: ProxyRequest): string;
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
+  /** Send no Forwarded / X-Forwarded-* / X-Real-IP to the backend (a service setting). */
+  readonly hideForwarded?: boolean;
   pickRetry(req: ProxyRequest, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
   /** `Upgrade: h2c` is tunnelled to HTTP/1.1 servers (absent or false: refused with 400). */
@@ -329,7 +331,11 @@ class Exchange implements UpstreamHandler {
     if (this.request === null) {
       const trusted = peerTrusted(this.host, req.socket);
       // an untrusted peer is its own client: skip the resolver
-      const headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
+      const headers = upstreamHeaders(req, {
+        clientIp: trusted ? this.host.clientIp(req) : "",
+        trusted,
+        hide: this.host.hideForwarded === true,
+      });
       // a node:http front without a 'checkContinue' listener (a library user's) said 100 itself:
       // the body is on its way, nothing to ask the backend
       const expectContinue =
@@ -578,7 +584,7 @@ class Tunnel implements H2TunnelHandler {
       const trusted = peerTrusted(this.host, req.socket as Socket);
       this.headers = upstreamHeaders(
         req,
-        { clientIp: trusted ? this.host.clientIp(req) : "", trusted },
+        { clientIp: trusted ? this.host.clientIp(req) : "", trusted, hide: this.host.hideForwarded === true },
         this.upgradeTo,
       );
       if (this.h2c) h2cHeaders(this.headers, req.rawHeaders);

@@ -11,6 +11,7 @@ import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
 import { h2cTunnelable } from "../http1/validate.ts";
 import { batchedInfo, type Logger } from "../log.ts";
+import { type RouteTarget, routeTargets } from "../middleware/index.ts";
 import { extendedProtocol, websocketOverH2 } from "./h2-websocket.ts";
 import { classIndex } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
@@ -189,6 +190,7 @@ export class Front {
     // the shared close listener finds the writer on the service
     for (const s of list) s.accessLine = s.config.accessLog ? this.#access : undefined;
     this.#router = routerOf(list);
+    bindRoutes(list);
   }
 
   /** From now on, HTTP/1 responses carry `Connection: close` so clients move off. */
@@ -272,6 +274,36 @@ export class Front {
     if (svc.chain === undefined) svc.lb.handleUpgrade(req, socket, head);
     else svc.chain.handleUpgrade(req, socket, head, svc.lb);
   }
+}
+
+/**
+ * Points each service's `route NAME` outcomes (GoDoxy rules) at the named services, once per
+ * config: a rerouted request enters the target's middlewares and balancer as if routed there,
+ * and is counted (metrics, access line) for the service it arrived at.
+ */
+function bindRoutes(list: readonly Service[]): void {
+  const byName = new Map(list.map((s) => [s.name, s]));
+  for (const s of list) {
+    const names = routeTargets(s.config.middlewares);
+    if (names.length === 0 || s.chain === undefined) continue;
+    s.chain.bindRoutes((n) => {
+      const t = byName.get(n);
+      return t === undefined ? undefined : routeTarget(t);
+    }, names);
+  }
+}
+
+function routeTarget(svc: Service): RouteTarget {
+  return {
+    handle(req, res) {
+      if (svc.chain === undefined) svc.lb.handle(req, res);
+      else svc.chain.handle(req, res, svc.lb);
+    },
+    handleUpgrade(req, socket, head) {
+      if (svc.chain === undefined) svc.lb.handleUpgrade(req, socket, head);
+      else svc.chain.handleUpgrade(req, socket, head, svc.lb);
+    },
+  };
 }
 
 /** The service of a shared host for the request's path; strips the matched prefix when asked. */
