@@ -32,23 +32,33 @@ const BATCH_BYTES = 65_536;
 /** ...or at most this long (ms). */
 const BATCH_MS = 1000;
 
+/** Node's Buffer with its undocumented direct writers (no encoding argument to look up). */
+type RawBuffer = Buffer<ArrayBuffer> & {
+  latin1Write(s: string, offset: number): number;
+  utf8Write(s: string, offset: number): number;
+};
+
+function batchBuffer(bytes: number): RawBuffer {
+  return Buffer.allocUnsafeSlow(bytes) as RawBuffer;
+}
+
 /**
  * stdout for the server's logs. Ordinary lines go straight to pino's destination (sonic-boom,
- * asynchronous, as pino's default is, here in its Buffer mode). Access lines (`deferred`) are
- * encoded as they come into one Buffer, handed over 64 KB at a time, or after 1 s at most: no
- * string of many lines is built (it would live through scavenges until its write, and
+ * asynchronous, as pino's default is, here in its Buffer mode). Access lines (`BufferLine`) are
+ * written field by field into one Buffer, handed over 64 KB at a time, or after 1 s at most: no
+ * string per line or of many lines is built (it would be flattened, encoded and collected, and
  * sonic-boom's string mode measures its whole pending text on every write). An ordinary line
  * hands over the access lines before it, so the order stays; at exit they are written
  * synchronously.
  */
 class StdoutSink implements DestinationStream {
   readonly #out: ReturnType<typeof pino.destination>;
-  #buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
-  /** Bytes of access lines in `#buf`. */
-  #used = 0;
+  /** The batch: access lines are written into it directly (BufferLine), `used` bytes so far. */
+  buf = batchBuffer(BATCH_BYTES);
+  used = 0;
   /** Batches handed over and not yet written, then reused: no new 64 KB per batch to collect. */
-  readonly #handed: Buffer<ArrayBuffer>[] = [];
-  readonly #spare: Buffer<ArrayBuffer>[] = [];
+  readonly #handed: RawBuffer[] = [];
+  readonly #spare: RawBuffer[] = [];
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimer = () => {
     this.#timer = undefined;
@@ -61,29 +71,33 @@ class StdoutSink implements DestinationStream {
     this.#out = pino.destination({ dest: 1, sync: false, contentMode: "buffer" });
     // everything handed over is written (sonic-boom emits it whenever its queue empties)
     this.#out.on("drain", () => {
-      for (const b of this.#handed) if (this.#spare.length < 2) this.#spare.push(b);
+      for (const b of this.#handed)
+        if (this.#spare.length < 2 && b.length === BATCH_BYTES) this.#spare.push(b);
       this.#handed.length = 0;
     });
   }
 
   /** An ordinary line (pino's). */
   write(line: string): void {
-    if (this.#used !== 0) this.#handOver();
+    if (this.used !== 0) this.#handOver();
     this.#out.write(Buffer.from(line) as unknown as string);
   }
 
-  /** An access line: into the batch. */
-  deferred(line: string): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit
-    if (line.length * 3 > BATCH_BYTES - this.#used) {
-      this.#handOver();
-      if (line.length * 3 > BATCH_BYTES) {
-        this.#out.write(Buffer.from(line) as unknown as string);
-        return;
-      }
-    }
-    this.#used += this.#buf.write(line, this.#used);
-    if (this.#timer === undefined) {
+  /**
+   * Room for an access line of at most `bytes` in `buf` from `used` (BufferLine writes it there
+   * and calls `lineDone`): the batch is handed over first when it has not that much left; a line
+   * longer than a batch gets a Buffer of its own.
+   */
+  reserve(bytes: number): void {
+    if (bytes <= this.buf.length - this.used) return;
+    this.#handOver();
+    if (bytes > this.buf.length) this.buf = batchBuffer(bytes);
+  }
+
+  /** An access line is in the batch. */
+  lineDone(): void {
+    if (this.buf.length !== BATCH_BYTES) this.#handOver();
+    else if (this.#timer === undefined) {
       this.#timer = setTimeout(this.#onTimer, BATCH_MS);
       this.#timer.unref();
     }
@@ -92,20 +106,20 @@ class StdoutSink implements DestinationStream {
   #handOver(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#used === 0) return;
+    if (this.used === 0) return;
     // sonic-boom keeps the Buffer until it is written: the next lines go to another one
-    const full = this.#buf.subarray(0, this.#used);
-    this.#handed.push(this.#buf);
-    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
-    this.#used = 0;
+    const full = this.buf.subarray(0, this.used);
+    this.#handed.push(this.buf);
+    this.buf = this.#spare.pop() ?? batchBuffer(BATCH_BYTES);
+    this.used = 0;
     this.#out.write(full as unknown as string);
   }
 
   /** At exit: what the destination holds, then the batch, synchronously. */
   #exitFlush(): void {
-    if (this.#used === 0) return;
-    const rest = this.#buf.subarray(0, this.#used);
-    this.#used = 0;
+    if (this.used === 0) return;
+    const rest = this.buf.subarray(0, this.used);
+    this.used = 0;
     try {
       this.#out.flushSync();
     } catch {
@@ -148,39 +162,204 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
 }
 
 /**
- * A writer of `info` records in pino's own format whose fields the caller has already written as
- * JSON (`,"key":value,...`): the access log. pino's level, time and bindings (pid, hostname,
- * worker, component) and the message are added here, so the line reads as any other; building the
- * text directly saves the object pino would walk (0.4 µs a line instead of 0.7). With the stdout
- * sink the line waits in its batch (up to 64 KB or 1 s); other destinations (the pretty
- * printer, a test's stream) take it at once. Undefined when `info` is off. Build it once.
+ * One access line, written field by field: `begin`, then the fields (`key` for a key and its
+ * punctuation, `str`/`int`/`hundredths` for values), then `end`. With the CLI's stdout sink the
+ * fields go straight into the batch Buffer (no string per line to build, flatten, encode and
+ * collect); with any other destination they are joined into one string.
  */
-export function batchedInfo(logger: Logger, msg: string): ((fields: string) => void) | undefined {
+export interface AccessLine {
+  /** Starts a line whose string values (`str`) have `chars` UTF-16 units in all. */
+  begin(chars: number): void;
+  /** ASCII text that needs no escaping: a key with its punctuation (`,"client":`). */
+  key(s: string): void;
+  /** A string value, as a JSON string literal. */
+  str(s: string): void;
+  /** A non-negative integer value. */
+  int(n: number): void;
+  /** `n / 100` (n a non-negative integer) as JavaScript prints it: 76 → 0.76, 150 → 1.5. */
+  hundredths(n: number): void;
+  end(): void;
+}
+
+/**
+ * True when `s` can go into a JSON string literal as it is, one byte per character: printable
+ * ASCII without `"` or `\\`. Anything else goes through `JSON.stringify` and UTF-8.
+ */
+function plainAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
+
+/**
+ * `n / 100` as JavaScript prints it (76 → "0.76", 150 → "1.5", 200 → "2"), from integers: a
+ * fraction's shortest decimal form costs more to find than the line's other fields together.
+ */
+export function hundredths(n: number): string {
+  const whole = Math.trunc(n / 100);
+  const rest = n - whole * 100;
+  if (rest === 0) return `${whole}`;
+  if (rest % 10 === 0) return `${whole}.${rest / 10}`;
+  return rest < 10 ? `${whole}.0${rest}` : `${whole}.${rest}`;
+}
+
+/** A line's bytes other than its string values: keys, numbers, level, time, bindings, msg. */
+const LINE_FIXED = 256;
+
+/** An access line written into the stdout sink's batch Buffer. */
+class BufferLine implements AccessLine {
+  readonly #sink: StdoutSink;
+  readonly #head: string;
+  readonly #tail: string;
+  readonly #bindings: string;
+  /** level, time and bindings change with the millisecond: built once per millisecond */
+  #ms = 0;
+  #start = "";
+
+  constructor(sink: StdoutSink, head: string, bindings: string, tail: string) {
+    this.#sink = sink;
+    this.#head = head;
+    this.#bindings = bindings;
+    this.#tail = tail;
+  }
+
+  begin(chars: number): void {
+    // JSON.stringify of one UTF-16 unit is at most 6 bytes (\u001f), in UTF-8 at most 3
+    const now = Date.now();
+    if (now !== this.#ms) {
+      this.#ms = now;
+      this.#start = `${this.#head}${now}${this.#bindings}`;
+    }
+    this.#sink.reserve(LINE_FIXED + this.#start.length + this.#tail.length + chars * 6);
+    this.key(this.#start);
+  }
+
+  key(s: string): void {
+    const sink = this.#sink;
+    sink.used += sink.buf.latin1Write(s, sink.used);
+  }
+
+  str(s: string): void {
+    const sink = this.#sink;
+    const buf = sink.buf;
+    if (plainAscii(s)) {
+      buf[sink.used++] = 0x22;
+      sink.used += buf.latin1Write(s, sink.used);
+      buf[sink.used++] = 0x22;
+    } else {
+      sink.used += buf.utf8Write(JSON.stringify(s), sink.used);
+    }
+  }
+
+  int(n: number): void {
+    const sink = this.#sink;
+    const buf = sink.buf;
+    if (n < 10) {
+      buf[sink.used++] = 0x30 + n;
+      return;
+    }
+    if (n > 0xffffffff) {
+      sink.used += buf.latin1Write(`${n}`, sink.used);
+      return;
+    }
+    let digits = 1;
+    for (let m = n; m >= 10; m = (m / 10) >>> 0) digits++;
+    let at = sink.used + digits;
+    sink.used = at;
+    for (let m = n; at > sink.used - digits; m = (m / 10) >>> 0) buf[--at] = 0x30 + (m % 10);
+  }
+
+  hundredths(n: number): void {
+    const whole = Math.trunc(n / 100);
+    const rest = n - whole * 100;
+    this.int(whole);
+    if (rest === 0) return;
+    const sink = this.#sink;
+    const buf = sink.buf;
+    buf[sink.used++] = 0x2e;
+    const tens = (rest / 10) >>> 0;
+    const ones = rest - tens * 10;
+    buf[sink.used++] = 0x30 + tens;
+    if (ones !== 0) buf[sink.used++] = 0x30 + ones;
+  }
+
+  end(): void {
+    this.key(this.#tail);
+    this.#sink.lineDone();
+  }
+}
+
+/** `s` as a JSON string literal, as `JSON.stringify(s)` writes it (plain ASCII quoted directly). */
+export function jsonString(s: string): string {
+  return plainAscii(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/** An access line joined into one string, for any other destination (`out` takes it). */
+class StringLine implements AccessLine {
+  readonly #out: (fields: string) => void;
+  #s = "";
+
+  constructor(out: (fields: string) => void) {
+    this.#out = out;
+  }
+
+  begin(): void {
+    this.#s = "";
+  }
+
+  key(s: string): void {
+    this.#s += s;
+  }
+
+  str(s: string): void {
+    this.#s += jsonString(s);
+  }
+
+  int(n: number): void {
+    this.#s += `${n}`;
+  }
+
+  hundredths(n: number): void {
+    this.#s += hundredths(n);
+  }
+
+  end(): void {
+    const s = this.#s;
+    this.#s = "";
+    this.#out(s);
+  }
+}
+
+/**
+ * The writer of `info` records in pino's own format whose fields the caller writes (`AccessLine`):
+ * the access log. pino's level, time and the logger's own bindings (`worker`, `component`; not
+ * pino's `pid` and `hostname`, constant per process and a sixth of a line) and the message are
+ * added here, so the line reads as any other record. With the stdout sink the line goes into its
+ * batch (up to 64 KB or 1 s); other destinations (the pretty printer, a test's stream) take it
+ * at once. Undefined when `info` is off. Build it once.
+ */
+export function batchedInfo(logger: Logger, msg: string): AccessLine | undefined {
   if (logger.isLevelEnabled?.("info") === false) return undefined;
   const own = logger as unknown as Record<symbol, unknown>;
   if (typeof own[pino.symbols.streamSym] !== "object") {
     // not a pino logger (a library user's own): an ordinary info line with the same fields
-    return (fields) => logger.info(JSON.parse(`{${fields.slice(1)}}`) as object, msg);
+    return new StringLine((fields) => logger.info(JSON.parse(`{${fields.slice(1)}}`) as object, msg));
   }
   const levels = (logger as unknown as PinoLogger).levels;
   const stream = own[pino.symbols.streamSym] as DestinationStream;
-  const head = `${(own[pino.symbols.lsCacheSym] as Record<number, string>)[levels.values.info]},"time":`;
-  const bindings = own[pino.symbols.chindingsSym] as string;
+  const level = (own[pino.symbols.lsCacheSym] as Record<number, string>)[levels.values.info];
+  // pino's pid and hostname lead its bindings (the base logger's); the logger's own follow
+  const bindings = (own[pino.symbols.chindingsSym] as string)
+    .replace(/^,"pid":\d+/, "")
+    .replace(/^,"hostname":"(?:[^"\\]|\\.)*"/, "");
+  const head = `${level},"time":`;
   const tail = `,"msg":${JSON.stringify(msg)}}\n`;
-  if (!(stream instanceof StdoutSink)) {
-    return (fields) => stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`);
+  if (stream instanceof StdoutSink && /^[\x20-\x7e]*$/.test(bindings + tail.slice(0, -1))) {
+    return new BufferLine(stream, head, bindings, tail);
   }
-  // level, time and bindings change with the millisecond: built once per millisecond
-  let ms = 0;
-  let start = "";
-  return (fields) => {
-    const now = Date.now();
-    if (now !== ms) {
-      ms = now;
-      start = `${head}${now}${bindings}`;
-    }
-    stream.deferred(start + fields + tail);
-  };
+  return new StringLine((fields) => stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`));
 }
 
 /** The fields to log an error with: its message and code, and the stack only at `debug`. */

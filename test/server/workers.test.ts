@@ -35,7 +35,7 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
         .slice(from)
         .map((l) => (l.startsWith("{") ? JSON.parse(l) : {}))
         .filter((r) => r.msg === "request")
-        .map((r) => r.pid),
+        .map((r) => r.worker),
     );
   for (let i = 0; i < 12; i++) assert.equal((await get(sy.proxy[0], "/")).status, 200);
   await eventually(() => pids(0).size === 2, 5000, "requests on both workers");
