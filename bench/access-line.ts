@@ -47,7 +47,7 @@ if (args[0] === "child") {
           )
       : (i: number) => {
           const l = access as AccessLine;
-          l.begin(client.length + method.length + host.length + path.length + service.length + server.length);
+          l.begin();
           l.key(',"client":');
           l.str(client);
           l.key(',"method":');

@@ -32,9 +32,8 @@ const BATCH_BYTES = 65_536;
 /** ...or at most this long (ms). */
 const BATCH_MS = 1000;
 
-/** Node's Buffer with its undocumented direct writers (no encoding argument to look up). */
+/** Node's Buffer with its undocumented direct writer (no encoding argument to look up). */
 type RawBuffer = Buffer<ArrayBuffer> & {
-  latin1Write(s: string, offset: number): number;
   utf8Write(s: string, offset: number): number;
 };
 
@@ -44,9 +43,9 @@ function batchBuffer(bytes: number): RawBuffer {
 
 /**
  * stdout for the server's logs. Ordinary lines go straight to pino's destination (sonic-boom,
- * asynchronous, as pino's default is, here in its Buffer mode). Access lines (`BufferLine`) are
- * written field by field into one Buffer, handed over 64 KB at a time, or after 1 s at most: no
- * string per line or of many lines is built (it would be flattened, encoded and collected, and
+ * asynchronous, as pino's default is, here in its Buffer mode). Access lines (`deferred`) are
+ * encoded as they come into one Buffer, handed over 64 KB at a time, or after 1 s at most: no
+ * string of many lines is built (it would live through scavenges until its write, and
  * sonic-boom's string mode measures its whole pending text on every write). An ordinary line
  * hands over the access lines before it, so the order stays; at exit they are written
  * synchronously.
@@ -83,21 +82,19 @@ class StdoutSink implements DestinationStream {
     this.#out.write(Buffer.from(line) as unknown as string);
   }
 
-  /**
-   * Room for an access line of at most `bytes` in `buf` from `used` (BufferLine writes it there
-   * and calls `lineDone`): the batch is handed over first when it has not that much left; a line
-   * longer than a batch gets a Buffer of its own.
-   */
-  reserve(bytes: number): void {
-    if (bytes <= this.buf.length - this.used) return;
-    this.#handOver();
-    if (bytes > this.buf.length) this.buf = batchBuffer(bytes);
-  }
-
-  /** An access line is in the batch. */
-  lineDone(): void {
-    if (this.buf.length !== BATCH_BYTES) this.#handOver();
-    else if (this.#timer === undefined) {
+  /** An access line: into the batch. */
+  deferred(line: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const room = line.length * 3;
+    if (room > this.buf.length - this.used) {
+      this.#handOver();
+      if (room > BATCH_BYTES) {
+        this.#out.write(Buffer.from(line) as unknown as string);
+        return;
+      }
+    }
+    this.used += this.buf.utf8Write(line, this.used);
+    if (this.#timer === undefined) {
       this.#timer = setTimeout(this.#onTimer, BATCH_MS);
       this.#timer.unref();
     }
@@ -163,13 +160,12 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
 
 /**
  * One access line, written field by field: `begin`, then the fields (`key` for a key and its
- * punctuation, `str`/`int`/`hundredths` for values), then `end`. With the CLI's stdout sink the
- * fields go straight into the batch Buffer (no string per line to build, flatten, encode and
- * collect); with any other destination they are joined into one string.
+ * punctuation, `str`/`int`/`hundredths` for values), then `end`: no object per line, and the
+ * writer adds pino's level, time, bindings and message around the fields.
  */
 export interface AccessLine {
-  /** Starts a line whose string values (`str`) have `chars` UTF-16 units in all. */
-  begin(chars: number): void;
+  /** Starts a line. */
+  begin(): void;
   /** ASCII text that needs no escaping: a key with its punctuation (`,"client":`). */
   key(s: string): void;
   /** A string value, as a JSON string literal. */
@@ -205,18 +201,20 @@ export function hundredths(n: number): string {
   return rest < 10 ? `${whole}.0${rest}` : `${whole}.${rest}`;
 }
 
-/** A line's bytes other than its string values: keys, numbers, level, time, bindings, msg. */
-const LINE_FIXED = 256;
-
-/** An access line written into the stdout sink's batch Buffer. */
+/**
+ * An access line for the stdout sink: its parts joined into one string (V8 joins short strings
+ * faster than a call per part into the Buffer would copy them), copied into the batch Buffer in
+ * one call.
+ */
 class BufferLine implements AccessLine {
   readonly #sink: StdoutSink;
   readonly #head: string;
-  readonly #tail: string;
   readonly #bindings: string;
+  readonly #tail: string;
   /** level, time and bindings change with the millisecond: built once per millisecond */
   #ms = 0;
   #start = "";
+  #s = "";
 
   constructor(sink: StdoutSink, head: string, bindings: string, tail: string) {
     this.#sink = sink;
@@ -225,69 +223,35 @@ class BufferLine implements AccessLine {
     this.#tail = tail;
   }
 
-  begin(chars: number): void {
-    // JSON.stringify of one UTF-16 unit is at most 6 bytes (\u001f), in UTF-8 at most 3
+  begin(): void {
     const now = Date.now();
     if (now !== this.#ms) {
       this.#ms = now;
       this.#start = `${this.#head}${now}${this.#bindings}`;
     }
-    this.#sink.reserve(LINE_FIXED + this.#start.length + this.#tail.length + chars * 6);
-    this.key(this.#start);
+    this.#s = this.#start;
   }
 
   key(s: string): void {
-    const sink = this.#sink;
-    sink.used += sink.buf.latin1Write(s, sink.used);
+    this.#s += s;
   }
 
   str(s: string): void {
-    const sink = this.#sink;
-    const buf = sink.buf;
-    if (plainAscii(s)) {
-      buf[sink.used++] = 0x22;
-      sink.used += buf.latin1Write(s, sink.used);
-      buf[sink.used++] = 0x22;
-    } else {
-      sink.used += buf.utf8Write(JSON.stringify(s), sink.used);
-    }
+    this.#s += jsonString(s);
   }
 
   int(n: number): void {
-    const sink = this.#sink;
-    const buf = sink.buf;
-    if (n < 10) {
-      buf[sink.used++] = 0x30 + n;
-      return;
-    }
-    if (n > 0xffffffff) {
-      sink.used += buf.latin1Write(`${n}`, sink.used);
-      return;
-    }
-    let digits = 1;
-    for (let m = n; m >= 10; m = (m / 10) >>> 0) digits++;
-    let at = sink.used + digits;
-    sink.used = at;
-    for (let m = n; at > sink.used - digits; m = (m / 10) >>> 0) buf[--at] = 0x30 + (m % 10);
+    this.#s += `${n}`;
   }
 
   hundredths(n: number): void {
-    const whole = Math.trunc(n / 100);
-    const rest = n - whole * 100;
-    this.int(whole);
-    if (rest === 0) return;
-    const sink = this.#sink;
-    const buf = sink.buf;
-    buf[sink.used++] = 0x2e;
-    const tens = (rest / 10) >>> 0;
-    const ones = rest - tens * 10;
-    buf[sink.used++] = 0x30 + tens;
-    if (ones !== 0) buf[sink.used++] = 0x30 + ones;
+    this.#s += hundredths(n);
   }
 
   end(): void {
-    this.key(this.#tail);
-    this.#sink.lineDone();
+    const line = this.#s + this.#tail;
+    this.#s = "";
+    this.#sink.deferred(line);
   }
 }
 

@@ -123,14 +123,7 @@ function writeAccess(
   const host = hostOf(req);
   const method = req.method ?? "";
   const path = req.url ?? "";
-  line.begin(
-    client.length +
-      method.length +
-      (host === undefined ? 0 : host.length) +
-      path.length +
-      (service === undefined ? 0 : service.length) +
-      (server === undefined ? 0 : server.length),
-  );
+  line.begin();
   line.key(',"client":');
   line.str(client);
   line.key(',"method":');
