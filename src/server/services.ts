@@ -16,7 +16,7 @@ import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
 import { LoadBalancer } from "../load-balancer.ts";
-import type { AccessLine, Logger } from "../log.ts";
+import type { Logger } from "../log.ts";
 import { type Chain, createChain, hidesForwarded } from "../middleware/index.ts";
 import { resolveTransport, tlsConnectOptions } from "../upstream-tls.ts";
 import { ServiceStats } from "./metrics.ts";
@@ -105,7 +105,9 @@ export class Service {
   readonly controller = new AbortController();
   config: ServiceConfig;
   /** Writes this service's access lines (set by the Front); undefined when its access log is off. */
-  accessLine: AccessLine | undefined = undefined;
+  accessLine: ((fields: string) => void) | undefined = undefined;
+  /** The access line's service field as JSON text (`,"service":"name"`), built once. */
+  readonly accessName: string;
   timeouts: TimeoutsConfig;
   /** The middlewares between routing and the balancer; undefined when the service has none. */
   chain: Chain | undefined;
@@ -122,6 +124,7 @@ export class Service {
     idle: IdleEnv = newIdleEnv(),
   ) {
     this.name = config.name;
+    this.accessName = `,"service":${JSON.stringify(config.name)}`;
     this.#idle = idle;
     this.#logger = logger;
     this.config = config;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hundredths, jsonString } from "./log.ts";
+import { hundredths, jsonString } from "./front.ts";
 
 test("jsonString quotes like JSON.stringify: plain strings directly, the rest escaped", () => {
   const cases = [
