@@ -107,15 +107,25 @@ export async function stopAll(): Promise<void> {
   );
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
+const handedOut = new Set<number>();
+
+/**
+ * A port that was free a moment ago on 127.0.0.1 and that this bench has not handed out before:
+ * the kernel may give a closed listen(0) port again at once, and two upstreams on one port make
+ * nginx refuse its config ("duplicate listen options").
+ */
 export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address() as net.AddressInfo;
-  srv.close();
-  await once(srv, "close");
-  return port;
+  for (;;) {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1");
+    await once(srv, "listening");
+    const { port } = srv.address() as net.AddressInfo;
+    srv.close();
+    await once(srv, "close");
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** Resolves when an HTTP GET to 127.0.0.1:port answers 2xx, or rejects after `timeoutMs`. */
