@@ -103,7 +103,7 @@ test("helpers: DOCKER_HOST, signal names, state mapping", () => {
   assert.equal(providerState({ Status: "running", Running: true }), "running");
   assert.equal(providerState({ Status: "paused", Running: true, Paused: true }), "paused");
   assert.equal(providerState({ Status: "restarting" }), "running");
-  for (const s of ["created", "exited", "dead", "removing"])
+  for (const s of ["created", "exited", "dead", "removing", "stopped"])
     assert.equal(providerState({ Status: s }), "stopped");
 });
 
@@ -292,6 +292,27 @@ test("an event stream whose socket vanishes: logged, retried with back-off, resu
   await p.close();
   await engine.vanish();
   await noLeaks(before);
+});
+
+test('podman\'s "stopped" (exited, not yet cleaned up) is reported with the exit code', async () => {
+  // podman's compat API answers Status "stopped" for a moment after the process exited and
+  // before its cleanup makes it "exited": a read that lands then still names the exit code
+  const engine = await fakeEngine((req, res) => {
+    if (req.url?.startsWith("/events?")) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.flushHeaders();
+      return;
+    }
+    json(res, 200, { State: { Status: "stopped", Running: false, ExitCode: 137 } });
+  });
+  const p = provider({ container: "app3", socketPath: engine.path });
+  assert.equal(await p.state(), "stopped");
+  const seen: [ProviderState, string][] = [];
+  const ac = new AbortController();
+  p.watch((s, d) => seen.push([s, d]), ac.signal);
+  await until(() => seen.length === 1, 5000, "the report on connect");
+  assert.deepEqual(seen[0], ["stopped", 'container "app3" exited with code 137']);
+  ac.abort();
 });
 
 test("close() ends a call in flight and an open event stream, and later calls fail", async () => {

@@ -158,7 +158,9 @@ export class DockerProvider implements IdleProvider {
       });
     }
     const st = info.State;
-    const exited = st?.Status === "exited" || st?.Status === "dead";
+    // podman says "stopped" between the process's exit and its cleanup (then "exited"); its
+    // ExitCode is already the process's
+    const exited = st?.Status === "exited" || st?.Status === "dead" || st?.Status === "stopped";
     return {
       state: providerState(st),
       stopped: exited ? `exited with code ${st?.ExitCode ?? "?"}` : `is stopped (${st?.Status ?? "unknown"})`,
