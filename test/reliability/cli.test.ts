@@ -38,24 +38,37 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
   });
   const c = await cli(spec(steps[0]));
   let reloads = 0;
-  let done = 0;
   let loadDone = false;
+  // Paced by events, not by time, so every step serves requests and every reload lands under
+  // load on a fast or a slow machine: reload i starts once MIN requests sent after reload i-1
+  // was applied are answered (so each step surely serves some), and the load runs at most one
+  // window of `every` requests ahead of the reloads (window w waits for reload w-1), so it
+  // cannot run out while reloads lag behind (the file watch debounces, a busy server is slow).
   const every = Math.floor(TOTAL / (steps.length + 1));
-  // reload i starts once i*every responses are in; request (i+1)*every waits for it to be
-  // applied, so every reload lands while requests are in flight, on a fast or a slow machine
+  const MIN = Math.floor(every / 4);
+  /** The reloads applied when each request was sent, and the answers per such generation. */
+  let generation = 0;
+  const sentIn = new Map<number, number>();
+  const answeredIn: number[] = [0];
   const applied: Promise<void>[] = [];
   const started: (() => void)[] = [];
   for (let i = 1; i < steps.length; i++) {
-    applied.push(
-      new Promise<void>((resolve, reject) => {
-        started.push(() => c.reload(spec(steps[i])).then(resolve, reject));
-      }),
+    const p = new Promise<void>((resolve, reject) => {
+      started.push(() => c.reload(spec(steps[i])).then(resolve, reject));
+    });
+    // the first reaction: the requests this reload releases count for its generation
+    p.then(
+      () => {
+        answeredIn[i] = 0;
+        generation = i;
+      },
+      () => {},
     );
+    applied.push(p);
   }
-  for (const p of applied) p.catch(() => {});
   const reloader = (async () => {
     for (let i = 1; i < steps.length; i++) {
-      await until(() => done >= i * every || loadDone, 120_000, "load progress");
+      await until(() => answeredIn[i - 1] >= MIN || loadDone, 120_000, `answers under step ${i - 1}`);
       if (loadDone) break;
       started[i - 1]();
       await applied[i - 1];
@@ -67,12 +80,21 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
     host: "api.test",
     total: TOTAL,
     concurrency: CONCURRENCY,
-    onProgress: (n) => {
-      done = n;
+    onProgress: (_done, index) => {
+      const g = sentIn.get(index)!;
+      answeredIn[g]++;
+      sentIn.delete(index);
     },
     gate: (index) => {
-      const i = Math.floor(index / every) - 2;
-      return index % every === 0 && i >= 0 && i < applied.length ? applied[i] : undefined;
+      const w = Math.min(Math.floor(index / every), steps.length);
+      const held = w >= 2 ? applied[w - 2] : undefined;
+      if (held === undefined) {
+        sentIn.set(index, generation);
+        return undefined;
+      }
+      return held.then(() => {
+        sentIn.set(index, generation);
+      });
     },
   });
   loadDone = true;
