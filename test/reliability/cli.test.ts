@@ -8,8 +8,9 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { after, test } from "node:test";
 import { Pool, request } from "undici";
-import { backends } from "../support/backend.ts";
+import { backend, backends } from "../support/backend.ts";
 import { Cleanup } from "../support/cleanup.ts";
+import { freePort } from "../support/ports.ts";
 import { until } from "../support/until.ts";
 import { runLoad } from "./load.ts";
 import { record } from "./summary.ts";
@@ -118,8 +119,11 @@ test("real server: 10 hot reloads of the config file under load, 0 failed reques
 test("real server: one of three backends killed and restarted under load, 0 failed requests", {
   timeout: 90_000,
 }, async () => {
-  const bs = await backends(["k1", "k2", "k3"], { cleanup });
-  const victim = bs[1];
+  // the victim listens again on its port after the kill: one outside the ephemeral range, which
+  // no listen(0) on the machine can take while it is down
+  const victim = await backend("k2", { port: await freePort(), cleanup });
+  const [k1, k3] = await backends(["k1", "k3"], { cleanup });
+  const bs = [k1, victim, k3];
   const c = await cli({
     services: {
       api: {

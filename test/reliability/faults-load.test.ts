@@ -7,6 +7,7 @@ import { after, test } from "node:test";
 import type { Server } from "../../src/index.ts";
 import { type Backend, backend } from "../support/backend.ts";
 import { Cleanup } from "../support/cleanup.ts";
+import { freePort } from "../support/ports.ts";
 import { until } from "../support/until.ts";
 import { runLoad } from "./load.ts";
 import { record } from "./summary.ts";
@@ -22,7 +23,10 @@ test("one of three backends killed and restarted under load: 0 failed requests",
   timeout: 60_000,
 }, async () => {
   const backends: Backend[] = [];
-  for (const n of ["a", "b", "c"]) backends.push(await backend(n));
+  // b (the victim) listens again on its port after the kill: one outside the ephemeral range,
+  // which no listen(0) on the machine can take while it is down
+  for (const n of ["a", "b", "c"])
+    backends.push(await backend(n, n === "b" ? { port: await freePort() } : {}));
   for (const b of backends) cleanup.add(() => b.stop());
   const [, victim] = backends;
   const svc: ServiceSpec = {
