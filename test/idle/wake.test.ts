@@ -4,11 +4,21 @@
  * server preferred over a napping one, WebSockets keeping a server awake, depends_on order.
  */
 import * as assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import * as net from "node:net";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { alive, concurrentPids, processStarts, runApp, serveIdleApp, wakeActions } from "../support/idle.ts";
 import { freePort } from "../support/ports.ts";
-import { eventually, get, serveYaml, splitAddress, startBackend, yamlHead } from "../support/switchyard.ts";
+import {
+  eventually,
+  get,
+  serveYaml,
+  splitAddress,
+  startBackend,
+  tempDirFor,
+  yamlHead,
+} from "../support/switchyard.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
@@ -86,6 +96,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     const port = await freePort();
     const awake = await startBackend("awake");
     t.after(() => awake.stop());
+    // lazy listens only once the test creates this file: it cannot be ready before the four
+    // requests are answered, however slow the machine
+    const ready = join(tempDirFor(t).dir, "ready");
     const sy = await serveYaml(
       t,
       `${yamlHead()}  app:
@@ -93,14 +106,18 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     healthcheck: { interval: 200ms }
     idle: { idle_timeout: 1m }
     servers:
-      - { name: lazy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 2000, NAME: "lazy" })} }
+      - { name: lazy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_FILE: ready, NAME: "lazy" })} }
       - { name: awake, url: "${awake.url}" }
 `,
     );
     const bodies: string[] = [];
     for (let i = 0; i < 4; i++) bodies.push((await get(sy.proxy[0], "/", JSON_ACCEPT)).body.trim());
     assert.deepEqual(bodies, ["awake", "awake", "awake", "awake"]);
-    // (a request that waited for the 2 s wake would have been answered by "lazy")
+    // (a request that waited for the wake would have been answered by "lazy", once it is let be ready)
+    await sy.waitForLog(
+      (l) => typeof l.msg === "string" && l.msg.startsWith("process started") && l.server === "lazy",
+    );
+    writeFileSync(ready, "");
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server lazy woke"), 15_000);
     await eventually(
       async () => (await get(sy.proxy[0], "/", JSON_ACCEPT)).body.includes('"lazy"'),
@@ -173,7 +190,10 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a held client that disconnects is not forwarded and frees its request", async (t) => {
-    const { sy } = await serveIdleApp(t, "h", { idle: "{ idle_timeout: 1m }", env: { READY_DELAY: 500 } });
+    // h listens only once the test creates this file: ready after its client has left, however
+    // slow the machine
+    const ready = join(tempDirFor(t).dir, "ready");
+    const { sy } = await serveIdleApp(t, "h", { idle: "{ idle_timeout: 1m }", env: { READY_FILE: ready } });
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
     sock.write(
@@ -181,6 +201,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     );
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("process started"));
     sock.destroy();
+    // switchyard has seen the client leave: its access-log line (aborted) is written
+    await sy.waitForLog((l) => l.component === "access" && l.path === "/held" && l.aborted === true);
+    writeFileSync(ready, "");
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server h woke"));
     const r = await get(sy.proxy[0], "/after", JSON_ACCEPT);
     assert.equal(r.status, 200);
