@@ -4,10 +4,12 @@
  * server preferred over a napping one, WebSockets keeping a server awake, depends_on order.
  */
 import * as assert from "node:assert/strict";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { requestHead } from "../support/http.ts";
 import { alive, concurrentPids, processStarts, runApp, serveIdleApp, wakeActions } from "../support/idle.ts";
 import { freePort } from "../support/ports.ts";
 import {
@@ -65,9 +67,12 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a browser gets the loading page (no-store) while the wake runs; wake-events streams progress", async (t) => {
+    // web-1 listens once the test creates this file: still starting while the page, its script
+    // and the start of the progress stream are fetched, however slow the machine
+    const ready = join(tempDirFor(t).dir, "ready");
     const { sy, port } = await serveIdleApp(t, "web-1", {
       idle: "{ idle_timeout: 1m }",
-      env: { READY_DELAY: 300 },
+      env: { READY_FILE: ready },
     });
     const page = await get(sy.proxy[0], "/", { headers: { accept: "text/html,*/*" } });
     assert.equal(page.status, 200);
@@ -80,8 +85,26 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     const js = await get(sy.proxy[0], "/$switchyard/loading.js", { headers: { cookie } });
     assert.equal(js.status, 200);
     assert.match(String(js.headers["content-type"]), /javascript/);
-    const ev = await get(sy.proxy[0], "/$switchyard/wake-events", { headers: { cookie } });
-    const frames = ev.body
+    const { res: ev } = await requestHead(splitAddress(sy.proxy[0])[1], "/$switchyard/wake-events", {
+      cookie,
+    });
+    let body = "";
+    ev.setEncoding("utf8").on("data", (c: string) => {
+      body += c;
+    });
+    const ended = once(ev, "end");
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (!body.includes('"waiting_ready"')) return;
+        ev.off("data", check);
+        resolve();
+      };
+      ev.on("data", check);
+      check();
+    });
+    writeFileSync(ready, "");
+    await ended;
+    const frames = body
       .split("\n\n")
       .filter(Boolean)
       .map((f) => JSON.parse(f.replace(/^data: /, "")));
