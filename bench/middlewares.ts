@@ -46,6 +46,21 @@ const CASES: Record<string, [string, string, string]> = {
   ],
   "compress-br": ["[{ compress: { min_length: 0 } }]", "Accept-Encoding: br", "a brotli stream per response"],
   error_pages: ["[{ error_pages: { 502: ./502.html } }]", "", "writeHead hook, status not listed"],
+  rules: [
+    '[{ rules: [{ on: "remote 10.0.0.0/8", do: "error 403 no" }, { on: "path glob(/api/*) & method POST", do: "error 405 ro" }, { on: "header X-Legacy", do: "error 410 gone" }, { name: default, do: "set header X-Env prod" }] }]',
+    "",
+    "4 rules: BlockList, glob + method, header scan, default edits rawHeaders",
+  ],
+  "rules-resp": [
+    '[{ rules: [{ on: "path glob(/static/*)", do: "set resp_header Cache-Control max-age=60" }, { name: default, do: "set resp_header X-Frame-Options DENY" }] }]',
+    "",
+    "2 rules with resp_header edits: writeHead hook",
+  ],
+  hide_forwarded: [
+    "[{ hide_forwarded: true }]",
+    "",
+    "no chain: the upstream header builder drops forwarded headers",
+  ],
 };
 
 const args = process.argv.slice(2);

@@ -28,6 +28,7 @@ export class UpstreamError extends Error {
     | "ERR_SWITCHYARD_UPSTREAM_PROTOCOL"
     | "ERR_SWITCHYARD_UPSTREAM_NOT_H2"
     | "ERR_SWITCHYARD_UPSTREAM_REFUSED_STREAM"
+    | "ERR_SWITCHYARD_UPSTREAM_NO_EXTENDED_CONNECT"
     | "ERR_SWITCHYARD_CLIENT_ABORTED";
   override name = "UpstreamError";
   constructor(message: string, code: UpstreamError["code"], options?: ErrorOptions) {

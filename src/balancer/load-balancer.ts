@@ -75,6 +75,17 @@ export interface LoadBalancerOptions {
    * servers falls below it, requests go to every server as if all were good (Envoy's panic mode).
    */
   panicThreshold?: number | string;
+  /**
+   * The backend gets no Forwarded, X-Forwarded-* or X-Real-IP header: the client's are dropped
+   * and none are added (GoDoxy's `hide_x_forwarded`). Default false.
+   */
+  hideForwarded?: boolean;
+  /**
+   * Tunnel `Upgrade: h2c` requests to HTTP/1.1 servers (default false: refused with 400 by
+   * `handleUpgrade`). An h2c tunnel carries HTTP/2 requests the proxy never sees: only for backends
+   * where every path may be reached (h2c smuggling, docs/edge.md).
+   */
+  allowH2cUpgrade?: boolean;
   /** Told about operator-relevant changes: health, ejected, drain, maint, ready, weight, drained. */
   onEvent?: (e: BalancerEvent) => void;
   /**
@@ -100,6 +111,9 @@ export interface BalancerConfig extends BalancingConfig {
   readonly link: string;
   readonly timeouts: { readonly connect: number; readonly responseHeader: number; readonly idle: number };
   readonly passiveCooldown: number;
+  /** No forwarded headers to the backend (LoadBalancerOptions.hideForwarded). */
+  readonly hideForwarded: boolean;
+  readonly allowH2cUpgrade: boolean;
 }
 
 type DrainResult = { drained: boolean; inflight: number };
@@ -207,6 +221,10 @@ export class Balancer {
   get logger(): Logger {
     return this.#logger;
   }
+  /** Whether an `Upgrade: h2c` may be tunnelled (the forwarder asks). */
+  get allowH2cUpgrade(): boolean {
+    return this.#config.allowH2cUpgrade;
+  }
   /** The servers in the order they were added, each with its rebalanced weight. */
   get servers(): readonly Server[] {
     if (this.#dirty) this.#rebuild();
@@ -215,6 +233,10 @@ export class Balancer {
   /** Resolves client addresses for this service (used by forwarded headers and logs). */
   get realIp(): RealIpResolver {
     return this.#realIp;
+  }
+  /** The backend gets no forwarded headers (read by the forwarder per request). */
+  get hideForwarded(): boolean {
+    return this.#config.hideForwarded;
   }
 
   /** The forwarder, built at first use with the current timeouts. */
@@ -348,6 +370,8 @@ export class Balancer {
       passiveCooldown: partial.passiveCooldown ?? cur.passiveCooldown,
       slowStart: partial.slowStart ?? cur.slowStart,
       panicThreshold: partial.panicThreshold ?? cur.panicThreshold,
+      hideForwarded: partial.hideForwarded ?? cur.hideForwarded,
+      allowH2cUpgrade: partial.allowH2cUpgrade ?? cur.allowH2cUpgrade,
     });
     if ("debugToken" in partial) {
       this.#debugToken = partial.debugToken ? tokenDigest(partial.debugToken) : undefined;
@@ -1121,6 +1145,7 @@ export class Balancer {
           options: { header: c.options.header, from: c.options.from, recursive: c.options.recursive },
           slow_start: formatDuration(c.slowStart),
           panic_threshold: `${c.panicThreshold}%`,
+          allow_h2c_upgrade: c.allowH2cUpgrade,
         },
         panic: this.panic,
         pool,
@@ -1206,6 +1231,8 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
     passiveCooldown: toMs(o.passiveCooldown, 10000, "passiveCooldown"),
     slowStart: toMs(o.slowStart, 0, "slowStart"),
     panicThreshold: parsePercent(o.panicThreshold),
+    hideForwarded: o.hideForwarded === true,
+    allowH2cUpgrade: o.allowH2cUpgrade === true,
   };
   if (config.slowStart < 0) throw new InvalidArgumentError("slowStart must be >= 0");
   return Object.freeze(config);

@@ -451,3 +451,21 @@ export function osReason(err: unknown): string {
   };
   return e.code ? `${text[e.code] ?? e.message} (${e.code})` : String(e.message ?? e);
 }
+
+const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
+
+/** Undefined when `v` is a bcrypt hash switchyard can check, else why not. */
+export function bcryptProblem(v: unknown): string | undefined {
+  if (typeof v !== "string") return `expected a bcrypt hash ("$2b$10$…"), got ${describe(v)}`;
+  const m = BCRYPT.exec(v);
+  if (!m) {
+    const hint =
+      v.startsWith("{SHA}") || v.startsWith("$apr1$")
+        ? " (SHA-1 and MD5 htpasswd hashes are refused: use `htpasswd -nbB`)"
+        : "";
+    return `not a bcrypt hash: expected "$2a$", "$2b$" or "$2y$", a cost and 53 characters${hint}`;
+  }
+  const cost = Number(m[1]);
+  if (cost < 4 || cost > 31) return `bcrypt cost ${cost} is out of range (4-31)`;
+  return undefined;
+}

@@ -18,7 +18,7 @@ import {
   isMapValue,
   readMap,
 } from "./fields.ts";
-import { bcryptProblem } from "./middlewares.ts";
+import { type RouteRef, readRules } from "./rules.ts";
 import { describe, type Path, type Problems } from "./source.ts";
 import type { BalancingConfig, HeaderEdits, MiddlewareConfig } from "./types.ts";
 
@@ -32,7 +32,8 @@ type Known =
   | "real_ip"
   | "rate_limit"
   | "custom_error_page"
-  | "set_x_forwarded";
+  | "set_x_forwarded"
+  | "hide_x_forwarded";
 
 /** GoDoxy's registry (middlewares.go), keyed as it keys them: lowercase without "_". */
 const KNOWN: Readonly<Record<string, Known>> = {
@@ -47,12 +48,11 @@ const KNOWN: Readonly<Record<string, Known>> = {
   errorpage: "custom_error_page",
   customerrorpage: "custom_error_page",
   setxforwarded: "set_x_forwarded",
+  hidexforwarded: "hide_x_forwarded",
 };
 
 /** GoDoxy middlewares switchyard does not offer, with what it offers instead. */
 const REFUSED: Readonly<Record<string, string>> = {
-  hidexforwarded:
-    "switchyard always sends X-Forwarded-For/-Proto/-Host to the backend (from a peer outside `options.from` they are what switchyard saw, never what the client sent)",
   oidc: "no OpenID Connect login in switchyard: put an identity-aware proxy (oauth2-proxy, Authelia) in front of the backend, or use `basic_auth`",
   forwardauth:
     "no forward-auth in switchyard: put the auth proxy in front of the backend, or use `basic_auth`",
@@ -66,7 +66,7 @@ const REFUSED: Readonly<Record<string, string>> = {
   captcha: "no captcha in switchyard",
 };
 
-const ALL_NAMES = [...Object.values(KNOWN), "hide_x_forwarded", "oidc", "forward_auth", "crowdsec"];
+const ALL_NAMES = [...Object.values(KNOWN), "oidc", "forward_auth", "crowdsec"];
 
 /** What a route's middlewares and rules come to. */
 export interface MappedMiddlewares {
@@ -269,6 +269,13 @@ function mapOne(
       }
       return { mw: { kind: "error_pages", pages } };
     }
+    case "hide_x_forwarded":
+      if (Object.keys(opts).length) {
+        const [k] = Object.keys(opts);
+        p.at([...path, k], `${name} takes no options in GoDoxy`, "key");
+      }
+      // GoDoxy drops the client's X-Forwarded-* headers; switchyard also sends none of its own
+      return { mw: { kind: "hide_forwarded" } };
     case "set_x_forwarded":
       // switchyard already replaces X-Forwarded-For with the address it saw for every peer outside
       // `options.from` (the default: nobody is trusted), which is what this middleware does
@@ -356,239 +363,22 @@ function headerEdits(
 // ---------------------------------------------------------------------------------------------
 // Rules
 
-/** One condition of a rule's `on`: `[!]matcher args…`. */
-interface Cond {
-  negated: boolean;
-  matcher: string;
-  args: string[];
-}
-
-const PASS = new Set(["pass", "bypass", "upstream"]);
-
 /**
- * `rules:` mapped onto middlewares where a rule says what a middleware does:
- * `!remote A & !remote B` → `error 403` is `allow: [A, B]`; `remote A | remote B` → `error 403`
- * is `deny`; `remote A | remote B` → `pass` with a default `error 403` is `allow`;
- * `!basic_auth USER HASH` → `require_basic_auth REALM` is `basic_auth`; a default (or
- * unconditional) rule that sets, adds or removes headers is `request_headers`/`response_headers`;
- * `default` → `pass` is what happens anyway. Any other rule is refused naming its matcher or
- * command: switchyard's middlewares apply to a whole service and it has no rule engine.
+ * `rules:` onto the rules middleware (src/middleware/rules.ts), which evaluates them as GoDoxy
+ * does. A list whose only rule is a default `pass` is what happens anyway (GoDoxy skips the rules
+ * handler then too). `route NAME` targets go to `routes` for the caller to check once every
+ * service of the file is known.
  */
-export function readGoDoxyRules(p: Problems, entry: Entry | undefined): MiddlewareConfig[] {
+export function readGoDoxyRules(
+  p: Problems,
+  entry: Entry | undefined,
+  routes: RouteRef[],
+): MiddlewareConfig[] {
   if (!entry) return [];
-  if (!Array.isArray(entry.value)) {
-    p.at(entry.path, `expected a list of rules (- name, on, do), got ${describe(entry.value)}`);
-    return [];
-  }
-  interface Parsed {
-    path: Path;
-    label: string;
-    isDefault: boolean;
-    any: Cond[][] | undefined; // OR of ANDs; undefined = unconditional
-    commands: string[][];
-  }
-  const parsed: Parsed[] = [];
-  entry.value.forEach((raw: unknown, i: number) => {
-    const path = [...entry.path, i];
-    const m = readMap(p, raw, path, ["name", "on", "do"] as const, { loose: true });
-    if (!m) return;
-    const name = typeof m.name?.value === "string" ? m.name.value : `rules[${i}]`;
-    if (!m.do || typeof m.do.value !== "string" || m.do.value.trim() === "") {
-      p.at(m.do?.path ?? path, "a rule needs `do` (the commands, one per line)");
-      return;
-    }
-    const onText = typeof m.on?.value === "string" ? m.on.value.trim() : undefined;
-    if (m.on && onText === undefined) {
-      p.at(m.on.path, `expected the rule's condition as text, got ${describe(m.on.value)}`);
-      return;
-    }
-    const isDefault = name === "default" || onText === "default";
-    const any = isDefault || onText === undefined || onText === "" ? undefined : parseOn(onText);
-    if (any === null) {
-      p.at(m.on!.path, `GoDoxy rule "${name}": cannot read \`on: ${onText}\``);
-      return;
-    }
-    const commands = splitLines(m.do.value).map(tokens);
-    parsed.push({ path: m.on?.path ?? m.do.path, label: name, isDefault, any, commands });
-  });
-
-  const out: MiddlewareConfig[] = [];
-  const allowFromPass: string[] = [];
-  let defaultDenies = false;
-  const headerRules: { rule: Parsed; req: HeaderEditsMutable; res: HeaderEditsMutable }[] = [];
-  for (const r of parsed) {
-    const refuse = (why: string) =>
-      p.at(
-        r.path,
-        `GoDoxy rule "${r.label}" is not supported: ${why}; switchyard has no rule engine: its middlewares (allow/deny by address, basic_auth, request/response headers, redirect_https, rate_limit) apply to a whole service, and it routes paths to services with \`paths\``,
-      );
-    const cmds = r.commands;
-    const first = cmds[0]?.[0]?.toLowerCase();
-    if (r.any === undefined) {
-      // default or unconditional
-      if (cmds.length === 1 && first && PASS.has(first)) continue;
-      if (r.isDefault && cmds.length === 1 && first === "error" && cmds[0][1] === "403") {
-        defaultDenies = true;
-        continue;
-      }
-      const req = emptyEdits();
-      const res = emptyEdits();
-      let bad: string | undefined;
-      for (const c of cmds) {
-        const verb = c[0]?.toLowerCase();
-        if (PASS.has(verb) && c === cmds[cmds.length - 1]) continue;
-        const target = c[1]?.toLowerCase();
-        if (
-          (verb === "set" || verb === "add") &&
-          c.length === 4 &&
-          (target === "header" || target === "resp_header")
-        ) {
-          if (c[3].includes("$")) {
-            bad = `\`${c.join(" ")}\` uses a GoDoxy variable`;
-            break;
-          }
-          (target === "header" ? req : res)[verb][c[2]] = c[3];
-        } else if (verb === "remove" && c.length === 3 && (target === "header" || target === "resp_header")) {
-          (target === "header" ? req : res).remove.push(c[2]);
-        } else {
-          bad = `command \`${c.join(" ")}\``;
-          break;
-        }
-      }
-      if (bad) refuse(bad);
-      else headerRules.push({ rule: r, req, res });
-      continue;
-    }
-    // conditional rules: only address and basic-auth checks map
-    const onlyRemote = r.any.every((and) => and.every((c) => c.matcher === "remote" && c.args.length === 1));
-    const verb = first;
-    if (onlyRemote && cmds.length === 1) {
-      const single = r.any.length === 1;
-      const allNegated = r.any.every((and) => and.every((c) => c.negated));
-      const noneNegated = r.any.every((and) => and.every((c) => !c.negated));
-      const cidrs = r.any.flat().map((c) => c.args[0]);
-      const bad = cidrs.find((c) => !fromSchema.safeParse(c).success);
-      if (bad) {
-        p.at(r.path, `GoDoxy rule "${r.label}": "${bad}" is not an IP address or CIDR`);
-        continue;
-      }
-      if (verb === "error" && cmds[0][1] === "403") {
-        // !remote A & !remote B → error 403: only A and B get through
-        if (single && allNegated) {
-          out.push({ kind: "allow", cidrs });
-          continue;
-        }
-        // remote A | remote B → error 403
-        if (noneNegated && r.any.every((and) => and.length === 1)) {
-          out.push({ kind: "deny", cidrs });
-          continue;
-        }
-      }
-      if (verb && PASS.has(verb) && noneNegated && r.any.every((and) => and.length === 1)) {
-        allowFromPass.push(...cidrs);
-        continue;
-      }
-    }
-    if (
-      r.any.length === 1 &&
-      r.any[0].length === 1 &&
-      r.any[0][0].matcher === "basic_auth" &&
-      r.any[0][0].negated &&
-      r.any[0][0].args.length === 2 &&
-      cmds.length === 1 &&
-      verb === "require_basic_auth"
-    ) {
-      const [user, hash] = r.any[0][0].args;
-      const problem = bcryptProblem(hash);
-      if (problem) p.at(r.path, `GoDoxy rule "${r.label}": ${problem}`);
-      else
-        out.push({
-          kind: "basic_auth",
-          realm: cmds[0].slice(1).join(" ") || "switchyard",
-          users: { [user]: hash },
-        });
-      continue;
-    }
-    const unsupported = r.any.flat().find((c) => c.matcher !== "remote" && c.matcher !== "basic_auth");
-    refuse(
-      unsupported
-        ? `matcher \`${unsupported.matcher}\``
-        : `\`do: ${cmds.map((c) => c.join(" ")).join("; ")}\``,
-    );
-  }
-  if (allowFromPass.length) {
-    if (!defaultDenies) {
-      // `remote A → pass` without a default that refuses: everyone passes anyway
-    } else out.unshift({ kind: "allow", cidrs: allowFromPass });
-    if (headerRules.length) {
-      for (const h of headerRules)
-        p.at(
-          h.rule.path,
-          `GoDoxy rule "${h.rule.label}" is not supported together with \`remote … → pass\` rules: GoDoxy skips a default rule for requests another rule passed, switchyard has no such condition`,
-        );
-      return out;
-    }
-  } else if (defaultDenies) {
-    const d = parsed.find((r) => r.isDefault)!;
-    p.at(
-      d.path,
-      `GoDoxy rule "${d.label}" (error 403 for everyone) is not supported: nothing would reach the backends`,
-    );
-  }
-  for (const h of headerRules) {
-    if (hasEdits(h.req)) out.push({ kind: "request_headers", ...h.req });
-    if (hasEdits(h.res)) out.push({ kind: "response_headers", ...h.res });
-  }
-  return out;
-}
-
-type HeaderEditsMutable = { set: Record<string, string>; add: Record<string, string>; remove: string[] };
-const emptyEdits = (): HeaderEditsMutable => ({ set: {}, add: {}, remove: [] });
-const hasEdits = (e: HeaderEditsMutable) =>
-  Object.keys(e.set).length > 0 || Object.keys(e.add).length > 0 || e.remove.length > 0;
-
-function splitLines(text: string): string[] {
-  return text
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("//"));
-}
-
-/** Splits on spaces, keeping "quoted strings" (quotes removed) together. */
-function tokens(line: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|`([^`]*)`|(\S+)/g;
-  for (let m = re.exec(line); m; m = re.exec(line)) out.push(m[1] ?? m[2] ?? m[3] ?? m[4]);
-  return out;
-}
-
-/** `on` text → OR of AND groups; lines are ANDed, `&` ANDs, `|` ORs within a line. null: unreadable. */
-function parseOn(text: string): Cond[][] | null {
-  const lines = splitLines(text).map((l) => l.replace(/^&\s*/, ""));
-  // (a | b) & (c | d) … → distribute into OR of ANDs
-  let groups: Cond[][] = [[]];
-  for (const line of lines) {
-    for (const andPart of line.split(/\s+&\s+/)) {
-      const alts = andPart.split(/\s+\|\s+/).map(parseCond);
-      if (alts.some((a) => a === null)) return null;
-      const next: Cond[][] = [];
-      for (const g of groups) for (const a of alts as Cond[]) next.push([...g, a]);
-      groups = next;
-    }
-  }
-  return groups;
-}
-
-function parseCond(text: string): Cond | null {
-  let t = text.trim();
-  let negated = false;
-  if (t.startsWith("!")) {
-    negated = true;
-    t = t.slice(1);
-  }
-  const parts = tokens(t);
-  if (parts.length === 0) return null;
-  return { negated, matcher: parts[0].toLowerCase(), args: parts.slice(1) };
+  const rules = readRules(p, entry.value, entry.path, routes, { label: "GoDoxy rule", lowerRoutes: true });
+  if (rules === undefined || rules.length === 0) return [];
+  const onlyPass = rules.every((r) => r.default && r.do.length === 1 && r.do[0].do === "pass");
+  return onlyPass ? [] : [{ kind: "rules", rules }];
 }
 
 /** For the migration doc and tests: the middleware names GoDoxy knows and switchyard maps. */

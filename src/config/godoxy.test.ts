@@ -430,6 +430,7 @@ describe("GoDoxy middlewares and rules", () => {
     redirectHTTP: {}
     real_ip: { header: X-Forwarded-For, from: [10.0.0.0/8], recursive: true }
     set_x_forwarded: {}
+    hideXForwarded: {}
 `);
     assert.deepEqual(c.services.a.middlewares, [
       { kind: "allow", cidrs: ["10.0.0.0/8", "127.0.0.1"] },
@@ -437,6 +438,7 @@ describe("GoDoxy middlewares and rules", () => {
       { kind: "request_headers", set: { "X-Env": "prod" }, add: { "X-Via": "godoxy" }, remove: ["X-Debug"] },
       { kind: "response_headers", set: { "X-Frame-Options": "DENY" }, add: {}, remove: ["Server"] },
       { kind: "redirect_https", status: 308, port: undefined },
+      { kind: "hide_forwarded" },
     ]);
     assert.deepEqual(c.services.a.options, {
       header: "X-Forwarded-For",
@@ -450,7 +452,7 @@ describe("GoDoxy middlewares and rules", () => {
   host: h
   middlewares:
     oidc: {}
-    hideXForwarded: {}
+    hide_x_forwarded: { headers: [X-Forwarded-For] }
     cidr_whitelist: { allow: [10.0.0.0/8], status_code: 404, bypass: [{ remote: 10.0.0.1 }] }
     request: { set_headers: { X-Path: $req_path }, add_prefix: /v1 }
     cidr_whitelst: {}
@@ -462,7 +464,7 @@ describe("GoDoxy middlewares and rules", () => {
     );
     assert.match(
       got[1],
-      /:5: a\.middlewares\.hideXForwarded: GoDoxy middleware "hideXForwarded" is not supported/,
+      /:5: a\.middlewares\.hide_x_forwarded\.headers: hide_x_forwarded takes no options in GoDoxy/,
     );
     assert.match(got[2], /:6: a\.middlewares\.cidr_whitelist\.bypass: GoDoxy key "bypass" is not supported/);
     assert.match(
@@ -491,7 +493,7 @@ describe("GoDoxy middlewares and rules", () => {
     );
   });
 
-  test("rules that say what a middleware does map onto it; rules run before middlewares", () => {
+  test("rules become one rules middleware, before the route's middlewares (GoDoxy wraps the proxy in them)", () => {
     const hash = "$2b$10$abcdefghijklmnopqrstuu5Qy0c1o8b0aFd4yWZB9o5eUu6lN2/dG";
     const c = load(`a:
   host: h
@@ -503,71 +505,166 @@ describe("GoDoxy middlewares and rules", () => {
         !remote 10.0.0.0/8
         !remote 127.0.0.1
       do: error 403 "Access Denied"
-    - name: no bots
-      on: remote 198.51.100.0/24 | remote 203.0.113.7
-      do: error 403 Forbidden
+    - name: api
+      on: path glob("/api/*") & method GET | method HEAD
+      do: |
+        rewrite /api/ /v2/
+        set header X-Api yes
     - name: login
       on: "!basic_auth admin ${hash}"
       do: require_basic_auth "Admin area"
+    - name: old
+      on: header X-Legacy 1
+      do: route b
     - name: default
       do: |
         set header X-Env prod
         remove header X-Debug
         set resp_header X-Served-By switchyard
         pass
+b:
+  host: h2
 `);
-    assert.deepEqual(c.services.a.middlewares, [
-      { kind: "allow", cidrs: ["10.0.0.0/8", "127.0.0.1"] },
-      { kind: "deny", cidrs: ["198.51.100.0/24", "203.0.113.7"] },
-      { kind: "basic_auth", realm: "Admin area", users: { admin: hash } },
-      { kind: "request_headers", set: { "X-Env": "prod" }, add: {}, remove: ["X-Debug"] },
-      { kind: "response_headers", set: { "X-Served-By": "switchyard" }, add: {}, remove: [] },
-      { kind: "response_headers", set: { "X-A": "1" }, add: {}, remove: [] },
+    const mws = c.services.a.middlewares!;
+    assert.deepEqual(
+      mws.map((m) => m.kind),
+      ["rules", "response_headers"],
+    );
+    const rules = mws[0].kind === "rules" ? mws[0].rules : [];
+    assert.deepEqual(
+      rules.map((r) => [r.name, r.default, r.on.length, r.do.map((d) => d.do)]),
+      [
+        ["internal only", false, 2, ["error"]],
+        ["api", false, 2, ["rewrite", "set"]],
+        ["login", false, 1, ["require_basic_auth"]],
+        ["old", false, 1, ["route"]],
+        ["default", true, 0, ["set", "remove", "set", "pass"]],
+      ],
+    );
+    assert.deepEqual(rules[0].on, [
+      [{ on: "remote", negate: true, cidr: "10.0.0.0/8" }],
+      [{ on: "remote", negate: true, cidr: "127.0.0.1/32" }],
     ]);
+    assert.deepEqual(rules[1].on, [
+      [{ on: "path", negate: false, value: { type: "glob", expr: "/api/*", negate: false } }],
+      [
+        { on: "method", negate: false, method: "GET" },
+        { on: "method", negate: false, method: "HEAD" },
+      ],
+    ]);
+    assert.deepEqual(rules[0].do, [{ do: "error", status: 403, text: "Access Denied" }]);
+    assert.deepEqual(rules[2].on, [[{ on: "basic_auth", negate: true, user: "admin", hash }]]);
+    assert.deepEqual(rules[3].do, [{ do: "route", service: "b" }]);
   });
 
-  test("remote → pass with a default error 403 is an allow list", () => {
+  test("a list whose only rule is a default pass adds nothing (GoDoxy skips the rules then too)", () => {
     const c = load(`a:
   host: h
   rules:
-    - name: lan
-      on: remote 192.168.0.0/16 | remote 10.0.0.0/8
-      do: pass
     - name: default
-      do: error 403 Forbidden
+      do: pass
 `);
-    assert.deepEqual(c.services.a.middlewares, [{ kind: "allow", cidrs: ["192.168.0.0/16", "10.0.0.0/8"] }]);
+    assert.equal(c.services.a.middlewares, undefined);
   });
 
-  test("rules switchyard cannot express are refused naming the matcher or command", () => {
+  test("unknown conditions and commands, bad globs, regexes, statuses and routes are file:line problems", () => {
+    const got = problems(`a:
+  host: h
+  load_balance: { link: pool }
+  rules:
+    - name: api
+      on: paht /api
+      do: pass
+    - name: glob
+      on: path glob("/a/[b")
+      do: error 404 "no"
+    - name: regex
+      on: header X-Key regex("^(sk-")
+      do: error 99 "bad"
+    - name: cmds
+      on: method GET
+      do: |
+        set header X-A 1
+        teleport /x
+        error 403 nope
+        pass
+    - name: go
+      on: method POST
+      do: route nowhere
+    - name: member
+      on: method PUT
+      do: route a
+    - name: body
+      on: form user alice
+      do: serve /var/www
+    - name: vars
+      on: method DELETE
+      do: set header X-Path $req_path
+`);
+    const want: [number, RegExp][] = [
+      [6, /a\.rules\[0\]\.on: GoDoxy rule "api": unknown condition "paht"; did you mean "path"\?/],
+      [9, /a\.rules\[1\]\.on: GoDoxy rule "glob": bad glob "\/a\/\[b": a "\[" without its "\]"/],
+      [12, /a\.rules\[2\]\.on: GoDoxy rule "regex": bad regex "\^\(sk-"/],
+      [13, /a\.rules\[2\]\.do: GoDoxy rule "regex": "99" is not a status code for an answer \(200-599\)/],
+      [18, /a\.rules\[3\]\.do: GoDoxy rule "cmds": unknown command "teleport"/],
+      [
+        19,
+        /a\.rules\[3\]\.do: GoDoxy rule "cmds": `error 403 nope` ends the request, so it must be the last command/,
+      ],
+      [23, /a\.rules\[4\]\.do: GoDoxy rule "go": `route nowhere` names no service of this file \(pool\)/],
+      [
+        26,
+        /a\.rules\[5\]\.do: GoDoxy rule "member": `route a`: "a" is a member of load_balance\.link "pool"; route to "pool"/,
+      ],
+      [
+        28,
+        /a\.rules\[6\]\.on: GoDoxy rule "body": condition `form` is not supported: it reads the request body/,
+      ],
+      [
+        29,
+        /a\.rules\[6\]\.do: GoDoxy rule "body": command `serve` is not supported: switchyard serves no files/,
+      ],
+      [32, /a\.rules\[7\]\.do: GoDoxy rule "vars": GoDoxy variables/],
+    ];
+    assert.equal(got.length, want.length, got.join("\n"));
+    want.forEach(([line, re], i) => {
+      assert.match(got[i], new RegExp(`:${line}: `), got[i]);
+      assert.match(got[i], re);
+    });
+  });
+
+  test("two default rules, and a rule an earlier one with the same condition always ends, are refused", () => {
     const got = problems(`a:
   host: h
   rules:
-    - name: api
-      on: path glob("/api/*")
-      do: pass
-    - name: legacy
-      on: header X-Legacy 1
-      do: route legacy
-    - name: go away
-      on: remote 10.0.0.0/8
-      do: redirect https://example.com
     - name: default
-      do: rewrite /a /b
+      do: pass
+    - on: method POST | method PUT
+      do: error 405 "read only"
+    - name: later
+      on: method PUT | method POST
+      do: pass
+    - on: default
+      do: error 403 no
 `);
-    assert.equal(got.length, 4, got.join("\n"));
+    assert.equal(got.length, 2, got.join("\n"));
     assert.match(
       got[0],
-      /:5: a\.rules\[0\]\.on: GoDoxy rule "api" is not supported: matcher `path`; switchyard has no rule engine/,
+      /:9: a\.rules\[2\]\.on: rule "later" can never run: rule "rules\[1\]" has the same condition/,
     );
-    assert.match(got[1], /:8: a\.rules\[1\]\.on: GoDoxy rule "legacy" is not supported: matcher `header`/);
+    assert.match(got[1], /:11: a\.rules\[3\]: a second default rule \(the first is rules\[0\]\)/);
+  });
+
+  test("GoDoxy's block syntax is refused naming the YAML form", () => {
+    const got = problems(`a:
+  host: h
+  rules: |
+    path /x { pass }
+`);
+    assert.equal(got.length, 1);
     assert.match(
-      got[2],
-      /:11: a\.rules\[2\]\.on: GoDoxy rule "go away" is not supported: `do: redirect https:\/\/example\.com`/,
-    );
-    assert.match(
-      got[3],
-      /:14: a\.rules\[3\]\.do: GoDoxy rule "default" is not supported: command `rewrite \/a \/b`/,
+      got[0],
+      /:3: a\.rules: GoDoxy's block syntax .* is not supported: write the rules as a YAML list/,
     );
   });
 });

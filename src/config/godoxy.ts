@@ -41,6 +41,7 @@ import {
   readProvider,
   resolveIdle,
 } from "./idle.ts";
+import { checkRoutes, type RouteRef } from "./rules.ts";
 import type { Path, Problems } from "./source.ts";
 import type {
   HealthcheckConfig,
@@ -208,6 +209,9 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
   }
   const groups = new Map<string, { members: Member[]; definedBy: Path; linked: boolean; hosts: string[] }>();
   const aliases = new Map<string, string>();
+  const routeRefs: RouteRef[] = [];
+  /** Alias of a load_balance member → its link (a `route` must name the link). */
+  const memberOf = new Map<string, string>();
   for (const [rawAlias, route] of Object.entries(routes)) {
     if (isAnchorKey(rawAlias)) continue;
     const path: Path = [rawAlias];
@@ -240,7 +244,7 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
       );
     const lbEntry = r.load_balance;
     const lb = lbEntry ? readMap(p, lbEntry.value, lbEntry.path, LB_KEYS, { loose: true }) : {};
-    const member = readMember(p, alias, path, r, lb ?? {});
+    const member = readMember(p, alias, path, r, lb ?? {}, routeRefs);
     if (!member) continue;
     let name: string;
     let linked = false;
@@ -251,6 +255,7 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
       name = link.trim().toLowerCase();
       linked = true;
       at = lb.link.path;
+      if (name !== alias) memberOf.set(alias, name);
     } else name = alias;
     const hosts = hostsOf(p, name, at, linked);
     if (hosts === undefined) continue;
@@ -263,6 +268,7 @@ export function readGoDoxy(p: Problems, routes: Record<string, unknown>): Record
 
   const services: Record<string, ServiceConfig> = {};
   for (const [name, group] of groups) services[name] = buildService(p, name, group.members, group.hosts);
+  checkRoutes(p, routeRefs, new Set(groups.keys()), memberOf);
   return services;
 }
 
@@ -361,6 +367,7 @@ function readMember(
   path: Path,
   r: Partial<Record<(typeof ROUTE_KEYS)[number], Entry>>,
   lb: Partial<Record<(typeof LB_KEYS)[number], Entry>>,
+  routes: RouteRef[],
 ): Member | undefined {
   let scheme: string | undefined;
   // a refused scheme is reported, and the rest of the route is still read for more problems
@@ -430,7 +437,7 @@ function readMember(
   }
   if (r.disable_compression) p.parse(bool, r.disable_compression.value, r.disable_compression.path);
   const mapped = readGoDoxyMiddlewares(p, r.middlewares, p.file);
-  const fromRules = readGoDoxyRules(p, r.rules);
+  const fromRules = readGoDoxyRules(p, r.rules, routes);
   // GoDoxy wraps the proxy in the rules, and the middlewares patch the proxy: rules run first
   const middlewares = [...fromRules, ...mapped.middlewares];
   if (middlewares.length) set("middlewares", r.middlewares ?? r.rules, middlewares);

@@ -41,6 +41,7 @@ import {
   resolveIdle,
 } from "./idle.ts";
 import { readMiddlewares, readPaths, readServiceTimeouts } from "./middlewares.ts";
+import { checkRoutes, type RouteRef } from "./rules.ts";
 import { describe, type Env, type Path, Problems, readYaml } from "./source.ts";
 import type {
   AdminConfig,
@@ -84,6 +85,7 @@ const SERVICE_KEYS = [
   "middlewares",
   "protocol",
   "tls",
+  "allow_h2c_upgrade",
 ] as const;
 const SERVER_KEYS = [
   "name",
@@ -221,6 +223,7 @@ export function summarize(config: SwitchyardConfig): string {
       s.paths?.length ? `paths ${s.paths.join(" ")}${s.stripPrefix ? " (stripped)" : ""}` : "",
       s.middlewares?.length ? `middlewares ${s.middlewares.map((m) => m.kind).join(" → ")}` : "",
       s.accessLog ? "" : "access log off",
+      s.allowH2cUpgrade ? "h2c upgrade allowed" : "",
     ].filter(Boolean);
     lines.push(`  ${s.name} (${hosts}; ${flags.join(", ")})`);
     for (const v of s.servers) {
@@ -316,13 +319,15 @@ function readServices(
   const names = Object.keys(entry.value);
   if (names.length === 0) p.at(entry.path, "no services: add at least one");
   const hostOwner = new Map<string, string>();
+  const routes: RouteRef[] = [];
   for (const name of names) {
     const path = [...entry.path, name];
     const bad = serviceNameProblem(name);
     if (bad) p.at(path, bad, "key");
-    const svc = readService(p, name, entry.value[name], path, hostOwner, accessLog);
+    const svc = readService(p, name, entry.value[name], path, hostOwner, accessLog, routes);
     if (svc && !bad) services[name] = svc;
   }
+  checkRoutes(p, routes, new Set(names));
   return services;
 }
 
@@ -333,6 +338,7 @@ function readService(
   path: Path,
   hostOwner: Map<string, string>,
   accessLog: boolean,
+  routes: RouteRef[],
 ): ServiceConfig | undefined {
   if (value === null) {
     p.at(path, "empty service: give at least `servers`");
@@ -376,8 +382,14 @@ function readService(
       "key",
     );
   }
-  const extra: { -readonly [K in "paths" | "stripPrefix" | "timeouts" | "middlewares"]?: ServiceConfig[K] } =
-    {};
+  const extra: {
+    -readonly [K in
+      | "paths"
+      | "stripPrefix"
+      | "timeouts"
+      | "middlewares"
+      | "allowH2cUpgrade"]?: ServiceConfig[K];
+  } = {};
   if (paths.length) extra.paths = paths.map((x) => x.prefix);
   if (m.strip_prefix) {
     const strip = field(p, m.strip_prefix, bool, false);
@@ -386,8 +398,22 @@ function readService(
   }
   const timeouts = readServiceTimeouts(p, m.timeouts);
   if (timeouts) extra.timeouts = timeouts;
-  const middlewares = readMiddlewares(p, m.middlewares, dirname(p.file));
+  const middlewares = readMiddlewares(p, m.middlewares, dirname(p.file), routes);
   if (middlewares.length) extra.middlewares = middlewares;
+  const servers = readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
+    protocol: readProtocol(p, m.protocol),
+    tls: readUpstreamTls(p, m.tls, dirname(p.file)),
+  });
+  if (m.allow_h2c_upgrade && field(p, m.allow_h2c_upgrade, bool, false)) {
+    // the tunnel is an HTTP/1.1 connection's 101: an HTTP/2 server has no such thing
+    const h2 = servers.find((s) => s.protocol !== undefined);
+    if (h2 !== undefined)
+      p.at(
+        m.allow_h2c_upgrade.path,
+        `\`allow_h2c_upgrade\` needs HTTP/1.1 servers: server "${h2.name}" speaks ${h2.protocol} (an h2c upgrade switches an HTTP/1.1 connection)`,
+      );
+    else extra.allowH2cUpgrade = true;
+  }
   return {
     name,
     hosts,
@@ -401,10 +427,7 @@ function readService(
     panicThreshold: field(p, m.panic_threshold, percentSchema, 0),
     passiveCooldown: field(p, m.passive_cooldown, duration("positive"), DEFAULTS.passiveCooldown),
     accessLog: field(p, m.access_log, bool, accessLog),
-    servers: readServers(p, name, m.servers, path, readIdleBlock(p, m.idle, false), {
-      protocol: readProtocol(p, m.protocol),
-      tls: readUpstreamTls(p, m.tls, dirname(p.file)),
-    }),
+    servers,
     ...extra,
   };
 }

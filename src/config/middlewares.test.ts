@@ -171,3 +171,70 @@ describe("middlewares", () => {
     assert.equal(typeof parseRate("0/s"), "string");
   });
 });
+
+describe("rules and hide_forwarded in a switchyard file", () => {
+  test("rules read as GoDoxy's; route names a service of the file; hide_forwarded is a setting", () => {
+    const c = parseConfig(
+      `services:
+  app:
+    middlewares:
+      - hide_forwarded: true
+      - rules:
+          - name: old
+            on: path glob(/v1/*) | header X-Legacy
+            do: |
+              rewrite /v1/ /
+              route legacy
+          - name: default
+            do: set resp_header X-Frame-Options DENY
+    servers: ["http://127.0.0.1:3000"]
+  legacy:
+    servers: ["http://127.0.0.1:3001"]
+`,
+      F,
+      {},
+      {},
+    );
+    const mws = c.services.app.middlewares!;
+    assert.deepEqual(mws[0], { kind: "hide_forwarded" });
+    assert.equal(mws[1].kind, "rules");
+    const rules = mws[1].kind === "rules" ? mws[1].rules : [];
+    assert.deepEqual(rules[0].do, [
+      { do: "rewrite", from: "/v1/", to: "/" },
+      { do: "route", service: "legacy" },
+    ]);
+    assert.deepEqual(rules[1], {
+      name: "default",
+      default: true,
+      on: [],
+      do: [{ do: "set", field: "resp_header", name: "X-Frame-Options", value: "DENY" }],
+    });
+    // hide_forwarded: false is no middleware at all
+    const off = parseConfig(
+      `services:\n  a:\n    middlewares: [{ hide_forwarded: false }]\n    servers: ["http://127.0.0.1:3000"]\n`,
+      F,
+      {},
+      {},
+    );
+    assert.equal(off.services.a.middlewares, undefined);
+  });
+
+  test("a route to no service, a bad rule and a bad hide_forwarded are file:line problems", () => {
+    const got = problems(`services:
+  app:
+    middlewares:
+      - hide_forwarded: maybe
+      - rules:
+          - on: method FETCH
+            do: route Legacy
+    servers: ["http://127.0.0.1:3000"]
+`);
+    assert.equal(got.length, 3, got.join("\n"));
+    assert.match(got[0], /^:4: services\.app\.middlewares\[0\]\.hide_forwarded: /);
+    assert.match(got[1], /^:6: .*rules\[0\]\.on: rule "rules\[0\]": "FETCH" is not an HTTP method/);
+    assert.match(
+      got[2],
+      /^:7: .*rules\[0\]\.do: rule "rules\[0\]": `route Legacy` names no service of this file \(app\)/,
+    );
+  });
+});

@@ -7,6 +7,8 @@ import { accessSync, constants } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import {
+  bcryptProblem,
+  bool,
   duration,
   type Entry,
   field,
@@ -16,6 +18,7 @@ import {
   osReason,
   readMap,
 } from "./fields.ts";
+import { type RouteRef, readRules } from "./rules.ts";
 import { closest, describe, type Path, type Problems } from "./source.ts";
 import type { HeaderEdits, MiddlewareConfig, MiddlewareKind, ServiceTimeouts } from "./types.ts";
 
@@ -29,6 +32,8 @@ export const MIDDLEWARE_KINDS: readonly MiddlewareKind[] = [
   "response_headers",
   "compress",
   "error_pages",
+  "rules",
+  "hide_forwarded",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -108,7 +113,12 @@ export function readServiceTimeouts(p: Problems, entry: Entry | undefined): Serv
  * `middlewares:` a list of one-key maps (`- allow: [10.0.0.0/8]`). Unknown names get a
  * "did you mean"; every value is checked here so `switchyard check` finds every mistake.
  */
-export function readMiddlewares(p: Problems, entry: Entry | undefined, baseDir: string): MiddlewareConfig[] {
+export function readMiddlewares(
+  p: Problems,
+  entry: Entry | undefined,
+  baseDir: string,
+  routes: RouteRef[] = [],
+): MiddlewareConfig[] {
   if (!entry) return [];
   if (!Array.isArray(entry.value)) {
     p.at(entry.path, `expected a list of middlewares (- allow: [...]), got ${describe(entry.value)}`);
@@ -140,14 +150,28 @@ export function readMiddlewares(p: Problems, entry: Entry | undefined, baseDir: 
       );
       return;
     }
-    const m = readOne(p, kind, { value, path: vpath }, baseDir);
+    const m = readOne(p, kind, { value, path: vpath }, baseDir, routes);
     if (m) out.push(m);
   });
   return out;
 }
 
-function readOne(p: Problems, kind: MiddlewareKind, e: Entry, baseDir: string): MiddlewareConfig | undefined {
+function readOne(
+  p: Problems,
+  kind: MiddlewareKind,
+  e: Entry,
+  baseDir: string,
+  routes: RouteRef[],
+): MiddlewareConfig | undefined {
   switch (kind) {
+    case "rules": {
+      const rules = readRules(p, e.value, e.path, routes);
+      return rules === undefined || rules.length === 0 ? undefined : { kind, rules };
+    }
+    case "hide_forwarded": {
+      const on = field(p, e, bool, true);
+      return on ? { kind } : undefined;
+    }
     case "allow":
     case "deny": {
       if (e.value === null) {
@@ -261,24 +285,6 @@ function readOne(p: Problems, kind: MiddlewareKind, e: Entry, baseDir: string): 
       return { kind, pages };
     }
   }
-}
-
-const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
-
-/** Undefined when `v` is a bcrypt hash switchyard can check, else why not. */
-export function bcryptProblem(v: unknown): string | undefined {
-  if (typeof v !== "string") return `expected a bcrypt hash ("$2b$10$…"), got ${describe(v)}`;
-  const m = BCRYPT.exec(v);
-  if (!m) {
-    const hint =
-      v.startsWith("{SHA}") || v.startsWith("$apr1$")
-        ? " (SHA-1 and MD5 htpasswd hashes are refused: use `htpasswd -nbB`)"
-        : "";
-    return `not a bcrypt hash: expected "$2a$", "$2b$" or "$2y$", a cost and 53 characters${hint}`;
-  }
-  const cost = Number(m[1]);
-  if (cost < 4 || cost > 31) return `bcrypt cost ${cost} is out of range (4-31)`;
-  return undefined;
 }
 
 const PERIODS: Readonly<Record<string, number>> = {

@@ -106,6 +106,11 @@ export interface ServiceConfig extends BalancingConfig {
   readonly passiveCooldown: number;
   /** One `info` line per request (the service's own `access_log`, else the top-level one). */
   readonly accessLog: boolean;
+  /**
+   * `allow_h2c_upgrade`: an `Upgrade: h2c` request is forwarded and the backend's 101 tunnelled
+   * (HTTP/1.1 servers only). Absent or false: the Upgrade is dropped (h2c smuggling).
+   */
+  readonly allowH2cUpgrade?: boolean;
 }
 
 /** The top-level timeouts a service may override. */
@@ -159,9 +164,69 @@ export type MiddlewareConfig =
       readonly encodings: readonly ("br" | "gzip")[];
     }
   /** Status → absolute path of the page sent instead of the body (backend's or switchyard's own). */
-  | { readonly kind: "error_pages"; readonly pages: Readonly<Record<number, string>> };
+  | { readonly kind: "error_pages"; readonly pages: Readonly<Record<number, string>> }
+  /** GoDoxy-style rules: an ordered list of `on` → `do`, evaluated as GoDoxy does (src/middleware/rules.ts). */
+  | { readonly kind: "rules"; readonly rules: readonly RuleConfig[] }
+  /**
+   * The backend gets no Forwarded, X-Forwarded-* or X-Real-IP header: the client's are dropped and
+   * switchyard adds none (GoDoxy's `hide_x_forwarded`). A service setting, no request phase.
+   */
+  | { readonly kind: "hide_forwarded" };
 
 export type MiddlewareKind = MiddlewareConfig["kind"];
+
+/** A value a rule condition compares with: exact text, a glob or a regular expression; `!` negates. */
+export interface RulePattern {
+  readonly type: "string" | "glob" | "regex";
+  readonly expr: string;
+  readonly negate: boolean;
+}
+
+/** One condition of a rule (`!` in front negates it). */
+export type RuleCondition = { readonly negate: boolean } & (
+  | {
+      readonly on: "header" | "query" | "cookie";
+      readonly name: string;
+      /** Undefined: the name is present with any value. */
+      readonly value: RulePattern | undefined;
+    }
+  | { readonly on: "method"; readonly method: string }
+  | { readonly on: "host" | "path"; readonly value: RulePattern }
+  /** An address or CIDR, against the resolved client address. */
+  | { readonly on: "remote"; readonly cidr: string }
+  /** Basic credentials: the user and the bcrypt hash its password must match. */
+  | { readonly on: "basic_auth"; readonly user: string; readonly hash: string }
+  | { readonly on: "proto"; readonly proto: "http" | "https" | "h1" | "h2" | "h2c" | "h3" }
+);
+
+/** One command of a rule's `do`, in order; a terminating one (pass, error, redirect, route, require_basic_auth) is last. */
+export type RuleCommand =
+  | { readonly do: "pass" }
+  | { readonly do: "error"; readonly status: number; readonly text: string }
+  /** 307 to an absolute URL, or a path (relative ones resolved against the request path). */
+  | { readonly do: "redirect"; readonly to: string }
+  /** A path that starts with `from` gets `to` instead of that prefix. */
+  | { readonly do: "rewrite"; readonly from: string; readonly to: string }
+  /** Hands the request to another service (a service name of the same configuration). */
+  | { readonly do: "route"; readonly service: string }
+  | {
+      readonly do: "set" | "add" | "remove";
+      readonly field: "header" | "resp_header";
+      readonly name: string;
+      /** "" for remove. */
+      readonly value: string;
+    }
+  | { readonly do: "require_basic_auth"; readonly realm: string };
+
+export interface RuleConfig {
+  /** As written, or `rules[i]`. */
+  readonly name: string;
+  /** The fallback rule: runs only when no other rule matched. */
+  readonly default: boolean;
+  /** All groups must match; within a group one condition is enough. Empty = every request. */
+  readonly on: readonly (readonly RuleCondition[])[];
+  readonly do: readonly RuleCommand[];
+}
 
 export interface TimeoutsConfig {
   readonly connect: number;

@@ -143,3 +143,56 @@ app2:
     assert.equal(b.tls, undefined, "verified, as GoDoxy does without the key");
   });
 });
+
+describe("allow_h2c_upgrade", () => {
+  test("off by default, on for HTTP/1.1 services, shown by `check`", async () => {
+    const c = parseConfig(
+      `services:
+  plain:
+    servers: ["http://10.0.0.1"]
+  legacy:
+    allow_h2c_upgrade: true
+    servers: ["http://10.0.0.2", "https://10.0.0.3"]
+`,
+      file,
+      {},
+      {},
+    );
+    assert.equal(c.services.plain.allowH2cUpgrade, undefined);
+    assert.equal(c.services.legacy.allowH2cUpgrade, true);
+    const f = join(dir, "h2c.yaml");
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(f, `services:\n  legacy:\n    allow_h2c_upgrade: true\n    servers: ["http://10.0.0.2"]\n`);
+    const r = await checkConfig(f, {});
+    assert.equal(r.ok, true, r.output);
+    assert.match(r.output, /legacy \(.*h2c upgrade allowed/);
+  });
+
+  test("a wrong type, and the key with HTTP/2 servers, are refused at their line", () => {
+    const text = problems(`services:
+  a:
+    allow_h2c_upgrade: "yes"
+    servers: ["http://10.0.0.1"]
+  b:
+    protocol: h2c
+    allow_h2c_upgrade: true
+    servers: ["http://10.0.0.2"]
+  c:
+    allow_h2c_upgrade: true
+    servers:
+      - "http://10.0.0.3"
+      - { name: grpc, url: "https://10.0.0.4", protocol: h2 }
+  d:
+    protocol: h2c
+    allow_h2c_upgrade: false
+    servers: ["http://10.0.0.5"]
+`).join("\n");
+    assert.match(text, /:3: services\.a\.allow_h2c_upgrade: expected true or false, got a string/);
+    assert.match(
+      text,
+      /:7: services\.b\.allow_h2c_upgrade: `allow_h2c_upgrade` needs HTTP\/1\.1 servers: server "b-1" speaks h2c/,
+    );
+    assert.match(text, /:10: services\.c\.allow_h2c_upgrade: .*server "grpc" speaks h2/);
+    assert.doesNotMatch(text, /services\.d/, "false is fine with any protocol");
+  });
+});

@@ -41,9 +41,10 @@ export function createNodeFront(handler: Http1Handler, timeouts: Http1Timeouts):
     connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
     noDelay: true,
     requireHostHeader: true,
-    // an h2c upgrade is served as a plain request (its Upgrade dropped), never tunnelled
     ServerResponse: CountingResponse,
-    shouldUpgradeCallback: (req: http.IncomingMessage) => !isH2cUpgrade(req.headers.upgrade),
+    // an h2c upgrade is served as a plain request (its Upgrade dropped) unless its service allows it
+    shouldUpgradeCallback: (req: http.IncomingMessage) =>
+      !isH2cUpgrade(req.headers.upgrade) || handler.h2cUpgrade?.(req.rawHeaders, req.url ?? "/") === true,
   });
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const problem = requestProblem(req);

@@ -83,33 +83,42 @@ export class H1Connection {
   }
 
   data(chunk: Buffer): void {
-    if (this.state === TAKEN) return;
-    let r: ReturnType<Parser["execute"]>;
-    try {
-      r = this.parser.execute(chunk);
-    } catch (err) {
-      // a throw from what the parser's callbacks ran (a body reader): this connection only
-      this.server.handler.handlerError?.(err);
-      this.state = TAKEN;
-      this.socket.destroy();
+    for (;;) {
+      if (this.state === TAKEN) return;
+      let r: ReturnType<Parser["execute"]>;
+      try {
+        r = this.parser.execute(chunk);
+      } catch (err) {
+        // a throw from what the parser's callbacks ran (a body reader): this connection only
+        this.server.handler.handlerError?.(err);
+        this.state = TAKEN;
+        this.socket.destroy();
+        return;
+      }
+      if (typeof r !== "number") {
+        this.#parseError(r, chunk);
+        return;
+      }
+      if (this.upgradeHead === null && r < chunk.length && this.state !== TAKEN) {
+        // the parser stopped after a request it took for an upgrade that is served as a plain one
+        // (h2c): it goes on with the bytes that follow. A parser that takes nothing more (an HTTP/2
+        // preface after such a request pauses it for good) fails the connection: 400, closed (it
+        // recursed on the same bytes until the stack overflowed and took the process down)
+        if (r === 0) {
+          this.#parseError(STALLED, chunk);
+          return;
+        }
+        chunk = chunk.subarray(r);
+        continue;
+      }
+      if (this.upgradeHead !== null) {
+        // the bytes after an upgrade request's head belong to the new protocol
+        this.upgradeHead = chunk.subarray(r);
+        this.state = TAKEN;
+        this.socket.pause();
+        this.#maybeUpgrade();
+      }
       return;
-    }
-    if (typeof r !== "number") {
-      this.#parseError(r, chunk);
-      return;
-    }
-    if (this.upgradeHead === null && r < chunk.length && this.state !== TAKEN) {
-      // the parser stopped after a request it took for an upgrade that is served as a plain one
-      // (h2c): it goes on with the bytes that follow
-      this.data(chunk.subarray(r));
-      return;
-    }
-    if (this.upgradeHead !== null) {
-      // the bytes after an upgrade request's head belong to the new protocol
-      this.upgradeHead = chunk.subarray(r);
-      this.state = TAKEN;
-      this.socket.pause();
-      this.#maybeUpgrade();
     }
   }
 
@@ -130,7 +139,13 @@ export class H1Connection {
     keepAlive: boolean,
   ): number {
     const name = methodName(method) ?? "GET";
-    if (upgrade && name !== "CONNECT" && isH2cUpgrade(upgradeValue(raw))) upgrade = false;
+    if (
+      upgrade &&
+      name !== "CONNECT" &&
+      isH2cUpgrade(upgradeValue(raw)) &&
+      this.server.handler.h2cUpgrade?.(raw, target) !== true
+    )
+      upgrade = false;
     const req = new H1Request(this, name, target, major, minor, raw, upgrade);
     // a Connection: close request ends the connection after its own answer (responseEnded); the
     // requests pipelined before it are answered first
@@ -478,6 +493,12 @@ export class H1Connection {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The parser takes no more bytes of a connection (paused after an upgrade that was not taken). */
+const STALLED: Error & { code: string } = Object.assign(
+  new Error("the HTTP/1 parser takes no more bytes on this connection (an HTTP/2 preface?)"),
+  { code: "ERR_SWITCHYARD_PARSER_STALLED" },
+);
 
 function upgradeValue(raw: readonly string[]): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {

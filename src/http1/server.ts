@@ -22,6 +22,11 @@ import { H1Connection } from "./server-connection.ts";
 export interface Http1Handler {
   request(req: ProxyRequest, res: ProxyResponse): void;
   upgrade(req: ProxyRequest, socket: net.Socket, head: Buffer): void;
+  /**
+   * Whether an `Upgrade: h2c` request (head only: raw headers and target) goes to `upgrade`;
+   * absent or false: it is served as a plain request, its Upgrade dropped.
+   */
+  h2cUpgrade?(rawHeaders: readonly string[], target: string): boolean;
   /** A request that could not be parsed (answered 400/408/431 here); for the debug log. */
   clientError?(err: Error, socket: net.Socket): void;
   /** A handler threw: the request was answered 500 (or its connection closed). */

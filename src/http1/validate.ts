@@ -65,7 +65,25 @@ export function overflowStatus(seen: Buffer): Problem {
 const URI_TOO_LONG: Problem = [414, "URI Too Long"];
 const TOO_LARGE: Problem = [431, "Request Header Fields Too Large"];
 
-/** An `Upgrade` to HTTP/2 over cleartext (h2c): never tunnelled (h2c smuggling past the proxy's rules). */
+/**
+ * An `Upgrade` to HTTP/2 over cleartext (h2c): tunnelled only to a service that allows it
+ * (`allow_h2c_upgrade`); everywhere else served as a plain request (h2c smuggling past the proxy's rules).
+ */
 export function isH2cUpgrade(value: string | undefined): boolean {
   return value !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(value);
+}
+
+/**
+ * An h2c upgrade request that can be tunnelled: exactly one `HTTP2-Settings` (RFC 7540 §3.2.1) and
+ * no body (a tunnel starts right after the head; a request with a body is served as a plain one).
+ */
+export function h2cTunnelable(raw: readonly string[]): boolean {
+  let settings = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i].toLowerCase();
+    if (n === "http2-settings") settings++;
+    else if (n === "transfer-encoding") return false;
+    else if (n === "content-length" && raw[i + 1].trim() !== "0") return false;
+  }
+  return settings === 1;
 }

@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import { pino } from "pino";
 import { RealIpResolver } from "../balancer/realip.ts";
 import { Chain, type Next } from "./chain.ts";
-import type { Middleware } from "./types.ts";
+import { kRerouted, type Middleware, Reroute, type ReroutedRequest } from "./types.ts";
 
 const lines: Record<string, unknown>[] = [];
 const logger = pino(
@@ -70,4 +70,49 @@ test("a middleware that throws answers 500 for that request only and is logged o
   assert.equal(logged.length, 1, JSON.stringify(logged));
   assert.equal(logged[0].middleware, "request_headers");
   assert.equal(counted.filter((c) => c === "request_headers 500").length, 5);
+});
+
+test("a Reroute goes to the target bound for its service name; an unbound name answers 500", async () => {
+  const rerouting: Middleware = {
+    kind: "rules",
+    request(req) {
+      if (req.url === "/route") return new Reroute("other");
+      if (req.url === "/nowhere") return new Reroute("nowhere");
+      return undefined;
+    },
+  };
+  const c = new Chain([rerouting], logger, () => {});
+  let routed = 0;
+  c.bindRoutes(
+    (name) =>
+      name === "other"
+        ? {
+            handle(req, res) {
+              routed++;
+              res.writeHead(200, ["content-length", "6"]);
+              res.end(`routed`);
+              assert.equal((req as ReroutedRequest)[kRerouted], 1);
+            },
+            handleUpgrade(_req, socket) {
+              socket.end();
+            },
+          }
+        : undefined,
+    ["other", "nowhere"],
+  );
+  const s = http.createServer((req, res) => c.handle(req, res, next));
+  await new Promise<void>((ok) => s.listen(0, "127.0.0.1", ok));
+  after(() => s.close());
+  const at = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  const r = await fetch(`${at}/route`);
+  assert.deepEqual([r.status, await r.text()], [200, "routed"]);
+  assert.equal(routed, 1);
+  const own = await fetch(`${at}/own`);
+  assert.deepEqual([own.status, await own.text()], [200, "ok"]);
+  const bad = await fetch(`${at}/nowhere`);
+  assert.equal(bad.status, 500);
+  await bad.text();
+  const logged = lines.filter((l) => l.middleware === "rules");
+  assert.equal(logged.length, 1);
+  assert.match(String((logged[0].err as { message: string }).message), /`route nowhere` names no service/);
 });

@@ -3,7 +3,9 @@
  * balancer; response heads and bodies pass the middlewares in reverse order (the first listed is
  * the outermost, as in Traefik and Caddy). A service without middlewares has no Chain at all.
  * A middleware that throws answers 500 for that request only; the error is logged at most once
- * per minute per middleware.
+ * per minute per middleware. A `Reroute` outcome (GoDoxy's `route NAME`) hands the request to the
+ * target the server bound for that name (`bindRoutes`); its response then passes the target's
+ * response middlewares and this chain's.
  */
 import type { OutgoingHttpHeaders } from "node:http";
 import type { Duplex } from "node:stream";
@@ -13,10 +15,13 @@ import type { Logger } from "../log.ts";
 import {
   type Answer,
   type BodyFilter,
+  kRerouted,
   type Middleware,
   PENDING,
   plainAnswer,
   type RequestInfo,
+  Reroute,
+  type ReroutedRequest,
   type Sink,
 } from "./types.ts";
 
@@ -35,6 +40,12 @@ function clientOf(req: ProxyRequest, next: Next): string {
   return next.realIp.isTrusted(peer) ? next.clientIp(req) : peer;
 }
 
+/** Where a `Reroute` goes: another service's chain (or balancer), bound by the server at config time. */
+export interface RouteTarget {
+  handle(req: ProxyRequest, res: ProxyResponse): void;
+  handleUpgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void;
+}
+
 /** Told of every answer a middleware gave (metrics). */
 export type AnswerCounter = (middleware: string, status: number) => void;
 
@@ -43,7 +54,9 @@ const INTERNAL = plainAnswer(500, "Internal Server Error");
 
 const kChain: unique symbol = Symbol("switchyard.chain");
 const kFilter: unique symbol = Symbol("switchyard.filter");
-type ChainedResponse = ProxyResponse & { [kChain]?: Chain; [kFilter]?: Sink };
+/** The chains a rerouted response passed before the current one (outermost first). */
+const kOuter: unique symbol = Symbol("switchyard.outer");
+type ChainedResponse = ProxyResponse & { [kChain]?: Chain; [kFilter]?: Sink; [kOuter]?: Chain[] };
 
 interface Info extends RequestInfo {
   client: string;
@@ -58,6 +71,8 @@ export class Chain {
   readonly #logger: Logger;
   readonly #count: AnswerCounter;
   readonly #lastLog = new Map<string, { at: number; suppressed: number }>();
+  /** Targets of `Reroute` outcomes, by service name (see bindRoutes). */
+  #routes: ReadonlyMap<string, RouteTarget> = new Map();
 
   constructor(middlewares: readonly Middleware[], logger: Logger, count: AnswerCounter) {
     this.#all = middlewares;
@@ -76,11 +91,35 @@ export class Chain {
     for (const m of this.#all) m.close?.();
   }
 
+  /** The service names a middleware may hand requests to, resolved once per config by the server. */
+  bindRoutes(resolve: (service: string) => RouteTarget | undefined, names: Iterable<string>): void {
+    const routes = new Map<string, RouteTarget>();
+    for (const n of names) {
+      const t = resolve(n);
+      if (t !== undefined) routes.set(n, t);
+    }
+    this.#routes = routes;
+  }
+
+  #target(kind: string, r: Reroute): RouteTarget {
+    const t = this.#routes.get(r.service);
+    if (t === undefined)
+      throw new Error(`${kind}: \`route ${r.service}\` names no service of this configuration`);
+    return t;
+  }
+
   handle(req: ProxyRequest, res: ProxyResponse, next: Next): void {
     const info: Info = { client: this.#needsClient ? clientOf(req, next) : "" };
     // the response middlewares see every head: the backend's, switchyard's errors, the answers here
     if (this.#response.length !== 0) {
       const r = res as ChainedResponse;
+      const outer = r[kChain];
+      // a rerouted request: the response passes this service's middlewares, then the first's
+      if (outer !== undefined && outer !== this) {
+        const list = r[kOuter];
+        if (list === undefined) r[kOuter] = [outer];
+        else list.push(outer);
+      }
       r[kChain] = this;
       r.writeHead = chainWriteHead as ProxyResponse["writeHead"];
       // a body written without writeHead (implicit head) must pass the filters too
@@ -94,12 +133,15 @@ export class Chain {
     const list = this.#request;
     for (let i = from; i < list.length; i++) {
       const m = list[i];
-      let a: Answer | undefined | typeof PENDING;
+      let a: Answer | Reroute | undefined | typeof PENDING;
       try {
         a = m.request!(req, info, (later) => {
           if (res.destroyed) return;
-          if (later !== undefined) this.#answer(res, m.kind, later);
-          else this.#run(req, res, next, info, i + 1);
+          if (later === undefined) this.#run(req, res, next, info, i + 1);
+          else if (later instanceof Error) {
+            this.#failed(m.kind, later, req);
+            this.#answer(res, m.kind, INTERNAL);
+          } else this.#outcome(req, res, m.kind, later);
         });
       } catch (err) {
         this.#failed(m.kind, err, req);
@@ -108,11 +150,29 @@ export class Chain {
       }
       if (a === PENDING) return;
       if (a !== undefined) {
-        this.#answer(res, m.kind, a);
+        this.#outcome(req, res, m.kind, a);
         return;
       }
     }
     next.handle(req, res);
+  }
+
+  #outcome(req: ProxyRequest, res: ProxyResponse, kind: string, a: Answer | Reroute): void {
+    if (!(a instanceof Reroute)) {
+      this.#answer(res, kind, a);
+      return;
+    }
+    let target: RouteTarget;
+    try {
+      target = this.#target(kind, a);
+    } catch (err) {
+      this.#failed(kind, err, req);
+      this.#answer(res, kind, INTERNAL);
+      return;
+    }
+    const r = req as ReroutedRequest;
+    r[kRerouted] = (r[kRerouted] ?? 0) + 1;
+    target.handle(req, res);
   }
 
   /** Upgrades (WebSocket): the request phases only; an answer is written on the socket. */
@@ -122,21 +182,38 @@ export class Chain {
       const list = this.#request;
       for (let i = from; i < list.length; i++) {
         const m = list[i];
-        let a: Answer | undefined | typeof PENDING;
+        let a: Answer | Reroute | undefined | typeof PENDING;
+        const outcome = (o: Answer | Reroute | Error): void => {
+          if (o instanceof Error) {
+            this.#failed(m.kind, o, req);
+            this.#answerSocket(socket, m.kind, INTERNAL);
+          } else if (!(o instanceof Reroute)) this.#answerSocket(socket, m.kind, o);
+          else {
+            let target: RouteTarget;
+            try {
+              target = this.#target(m.kind, o);
+            } catch (err) {
+              outcome(err as Error);
+              return;
+            }
+            const r = req as ReroutedRequest;
+            r[kRerouted] = (r[kRerouted] ?? 0) + 1;
+            target.handleUpgrade(req, socket, head);
+          }
+        };
         try {
           a = m.request!(req, info, (later) => {
             if (socket.destroyed) return;
-            if (later !== undefined) this.#answerSocket(socket, m.kind, later);
+            if (later !== undefined) outcome(later);
             else step(i + 1);
           });
         } catch (err) {
-          this.#failed(m.kind, err, req);
-          this.#answerSocket(socket, m.kind, INTERNAL);
+          outcome(err instanceof Error ? err : new Error(String(err)));
           return;
         }
         if (a === PENDING) return;
         if (a !== undefined) {
-          this.#answerSocket(socket, m.kind, a);
+          outcome(a);
           return;
         }
       }
@@ -185,6 +262,7 @@ export class Chain {
     res: ProxyResponse,
     status: number,
     headers: string[],
+    base: Sink | undefined = undefined,
   ): { sink: Sink | undefined; status: number } {
     let filters: BodyFilter[] | undefined;
     for (const m of this.#response) {
@@ -195,17 +273,17 @@ export class Chain {
         this.#failed(m.kind, err, req);
         headers.length = 0;
         headers.push(...INTERNAL.headers);
-        return { sink: replaceBody(Buffer.from(INTERNAL.body), res), status: 500 };
+        return { sink: replaceBody(Buffer.from(INTERNAL.body), base ?? clientSink(res)), status: 500 };
       }
       if (f !== undefined) {
         filters ??= [];
         filters.push(f);
       }
     }
-    if (filters === undefined) return { sink: undefined, status };
-    const base = clientSink(res);
+    if (filters === undefined) return { sink: base, status };
+    const last = base ?? clientSink(res);
     // filters[0] is innermost: it feeds filters[1], …, the last feeds the client
-    for (let i = 0; i < filters.length; i++) filters[i].next = filters[i + 1] ?? base;
+    for (let i = 0; i < filters.length; i++) filters[i].next = filters[i + 1] ?? last;
     if (filters.some((f) => f.abort !== undefined)) {
       res.once("close", () => {
         for (const f of filters) f.abort?.();
@@ -246,8 +324,7 @@ function clientSink(res: ProxyResponse): Sink {
 }
 
 /** A filter that drops the body it is given and sends `body` instead (a 500 from a failed head). */
-function replaceBody(body: Buffer, res: ProxyResponse): Sink {
-  const base = clientSink(res);
+function replaceBody(body: Buffer, base: Sink): Sink {
   return {
     write: () => true,
     end: () => base.end(body),
@@ -286,11 +363,55 @@ function chainWriteHead(this: ChainedResponse, status: number, a?: unknown, b?: 
   // writeHead(status, headers) or writeHead(status, text | undefined, headers) (the proxy's form)
   const headers = flatten(this, typeof a === "string" || a === undefined ? b : a);
   const req = this.req;
-  const { sink, status: out } = chain.head(req, this, status, headers);
+  const outer = this[kOuter];
+  let sink: Sink | undefined;
+  let out: number;
+  if (outer === undefined) ({ sink, status: out } = chain.head(req, this, status, headers));
+  else ({ sink, status: out } = rerouteHead(chain, outer, req, this, status, headers));
   if (sink !== undefined) this[kFilter] = sink;
   return out === status && text !== undefined
     ? p.writeHead.call(this, out, text, headers)
     : p.writeHead.call(this, out, headers);
+}
+
+/**
+ * The head of a rerouted response: the service that answered first (innermost), then the ones
+ * that handed it on, last to first. A body passes their filters in the same order.
+ */
+function rerouteHead(
+  inner: Chain,
+  outer: Chain[],
+  req: ProxyRequest,
+  res: ProxyResponse,
+  status: number,
+  headers: string[],
+): { sink: Sink | undefined; status: number } {
+  const chains = [inner, ...outer.slice().reverse()];
+  // each chain's last filter feeds a relay that is pointed at the next chain's first sink
+  const relays: Relay[] = [];
+  let first: Sink | undefined;
+  let out = status;
+  for (let i = 0; i < chains.length; i++) {
+    const relay = i === chains.length - 1 ? undefined : new Relay();
+    const r = chains[i].head(req, res, out, headers, relay);
+    out = r.status;
+    if (i > 0) relays[i - 1].target = r.sink ?? clientSink(res);
+    if (relay !== undefined) relays.push(relay);
+    if (i === 0) first = r.sink;
+  }
+  if (first === undefined) return { sink: undefined, status: out };
+  return { sink: first, status: out };
+}
+
+/** A sink whose target is set once the next chain's filters are known. */
+class Relay implements Sink {
+  target: Sink | undefined;
+  write(chunk: Buffer): boolean {
+    return this.target!.write(chunk);
+  }
+  end(chunk: Buffer | undefined): void {
+    this.target!.end(chunk);
+  }
 }
 
 function toBuffer(chunk: unknown, enc: unknown): Buffer | undefined {

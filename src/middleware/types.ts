@@ -18,6 +18,21 @@ export interface Answer {
   readonly body: string;
 }
 
+/**
+ * An outcome that hands the request to another service of the same configuration (GoDoxy's
+ * `route NAME`): the chain dispatches it to the target the server bound at config time.
+ */
+export class Reroute {
+  readonly service: string;
+  constructor(service: string) {
+    this.service = service;
+  }
+}
+
+/** How many times a request was handed on by `Reroute` (set on the request by the chain). */
+export const kRerouted: unique symbol = Symbol("switchyard.rerouted");
+export type ReroutedRequest = ProxyRequest & { [kRerouted]?: number };
+
 /** What a request phase sees besides the request. */
 export interface RequestInfo {
   /** The resolved client address (real-IP rules of the service applied). */
@@ -42,15 +57,16 @@ export interface Middleware {
   /** Needs `RequestInfo.client` (resolving it costs a header read; skipped when nobody needs it). */
   readonly needsClient?: boolean;
   /**
-   * Before a server is picked. Returns an answer to send instead, or undefined to go on (the
-   * request may have been edited). `pending` is called when the decision is asynchronous (the
-   * cluster rate limiter): return PENDING, then call `resume(answer)` exactly once.
+   * Before a server is picked. Returns an answer to send instead, a `Reroute` to hand the
+   * request to another service, or undefined to go on (the request may have been edited).
+   * When the decision is asynchronous (the cluster rate limiter, a bcrypt check): return PENDING,
+   * then call `resume(outcome)` exactly once (an Error: the middleware failed, as if it had thrown).
    */
   request?(
     req: ProxyRequest,
     info: RequestInfo,
-    resume: (answer: Answer | undefined) => void,
-  ): Answer | undefined | typeof PENDING;
+    resume: (outcome: Answer | Reroute | Error | undefined) => void,
+  ): Answer | Reroute | undefined | typeof PENDING;
   /**
    * When the response head is written (the backend's, or switchyard's own error). May edit
    * `headers` (flat [name, value, …], names as sent) in place and return a body filter; returns

@@ -1,8 +1,10 @@
+import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as https from "node:https";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import { gatewayStatus, UpstreamError } from "../errors.ts";
 import { bodyStream, type ProxyRequest, type ProxyResponse } from "../http-types.ts";
 import { backendAddress } from "../http1/client.ts";
@@ -17,9 +19,9 @@ import {
   type UpstreamHandler,
   type UpstreamRequest,
 } from "../http1/upstream.ts";
-import { isH2cUpgrade, requestProblem } from "../http1/validate.ts";
+import { h2cTunnelable, isH2cUpgrade, requestProblem } from "../http1/validate.ts";
 import { isTlsError, tlsConnectOptions, tlsReason } from "../upstream-tls.ts";
-import { H2_CODES, H2Pool } from "./h2-client.ts";
+import { H2_CODES, type H2Connect, H2Pool, type H2TunnelHandler } from "./h2-client.ts";
 import { downstreamHeaders, upstreamHeaders } from "./headers.ts";
 import { addTrailers, expectsContinue, relayInterim } from "./interim.ts";
 // the balancer's servers are targets here; the proxy does not import the balancer
@@ -38,8 +40,12 @@ export interface ForwardHost {
   readonly logger: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
   clientIp(req: ProxyRequest): string;
   readonly realIp: { isTrusted(addr: string | undefined): boolean };
+  /** Send no Forwarded / X-Forwarded-* / X-Real-IP to the backend (a service setting). */
+  readonly hideForwarded?: boolean;
   pickRetry(req: ProxyRequest, tried: readonly Server[]): Server | undefined;
   reportFailure(server: Server, err: unknown): void;
+  /** `Upgrade: h2c` is tunnelled to HTTP/1.1 servers (absent or false: refused with 400). */
+  readonly allowH2cUpgrade?: boolean;
   /**
    * A retry moved the request to `next`: a sticky cookie the host set for the failed server may
    * be re-pointed (headers not yet sent).
@@ -162,6 +168,19 @@ class PoolForwarder implements Forwarder {
       pool.close().catch(noop);
       return;
     }
+    this.#poolOf(server).request(request, handler);
+  }
+
+  /**
+   * The HTTP/2 pool of an `h2`/`h2c` server (for a WebSocket's extended CONNECT); a one-off pool,
+   * to be closed after its use, for an attempt that outlived its forwarder.
+   */
+  h2Pool(server: Server): { pool: H2Pool; oneOff: boolean } {
+    const pool = this.#closed ? this.#newPool(server) : this.#poolOf(server);
+    return { pool: pool as H2Pool, oneOff: this.#closed };
+  }
+
+  #poolOf(server: Server): UpstreamClient {
     let pool = this.#pools.get(server);
     if (pool === undefined) {
       pool = this.#newPool(server);
@@ -169,7 +188,7 @@ class PoolForwarder implements Forwarder {
       // for introspection (the HTTP/2 pool's counts of sessions, resets, refused streams)
       server.upstream = pool;
     }
-    pool.request(request, handler);
+    return pool;
   }
 
   #newPool(server: Server): UpstreamClient {
@@ -232,13 +251,20 @@ class PoolForwarder implements Forwarder {
   }
 
   upgrade(host: ForwardHost, req: ProxyRequest, socket: Duplex, head: Buffer, server: Server): void {
-    // h2c is never tunnelled (h2c smuggling: the backend's HTTP/2 would bypass the proxy's rules);
-    // switchyard's fronts serve such a request as a plain one, a node:http front hands it here
-    if (isH2cUpgrade(req.headers.upgrade)) {
+    // h2c is tunnelled only where the service allows it (h2c smuggling: the backend's HTTP/2 would
+    // bypass the proxy's rules); switchyard's fronts serve such a request as a plain one, a
+    // node:http front hands it here. It switches an HTTP/1.1 connection: HTTP/2 servers have none.
+    const h2c = isH2cUpgrade(req.headers.upgrade);
+    if (
+      h2c &&
+      (host.allowH2cUpgrade !== true ||
+        server.transport.protocol !== "http1.1" ||
+        !h2cTunnelable(req.rawHeaders))
+    ) {
       endWithError(socket, 400, "Bad Request: h2c upgrade not supported");
       return;
     }
-    new Tunnel(this, host, req, socket, head).send(server);
+    new Tunnel(this, host, req, socket, head, h2c).send(server);
   }
 }
 
@@ -301,7 +327,11 @@ class Exchange implements UpstreamHandler {
     if (this.request === null) {
       const trusted = peerTrusted(this.host, req.socket);
       // an untrusted peer is its own client: skip the resolver
-      const headers = upstreamHeaders(req, { clientIp: trusted ? this.host.clientIp(req) : "", trusted });
+      const headers = upstreamHeaders(req, {
+        clientIp: trusted ? this.host.clientIp(req) : "",
+        trusted,
+        hide: this.host.hideForwarded === true,
+      });
       // a node:http front without a 'checkContinue' listener (a library user's) said 100 itself:
       // the body is on its way, nothing to ask the backend
       const expectContinue =
@@ -503,22 +533,34 @@ function requestBody(req: ProxyRequest): number {
 
 const STATUS_TEXT = http.STATUS_CODES;
 
-class Tunnel {
+class Tunnel implements H2TunnelHandler {
   readonly fw: PoolForwarder;
   readonly host: ForwardHost;
   readonly req: ProxyRequest;
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly upgradeTo: string;
+  /** An `Upgrade: h2c` (allowed by the service): HTTP2-Settings goes along, the tunnel has an idle timeout. */
+  readonly h2c: boolean;
   tried: Server[] = [];
   server: Server | null = null;
   upstream: http.ClientRequest | null = null;
+  /** The current attempt's extended CONNECT to an HTTP/2 server (RFC 8441). */
+  h2: H2Connect | null = null;
   timer: NodeJS.Timeout | undefined;
   done = false;
   headers: string[] | null = null;
 
-  constructor(fw: PoolForwarder, host: ForwardHost, req: ProxyRequest, socket: Duplex, head: Buffer) {
+  constructor(
+    fw: PoolForwarder,
+    host: ForwardHost,
+    req: ProxyRequest,
+    socket: Duplex,
+    head: Buffer,
+    h2c = false,
+  ) {
     this.fw = fw;
+    this.h2c = h2c;
     this.host = host;
     this.req = req;
     this.socket = socket;
@@ -538,9 +580,14 @@ class Tunnel {
       const trusted = peerTrusted(this.host, req.socket as Socket);
       this.headers = upstreamHeaders(
         req,
-        { clientIp: trusted ? this.host.clientIp(req) : "", trusted },
+        { clientIp: trusted ? this.host.clientIp(req) : "", trusted, hide: this.host.hideForwarded === true },
         this.upgradeTo,
       );
+      if (this.h2c) h2cHeaders(this.headers, req.rawHeaders);
+    }
+    if (server.transport.protocol !== "http1.1") {
+      this.#sendH2(server);
+      return;
     }
     const { host, port, tls, servername } = backendAddress(server.url);
     const options: https.RequestOptions = {
@@ -557,7 +604,9 @@ class Tunnel {
       Object.assign(options, tlsConnectOptions(t, servername ?? host, servername === undefined));
     const up = (tls ? https : http).request(options);
     this.upstream = up;
-    up.on("error", (err: Error) => this.#failed(server, up, err));
+    up.on("error", (err: Error) => {
+      if (!this.done && this.upstream === up) this.#failed(server, err);
+    });
     up.on("upgrade", (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) =>
       this.#upgraded(up, res, upSocket, upHead),
     );
@@ -579,6 +628,63 @@ class Tunnel {
     up.end();
   }
 
+  /**
+   * A WebSocket to an HTTP/2 server: an extended CONNECT stream (RFC 8441) on its pooled session;
+   * the session's SETTINGS, the stream's answer and its timeouts are the pool's (h2-client.ts).
+   */
+  #sendH2(server: Server): void {
+    clearTimeout(this.timer);
+    this.upstream = null;
+    const key = this.req.headers["sec-websocket-key"];
+    if (this.upgradeTo.toLowerCase() !== "websocket" || typeof key !== "string" || key === "") {
+      this.host.logger.warn(
+        { server: server.name, upgrade: this.upgradeTo },
+        "upstream upgrade failed: an HTTP/2 server takes WebSocket upgrades only (RFC 8441)",
+      );
+      this.#release();
+      this.done = true;
+      endWithError(this.socket, 502, BAD_GATEWAY);
+      return;
+    }
+    const { pool, oneOff } = this.fw.h2Pool(server);
+    const attempt = pool.tunnel(originForm(this.req.url), "websocket", this.headers!, this);
+    // one that failed at once has been handled (and maybe retried, with an attempt of its own)
+    if (!attempt.finished) this.h2 = attempt;
+    if (oneOff) pool.close().catch(noop);
+  }
+
+  /** H2TunnelHandler: the backend answered the extended CONNECT. */
+  onTunnel(status: number, rawHeaders: string[], stream: http2.ClientHttp2Stream): void {
+    this.h2 = null;
+    if (this.done) {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    if (status < 200 || status >= 300) {
+      this.#relayRefusal(status, STATUS_TEXT[status] ?? "", downstreamHeaders(rawHeaders), stream);
+      return;
+    }
+    // RFC 8441 §5: the HTTP/1.1 handshake's Sec-WebSocket-Accept is the proxy's to compute
+    const key = String(this.req.headers["sec-websocket-key"]);
+    let head = `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${websocketAccept(key)}\r\n`;
+    const h = downstreamHeaders(rawHeaders);
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i].toLowerCase();
+      if (n === "sec-websocket-accept" || n === "content-length") continue;
+      head += `${h[i]}: ${h[i + 1]}\r\n`;
+    }
+    this.socket.write(`${head}\r\n`);
+    this.#pipe(stream, EMPTY_BUFFER, true);
+  }
+
+  /** H2TunnelHandler: no answer from the HTTP/2 server (retried like an HTTP/1.1 upgrade). */
+  onError(err: Error): void {
+    this.h2 = null;
+    const server = this.server;
+    if (this.done || server === null) return;
+    this.#failed(server, err);
+  }
+
   #release(): void {
     const s = this.server;
     if (s !== null) {
@@ -592,11 +698,12 @@ class Tunnel {
     this.done = true;
     clearTimeout(this.timer);
     this.upstream?.destroy();
+    this.h2?.cancel();
+    this.h2 = null;
     this.#release();
   }
 
-  #failed(server: Server, up: http.ClientRequest, err: Error): void {
-    if (this.done || this.upstream !== up) return;
+  #failed(server: Server, err: Error): void {
     clearTimeout(this.timer);
     this.#release();
     const kind = classify(err);
@@ -617,7 +724,6 @@ class Tunnel {
 
   #upgraded(up: http.ClientRequest, res: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {
     clearTimeout(this.timer);
-    const client = this.socket;
     if (this.done || this.upstream !== up) {
       upSocket.destroy();
       return;
@@ -625,29 +731,44 @@ class Tunnel {
     let head = `HTTP/1.1 101 ${res.statusMessage || "Switching Protocols"}\r\n`;
     const h = downstreamHeaders(res.rawHeaders, true);
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-    client.write(`${head}\r\n`);
-    if (upHead.length) client.write(upHead);
-    if (this.head.length) upSocket.write(this.head);
+    this.socket.write(`${head}\r\n`);
     upSocket.on("error", noop);
-    // from now on the pipes own the lifecycle: the server's in-flight count is held until both
-    // sides are gone
+    // an h2c tunnel is an HTTP connection: closed after timeouts.idle without a byte either way
+    // (every byte passes through the upstream socket, whose timer both directions restart)
+    const idle = this.fw.opts.idleTimeout;
+    if (this.h2c && idle > 0) (upSocket as Socket).setTimeout(idle, () => upSocket.destroy());
+    this.#pipe(upSocket, upHead, false);
+  }
+
+  /**
+   * Bytes both ways until either side closes. From now on the pipes own the lifecycle: the
+   * server's in-flight count is held until both sides are gone. An HTTP/2 stream that ended
+   * cleanly ends the client connection after what is still buffered; a reset cuts it.
+   */
+  #pipe(up: Duplex, upHead: Buffer, h2: boolean): void {
+    const client = this.socket;
+    if (upHead.length) client.write(upHead);
+    if (this.head.length) up.write(this.head);
     this.done = true;
     this.upstream = null;
     let open = 2;
     const closed = () => {
       if (--open === 0) this.#release();
     };
-    upSocket.once("close", () => {
-      client.destroy();
+    up.once("close", () => {
+      if (h2 && (up as http2.ClientHttp2Stream).rstCode === http2.constants.NGHTTP2_NO_ERROR) client.end();
+      else client.destroy();
       closed();
     });
     client.once("close", () => {
-      upSocket.destroy();
+      if (!h2) up.destroy();
+      else if (!(up as http2.ClientHttp2Stream).closed)
+        (up as http2.ClientHttp2Stream).close(http2.constants.NGHTTP2_CANCEL);
       closed();
     });
-    if (client.destroyed) upSocket.destroy();
-    upSocket.pipe(client);
-    client.pipe(upSocket);
+    if (client.destroyed) up.destroy();
+    up.pipe(client);
+    client.pipe(up);
   }
 
   #refused(up: http.ClientRequest, res: IncomingMessage): void {
@@ -656,25 +777,65 @@ class Tunnel {
       res.destroy();
       return;
     }
-    this.done = true;
-    const client = this.socket;
     const status = res.statusCode ?? 502;
-    let head = `HTTP/1.1 ${status} ${res.statusMessage || STATUS_TEXT[status] || ""}\r\n`;
-    const h = downstreamHeaders(res.rawHeaders);
-    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-    // the body is relayed as it comes and delimited by closing the connection
+    this.#relayRefusal(
+      status,
+      res.statusMessage || STATUS_TEXT[status] || "",
+      downstreamHeaders(res.rawHeaders),
+      res,
+    );
+  }
+
+  /** A backend's answer other than the switch, relayed as is; its body is delimited by closing. */
+  #relayRefusal(status: number, text: string, headers: string[], body: Readable): void {
+    this.done = true;
+    this.upstream = null;
+    const client = this.socket;
+    let head = `HTTP/1.1 ${status} ${text}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     client.write(`${head}connection: close\r\n\r\n`);
-    res.on("error", () => client.destroy());
-    res.on("end", () => {
+    let ended = false;
+    body.on("error", () => client.destroy());
+    body.on("end", () => {
+      ended = true;
       client.end();
       this.#release();
     });
-    res.on("close", () => {
-      if (!res.complete) client.destroy();
+    body.on("close", () => {
+      if (!ended) client.destroy();
       this.#release();
     });
-    client.once("close", () => res.destroy());
-    res.pipe(client, { end: false });
+    client.once("close", () => body.destroy());
+    body.pipe(client, { end: false });
+  }
+}
+
+const EMPTY_BUFFER = Buffer.alloc(0);
+const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** RFC 6455 §4.2.2: the Sec-WebSocket-Accept of a client's Sec-WebSocket-Key. */
+export function websocketAccept(key: string): string {
+  return createHash("sha1")
+    .update(key + WEBSOCKET_GUID)
+    .digest("base64");
+}
+
+/**
+ * The h2c parts upstreamHeaders drops as hop-by-hop: the client's one `HTTP2-Settings` (the
+ * front checked there is exactly one) and `Connection: Upgrade, HTTP2-Settings` naming it (RFC 7540 §3.2).
+ */
+function h2cHeaders(out: string[], raw: readonly string[]): void {
+  for (let i = out.length - 2; i >= 0; i -= 2) {
+    if (out[i] === "connection") {
+      out[i + 1] = "Upgrade, HTTP2-Settings";
+      break;
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].toLowerCase() === "http2-settings") {
+      out.push("http2-settings", raw[i + 1]);
+      return;
+    }
   }
 }
 

@@ -12,6 +12,11 @@
  *   above its last id) are sent again on a fresh session while nothing of their body was read.
  * - Failures carry codes the forwarder classifies: refused streams and sessions that never came up
  *   are `connect` failures (retried elsewhere, counted by passive health), other resets `reset`.
+ * - WebSockets (RFC 8441): `tunnel` opens an extended CONNECT stream (`:protocol: websocket`) on
+ *   the same pooled sessions, once the backend's SETTINGS allowed it (SETTINGS_ENABLE_CONNECT_PROTOCOL);
+ *   the stream then carries the WebSocket's bytes both ways. Such streams are not waited for by
+ *   close() and survive destroy() (the session closes gracefully after them), as an HTTP/1.1
+ *   WebSocket's own connection outlives its pool.
  */
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -40,6 +45,8 @@ const {
   HTTP2_HEADER_PATH,
   HTTP2_HEADER_SCHEME,
 } = http2.constants;
+/** RFC 8441's pseudo-header (node has no constant for it). */
+const HTTP2_HEADER_PROTOCOL = ":protocol";
 
 /** Streams a session takes before the peer's SETTINGS say how many it allows (RFC 9113 §6.5.2 suggests ≥ 100). */
 const INITIAL_STREAM_LIMIT = 100;
@@ -54,6 +61,8 @@ export const H2_CODES = {
   notH2: "ERR_SWITCHYARD_UPSTREAM_NOT_H2",
   /** The backend refused the stream (REFUSED_STREAM): it was not processed. */
   refused: "ERR_SWITCHYARD_UPSTREAM_REFUSED_STREAM",
+  /** The backend did not allow extended CONNECT (RFC 8441): no WebSockets over its HTTP/2. */
+  noExtendedConnect: "ERR_SWITCHYARD_UPSTREAM_NO_EXTENDED_CONNECT",
 } as const satisfies Record<string, UpstreamError["code"]>;
 
 /** Request headers HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers. */
@@ -67,6 +76,25 @@ const DROPPED: ReadonlySet<string> = new Set([
   "te",
   "http2-settings",
 ]);
+
+/** What waits for a session's SETTINGS and then takes a stream: a request, or a tunnel. */
+interface H2Work {
+  /** Times this was sent again after a refused stream. */
+  refusals: number;
+  start(session: H2Session): void;
+  fail(err: Error): void;
+}
+
+/** Told how an extended CONNECT (WebSocket, RFC 8441) went: the forwarder's tunnel. */
+export interface H2TunnelHandler {
+  /**
+   * The backend's answer: 2xx opens the tunnel (`stream` carries the bytes both ways), anything
+   * else is a refusal whose body follows on `stream`. `rawHeaders` has no pseudo-headers.
+   */
+  onTunnel(status: number, rawHeaders: string[], stream: http2.ClientHttp2Stream): void;
+  /** No answer: the session failed, the stream was reset or refused (codes as for requests). */
+  onError(err: Error): void;
+}
 
 export interface H2Stats {
   sessions: number;
@@ -113,8 +141,23 @@ export class H2Pool implements UpstreamClient {
     this.#acquire().add(new H2Exchange(this, req, handler));
   }
 
+  /**
+   * Opens an extended CONNECT stream for `protocol` (RFC 8441) to `path` with the client's
+   * headers (a flat list; connection-specific ones and `Sec-WebSocket-Key` are dropped, `Host`
+   * becomes `:authority`). Not counted in `live`: a WebSocket does not hold up close().
+   */
+  tunnel(path: string, protocol: string, headers: readonly string[], handler: H2TunnelHandler): H2Connect {
+    const c = new H2Connect(this, path, protocol, headers, handler);
+    if (this.#closed) {
+      c.fail(new UpstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
+      return c;
+    }
+    this.#acquire().add(c);
+    return c;
+  }
+
   /** A request sent again after its stream was refused (not processed). */
-  resend(ex: H2Exchange): void {
+  resend(ex: H2Work): void {
     if (this.#closed) {
       ex.fail(new UpstreamError("upstream pool is closed", UPSTREAM_CODES.destroyed));
       return;
@@ -183,7 +226,11 @@ export class H2Pool implements UpstreamClient {
   destroy(): void {
     this.#closed = true;
     const err = new UpstreamError("upstream pool destroyed", UPSTREAM_CODES.destroyed);
-    for (const s of [...this.sessions]) s.destroy(err);
+    // a session carrying WebSockets closes gracefully after them (its other streams finish too)
+    for (const s of [...this.sessions]) {
+      if (s.tunnels > 0) s.close();
+      else s.destroy(err);
+    }
   }
 }
 
@@ -198,9 +245,11 @@ class H2Session {
   goaway = false;
   /** Streams assigned (waiting or open). */
   streams = 0;
+  /** Of which open extended CONNECT tunnels (WebSockets). */
+  tunnels = 0;
   limit = INITIAL_STREAM_LIMIT;
   /** Exchanges waiting for the SETTINGS frame. */
-  waiting: H2Exchange[] = [];
+  waiting: H2Work[] = [];
   /** Why the session failed, for the streams it takes down. */
   failure: Error | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -215,7 +264,10 @@ class H2Session {
     session.on("goaway", () => this.#goaway());
     session.on("error", (err: Error) => this.#fail(this.#explain(err)));
     session.on("close", () => this.#closed());
-    session.setTimeout(SESSION_IDLE, () => {
+    // a listener of its own, not setTimeout's callback (a once listener): a session busy when the
+    // timer first fired (a quiet WebSocket) is still closed after a later idle period
+    session.setTimeout(SESSION_IDLE);
+    session.on("timeout", () => {
       if (this.streams === 0) this.close();
     });
     if (pool.protocol === "h2") {
@@ -232,7 +284,7 @@ class H2Session {
     return !this.draining && !this.session.destroyed && !this.session.closed && this.streams < this.limit;
   }
 
-  add(ex: H2Exchange): void {
+  add(ex: H2Work): void {
     this.streams++;
     if (this.ready) ex.start(this);
     else this.waiting.push(ex);
@@ -551,6 +603,198 @@ class H2Exchange implements UpstreamConnection {
     this.#end();
     if (stream !== null && !stream.closed) stream.close(NGHTTP2_CANCEL);
   }
+}
+
+/**
+ * One extended CONNECT (RFC 8441) attempt: sent once the session's SETTINGS allow it, then handed
+ * to the tunnel with the backend's answer. Failures before an answer are those of a request (a
+ * refused stream is sent again on a fresh session, a reset counts for passive health).
+ */
+export class H2Connect implements H2Work {
+  readonly pool: H2Pool;
+  readonly path: string;
+  readonly protocol: string;
+  readonly headers: readonly string[];
+  readonly handler: H2TunnelHandler;
+  session: H2Session | null = null;
+  stream: http2.ClientHttp2Stream | null = null;
+  refusals = 0;
+  /** The backend answered: the stream is the tunnel's. */
+  answered = false;
+  /** Given up (failed, or cancelled by the client): no more calls to the handler. */
+  finished = false;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    pool: H2Pool,
+    path: string,
+    protocol: string,
+    headers: readonly string[],
+    handler: H2TunnelHandler,
+  ) {
+    this.pool = pool;
+    this.path = path;
+    this.protocol = protocol;
+    this.headers = headers;
+    this.handler = handler;
+  }
+
+  start(session: H2Session): void {
+    this.session = session;
+    if (this.finished) {
+      this.#detach();
+      return;
+    }
+    if (session.session.remoteSettings.enableConnectProtocol !== true) {
+      this.fail(
+        new UpstreamError(
+          `backend ${this.pool.url.host} (protocol ${this.pool.protocol}) does not accept WebSockets over HTTP/2: its SETTINGS do not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441)`,
+          H2_CODES.noExtendedConnect,
+        ),
+      );
+      return;
+    }
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.session.request(tunnelHeaders(this.pool, this.path, this.protocol, this.headers), {
+        endStream: false,
+      });
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.stream = stream;
+    session.tunnels++;
+    this.timer = setTimeout(() => {
+      if (this.stream !== stream || this.answered) return;
+      this.fail(new UpstreamError("upstream response header timeout", UPSTREAM_CODES.headersTimeout));
+    }, this.pool.opts.responseHeaderTimeout);
+    stream.on("error", noop);
+    stream.once("response", (headers, _flags, raw: string[]) => {
+      if (this.stream !== stream || this.finished) return;
+      this.answered = true;
+      clearTimeout(this.timer);
+      const list: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) {
+        if (raw[i].charCodeAt(0) !== 58 /* : */) list.push(raw[i], raw[i + 1]);
+      }
+      this.handler.onTunnel(Number(headers[":status"]), list, stream);
+    });
+    stream.once("close", () => this.#closed(stream));
+  }
+
+  #closed(stream: http2.ClientHttp2Stream): void {
+    if (this.stream !== stream) return;
+    const answered = this.answered;
+    const session = this.session;
+    this.#detach();
+    // once answered, the tunnel's own listeners on the stream see its end
+    if (answered || this.finished) return;
+    const rst = stream.rstCode ?? NGHTTP2_NO_ERROR;
+    if (rst === NGHTTP2_REFUSED_STREAM) {
+      this.pool.stats.refused++;
+      if (this.refusals < MAX_REFUSED_RETRIES) {
+        this.refusals++;
+        this.pool.resend(this);
+        return;
+      }
+      this.#give(
+        new UpstreamError(
+          `backend ${this.pool.url.host} refused the stream (REFUSED_STREAM)`,
+          H2_CODES.refused,
+        ),
+      );
+      return;
+    }
+    if (session?.failure !== undefined) {
+      this.#give(session.failure);
+      return;
+    }
+    if (rst !== NGHTTP2_NO_ERROR && rst !== NGHTTP2_CANCEL) this.pool.stats.resets++;
+    this.#give(
+      new UpstreamError(
+        rst !== NGHTTP2_NO_ERROR && rst !== NGHTTP2_CANCEL
+          ? `backend ${this.pool.url.host} reset the WebSocket stream (HTTP/2 error code ${rst})`
+          : `backend ${this.pool.url.host} closed the WebSocket stream before answering`,
+        rst === NGHTTP2_CANCEL ? UPSTREAM_CODES.protocol : UPSTREAM_CODES.closed,
+      ),
+    );
+  }
+
+  /** Leaves the stream and the session (the session's count goes down once). */
+  #detach(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const s = this.session;
+    this.session = null;
+    if (s === null) return;
+    if (this.stream !== null) s.tunnels--;
+    this.stream = null;
+    s.release();
+  }
+
+  #give(err: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.handler.onError(err);
+  }
+
+  /** The attempt failed before an answer (before the session was up, or on its stream). */
+  fail(err: Error): void {
+    if (this.finished || this.answered) return;
+    const stream = this.stream;
+    if (stream !== null && !stream.closed) stream.close(NGHTTP2_CANCEL);
+    this.#detach();
+    this.#give(err);
+  }
+
+  /** The client left before the answer: the stream is cancelled, the handler hears nothing more. */
+  cancel(): void {
+    if (this.finished || this.answered) return;
+    this.finished = true;
+    const stream = this.stream;
+    if (stream !== null && !stream.closed) stream.close(NGHTTP2_CANCEL);
+    else if (stream === null && this.session !== null) this.#detach();
+  }
+}
+
+/** Request headers HTTP/2 forbids, and the HTTP/1.1 WebSocket handshake's own (RFC 8441 §5). */
+const TUNNEL_DROPPED: ReadonlySet<string> = new Set([
+  ...DROPPED,
+  "content-length",
+  "sec-websocket-key",
+  "sec-websocket-accept",
+]);
+
+/** The extended CONNECT's headers (RFC 8441 §4): `:method CONNECT`, `:protocol`, `:scheme`, `:path`, `:authority`. */
+function tunnelHeaders(
+  pool: H2Pool,
+  path: string,
+  protocol: string,
+  h: readonly string[],
+): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {
+    [HTTP2_HEADER_METHOD]: "CONNECT",
+    [HTTP2_HEADER_PROTOCOL]: protocol,
+    [HTTP2_HEADER_PATH]: path,
+    [HTTP2_HEADER_SCHEME]: pool.scheme,
+  };
+  let authority: string | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i].toLowerCase();
+    const value = h[i + 1];
+    if (name === "host") {
+      authority ??= value;
+      continue;
+    }
+    if (TUNNEL_DROPPED.has(name)) continue;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [String(prev), value];
+  }
+  out[HTTP2_HEADER_AUTHORITY] = authority ?? pool.authority;
+  return out;
 }
 
 function noop(): void {}

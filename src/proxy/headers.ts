@@ -56,6 +56,8 @@ export interface ForwardedInfo {
   clientIp: string;
   /** Whether the TCP peer is trusted (inside options.from). */
   trusted: boolean;
+  /** Send no forwarded headers: the client's Forwarded, X-Forwarded-* and X-Real-IP dropped, none added. */
+  hide?: boolean;
 }
 
 /** Why a request's own headers are skipped or kept, by lower-cased name. */
@@ -134,6 +136,10 @@ export function upstreamHeaders(req: ProxyRequest, info: ForwardedInfo, upgrade?
     host = authority;
     out.push("host", authority);
   }
+  if (info.hide === true) {
+    if (upgrade !== undefined) out.push("connection", "upgrade", "upgrade", upgrade);
+    return withoutForwarded(out);
+  }
   const peer = stripMapped(req.socket?.remoteAddress ?? "");
   out.push(
     "x-forwarded-for",
@@ -146,6 +152,19 @@ export function upstreamHeaders(req: ProxyRequest, info: ForwardedInfo, upgrade?
   out.push("x-real-ip", info.clientIp || peer);
   if (upgrade !== undefined) out.push("connection", "upgrade", "upgrade", upgrade);
   return out;
+}
+
+/** Drops Forwarded, X-Forwarded-* (any) and X-Real-IP (the X-Forwarded-For/-Proto/-Host lines were never added). */
+function withoutForwarded(list: string[]): string[] {
+  let w = 0;
+  for (let r = 0; r < list.length; r += 2) {
+    const n = list[r].toLowerCase();
+    if (n === "forwarded" || n.startsWith("x-forwarded-")) continue;
+    list[w++] = list[r];
+    list[w++] = list[r + 1];
+  }
+  list.length = w;
+  return list;
 }
 
 function stripMapped(a: string): string {

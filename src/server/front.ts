@@ -9,7 +9,10 @@ import { normalizePeer } from "../balancer/realip.ts";
 import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { nameIs } from "../http1/raw-headers.ts";
 import { endWithError, sendError } from "../http1/respond.ts";
+import { h2cTunnelable } from "../http1/validate.ts";
 import { batchedInfo, type Logger } from "../log.ts";
+import { type RouteTarget, routeTargets } from "../middleware/index.ts";
+import { extendedProtocol, websocketOverH2 } from "./h2-websocket.ts";
 import { classIndex } from "./metrics.ts";
 import { PathTable, stripPrefix } from "./paths.ts";
 import { HostRouter } from "./router.ts";
@@ -141,6 +144,8 @@ export class Front {
     this.#access = batchedInfo(logger.child({ component: "access" }), "request");
     this.request = this.request.bind(this);
     this.upgrade = this.upgrade.bind(this);
+    this.h2cUpgrade = this.h2cUpgrade.bind(this);
+    this.connect = this.connect.bind(this);
   }
 
   /** Swaps in the services of a new config; requests already routed keep their service. */
@@ -150,6 +155,7 @@ export class Front {
     // the shared close listener finds the writer on the service
     for (const s of list) s.accessLine = s.config.accessLog ? this.#access : undefined;
     this.#router = routerOf(list);
+    bindRoutes(list);
   }
 
   /** From now on, HTTP/1 responses carry `Connection: close` so clients move off. */
@@ -197,6 +203,38 @@ export class Front {
     else svc.chain.handle(req, res, svc.lb);
   }
 
+  /**
+   * Asked by the HTTP/1 fronts at the head of an `Upgrade: h2c` request: it is tunnelled only when
+   * the service it routes to has `allow_h2c_upgrade` (and it is a well-formed, bodiless one); else
+   * it is served as a plain request without its Upgrade. The upgrade then runs the service's
+   * middlewares like any other (`upgrade` below).
+   */
+  h2cUpgrade(rawHeaders: readonly string[], target: string): boolean {
+    if (this.#draining || !h2cTunnelable(rawHeaders)) return false;
+    let svc = this.#router.match(hostIn(rawHeaders));
+    if (svc instanceof PathTable) svc = svc.match(target);
+    return svc !== undefined && svc.config.allowH2cUpgrade === true;
+  }
+
+  /**
+   * A CONNECT on the h2 front: an extended CONNECT for a WebSocket (RFC 8441) takes the upgrade
+   * path below as the equivalent HTTP/1.1 handshake (h2-websocket.ts); a plain CONNECT (a
+   * tunnel to anywhere) gets 405, as on the HTTP/1 front.
+   */
+  connect(req: ProxyRequest, res: ProxyResponse): void {
+    const protocol = extendedProtocol(req);
+    if (protocol === undefined || protocol.toLowerCase() !== "websocket") {
+      sendError(
+        res,
+        protocol === undefined ? 405 : 501,
+        protocol === undefined ? "Method Not Allowed" : "Not Implemented",
+      );
+      return;
+    }
+    const up = websocketOverH2(req);
+    this.upgrade(up.req, up.socket, EMPTY);
+  }
+
   upgrade(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     socket.on("error", ignore);
     let svc = this.#router.match(hostOf(req));
@@ -213,6 +251,36 @@ export class Front {
   }
 }
 
+/**
+ * Points each service's `route NAME` outcomes (GoDoxy rules) at the named services, once per
+ * config: a rerouted request enters the target's middlewares and balancer as if routed there,
+ * and is counted (metrics, access line) for the service it arrived at.
+ */
+function bindRoutes(list: readonly Service[]): void {
+  const byName = new Map(list.map((s) => [s.name, s]));
+  for (const s of list) {
+    const names = routeTargets(s.config.middlewares);
+    if (names.length === 0 || s.chain === undefined) continue;
+    s.chain.bindRoutes((n) => {
+      const t = byName.get(n);
+      return t === undefined ? undefined : routeTarget(t);
+    }, names);
+  }
+}
+
+function routeTarget(svc: Service): RouteTarget {
+  return {
+    handle(req, res) {
+      if (svc.chain === undefined) svc.lb.handle(req, res);
+      else svc.chain.handle(req, res, svc.lb);
+    },
+    handleUpgrade(req, socket, head) {
+      if (svc.chain === undefined) svc.lb.handleUpgrade(req, socket, head);
+      else svc.chain.handleUpgrade(req, socket, head, svc.lb);
+    },
+  };
+}
+
 /** The service of a shared host for the request's path; strips the matched prefix when asked. */
 function routePath(table: PathTable<Service>, req: ProxyRequest): Service | undefined {
   const url = req.url ?? "/";
@@ -224,12 +292,17 @@ function routePath(table: PathTable<Service>, req: ProxyRequest): Service | unde
 
 function ignore(): void {}
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * The Host a request names (HTTP/2: `:authority` when there is no Host), from rawHeaders: building
  * `req.headers` for this one value costs more than the lookup.
  */
 export function hostOf(req: ProxyRequest): string | undefined {
-  const raw = req.rawHeaders;
+  return hostIn(req.rawHeaders);
+}
+
+function hostIn(raw: readonly string[]): string | undefined {
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i];

@@ -16,11 +16,19 @@ import { chunkBytes } from "../http1/fallback-server.ts";
 import { createHttp1Server } from "../http1/front.ts";
 import type { Http1Front } from "../http1/server.ts";
 import type { Logger } from "../log.ts";
+import { sessionTimeout } from "./h2-websocket.ts";
 import { adoptProxiedAddress, type ProxyProtocolError, readProxyHeader } from "./proxy-protocol.ts";
 
 export interface ListenerHandler {
   request(req: ProxyRequest, res: ProxyResponse): void;
   upgrade(req: ProxyRequest, socket: UpgradeSocket, head: Buffer): void;
+  /** Whether an `Upgrade: h2c` request is tunnelled (its service allows it); see Http1Handler. */
+  h2cUpgrade?(rawHeaders: readonly string[], target: string): boolean;
+  /**
+   * A CONNECT on the h2 front; with it the front advertises extended CONNECT (RFC 8441), so
+   * HTTP/2 clients open WebSockets as CONNECT streams.
+   */
+  connect?(req: ProxyRequest, res: ProxyResponse): void;
 }
 
 /** Server-side timeouts: bounded whole-request time, keep-alive idle (headers: `timeouts.client_header`). */
@@ -150,6 +158,7 @@ export class Listeners {
       {
         request: h.request,
         upgrade: h.upgrade,
+        h2cUpgrade: h.h2cUpgrade,
         clientError: (err) => logger.debug({ err }, "bad request from a client"),
         handlerError: (err) => logger.error({ err }, "request handler failed"),
       },
@@ -161,8 +170,10 @@ export class Listeners {
       // the protocol by ALPN instead and hands each connection to its front
       const h2 = http2.createServer({
         Http2ServerResponse: CountingH2Response,
+        ...(h.connect ? { settings: { enableConnectProtocol: true } } : {}),
       });
       h2.on("request", h.request);
+      if (h.connect) h2.on("connect", h.connect);
       // Expect: 100-continue goes on to the backend, whose 100 is relayed: no early 100 from node
       h2.on("checkContinue", h.request);
       h2.on("session", (session) => {
@@ -172,6 +183,8 @@ export class Listeners {
       });
       h2.on("sessionError", ignore);
       h2.setTimeout(SERVER_TIMEOUTS.requestTimeout);
+      // a session idle that long is closed, unless it carries a WebSocket (RFC 8441)
+      h2.on("timeout", sessionTimeout(SERVER_TIMEOUTS.requestTimeout));
       const server = tls.createServer(
         { ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] },
         (socket) => {

@@ -159,6 +159,18 @@ test("slow_start and panic_threshold reach the running balancer on reload", () =
   s.controller.abort();
 });
 
+test("allow_h2c_upgrade reaches the running balancer on reload, both ways, and its health JSON", () => {
+  const s = new Service(svc(), timeouts, silentLogger, httpHealth);
+  assert.equal(s.lb.allowH2cUpgrade, false);
+  assert.equal(s.lb.toJSON().extra.config.allow_h2c_upgrade, false);
+  assert.deepEqual(s.apply(svc({ allowH2cUpgrade: true }), timeouts), ["allow_h2c_upgrade false→true"]);
+  assert.equal(s.lb.allowH2cUpgrade, true);
+  assert.equal(s.lb.toJSON().extra.config.allow_h2c_upgrade, true);
+  assert.deepEqual(s.apply(svc(), timeouts), ["allow_h2c_upgrade true→false"]);
+  assert.equal(s.lb.allowH2cUpgrade, false);
+  s.controller.abort();
+});
+
 test("a server whose protocol or tls changes is replaced with a new monitor; the others keep theirs", () => {
   const s = new Service(svc(), timeouts, silentLogger, httpHealth);
   const [a0, b0] = s.lb.servers;

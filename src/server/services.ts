@@ -17,7 +17,7 @@ import { createProvider } from "../idle/providers.ts";
 import { type IdleMetricsSink, IdleWatcher } from "../idle/watcher.ts";
 import { LoadBalancer } from "../load-balancer.ts";
 import type { Logger } from "../log.ts";
-import { type Chain, createChain } from "../middleware/index.ts";
+import { type Chain, createChain, hidesForwarded } from "../middleware/index.ts";
 import { resolveTransport, tlsConnectOptions } from "../upstream-tls.ts";
 import { ServiceStats } from "./metrics.ts";
 
@@ -416,6 +416,8 @@ function balancerOptions(c: ServiceConfig, top: TimeoutsConfig) {
     slowStart: c.slowStart,
     panicThreshold: c.panicThreshold,
     passiveCooldown: c.passiveCooldown,
+    hideForwarded: hidesForwarded(c.middlewares),
+    allowH2cUpgrade: c.allowH2cUpgrade === true,
   };
 }
 
@@ -433,6 +435,9 @@ function changedSettings(
   if (a.slowStart !== b.slowStart) out.push("slow_start");
   if (a.panicThreshold !== b.panicThreshold) out.push("panic_threshold");
   if (a.passiveCooldown !== b.passiveCooldown) out.push("passive_cooldown");
+  if (hidesForwarded(a.middlewares) !== hidesForwarded(b.middlewares)) out.push("hide_forwarded");
+  if ((a.allowH2cUpgrade === true) !== (b.allowH2cUpgrade === true))
+    out.push(`allow_h2c_upgrade ${a.allowH2cUpgrade === true}→${b.allowH2cUpgrade === true}`);
   if (
     a.options.header !== b.options.header ||
     a.options.recursive !== b.options.recursive ||

@@ -79,7 +79,7 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
   test("check names every key switchyard does not run, and nothing else", async () => {
     const r = await check(fixture("all-fields.yaml"));
     assert.equal(r.code, 1);
-    assert.match(r.lines[0], /invalid configuration \(13 problems\)/);
+    assert.match(r.lines[0], /invalid configuration \(12 problems\)/);
     const refused = (k: string) => `GoDoxy key "${k}" is not supported`;
     const httpsOnly = "applies to https backends only";
     expectRefused(r.lines, [
@@ -93,7 +93,6 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
       [23, "example.ssl_certificate", httpsOnly],
       [24, "example.ssl_certificate_key", httpsOnly],
       [28, "example.path_patterns", refused("path_patterns")],
-      [35, "example.rules[1].on", 'GoDoxy rule "block-admin" is not supported: matcher `path`'],
       [37, "example.rule_file", refused("rule_file")],
       [66, "example.access_log", refused("access_log")],
       [79, "example.idlewatcher.notify", refused("notify")],
@@ -112,7 +111,6 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
           "example",
           k,
         ]),
-        ["example", "rules", 1],
         ["example", "rule_file"],
         ["example", "access_log"],
         // the docker container of the idle watcher is exercised by test/idle (it needs a daemon)
@@ -124,6 +122,9 @@ describe("GoDoxy corpus: all-fields.yaml", () => {
     const s = await serve(file, env, c);
     const r = await get(s.port, "/x", { host: "app.example.test" });
     assert.deepEqual([r.status, r.body], [200, "a /x"]);
+    // the route's rules: a default pass, and /admin answered by the rule
+    const admin = await get(s.port, "/admin", { host: "app.example.test" });
+    assert.deepEqual([admin.status, admin.body], [403, "Forbidden\n"]);
     assert.equal((await get(s.port, "/", { host: "other-service.example.test" })).body, "b /");
     assert.equal(
       (await get(s.port, "/", { host: "example.example.test" })).status,
@@ -306,6 +307,9 @@ describe("GoDoxy corpus: middlewares.yaml", () => {
     assert.equal(seen["x-env"], "prod");
     assert.equal(seen["x-via"], "godoxy");
     assert.equal(seen["x-debug"], undefined, "hidden from the request");
+    // hideXForwarded: no forwarded header reaches the backend, the client's or switchyard's
+    for (const h of ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"])
+      assert.equal(seen[h], undefined, h);
 
     // real_ip from loopback: the allow list and the rate limit see X-Real-IP
     b.received.length = 0;
@@ -329,18 +333,17 @@ describe("GoDoxy corpus: middlewares.yaml", () => {
 });
 
 describe("GoDoxy corpus: rules.yaml", () => {
-  test("check refuses the rules switchyard cannot express, naming their matcher", async () => {
+  test("check maps every rule and names the one unknown command", async () => {
     const r = await check(fixture("rules.yaml"));
     assert.equal(r.code, 1);
     expectRefused(r.lines, [
-      [43, "unmappable.rules[0].on", 'GoDoxy rule "api only" is not supported: matcher `path`'],
-      [46, "unmappable.rules[1].on", 'GoDoxy rule "to legacy" is not supported: matcher `header`'],
+      [51, "gateway.rules[2].do", 'GoDoxy rule "teleport": unknown command "teleport"'],
     ]);
   });
 
-  test("the rest serves: remote rules as allow/deny, a default rule's header edits", async (t) => {
+  test("served: address rules, a default rule's header edits, path & method, route to another route", async (t) => {
     const c = cleanupAfter(t);
-    const s = await serve(without("rules.yaml", [["unmappable"]], c), env, c);
+    const s = await serve(without("rules.yaml", [["gateway", "rules", 2]], c), env, c);
     a.received.length = 0;
     const r = await get(s.port, "/i", { host: "internal.lan", headers: { "x-debug": "1" } });
     assert.deepEqual([r.status, r.body], [200, "a /i"]);
@@ -355,6 +358,69 @@ describe("GoDoxy corpus: rules.yaml", () => {
     );
     assert.equal((await get(s.port, "/", { host: "lan.lan" })).status, 403, "only 192.168.0.0/16 passes");
     assert.equal(b.served(), 0);
+    // gateway: GET /api/* passes, anything else is the default's 404, X-Legacy goes to the legacy route
+    assert.deepEqual(pick(await get(s.port, "/api/users", { host: "gateway.lan" })), [200, "a /api/users"]);
+    assert.deepEqual(pick(await get(s.port, "/other", { host: "gateway.lan" })), [404, "not here\n"]);
+    const legacy = await get(s.port, "/other", { host: "gateway.lan", headers: { "x-legacy": "1" } });
+    assert.deepEqual(pick(legacy), [200, "b /other"]);
+    assert.equal(b.served(), 1);
+  });
+});
+
+const pick = (r: { status: number; body: string }) => [r.status, r.body];
+const basic = (user: string, pw: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString("base64")}`,
+});
+
+describe("GoDoxy corpus: rules-docs.yaml (the examples of GoDoxy's rules documentation)", () => {
+  test("check refuses by name what switchyard does not do: serve, proxy to a non-route, variables", async () => {
+    const r = await check(fixture("rules-docs.yaml"));
+    assert.equal(r.code, 1);
+    expectRefused(r.lines, [
+      [20, "goaccess.rules[2].do", 'GoDoxy rule "default": command `serve` is not supported'],
+      [37, "gateway.rules[0].do", 'GoDoxy rule "rules[0]": command `proxy` is not supported'],
+      [56, "allowlist.rules[2].do", 'GoDoxy rule "default": command `proxy` is not supported'],
+      [64, "cors.rules[0].do", 'GoDoxy rule "rules[0]": GoDoxy variables'],
+    ]);
+  });
+
+  test("served as GoDoxy runs them: method blocks, basic auth by rule, admin paths, bot filters", async (t) => {
+    const c = cleanupAfter(t);
+    const file = without(
+      "rules-docs.yaml",
+      [["goaccess", "rules", 2], ["gateway", "rules", 0], ["allowlist", "rules", 2], ["cors"]],
+      c,
+    );
+    const s = await serve(file, env, c);
+    const post = await get(s.port, "/", { host: "goaccess.lan", method: "POST" });
+    assert.deepEqual([post.status, post.body], [403, "Not allowed\n"]);
+    assert.deepEqual(pick(await get(s.port, "/r", { host: "goaccess.lan" })), [200, "a /r"]);
+    // app: the default asks for credentials unless one of the two users' rules matched
+    const none = await get(s.port, "/", { host: "app.lan" });
+    assert.equal(none.status, 401);
+    assert.equal(none.headers["www-authenticate"], 'Basic realm="any"');
+    const app = (path: string, user: string, pw: string) =>
+      get(s.port, path, { host: "app.lan", headers: basic(user, pw) });
+    assert.equal((await app("/", "user1", "nope")).status, 401);
+    assert.deepEqual(pick(await app("/x", "user1", "pw1")), [200, "a /x"]);
+    assert.deepEqual(pick(await app("/y", "user2", "pw2")), [200, "a /y"]);
+    // gateway: admin paths need admin's password; the backend then sees X-Admin
+    assert.equal((await get(s.port, "/api/v1/admin/users", { host: "gateway.lan" })).status, 401);
+    b.received.length = 0;
+    const admin = await get(s.port, "/api/v1/admin/users", {
+      host: "gateway.lan",
+      headers: basic("admin", "secret"),
+    });
+    assert.deepEqual(pick(admin), [200, "b /api/v1/admin/users"]);
+    assert.equal(b.requests().at(-1)!.headers["x-admin"], "true");
+    const pub = await get(s.port, "/api/v1/public/x", { host: "gateway.lan" });
+    assert.deepEqual(pick(pub), [200, "b /api/v1/public/x"]);
+    // allowlist: bots and crawlers get 403
+    const ua = (agent: string) =>
+      get(s.port, "/", { host: "allowlist.lan", headers: { "user-agent": agent } });
+    assert.deepEqual(pick(await ua("Googlebot/2.1")), [403, "Access denied\n"]);
+    assert.equal((await ua("a crawler b")).status, 403);
+    assert.equal((await get(s.port, "/", { host: "allowlist.example.com" })).status, 200);
   });
 });
 
