@@ -196,13 +196,15 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       "ready",
     ]);
     const idx = (pred: (l: Record<string, unknown>) => boolean) => sy.logs.findIndex(pred);
-    const dbReady = idx((l) => typeof l.msg === "string" && l.msg.startsWith("server db-1 woke"));
-    const appStart = idx(
-      (l) =>
-        l.msg === "process started: " + "" ||
-        (typeof l.msg === "string" && l.msg.startsWith("process started") && l.server === "app-1"),
-    );
-    assert.ok(dbReady >= 0 && appStart > dbReady, "db ready before app starts");
+    const isDbReady = (l: Record<string, unknown>) =>
+      typeof l.msg === "string" && l.msg.startsWith("server db-1 woke");
+    const isAppStart = (l: Record<string, unknown>) =>
+      typeof l.msg === "string" && l.msg.startsWith("process started") && l.server === "app-1";
+    // the log comes on the process's stdout, the frames on HTTP: the lines may not be read yet
+    await sy.waitForLog(isDbReady);
+    await sy.waitForLog(isAppStart);
+    const [dbReady, appStart] = [idx(isDbReady), idx(isAppStart)];
+    assert.ok(appStart > dbReady, `db ready (log line ${dbReady}) before app starts (line ${appStart})`);
     // app idles out after 300 ms, then db (idle_timeout 1h) is stopped after it
     await sy.waitForLog((l) => l.msg === "server app-1 stopped (idle)");
     await sy.waitForLog((l) => l.msg === "server db-1 stopped (dependency)");
