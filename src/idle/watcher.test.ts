@@ -149,6 +149,67 @@ test("a stopped state reported while a wake has not started the target yet is no
   assert.equal(w.detail(), 'container "s1" exited with code 1');
 });
 
+test("a target that stops while a readiness probe runs: the wake fails with the provider's words", async (t) => {
+  // seen as "stopped while starting: not ready yet: ECONNREFUSED" instead of "process exited with
+  // code 3": the probe that ended after the exit overwrote the reason
+  const held: http.ServerResponse[] = [];
+  let probed!: () => void;
+  const probing = new Promise<void>((r) => (probed = r));
+  const app = http.createServer((req, res) => {
+    if (req.url === "/ready") {
+      held.push(res);
+      probed();
+    } else res.end("ok");
+  });
+  await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()));
+  t.after(() => {
+    app.closeAllConnections();
+    app.close();
+  });
+  let report: ((state: ProviderState, detail: string) => void) | undefined;
+  let running = false;
+  const provider: IdleProvider = {
+    kind: "exec",
+    state: async () => (running ? "running" : "stopped"),
+    start: async () => {
+      running = true;
+    },
+    stop: async () => {
+      running = false;
+    },
+    close: async () => {},
+    watch: (onChange) => {
+      report = onChange;
+    },
+  };
+  const { port } = app.address() as { port: number };
+  const w = new IdleWatcher({
+    service: "svc",
+    server: "s1",
+    url: `http://127.0.0.1:${port}`,
+    provider,
+    idleTimeout: 60_000,
+    wakeTimeout: 20_000,
+    readiness: { path: "/ready" },
+  });
+  const ac = new AbortController();
+  t.after(() => {
+    ac.abort();
+    return w.close();
+  });
+  w.start(ac.signal);
+  const woken = w.wake();
+  await probing; // the first readiness probe is in the target, unanswered
+  running = false;
+  report!("stopped", "process exited with code 3");
+  held[0].writeHead(503).end(); // the probe ends after the exit: "not ready yet: HTTP 503"
+  await assert.rejects(woken, {
+    code: "ERR_SWITCHYARD_WAKE_FAILED",
+    message: "server s1 stopped while starting: process exited with code 3",
+  });
+  assert.match(w.detail(), /process exited with code 3/);
+});
+
 test("idle stop after idle_timeout with the configured method and signal; an idle_stop event", async (t) => {
   const port = await freePort();
   const provider = new InProcess(port);

@@ -476,6 +476,9 @@ export class IdleWatcher implements HealthSource, ServerIdle {
         );
       }
       const problem = await this.#probe(signal);
+      // the provider said "stopped" while the probe ran: the loop head fails the wake with its
+      // words ("process exited with code 3"), not with this probe's "not ready yet: ECONNREFUSED"
+      if (this.#phase !== "starting") continue;
       if (problem === undefined) return;
       last = problem;
       this.#detail = `not ready yet: ${last}`;
