@@ -15,6 +15,8 @@
  *
  *   node bench/quick-stats.ts --access-log [--duration 5] [--connections 64] [--rounds 3]
  *
+ * `--access-log --base DIR` runs four: the access log off and on, in DIR and in this checkout.
+ *
  * Needs `wrk` and `taskset` on PATH.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -39,8 +41,13 @@ if (!base && !accessLog) {
   );
   process.exit(2);
 }
-/** The two variants compared: a base tree against this one, or the access log off against on. */
+/**
+ * The variants compared: a base tree against this one, or the access log off against on; with
+ * both flags, the access log off and on in the base tree and in this one (four variants).
+ */
+const both = accessLog && base !== "";
 const [A, B] = accessLog ? ["off", "on"] : ["base", "stats"];
+const kinds = both ? ["base-off", "base-on", A, B] : [A, B];
 const duration = Number(opt("duration", "5"));
 const connections = Number(opt("connections", "64"));
 const rounds = Number(opt("rounds", "3"));
@@ -65,10 +72,9 @@ function median(xs: number[]): number {
 
 const dir = mkdtempSync(join(tmpdir(), "sy-quick-stats-"));
 const children: ChildProcess[] = [];
-const results: Record<string, { rps: number[]; cpu: number[] }> = {
-  [A]: { rps: [], cpu: [] },
-  [B]: { rps: [], cpu: [] },
-};
+const results: Record<string, { rps: number[]; cpu: number[] }> = Object.fromEntries(
+  kinds.map((k) => [k, { rps: [] as number[], cpu: [] as number[] }]),
+);
 try {
   const ups = [await freePort(), await freePort(), await freePort()];
   for (const p of ups) {
@@ -85,13 +91,13 @@ try {
   for (const p of ups) await waitHttp(p, undefined);
   for (let r = 0; r < rounds; r++) {
     // alternate which goes first, so drift in the machine's load hits both alike
-    const order = r % 2 === 0 ? [A, B] : [B, A];
+    const order = kinds.map((_, i) => kinds[(i + r) % kinds.length]);
     for (const kind of order) {
-      const root = kind === "base" ? resolve(base) : here;
+      const root = kind.startsWith("base") ? resolve(base) : here;
       const port = await freePort();
       const cfg = join(dir, `${kind}.yaml`);
       const yaml = switchyardYaml(port, await freePort(), ups);
-      writeFileSync(cfg, kind === "off" ? `access_log: false\n${yaml}` : yaml);
+      writeFileSync(cfg, kind.endsWith("off") ? `access_log: false\n${yaml}` : yaml);
       const level = accessLog ? "info" : "warn";
       // the log goes to a file: a pipe to this process would stall while wrk runs (execFileSync)
       const logFile = join(dir, `${kind}.log`);
@@ -116,6 +122,20 @@ try {
       );
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
+    }
+  }
+  if (both) {
+    for (const k of kinds) {
+      console.log(
+        `median ${k.padEnd(8)} ${median(results[k].rps).toFixed(0)} req/s ${median(results[k].cpu).toFixed(1)} µs/req`,
+      );
+    }
+    for (const side of ["base-", ""]) {
+      const off = median(results[`${side}off`].cpu);
+      const on = median(results[`${side}on`].cpu);
+      console.log(
+        `${side || "this "}access log: +${(on - off).toFixed(1)} µs/req (${((on / off - 1) * 100).toFixed(1)}%)`,
+      );
     }
   }
   const b = results[A];

@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: switchyard against the ceiling (direct), nginx (1 worker), HAProxy (1 thread),
- * a bare node:http + undici proxy, and switchyard with 1 and N workers — interleaved by round, loaded
+ * a bare node:http + undici proxy, and switchyard with 1 and N workers and with its access log on
+ * (`switchyard-log`, against `switchyard` without it) — interleaved by round, loaded
  * by wrk on loopback, the balancer pinned apart from wrk + upstreams. Writes bench/results/latest.md.
  *
- *   npm run bench                         # default: 3 rounds × 10 s, 64 and 256 connections (~11 min)
+ *   npm run bench                         # default: 3 rounds × 10 s, 64 and 256 connections (~17 min)
  *   npm run bench -- --quick              # smoke run (~2 min)
  *   npm run bench -- --balancer-cpus 0-3 --load-cpus 4-7 --workers 4 --duration 20 --rounds 5
  *   npm run bench -- --help
@@ -90,7 +91,7 @@ if (flags.help) {
   --quiet-wait S          before each candidate, wait up to S s for other processes' load on the bench's
                           CPUs to fall under 25% of a core (for shared machines; default 0 = off)
   --nice=N                run every bench process with \`nice -n N\` (e.g. --nice=-10 on a shared machine)
-  --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-fallback,switchyard-wN
+  --only LIST             candidates: direct,nginx,haproxy,bare,switchyard,switchyard-log,switchyard-fallback,switchyard-wN
   --driver auto|cli|lib   how to run switchyard (default auto: the CLI when it works, else the library)
   --source js|ts          js (default): run the Node candidates as JavaScript compiled from the working tree
                           (tsc --noCheck, what users run from dist/); ts: the .ts files via type stripping
@@ -305,7 +306,10 @@ async function launchSwitchyard(
   workers: number,
   driver: Driver,
   http1: Http1 = "native",
+  accessLog = false,
 ): Promise<Running> {
+  if (accessLog && driver !== "cli")
+    throw new Error("the access log needs the CLI driver (switchyard serve)");
   const port = await freePort();
   const env = { ...process.env, NODE_ENV: "production", SWITCHYARD_HTTP1: http1 };
   let proc: Spawned;
@@ -323,10 +327,21 @@ async function launchSwitchyard(
       "--admin",
       `127.0.0.1:${admin}`,
       "--log-level",
-      "warn",
+      // warn: no access log (as nginx runs here); info: the access log on, as `serve` defaults to
+      accessLog ? "info" : "warn",
     ];
     if (workers > 1) args.push("--workers", String(workers));
-    proc = start("switchyard", cfg.balancerCpus, NODE, args, { cwd: ROOT, env });
+    // the access log goes to a file, as nginx's would: a pipe to the bench would load its CPUs
+    const logFd = accessLog ? fs.openSync(path.join(tmp, `switchyard-${port}.log`), "w") : undefined;
+    try {
+      proc = start("switchyard", cfg.balancerCpus, NODE, args, {
+        cwd: ROOT,
+        env,
+        ...(logFd === undefined ? {} : { stdio: ["ignore", logFd, "pipe"] }),
+      });
+    } finally {
+      if (logFd !== undefined) fs.closeSync(logFd);
+    }
   } else {
     proc = start(
       "switchyard-lib",
@@ -344,7 +359,13 @@ async function launchSwitchyard(
  * Starts switchyard with the driver decided for this worker count. The first start decides (auto):
  * the CLI when it serves, else the library driver for the rest of the run.
  */
-async function switchyard(ups: number[], workers: number, http1: Http1 = "native"): Promise<Running> {
+async function switchyard(
+  ups: number[],
+  workers: number,
+  http1: Http1 = "native",
+  accessLog = false,
+): Promise<Running> {
+  if (accessLog) return launchSwitchyard(ups, workers, "cli", http1, true);
   const key = String(workers);
   const known = drivers[key];
   if (known) return launchSwitchyard(ups, workers, known, http1);
@@ -422,6 +443,13 @@ const candidates: Candidate[] = [
     id: "switchyard",
     label: "switchyard, 1 worker",
     launch: (ups) => switchyard(ups, 1),
+  },
+  {
+    // the access log on (`serve`'s default at info, one line per request, written to a file); the
+    // `switchyard` candidate runs at warn, without it, as nginx runs here (access_log off)
+    id: "switchyard-log",
+    label: "switchyard, 1 worker, access log on",
+    launch: (ups) => switchyard(ups, 1, "native", true),
   },
   {
     // the same server on node:http's server and client (the path it falls back to when Node's
@@ -520,16 +548,12 @@ async function runVariant(name: string, delayMs: number, conns: number[], chosen
         }
         try {
           const url = `http://127.0.0.1:${running.port}/`;
-          if (cfg.warmup > 0) {
-            await wrk({
-              cpus: cfg.loadCpus,
-              threads: loadCount,
-              connections: Math.max(...conns),
-              seconds: cfg.warmup,
-              url,
-            });
-          }
           for (const n of conns) {
+            // warmed up at this connection count, so the RSS at 64 is not the high-water mark of a
+            // warm-up at 256 (the counts run in the order given, ascending by default)
+            if (cfg.warmup > 0) {
+              await wrk({ cpus: cfg.loadCpus, threads: loadCount, connections: n, seconds: cfg.warmup, url });
+            }
             const root = running.proc?.pid;
             const sampler = root ? sampleRss(root) : undefined;
             // The load side: upstreams, wrk (reaped: counted in our children's time) and the bench itself.
@@ -710,7 +734,7 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const loadStart = loadavg();
-  const perVariant = (n: number) => cfg.rounds * chosen.length * (cfg.warmup + n * (cfg.duration + 0.3) + 1);
+  const perVariant = (n: number) => cfg.rounds * chosen.length * (n * (cfg.warmup + cfg.duration + 0.3) + 1);
   const estimate =
     perVariant(cfg.connections.length) +
     (flags["skip-slow"] ? 0 : perVariant(cfg.slowConnections.length)) +

@@ -28,23 +28,27 @@ export interface Logger {
 export type { PinoLogger };
 
 /** Access lines wait in the buffer until it holds this much (one write for many lines)... */
-const BATCH_CHARS = 65_536;
+const BATCH_BYTES = 65_536;
 /** ...or at most this long (ms). */
 const BATCH_MS = 1000;
 
 /**
  * stdout for the server's logs. Ordinary lines go straight to pino's destination (sonic-boom,
- * asynchronous, as pino's default is). Lines written with `deferred` set (the access log) are
- * joined here first and handed over 64 KB at a time, or after 1 s at most: sonic-boom measures
- * the byte length of its whole pending buffer on every write, which costs more than the line
- * itself once lines come by the thousand. An ordinary line hands over the joined lines before
- * it, so the order stays; at exit they are written synchronously.
+ * asynchronous, as pino's default is, here in its Buffer mode). Access lines (`deferred`) are
+ * encoded as they come into one Buffer, handed over 64 KB at a time, or after 1 s at most: no
+ * string of many lines is built (it would live through scavenges until its write, and
+ * sonic-boom's string mode measures its whole pending text on every write). An ordinary line
+ * hands over the access lines before it, so the order stays; at exit they are written
+ * synchronously.
  */
 class StdoutSink implements DestinationStream {
   readonly #out: ReturnType<typeof pino.destination>;
-  /** Set around an access line's write. */
-  deferred = false;
-  #pending = "";
+  #buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  /** Bytes of access lines in `#buf`. */
+  #used = 0;
+  /** Batches handed over and not yet written, then reused: no new 64 KB per batch to collect. */
+  readonly #handed: Buffer<ArrayBuffer>[] = [];
+  readonly #spare: Buffer<ArrayBuffer>[] = [];
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimer = () => {
     this.#timer = undefined;
@@ -54,43 +58,61 @@ class StdoutSink implements DestinationStream {
   constructor() {
     // before pino's destination registers its own exit flush: ours runs first
     process.on("exit", () => this.#exitFlush());
-    this.#out = pino.destination({ dest: 1, sync: false });
+    this.#out = pino.destination({ dest: 1, sync: false, contentMode: "buffer" });
+    // everything handed over is written (sonic-boom emits it whenever its queue empties)
+    this.#out.on("drain", () => {
+      for (const b of this.#handed) if (this.#spare.length < 2) this.#spare.push(b);
+      this.#handed.length = 0;
+    });
   }
 
+  /** An ordinary line (pino's). */
   write(line: string): void {
-    if (this.deferred) {
-      this.#pending += line;
-      if (this.#pending.length >= BATCH_CHARS) this.#handOver();
-      else if (this.#timer === undefined) {
-        this.#timer = setTimeout(this.#onTimer, BATCH_MS);
-        this.#timer.unref();
+    if (this.#used !== 0) this.#handOver();
+    this.#out.write(Buffer.from(line) as unknown as string);
+  }
+
+  /** An access line: into the batch. */
+  deferred(line: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit
+    if (line.length * 3 > BATCH_BYTES - this.#used) {
+      this.#handOver();
+      if (line.length * 3 > BATCH_BYTES) {
+        this.#out.write(Buffer.from(line) as unknown as string);
+        return;
       }
-      return;
     }
-    if (this.#pending !== "") this.#handOver();
-    this.#out.write(line);
+    this.#used += this.#buf.write(line, this.#used);
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(this.#onTimer, BATCH_MS);
+      this.#timer.unref();
+    }
   }
 
   #handOver(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const text = this.#pending;
-    this.#pending = "";
-    if (text !== "") this.#out.write(text);
+    if (this.#used === 0) return;
+    // sonic-boom keeps the Buffer until it is written: the next lines go to another one
+    const full = this.#buf.subarray(0, this.#used);
+    this.#handed.push(this.#buf);
+    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.#used = 0;
+    this.#out.write(full as unknown as string);
   }
 
-  /** At exit: what the destination holds, then the joined lines, synchronously. */
+  /** At exit: what the destination holds, then the batch, synchronously. */
   #exitFlush(): void {
-    const text = this.#pending;
-    this.#pending = "";
-    if (text === "") return;
+    if (this.#used === 0) return;
+    const rest = this.#buf.subarray(0, this.#used);
+    this.#used = 0;
     try {
       this.#out.flushSync();
     } catch {
       // not ready or destroyed (EPIPE): nothing more can be written
       return;
     }
-    writeAllSync(1, Buffer.from(text));
+    writeAllSync(1, rest);
   }
 }
 
@@ -130,7 +152,7 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
  * JSON (`,"key":value,...`): the access log. pino's level, time and bindings (pid, hostname,
  * worker, component) and the message are added here, so the line reads as any other; building the
  * text directly saves the object pino would walk (0.4 µs a line instead of 0.7). With the stdout
- * sink the line may wait in its buffer (up to 64 KB or 1 s); other destinations (the pretty
+ * sink the line waits in its batch (up to 64 KB or 1 s); other destinations (the pretty
  * printer, a test's stream) take it at once. Undefined when `info` is off. Build it once.
  */
 export function batchedInfo(logger: Logger, msg: string): ((fields: string) => void) | undefined {
@@ -148,13 +170,16 @@ export function batchedInfo(logger: Logger, msg: string): ((fields: string) => v
   if (!(stream instanceof StdoutSink)) {
     return (fields) => stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`);
   }
+  // level, time and bindings change with the millisecond: built once per millisecond
+  let ms = 0;
+  let start = "";
   return (fields) => {
-    stream.deferred = true;
-    try {
-      stream.write(`${head}${Date.now()}${bindings}${fields}${tail}`);
-    } finally {
-      stream.deferred = false;
+    const now = Date.now();
+    if (now !== ms) {
+      ms = now;
+      start = `${head}${now}${bindings}`;
     }
+    stream.deferred(start + fields + tail);
   };
 }
 

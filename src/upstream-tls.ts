@@ -5,7 +5,7 @@
  * The settings are turned into one `SecureContext` per server (not per connection: a context with
  * Node's ~150 roots costs milliseconds to build).
  */
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import { InvalidArgumentError } from "./errors.ts";
 
 export type UpstreamProtocol = "http1.1" | "h2" | "h2c";
@@ -87,9 +87,10 @@ function tlsSettings(who: string, o: UpstreamTlsOptions): TlsClientSettings {
   if (o.ca !== undefined || o.cert !== undefined) {
     const extra = o.ca === undefined ? [] : Array.isArray(o.ca) ? [...o.ca] : [o.ca as string | Buffer];
     try {
-      secureContext = tls.createSecureContext({
+      secureContext = process.getBuiltinModule("node:tls").createSecureContext({
         // `ca` replaces Node's roots: keep them, as the contract says "besides Node's own"
-        ca: extra.length > 0 ? [...tls.rootCertificates, ...extra] : undefined,
+        ca:
+          extra.length > 0 ? [...process.getBuiltinModule("node:tls").rootCertificates, ...extra] : undefined,
         cert: o.cert,
         key: o.key,
       });

@@ -7,7 +7,6 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
-import { createSecureContext } from "node:tls";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { formatDuration } from "../duration.ts";
@@ -541,7 +540,7 @@ function readGoDoxyTls(
   const caFile = file(r.ssl_trusted_certificate);
   if (caFile) {
     try {
-      createSecureContext({ ca: caFile.text });
+      process.getBuiltinModule("node:tls").createSecureContext({ ca: caFile.text });
       ca = caFile.file;
     } catch (err) {
       p.at(r.ssl_trusted_certificate!.path, `${caFile.file}: ${tlsProblem(err)}`);
@@ -563,7 +562,7 @@ function readGoDoxyTls(
   const k = file(r.ssl_certificate_key);
   if (c && k) {
     try {
-      createSecureContext({ cert: c.text, key: k.text });
+      process.getBuiltinModule("node:tls").createSecureContext({ cert: c.text, key: k.text });
       cert = c.file;
       key = k.file;
     } catch (err) {

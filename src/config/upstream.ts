@@ -7,7 +7,6 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import * as tls from "node:tls";
 import { z } from "zod";
 import {
   parseProtocol,
@@ -75,7 +74,7 @@ export function readUpstreamTls(
       // node takes a file without a certificate as an empty list: one is needed
       if (!ca.text.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no certificate in it");
       new X509Certificate(ca.text);
-      tls.createSecureContext({ ca: ca.text });
+      process.getBuiltinModule("node:tls").createSecureContext({ ca: ca.text });
       out.ca = ca.file;
     } catch (err) {
       p.at(m.ca!.path, `${ca.file}: ${tlsProblem(err)}`);
@@ -87,7 +86,7 @@ export function readUpstreamTls(
   if (m.key && !m.cert) p.at(entry.path, "`key` needs `cert` (the client certificate)");
   if (cert && key) {
     try {
-      tls.createSecureContext({ cert: cert.text, key: key.text });
+      process.getBuiltinModule("node:tls").createSecureContext({ cert: cert.text, key: key.text });
       out.cert = cert.file;
       out.key = key.file;
     } catch (err) {

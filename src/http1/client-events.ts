@@ -5,7 +5,7 @@
 
 import type * as net from "node:net";
 import type { Readable } from "node:stream";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
 import { bodyPiece, type Parser as LlParser, type ParserCallbacks } from "./binding.ts";
 import type { Connection } from "./client-connection.ts";
@@ -25,8 +25,8 @@ export type Source = Readable & { [kPump]?: Connection | undefined };
 export function attachSocket(socket: net.Socket, conn: Connection): void {
   const s = socket as SocketWithConn;
   s[kConn] = conn;
-  s.on(socket instanceof tls.TLSSocket ? "secureConnect" : "connect", onSocketConnect);
-  if (socket instanceof tls.TLSSocket) s.on("data", onSocketData);
+  s.on((socket as tls.TLSSocket).encrypted === true ? "secureConnect" : "connect", onSocketConnect);
+  if ((socket as tls.TLSSocket).encrypted === true) s.on("data", onSocketData);
   s.on("end", onSocketEnd);
   s.on("error", onSocketError);
   s.on("close", onSocketClose);

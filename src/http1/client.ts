@@ -6,7 +6,6 @@
  * measured ~30% less CPU per proxied request than undici's pool (see bench/).
  */
 import * as net from "node:net";
-import * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
 import { Connection, IDLE, READ_BUFFER } from "./client-connection.ts";
 import { onSocketRead } from "./client-events.ts";
@@ -99,7 +98,7 @@ export class UpstreamPool implements UpstreamClient {
       });
     }
     const t = this.opts.tls;
-    const socket = tls.connect({
+    const socket = process.getBuiltinModule("node:tls").connect({
       host,
       port,
       servername: t?.servername ?? servername,

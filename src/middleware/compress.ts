@@ -5,11 +5,14 @@
  * Content-Encoding, nor `Cache-Control: no-transform`, 204/206/304 or HEAD.
  * `Vary: Accept-Encoding` goes on every response of a compressible type, compressed or not.
  */
+import type { BrotliCompress, Gzip } from "node:zlib";
 
-import { type BrotliCompress, constants, createBrotliCompress, createGzip, type Gzip } from "node:zlib";
 import type { MiddlewareConfig } from "../config/types.ts";
 import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { type BodyFilter, findHeader, type Middleware, removeHeader, type Sink } from "./types.ts";
+
+/** node:zlib, loaded when a response is first compressed (an ES import would load it in every process). */
+const zlib = () => process.getBuiltinModule("node:zlib");
 
 type Encoding = "br" | "gzip";
 
@@ -128,10 +131,10 @@ class ZlibFilter implements BodyFilter {
     this.#res = res;
     this.#z =
       enc === "gzip"
-        ? createGzip()
-        : createBrotliCompress({
+        ? zlib().createGzip()
+        : zlib().createBrotliCompress({
             // quality 11 (the default) is for files compressed once; 4 is what on-the-fly servers use
-            params: { [constants.BROTLI_PARAM_QUALITY]: 4 },
+            params: { [zlib().constants.BROTLI_PARAM_QUALITY]: 4 },
           });
     const z = this.#z;
     z.on("data", (out: Buffer) => {

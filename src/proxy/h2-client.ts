@@ -18,9 +18,9 @@
  *   close() and survive destroy() (the session closes gracefully after them), as an HTTP/1.1
  *   WebSocket's own connection outlives its pool.
  */
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import * as net from "node:net";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import { UpstreamError } from "../errors.ts";
 import { backendAddress } from "../http1/client.ts";
 import { CloseWaiters } from "../http1/close-waiters.ts";
@@ -36,15 +36,15 @@ import {
 /** The END_STREAM flag of a HEADERS frame. */
 const END_STREAM = 0x1;
 
-const {
-  NGHTTP2_CANCEL,
-  NGHTTP2_NO_ERROR,
-  NGHTTP2_REFUSED_STREAM,
-  HTTP2_HEADER_AUTHORITY,
-  HTTP2_HEADER_METHOD,
-  HTTP2_HEADER_PATH,
-  HTTP2_HEADER_SCHEME,
-} = http2.constants;
+// http2.constants' values, written out: reading them would load node:http2 (and TLS) in every
+// process, where only h2 backends need it
+const NGHTTP2_CANCEL = 0x8;
+const NGHTTP2_NO_ERROR = 0x0;
+const NGHTTP2_REFUSED_STREAM = 0x7;
+const HTTP2_HEADER_AUTHORITY = ":authority";
+const HTTP2_HEADER_METHOD = ":method";
+const HTTP2_HEADER_PATH = ":path";
+const HTTP2_HEADER_SCHEME = ":scheme";
 /** RFC 8441's pseudo-header (node has no constant for it). */
 const HTTP2_HEADER_PROTOCOL = ":protocol";
 
@@ -181,7 +181,7 @@ export class H2Pool implements UpstreamClient {
     const socket =
       this.protocol === "h2c"
         ? net.connect({ host, port, noDelay: true })
-        : tls.connect({
+        : process.getBuiltinModule("node:tls").connect({
             host,
             port,
             servername: t?.servername ?? servername,
@@ -190,7 +190,7 @@ export class H2Pool implements UpstreamClient {
             ALPNProtocols: ["h2"],
           });
     socket.setNoDelay(true);
-    const session = http2.connect(`${this.scheme}://${this.authority}`, {
+    const session = process.getBuiltinModule("node:http2").connect(`${this.scheme}://${this.authority}`, {
       createConnection: () => socket,
       settings: { enablePush: false },
       // node's default (10 MB per session) is far below what many streams of a busy backend hold

@@ -4,9 +4,12 @@
  * interim responses and its trailer fields (docs/edge.md).
  */
 
-import * as http from "node:http";
 import type { ProxyRequest, ProxyResponse } from "../http-types.ts";
 import { kContinued } from "../http1/respond.ts";
+
+// node:http taken with getBuiltinModule, not an ES import: importing it as an ES module reads
+// every export, and its lazy ones (WebSocket & co.) load undici, tls, http2 and zlib: ~13 MB of RSS
+const nodeHttp = process.getBuiltinModule("node:http");
 
 /** An HTTP/1.1 `Expect: 100-continue` (other expectations were refused 417 by the front). */
 export function expectsContinue(req: ProxyRequest): boolean {
@@ -51,7 +54,7 @@ export function relayInterim(
       } else if (typeof (res as NodeInternals)._writeRaw === "function") {
         // node:http has public writers for 102 and 103-with-Link only; its own writeContinue and
         // writeEarlyHints write this way (a missing _writeRaw: those public writers)
-        let head = `HTTP/1.1 ${status} ${/[\r\n]/.test(text) || text === "" ? (http.STATUS_CODES[status] ?? "Interim") : text}\r\n`;
+        let head = `HTTP/1.1 ${status} ${/[\r\n]/.test(text) || text === "" ? (nodeHttp.STATUS_CODES[status] ?? "Interim") : text}\r\n`;
         for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
         (res as NodeInternals)._writeRaw?.(`${head}\r\n`, "latin1");
       } else if (status === 102) res.writeProcessing?.();

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { Duplex } from "node:stream";
 import type { ProxyRequest } from "../http-types.ts";
 
@@ -199,7 +199,9 @@ class H2StreamSocket extends Duplex {
     // after our end the client is told to stop sending (RFC 9113 §8.1); before it, the tunnel was cut
     if (!stream.closed && !stream.destroyed)
       stream.close(
-        err === null && this.#ended ? http2.constants.NGHTTP2_NO_ERROR : http2.constants.NGHTTP2_CANCEL,
+        err === null && this.#ended
+          ? process.getBuiltinModule("node:http2").constants.NGHTTP2_NO_ERROR
+          : process.getBuiltinModule("node:http2").constants.NGHTTP2_CANCEL,
       );
     cb(err);
   }
@@ -225,7 +227,7 @@ class H2StreamSocket extends Duplex {
     try {
       stream.respond(out);
     } catch {
-      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      stream.close(process.getBuiltinModule("node:http2").constants.NGHTTP2_INTERNAL_ERROR);
       return false;
     }
     return true;

@@ -4,11 +4,11 @@
  * becomes a node:http2 session. Re-bound on reload only where the address or TLS files changed.
  */
 import { readFileSync } from "node:fs";
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import * as net from "node:net";
 import { dirname, resolve } from "node:path";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import { RealIpResolver } from "../balancer/realip.ts";
 import type { ListenConfig } from "../config/types.ts";
 import type { ProxyRequest, ProxyResponse, UpgradeSocket } from "../http-types.ts";
@@ -168,8 +168,8 @@ export class Listeners {
     if (c.tls) {
       // node:http2 with allowHTTP1 would serve HTTP/1.1 through node:http; the TLS server picks
       // the protocol by ALPN instead and hands each connection to its front
-      const h2 = http2.createServer({
-        Http2ServerResponse: CountingH2Response,
+      const h2 = process.getBuiltinModule("node:http2").createServer({
+        Http2ServerResponse: countingH2Response() as unknown as typeof http2.Http2ServerResponse,
         ...(h.connect ? { settings: { enableConnectProtocol: true } } : {}),
       });
       h2.on("request", h.request);
@@ -185,14 +185,13 @@ export class Listeners {
       h2.setTimeout(SERVER_TIMEOUTS.requestTimeout);
       // a session idle that long is closed, unless it carries a WebSocket (RFC 8441)
       h2.on("timeout", sessionTimeout(SERVER_TIMEOUTS.requestTimeout));
-      const server = tls.createServer(
-        { ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] },
-        (socket) => {
+      const server = process
+        .getBuiltinModule("node:tls")
+        .createServer({ ...readTls(c, base), ALPNProtocols: ["h2", "http/1.1"] }, (socket) => {
           if (c.proxyProtocol) adoptProxiedAddress(socket);
           if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
           else h1.emit("connection", socket);
-        },
-      );
+        });
       server.on("tlsClientError", (err) => logger.debug({ err }, "TLS handshake failed"));
       server.once("close", () => {
         h1.close();
@@ -294,15 +293,23 @@ function readTls(c: ListenConfig, base: string): { cert: Buffer; key: Buffer } {
 
 function ignore(): void {}
 
-/** http2's compatibility response, counting the body bytes written (the access log's `bytes`). */
-class CountingH2Response extends http2.Http2ServerResponse {
-  bytesSent = 0;
-  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    this.bytesSent += chunkBytes(chunk, encoding);
-    return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb);
-  }
-  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
-    if (!this.writableEnded) this.bytesSent += chunkBytes(chunk, encoding);
-    return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
-  }
+let countingH2: (new (stream: http2.ServerHttp2Stream) => http2.Http2ServerResponse) | undefined;
+
+/**
+ * http2's compatibility response, counting the body bytes written (the access log's `bytes`).
+ * Defined at the first TLS listener: node:http2 (and TLS) load only when a listener needs them.
+ */
+function countingH2Response(): new (stream: http2.ServerHttp2Stream) => http2.Http2ServerResponse {
+  countingH2 ??= class CountingH2Response extends process.getBuiltinModule("node:http2").Http2ServerResponse {
+    bytesSent = 0;
+    override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+      this.bytesSent += chunkBytes(chunk, encoding);
+      return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb);
+    }
+    override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
+      if (!this.writableEnded) this.bytesSent += chunkBytes(chunk, encoding);
+      return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
+    }
+  };
+  return countingH2;
 }

@@ -3,11 +3,22 @@
  * numbers in a per-service `ServiceStats`; label sets are materialised at scrape time, so a
  * request costs no label hashing or allocation in prom-client.
  */
-import { Counter, collectDefaultMetrics, Histogram, type MetricValue, Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type * as Prom from "prom-client";
+import type { MetricValue, Counter as PromCounter } from "prom-client";
 import { emptySummary, type ServiceSummary, StatsWindow } from "../admin/stats.ts";
 import type { Server } from "../balancer/server.ts";
 import type { IdleMetricsSink } from "../idle/watcher.ts";
 import type { LoadBalancer } from "../load-balancer.ts";
+
+// prom-client's index also loads its Pushgateway (node:https, node:zlib, so TLS) and its cluster
+// aggregator, which the server needs only with --workers (runtime.ts imports it then): the four
+// classes used here come from their own files, a few MB less RSS.
+const load = createRequire(import.meta.url);
+const Counter = load("prom-client/lib/counter") as typeof Prom.Counter;
+const Histogram = load("prom-client/lib/histogram") as typeof Prom.Histogram;
+const Registry = load("prom-client/lib/registry") as typeof Prom.Registry;
+const collectDefaultMetrics = load("prom-client/lib/defaultMetrics") as typeof Prom.collectDefaultMetrics;
 
 /** Status classes, indexed by `classIndex`. */
 export const CODE_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx", "aborted"] as const;
@@ -158,9 +169,9 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly reloads: Counter<"result"> | undefined;
+  readonly reloads: PromCounter<"result"> | undefined;
   /** PROXY protocol headers refused on a listener, by reason (untrusted, malformed, timeout). */
-  readonly proxyProtocolErrors: Counter<"reason"> | undefined;
+  readonly proxyProtocolErrors: PromCounter<"reason"> | undefined;
   /** Wake and idle-stop counts (the process that owns the idle watchers); wakes are rare. */
   readonly idle: IdleMetricsSink | undefined;
 

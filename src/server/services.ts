@@ -106,6 +106,8 @@ export class Service {
   config: ServiceConfig;
   /** Writes this service's access lines (set by the Front); undefined when its access log is off. */
   accessLine: ((fields: string) => void) | undefined = undefined;
+  /** The access line's service field as JSON text (`,"service":"name"`), built once. */
+  readonly accessName: string;
   timeouts: TimeoutsConfig;
   /** The middlewares between routing and the balancer; undefined when the service has none. */
   chain: Chain | undefined;
@@ -122,6 +124,7 @@ export class Service {
     idle: IdleEnv = newIdleEnv(),
   ) {
     this.name = config.name;
+    this.accessName = `,"service":${JSON.stringify(config.name)}`;
     this.#idle = idle;
     this.#logger = logger;
     this.config = config;
