@@ -3,6 +3,7 @@
  * they are answered, a drain's wait counts the in-flight requests of both, events come once.
  */
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { openEvents, serverAction, waitForHealth } from "../support/admin.ts";
 import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
@@ -50,13 +51,13 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   const stats = async () => (await get(admin, "/api/stats")).json<Stats>();
   /**
    * Access-log records since line `from` (whose path carries `tag`, when given): which worker served
-   * what. Access lines are batched (up to 1 s), so lines of earlier requests may come after `from`.
+   * what (`worker`: cluster's number; a replacement worker gets a new one). Access lines are batched (up to 1 s), so lines of earlier requests may come after `from`.
    */
   const served = (from: number, tag?: string) =>
     sy.lines
       .slice(from)
       .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
-      .map((l) => JSON.parse(l) as { pid: number; server: string; path: string })
+      .map((l) => JSON.parse(l) as { worker: number; server: string; path: string })
       .filter((r) => tag === undefined || r.path.includes(tag));
   await waitForHealth(admin, "web", "2/2 servers are healthy");
   const events = await openEvents(admin);
@@ -77,7 +78,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   let mark = sy.lines.length;
   await spread(sy.proxy[0], 20, { path: "/?reads" });
   await eventually(() => served(mark, "reads").length === 20, 5000, "20 access-log lines");
-  assert.equal(new Set(served(mark, "reads").map((r) => r.pid)).size, 2, "both workers served");
+  assert.equal(new Set(served(mark, "reads").map((r) => r.worker)).size, 2, "both workers served");
   const s1 = (await stats()).web;
   assert.equal(s1.status["2xx"], 20, "stats summed over the workers");
   assert.equal((await stats()).rare.status["2xx"], 4);
@@ -89,7 +90,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   mark = sy.lines.length;
   assert.deepEqual(await spread(sy.proxy[0], 20, { path: "/?maint" }), { "b-1": 20 });
   await eventually(() => served(mark, "maint").length === 20, 5000, "20 access-log lines");
-  assert.equal(new Set(served(mark, "maint").map((r) => r.pid)).size, 2, "both workers skipped b-2");
+  assert.equal(new Set(served(mark, "maint").map((r) => r.worker)).size, 2, "both workers skipped b-2");
   const pool = JSON.parse((await get(admin, "/api/health/web")).body).extra.pool as Record<
     string,
     { name: string; admin_state: string }
@@ -124,7 +125,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   assert.equal(drained.json().drained, true);
   for (const h of held) assert.equal((await h).status, 200);
   await eventually(() => served(mark, "/hold").length === 6, 5000, "the held requests' lines");
-  const holders = new Set(served(mark, "/hold").map((r) => r.pid));
+  const holders = new Set(served(mark, "/hold").map((r) => r.worker));
   assert.equal(holders.size, 2, "the held requests were in both workers");
   await events.waitFor((e) => e.action === "drained" && e.server === "b-1", 5000, "drained");
 
@@ -146,8 +147,15 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
 
   // a replacement worker starts with the admin states the others hold
   await act("b-2", "maint");
-  const pids = new Set(served(0).map((r) => r.pid));
-  process.kill([...pids][0], "SIGKILL");
+  const workers = new Set(served(0).map((r) => r.worker));
+  // the workers are the primary's child processes
+  const primary = (await sy.waitForLog((r) => r.msg === "listening")).pid;
+  const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" })
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  assert.equal(children.length, 2, `two workers: ${children}`);
+  process.kill(children[0], "SIGKILL");
   await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)), 10_000);
   mark = sy.lines.length;
   const wrong: string[] = [];
@@ -155,7 +163,7 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
     async () => {
       const r = await get(sy.proxy[0], "/").catch(() => undefined);
       if (r && (r.status !== 200 || r.body.trim() !== "b-1")) wrong.push(`${r.status} ${r.body.trim()}`);
-      return served(mark).some((x) => !pids.has(x.pid));
+      return served(mark).some((x) => !workers.has(x.worker));
     },
     60_000,
     "the replacement worker serving",

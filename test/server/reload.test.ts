@@ -160,7 +160,7 @@ test("reload with --workers 2: every worker picks up a new server", { timeout: 1
       const r = await get(sy.proxy[0], path);
       if (r.body.trim() === "c-2") {
         const rec = await sy.waitForLog((l) => l.msg === "request" && l.path === path, 3000, "its line");
-        seenOn.add(rec.pid as number);
+        seenOn.add(rec.worker as number);
       }
       return seenOn.size === 2;
     },

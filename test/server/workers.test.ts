@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { waitForHealth } from "../support/admin.ts";
 import { eventually, get, serveYaml, startBackend, yamlConfig } from "../support/switchyard.ts";
@@ -28,17 +29,18 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
   const max = Math.ceil(elapsed / INTERVAL) + 1;
   for (const p of probes) assert.ok(p >= 2 && p <= max, `HEAD probes per backend ${probes} (max ${max})`);
 
-  // requests reach both workers (one connection per request; cluster hands connections round robin)
-  const pids = (from: number) =>
+  // requests reach both workers (one connection per request; cluster hands connections round robin);
+  // an access line names its worker (`worker`: cluster's number, a replacement gets a new one)
+  const workers = (from: number) =>
     new Set(
       sy.lines
         .slice(from)
         .map((l) => (l.startsWith("{") ? JSON.parse(l) : {}))
         .filter((r) => r.msg === "request")
-        .map((r) => r.pid),
+        .map((r) => r.worker),
     );
   for (let i = 0; i < 12; i++) assert.equal((await get(sy.proxy[0], "/")).status, 200);
-  await eventually(() => pids(0).size === 2, 5000, "requests on both workers");
+  await eventually(() => workers(0).size === 2, 5000, "requests on both workers");
 
   await b[1].stop();
   // the primary's monitor sees it and tells both workers
@@ -53,7 +55,7 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
   }
   assert.ok(!bodies.includes("w-2"), `no worker sends to the killed backend: ${bodies}`);
   assert.deepEqual(new Set(bodies), new Set(["w-1", "w-3"]));
-  await eventually(() => pids(mark).size === 2, 5000, "both workers served after the kill");
+  await eventually(() => workers(mark).size === 2, 5000, "both workers served after the kill");
   const primary = (await sy.waitForLog((r) => r.msg === "listening")).pid;
   const transitions = sy.lines
     .filter((l) => l.includes('"msg":"server w-2 is unhealthy"'))
@@ -69,8 +71,14 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
   assert.match(metrics, /switchyard_server_healthy\{service="web",server="w-2"\} 0/);
 
   // a worker that dies is replaced; the new one starts with the primary's view of health
-  const known = pids(0);
-  process.kill([...known][0], "SIGKILL");
+  const known = workers(0);
+  // the workers are the primary's child processes
+  const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" })
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  assert.equal(children.length, 2, `two workers: ${children}`);
+  process.kill(children[0], "SIGKILL");
   await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)));
   // its counters stay in the totals: a counter never goes down when a worker dies
   assert.equal(requestsTotal((await get(sy.admin!, "/metrics")).body), 32, "no count lost with the worker");
@@ -79,7 +87,7 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
     async () => {
       const r = await get(sy.proxy[0], "/").catch(() => undefined);
       if (r && (r.status !== 200 || r.body.trim() === "w-2")) wrong.push(`${r.status} ${r.body}`);
-      return [...pids(0)].some((p) => !known.has(p));
+      return [...workers(0)].some((p) => !known.has(p));
     },
     60_000,
     "a replacement worker serving",
