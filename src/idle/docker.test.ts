@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, afterEach, test } from "node:test";
 import { pino } from "pino";
 import { until } from "../../test/support/until.ts";
-import { DockerProvider, dockerSocketPath, providerState, signalName } from "./docker.ts";
+import { DockerProvider, dockerSocketPath, PAUSE_TRIES, providerState, signalName } from "./docker.ts";
 import type { ProviderState } from "./provider.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sy-docker-"));
@@ -103,7 +103,7 @@ test("helpers: DOCKER_HOST, signal names, state mapping", () => {
   assert.equal(providerState({ Status: "running", Running: true }), "running");
   assert.equal(providerState({ Status: "paused", Running: true, Paused: true }), "paused");
   assert.equal(providerState({ Status: "restarting" }), "running");
-  for (const s of ["created", "exited", "dead", "removing"])
+  for (const s of ["created", "exited", "dead", "removing", "stopped"])
     assert.equal(providerState({ Status: s }), "stopped");
 });
 
@@ -291,6 +291,93 @@ test("an event stream whose socket vanishes: logged, retried with back-off, resu
   ac.abort();
   await p.close();
   await engine.vanish();
+  await noLeaks(before);
+});
+
+test('podman\'s "stopped" (exited, not yet cleaned up) is reported with the exit code', async () => {
+  // podman's compat API answers Status "stopped" for a moment after the process exited and
+  // before its cleanup makes it "exited": a read that lands then still names the exit code
+  const engine = await fakeEngine((req, res) => {
+    if (req.url?.startsWith("/events?")) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.flushHeaders();
+      return;
+    }
+    json(res, 200, { State: { Status: "stopped", Running: false, ExitCode: 137 } });
+  });
+  const p = provider({ container: "app3", socketPath: engine.path });
+  assert.equal(await p.state(), "stopped");
+  const seen: [ProviderState, string][] = [];
+  const ac = new AbortController();
+  p.watch((s, d) => seen.push([s, d]), ac.signal);
+  await until(() => seen.length === 1, 5000, "the report on connect");
+  assert.deepEqual(seen[0], ["stopped", 'container "app3" exited with code 137']);
+  ac.abort();
+});
+
+test("a pause the engine fails while the container still runs is tried again, logged; bounded", async () => {
+  const before = handles();
+  // podman's answer when runc's cgroup v1 freezer gives up on a busy host
+  const RUNC = "`/usr/bin/runc pause 0123abcd` failed: exit status 1";
+  let failures = 2;
+  let status = "running";
+  const pauses: number[] = [];
+  const engine = await fakeEngine((req, res) => {
+    if (req.url === "/containers/app3/json") return json(res, 200, { State: { Status: status } });
+    if (req.url === "/containers/app3/pause") {
+      pauses.push(Date.now());
+      if (failures-- > 0) return json(res, 500, { message: RUNC });
+      status = "paused";
+      res.writeHead(204).end();
+      return;
+    }
+    json(res, 404, { message: "page not found" });
+  });
+  const { logger, records } = capture();
+  const p = provider({ container: "app3", socketPath: engine.path, logger });
+  await p.stop({ method: "pause", signal: undefined, timeout: 5000 });
+  assert.equal(await p.state(), "paused");
+  assert.equal(pauses.length, 3);
+  const warned = records.filter(
+    (r) => r.msg === "docker: the engine could not pause the container; trying again",
+  );
+  assert.deepEqual(
+    warned.map((r) => [r.container, r.attempt, r.retryMs]),
+    [
+      ["app3", 1, 250],
+      ["app3", 2, 500],
+    ],
+  );
+  assert.equal(
+    (warned[0].err as { message: string }).message,
+    `docker: container "app3": pause: HTTP 500: ${RUNC}`,
+  );
+
+  // it keeps failing: PAUSE_TRIES tries in all, then the engine's own message
+  status = "running";
+  failures = Number.POSITIVE_INFINITY;
+  pauses.length = 0;
+  await assert.rejects(p.stop({ method: "pause", signal: undefined, timeout: 5000 }), {
+    message: `docker: container "app3": pause: HTTP 500: ${RUNC}`,
+  });
+  assert.equal(pauses.length, PAUSE_TRIES);
+
+  // a failed pause that left the container paused after all (or exited) is not tried again
+  status = "running";
+  pauses.length = 0;
+  const engine2 = await fakeEngine((req, res) => {
+    if (req.url === "/containers/app3/json") return json(res, 200, { State: { Status: status } });
+    pauses.push(Date.now());
+    status = "paused";
+    json(res, 500, { message: "pause answered late" });
+  });
+  const p2 = provider({ container: "app3", socketPath: engine2.path });
+  await p2.stop({ method: "pause", signal: undefined, timeout: 5000 });
+  assert.equal(pauses.length, 1);
+  await p.close();
+  await p2.close();
+  await engine.vanish();
+  await engine2.vanish();
   await noLeaks(before);
 });
 

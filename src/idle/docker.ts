@@ -10,7 +10,9 @@
  *   `…/kill?signal=`, `…/wait?condition=not-running` for the timeout, then SIGKILL.
  * - stop `kill`: `…/kill?signal=` (default SIGKILL), then the same wait and SIGKILL.
  * - stop `pause`: `…/pause`; a `stop`/`kill` of a paused container unpauses it first (a frozen
- *   process cannot act on a signal).
+ *   process cannot act on a signal). A pause the engine fails while the container still runs is
+ *   tried again (3 tries in all, logged): runc's cgroup v1 freezer gives up ("unable to freeze")
+ *   when the container's processes do not get the CPU in time on a busy host.
  * - watch: `GET /events?filters=…` (JSON lines); an event (or a (re)connect) makes it read the
  *   state with an inspect and report it when it changed; our own starts and stops are not
  *   reported; reconnected with back-off when the stream ends.
@@ -45,6 +47,9 @@ const BACKOFF_FIRST = 500;
 const BACKOFF_MAX = 30_000;
 /** An engine answer body is read up to this many bytes (inspect answers are a few KiB). */
 const MAX_BODY = 1 << 20;
+/** Tries of a pause in all, and the wait before the second (doubled before each later one), ms. */
+export const PAUSE_TRIES = 3;
+export const PAUSE_RETRY = 250;
 
 /** The engine socket named by `DOCKER_HOST` (unix:// only), else Docker's default path. */
 export function dockerSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -162,7 +167,9 @@ export class DockerProvider implements IdleProvider {
       });
     }
     const st = info.State;
-    const exited = st?.Status === "exited" || st?.Status === "dead";
+    // podman says "stopped" between the process's exit and its cleanup (then "exited"); its
+    // ExitCode is already the process's
+    const exited = st?.Status === "exited" || st?.Status === "dead" || st?.Status === "stopped";
     return {
       state: providerState(st),
       stopped: exited ? `exited with code ${st?.ExitCode ?? "?"}` : `is stopped (${st?.Status ?? "unknown"})`,
@@ -210,7 +217,7 @@ export class DockerProvider implements IdleProvider {
     const state = await this.state();
     if (state === "stopped") return;
     if (options.method === "pause") {
-      if (state === "running") await this.#call("pause", "POST", `${this.#path}/pause`);
+      if (state === "running") await this.#pause();
       return;
     }
     if (state === "paused") await this.#call("unpause", "POST", `${this.#path}/unpause`);
@@ -227,6 +234,35 @@ export class DockerProvider implements IdleProvider {
       return;
     }
     await this.#killAndWait(signal, timeout);
+  }
+
+  /**
+   * `POST /pause`, tried again while the engine fails it and the container still runs. runc
+   * freezes a cgroup v1 by asking the kernel again and again for a moment, then thaws it and
+   * fails ("unable to freeze"; podman only says "exit status 1") when a process in it did not get
+   * the CPU in that moment: on a busy host, a transient failure that the next try usually fixes.
+   */
+  async #pause(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#call("pause", "POST", `${this.#path}/pause`);
+        return;
+      } catch (err) {
+        if (attempt >= PAUSE_TRIES) throw err;
+        // what the failed pause left: paused after all, exited meanwhile, or still running
+        const state = await this.state().catch(() => undefined);
+        if (state === "paused" || state === "stopped") return;
+        if (state !== "running") throw err;
+        const retryMs = PAUSE_RETRY * 2 ** (attempt - 1);
+        this.#log.warn(
+          { err, container: this.container, attempt, retryMs },
+          "docker: the engine could not pause the container; trying again",
+        );
+        await sleep(retryMs, undefined, { signal: this.#closing.signal }).catch(() => {
+          throw this.#closing.signal.reason;
+        });
+      }
+    }
   }
 
   watch(onChange: (state: ProviderState, detail: string) => void, signal: AbortSignal): void {

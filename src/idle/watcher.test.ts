@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
+import { freePort } from "../../test/support/ports.ts";
 import { EventLog } from "../admin/events.ts";
 import { parseConfig } from "../config/load.ts";
 import { silentLogger } from "../log.ts";
@@ -55,14 +55,6 @@ function statusIs(w: IdleWatcher, status: string): Promise<void> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 test("a failed wake: error status with the reason, back-off, then retried; events and metrics", async (t) => {
   const port = await freePort();
   const provider = new InProcess(port);
@@ -99,6 +91,123 @@ test("a failed wake: error status with the reason, back-off, then retried; event
   assert.deepEqual(counts, ["error", "ok"]);
   const actions = log.recent().map((e) => `${e.action}:${e.level}`);
   assert.deepEqual(actions, ["wake:error", "wake:info"]);
+});
+
+test("a stopped state reported while a wake has not started the target yet is not news", async (t) => {
+  // the docker provider's first read on connecting can answer after a wake began: it says
+  // "stopped (created)", the state being woken from, and must not fail the wake as "stopped while
+  // starting" (seen as a 502 on the first request under load)
+  const port = await freePort();
+  let report: ((state: ProviderState, detail: string) => void) | undefined;
+  /** Set before the wake: its state() call waits for `release`, and says so through `held`. */
+  let hold: { held: () => void; release: Promise<void> } | undefined;
+  class Watched extends InProcess {
+    override async state(): Promise<ProviderState> {
+      const h = hold;
+      hold = undefined;
+      if (h) {
+        h.held();
+        await h.release;
+      }
+      return super.state();
+    }
+    watch(onChange: (state: ProviderState, detail: string) => void): void {
+      report = onChange;
+    }
+  }
+  const provider = new Watched(port);
+  const w = new IdleWatcher({
+    service: "svc",
+    server: "s1",
+    url: `http://127.0.0.1:${port}`,
+    provider,
+    idleTimeout: 60_000,
+    wakeTimeout: 20_000,
+  });
+  const ac = new AbortController();
+  t.after(() => {
+    ac.abort();
+    return w.close();
+  });
+  w.start(ac.signal);
+  await statusIs(w, "napping");
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    hold = { held: resolve, release: new Promise<void>((r) => (release = r)) };
+  });
+  const woken = w.wake();
+  await held; // the wake is reading the state, the start not asked for yet
+  assert.equal(w.status(), "starting");
+  report!("stopped", 'container "s1" is stopped (created)'); // the read that began before the wake
+  release();
+  await woken;
+  assert.equal(w.status(), "healthy");
+  assert.equal(provider.starts, 1);
+  // once the start was asked for, a stopped report is news: the target stopped by itself
+  report!("stopped", 'container "s1" exited with code 1');
+  assert.equal(w.status(), "napping");
+  assert.equal(w.detail(), 'container "s1" exited with code 1');
+});
+
+test("a target that stops while a readiness probe runs: the wake fails with the provider's words", async (t) => {
+  // seen as "stopped while starting: not ready yet: ECONNREFUSED" instead of "process exited with
+  // code 3": the probe that ended after the exit overwrote the reason
+  const held: http.ServerResponse[] = [];
+  let probed!: () => void;
+  const probing = new Promise<void>((r) => (probed = r));
+  const app = http.createServer((req, res) => {
+    if (req.url === "/ready") {
+      held.push(res);
+      probed();
+    } else res.end("ok");
+  });
+  await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()));
+  t.after(() => {
+    app.closeAllConnections();
+    app.close();
+  });
+  let report: ((state: ProviderState, detail: string) => void) | undefined;
+  let running = false;
+  const provider: IdleProvider = {
+    kind: "exec",
+    state: async () => (running ? "running" : "stopped"),
+    start: async () => {
+      running = true;
+    },
+    stop: async () => {
+      running = false;
+    },
+    close: async () => {},
+    watch: (onChange) => {
+      report = onChange;
+    },
+  };
+  const { port } = app.address() as { port: number };
+  const w = new IdleWatcher({
+    service: "svc",
+    server: "s1",
+    url: `http://127.0.0.1:${port}`,
+    provider,
+    idleTimeout: 60_000,
+    wakeTimeout: 20_000,
+    readiness: { path: "/ready" },
+  });
+  const ac = new AbortController();
+  t.after(() => {
+    ac.abort();
+    return w.close();
+  });
+  w.start(ac.signal);
+  const woken = w.wake();
+  await probing; // the first readiness probe is in the target, unanswered
+  running = false;
+  report!("stopped", "process exited with code 3");
+  held[0].writeHead(503).end(); // the probe ends after the exit: "not ready yet: HTTP 503"
+  await assert.rejects(woken, {
+    code: "ERR_SWITCHYARD_WAKE_FAILED",
+    message: "server s1 stopped while starting: process exited with code 3",
+  });
+  assert.match(w.detail(), /process exited with code 3/);
 });
 
 test("idle stop after idle_timeout with the configured method and signal; an idle_stop event", async (t) => {

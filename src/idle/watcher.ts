@@ -137,6 +137,11 @@ export class IdleWatcher implements HealthSource, ServerIdle {
   #kick: (() => void) | undefined;
   /** Output arrived while a probe ran: the next wait is short. */
   #kicked = false;
+  /**
+   * During a wake: the target was found running or its start was asked for. Until then a
+   * stopped state reported by the provider is the very state being woken from, not news.
+   */
+  #startAsked = false;
 
   constructor(options: IdleWatcherOptions) {
     if (!options?.provider) throw new InvalidArgumentError("IdleWatcher: options.provider is required");
@@ -267,6 +272,12 @@ export class IdleWatcher implements HealthSource, ServerIdle {
       return;
     }
     if (this.#phase === "stopping" || this.#phase === "napping" || this.#phase === "error") return;
+    if (this.#phase === "starting" && !this.#startAsked) {
+      // a read that began before this wake (the provider's first read on connecting, say)
+      // reporting the state the wake starts from: the start has not even been asked for
+      this.#logger.debug({ state, detail }, `server ${this.server}: ${state} before its start; not news`);
+      return;
+    }
     const was = this.#phase;
     this.#toNapping(detail);
     if (was === "ready") {
@@ -377,6 +388,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
       if (this.#stopping) await this.#stopping;
       clearTimeout(this.#backoffTimer);
       const external = this.#phase === "starting";
+      this.#startAsked = external;
       this.#history = [];
       this.#setPhase("starting");
       this.#emit("starting", `${this.server} is starting`);
@@ -390,6 +402,7 @@ export class IdleWatcher implements HealthSource, ServerIdle {
       );
       if (!external) {
         const state = await raceAbort(this.provider.state(signal), signal);
+        this.#startAsked = true;
         if (state !== "running") {
           started = true;
           await raceAbort(this.provider.start(signal), signal);
@@ -465,6 +478,9 @@ export class IdleWatcher implements HealthSource, ServerIdle {
         );
       }
       const problem = await this.#probe(signal);
+      // the provider said "stopped" while the probe ran: the loop head fails the wake with its
+      // words ("process exited with code 3"), not with this probe's "not ready yet: ECONNREFUSED"
+      if (this.#phase !== "starting") continue;
       if (problem === undefined) return;
       last = problem;
       this.#detail = `not ready yet: ${last}`;

@@ -21,7 +21,8 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
       service: "shop",
       healthcheck: "{ path: /healthz }",
       idle: "{ idle_timeout: 1m, wake_timeout: 30s }",
-      env: { READY_DELAY: 1500, NAME: "shop-1" },
+      // listens once the test creates this file (after the progress lines were seen)
+      env: { READY_FILE: join(tmp.dir, "ready"), NAME: "shop-1" },
     });
     const browser = await launchBrowser();
     t.after(() => browser.close());
@@ -35,7 +36,7 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
     const text = await page.$eval("main", (m) => m.textContent ?? "");
     assert.match(text, /shop-1/);
     assert.match(text, /shop/);
-    // progress lines arrive while the backend is still starting (it listens after 1.5 s)
+    // progress lines arrive while the backend is still starting (it listens when told to)
     await page.waitForFunction('document.querySelectorAll("#log li").length >= 2', { timeout: 10_000 });
     const lines = await page.$$eval("#log li", (lis) => lis.map((li) => li.textContent ?? ""));
     assert.ok(
@@ -51,7 +52,8 @@ describe("idle: loading page in Chromium", { timeout: 90_000 }, () => {
         ? join(ROOT, "docs/loading-page.png")
         : join(tmp.dir, "loading.png");
     await page.screenshot({ path: shot as `${string}.png` });
-    // the page reloads itself into the backend's own page
+    // the backend listens now; the page reloads itself into the backend's own page
+    tmp.write("ready", "");
     await page.waitForSelector("#app", { timeout: 20_000 });
     assert.equal(await page.$eval("#app", (h) => h.textContent), "hello from shop-1");
     assert.equal(await page.title(), "shop-1 home");

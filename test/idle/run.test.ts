@@ -152,6 +152,8 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
   });
 
   test("a process that exits by itself naps (exit code logged) and the next request wakes it; idle_timeout 0 restarts it", async (t) => {
+    // the apps exit when the test tells them to (POST /__exit straight to the app, not through
+    // switchyard), so no request can come too late or too early on a slow machine
     const [p1, p2] = [await freePort(), await freePort()];
     const sy = await serveYaml(
       t,
@@ -159,20 +161,28 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
     hosts: [ondemand.test]
     idle: { idle_timeout: 1m }
     servers:
-      - { name: od, url: "http://127.0.0.1:${p1}", run: ${runApp(p1, { EXIT_AFTER: 200 })} }
+      - { name: od, url: "http://127.0.0.1:${p1}", run: ${runApp(p1)} }
   always:
     hosts: [always.test]
     idle: { idle_timeout: 0 }
     servers:
-      - { name: al, url: "http://127.0.0.1:${p2}", run: ${runApp(p2, { EXIT_AFTER: 300 })} }
+      - { name: al, url: "http://127.0.0.1:${p2}", run: ${runApp(p2)} }
 `,
     );
+    const exit = async (port: number) => {
+      const r = await get(port, "/__exit", { method: "POST" });
+      assert.deepEqual([r.status, r.body], [200, "bye"]);
+    };
     const a = JSON.parse((await get(sy.proxy[0], "/", { host: "ondemand.test", ...JSON_ACCEPT })).body);
+    assert.equal((await health(sy.admin!, "ondemand")).status, "healthy");
+    await exit(p1);
     await sy.waitForLog((l) => l.msg === "process exited with code 0" && l.server === "od");
     await eventually(async () => (await health(sy.admin!, "ondemand")).status === "napping", 5000, "napping");
     const b = JSON.parse((await get(sy.proxy[0], "/", { host: "ondemand.test", ...JSON_ACCEPT })).body);
     assert.notEqual(b.pid, a.pid);
-    // idle_timeout 0: restarted with back-off, without any request
+    // idle_timeout 0: started with switchyard, restarted with back-off after it exits, without any request
+    await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server al woke"));
+    await exit(p2);
     await sy.waitForLog((l) => l.msg === "process exited with code 0" && l.server === "al");
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("restarting server al in"));
     let n = 0;
@@ -180,5 +190,7 @@ describe("idle: run provider", { timeout: 120_000 }, () => {
       (l) => typeof l.msg === "string" && l.msg.startsWith("server al woke") && ++n === 2,
       10_000,
     );
+    const c = JSON.parse((await get(sy.proxy[0], "/", { host: "always.test", ...JSON_ACCEPT })).body);
+    assert.ok(alive(c.pid), "the restarted process answers");
   });
 });

@@ -4,11 +4,23 @@
  * server preferred over a napping one, WebSockets keeping a server awake, depends_on order.
  */
 import * as assert from "node:assert/strict";
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
 import * as net from "node:net";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { requestHead } from "../support/http.ts";
 import { alive, concurrentPids, processStarts, runApp, serveIdleApp, wakeActions } from "../support/idle.ts";
 import { freePort } from "../support/ports.ts";
-import { eventually, get, serveYaml, splitAddress, startBackend, yamlHead } from "../support/switchyard.ts";
+import {
+  eventually,
+  get,
+  serveYaml,
+  splitAddress,
+  startBackend,
+  tempDirFor,
+  yamlHead,
+} from "../support/switchyard.ts";
 
 const JSON_ACCEPT = { headers: { accept: "application/json" } };
 
@@ -55,9 +67,12 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a browser gets the loading page (no-store) while the wake runs; wake-events streams progress", async (t) => {
+    // web-1 listens once the test creates this file: still starting while the page, its script
+    // and the start of the progress stream are fetched, however slow the machine
+    const ready = join(tempDirFor(t).dir, "ready");
     const { sy, port } = await serveIdleApp(t, "web-1", {
       idle: "{ idle_timeout: 1m }",
-      env: { READY_DELAY: 300 },
+      env: { READY_FILE: ready },
     });
     const page = await get(sy.proxy[0], "/", { headers: { accept: "text/html,*/*" } });
     assert.equal(page.status, 200);
@@ -70,8 +85,26 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     const js = await get(sy.proxy[0], "/$switchyard/loading.js", { headers: { cookie } });
     assert.equal(js.status, 200);
     assert.match(String(js.headers["content-type"]), /javascript/);
-    const ev = await get(sy.proxy[0], "/$switchyard/wake-events", { headers: { cookie } });
-    const frames = ev.body
+    const { res: ev } = await requestHead(splitAddress(sy.proxy[0])[1], "/$switchyard/wake-events", {
+      cookie,
+    });
+    let body = "";
+    ev.setEncoding("utf8").on("data", (c: string) => {
+      body += c;
+    });
+    const ended = once(ev, "end");
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (!body.includes('"waiting_ready"')) return;
+        ev.off("data", check);
+        resolve();
+      };
+      ev.on("data", check);
+      check();
+    });
+    writeFileSync(ready, "");
+    await ended;
+    const frames = body
       .split("\n\n")
       .filter(Boolean)
       .map((f) => JSON.parse(f.replace(/^data: /, "")));
@@ -86,6 +119,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     const port = await freePort();
     const awake = await startBackend("awake");
     t.after(() => awake.stop());
+    // lazy listens only once the test creates this file: it cannot be ready before the four
+    // requests are answered, however slow the machine
+    const ready = join(tempDirFor(t).dir, "ready");
     const sy = await serveYaml(
       t,
       `${yamlHead()}  app:
@@ -93,14 +129,18 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     healthcheck: { interval: 200ms }
     idle: { idle_timeout: 1m }
     servers:
-      - { name: lazy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_DELAY: 2000, NAME: "lazy" })} }
+      - { name: lazy, url: "http://127.0.0.1:${port}", run: ${runApp(port, { READY_FILE: ready, NAME: "lazy" })} }
       - { name: awake, url: "${awake.url}" }
 `,
     );
     const bodies: string[] = [];
     for (let i = 0; i < 4; i++) bodies.push((await get(sy.proxy[0], "/", JSON_ACCEPT)).body.trim());
     assert.deepEqual(bodies, ["awake", "awake", "awake", "awake"]);
-    // (a request that waited for the 2 s wake would have been answered by "lazy")
+    // (a request that waited for the wake would have been answered by "lazy", once it is let be ready)
+    await sy.waitForLog(
+      (l) => typeof l.msg === "string" && l.msg.startsWith("process started") && l.server === "lazy",
+    );
+    writeFileSync(ready, "");
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server lazy woke"), 15_000);
     await eventually(
       async () => (await get(sy.proxy[0], "/", JSON_ACCEPT)).body.includes('"lazy"'),
@@ -156,13 +196,15 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
       "ready",
     ]);
     const idx = (pred: (l: Record<string, unknown>) => boolean) => sy.logs.findIndex(pred);
-    const dbReady = idx((l) => typeof l.msg === "string" && l.msg.startsWith("server db-1 woke"));
-    const appStart = idx(
-      (l) =>
-        l.msg === "process started: " + "" ||
-        (typeof l.msg === "string" && l.msg.startsWith("process started") && l.server === "app-1"),
-    );
-    assert.ok(dbReady >= 0 && appStart > dbReady, "db ready before app starts");
+    const isDbReady = (l: Record<string, unknown>) =>
+      typeof l.msg === "string" && l.msg.startsWith("server db-1 woke");
+    const isAppStart = (l: Record<string, unknown>) =>
+      typeof l.msg === "string" && l.msg.startsWith("process started") && l.server === "app-1";
+    // the log comes on the process's stdout, the frames on HTTP: the lines may not be read yet
+    await sy.waitForLog(isDbReady);
+    await sy.waitForLog(isAppStart);
+    const [dbReady, appStart] = [idx(isDbReady), idx(isAppStart)];
+    assert.ok(appStart > dbReady, `db ready (log line ${dbReady}) before app starts (line ${appStart})`);
     // app idles out after 300 ms, then db (idle_timeout 1h) is stopped after it
     await sy.waitForLog((l) => l.msg === "server app-1 stopped (idle)");
     await sy.waitForLog((l) => l.msg === "server db-1 stopped (dependency)");
@@ -173,7 +215,10 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
   });
 
   test("a held client that disconnects is not forwarded and frees its request", async (t) => {
-    const { sy } = await serveIdleApp(t, "h", { idle: "{ idle_timeout: 1m }", env: { READY_DELAY: 500 } });
+    // h listens only once the test creates this file: ready after its client has left, however
+    // slow the machine
+    const ready = join(tempDirFor(t).dir, "ready");
+    const { sy } = await serveIdleApp(t, "h", { idle: "{ idle_timeout: 1m }", env: { READY_FILE: ready } });
     const [host, p] = splitAddress(sy.proxy[0]);
     const sock = net.connect(p, host);
     sock.write(
@@ -181,6 +226,9 @@ describe("idle: wakes and requests", { timeout: 120_000 }, () => {
     );
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("process started"));
     sock.destroy();
+    // switchyard has seen the client leave: its access-log line (aborted) is written
+    await sy.waitForLog((l) => l.component === "access" && l.path === "/held" && l.aborted === true);
+    writeFileSync(ready, "");
     await sy.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("server h woke"));
     const r = await get(sy.proxy[0], "/after", JSON_ACCEPT);
     assert.equal(r.status, 200);

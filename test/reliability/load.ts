@@ -24,7 +24,8 @@ export async function runLoad(opts: {
   total: number;
   concurrency: number;
   path?: string;
-  onProgress?: (done: number) => void | Promise<void>;
+  /** After each answer (or failure): how many are done, and the index of the one just done. */
+  onProgress?: (done: number, index: number) => void | Promise<void>;
   /** Called before request number `index` (0-based) is sent; a promise holds that request back. */
   gate?: (index: number) => Promise<void> | undefined;
   signal?: AbortSignal;
@@ -61,7 +62,7 @@ export async function runLoad(opts: {
         if (result.errors.length < 10) result.errors.push(`${e.code ?? ""} ${e.message ?? String(err)}`);
       }
       done++;
-      await opts.onProgress?.(done);
+      await opts.onProgress?.(done, index);
     }
   };
   try {

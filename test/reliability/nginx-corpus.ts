@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { backend } from "../support/backend.ts";
 import { rawRequest } from "../support/http.ts";
+import { freePort } from "../support/ports.ts";
 import { corpus, expectationFor, type TargetName } from "./corpus.ts";
 import { startCli } from "./switchyards.ts";
 
@@ -35,14 +36,6 @@ function ensureNginx(): string {
     stdio: "ignore",
   });
   return "/usr/sbin/nginx";
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((ok) => s.listen(0, "127.0.0.1", ok));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((ok) => s.close(ok));
-  return port;
 }
 
 async function waitForPort(port: number): Promise<void> {

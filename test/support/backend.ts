@@ -76,6 +76,12 @@ export interface Backend {
   release(): void;
   /** Answers every request by resetting its connection (a crashed process behind a live port). */
   dead: boolean;
+  /**
+   * Health probes still to answer; once 0, probes are held (recorded, unanswered) until
+   * release(). Undefined (default): every probe is answered. For "back after one good probe"
+   * without a race against the probe interval.
+   */
+  probeBudget: number | undefined;
   /** Closes the listener and resets every open connection: the port refuses from now on. */
   kill(): Promise<void>;
   /** Listens again on the same port. */
@@ -111,6 +117,7 @@ export async function backend(name: string, options: BackendOptions = {}): Promi
     hold: false,
     held: [],
     dead: false,
+    probeBudget: undefined,
     waitHeld(n) {
       return new Promise<void>((resolve, reject) => {
         const check = () => {
@@ -208,7 +215,16 @@ export async function backend(name: string, options: BackendOptions = {}): Promi
       req.on("data", (c: Buffer) => {
         rec.body += c.length;
       });
-      req.once("end", () => answer(req, res));
+      req.once("end", () => {
+        if (isProbe(rec) && b.probeBudget !== undefined) {
+          if (b.probeBudget === 0) {
+            holdAnswer(res, () => answer(req, res));
+            return;
+          }
+          b.probeBudget--;
+        }
+        answer(req, res);
+      });
     });
     srv.on("connection", (s: net.Socket) => {
       b.connections++;

@@ -11,7 +11,7 @@ import { freePort } from "./ports.ts";
 import { type Running, serveYaml, yamlHead } from "./switchyard.ts";
 
 export const IDLE_FIXTURES = join(import.meta.dirname, "../idle/fixtures");
-/** A small HTTP app: answers JSON `{ pid, path, … }`; env PORT, NAME, READY_DELAY, EXIT_CODE, EXIT_AFTER, IGNORE_TERM. */
+/** A small HTTP app: answers JSON `{ pid, path, … }`; env PORT, NAME, READY_DELAY, READY_FILE, EXIT_CODE, IGNORE_TERM; `POST /__exit` ends it (code 0). */
 export const APP = join(IDLE_FIXTURES, "app.mjs");
 
 /** The `run:` flow map starting the app fixture on `port`. */
