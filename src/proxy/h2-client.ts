@@ -779,6 +779,16 @@ function tunnelHeaders(
     [HTTP2_HEADER_PATH]: path,
     [HTTP2_HEADER_SCHEME]: pool.scheme,
   };
+  out[HTTP2_HEADER_AUTHORITY] = copyHeaders(out, h, TUNNEL_DROPPED) ?? pool.authority;
+  return out;
+}
+
+/** Copies a flat header list into `out` less `dropped` (lower-case names); returns the first `Host`. */
+function copyHeaders(
+  out: http2.OutgoingHttpHeaders,
+  h: readonly string[],
+  dropped: ReadonlySet<string>,
+): string | undefined {
   let authority: string | undefined;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i].toLowerCase();
@@ -787,14 +797,13 @@ function tunnelHeaders(
       authority ??= value;
       continue;
     }
-    if (TUNNEL_DROPPED.has(name)) continue;
+    if (dropped.has(name)) continue;
     const prev = out[name];
     if (prev === undefined) out[name] = value;
     else if (Array.isArray(prev)) prev.push(value);
     else out[name] = [String(prev), value];
   }
-  out[HTTP2_HEADER_AUTHORITY] = authority ?? pool.authority;
-  return out;
+  return authority;
 }
 
 function noop(): void {}
@@ -806,22 +815,7 @@ function requestHeaders(pool: H2Pool, r: UpstreamRequest): http2.OutgoingHttpHea
     [HTTP2_HEADER_PATH]: r.path,
     [HTTP2_HEADER_SCHEME]: pool.scheme,
   };
-  let authority: string | undefined;
-  const h = r.headers;
-  for (let i = 0; i < h.length; i += 2) {
-    const name = h[i].toLowerCase();
-    const value = h[i + 1];
-    if (name === "host") {
-      authority ??= value;
-      continue;
-    }
-    if (DROPPED.has(name)) continue;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [String(prev), value];
-  }
-  out[HTTP2_HEADER_AUTHORITY] = authority ?? pool.authority;
+  out[HTTP2_HEADER_AUTHORITY] = copyHeaders(out, r.headers, DROPPED) ?? pool.authority;
   // switchyard relays trailers over HTTP/2; gRPC servers look for this
   out.te = "trailers";
   return out;
