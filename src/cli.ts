@@ -117,7 +117,8 @@ const SERVE_V8_FLAGS = "--max-semi-space-size=2 --no-maglev";
  * 16 MB semi-spaces, though a proxy's per-request objects die young: 2 MB semi-spaces keep it at
  * 4 MB. Maglev, V8's mid-tier compiler, brings in code pages of its own for a faster warm-up:
  * TurboFan still optimizes the hot path, so a long-running server loses nothing by skipping it.
- * Measured at 64 connections: RSS ~100-112 -> ~80 MB, CPU per request unchanged within noise.
+ * Measured in `npm run bench` at 64 connections (with the lazy builtins): RSS 101-115 -> 86-89 MB,
+ * CPU per request unchanged within noise.
  * These sizes are fixed when V8 starts (`v8.setFlagsFromString` no longer changes them), so
  * `serve` executes itself again in place (`process.execve`: same pid, stdio and environment)
  * with the flags, once, before loading anything. Skipped when every flag is already given (node's
