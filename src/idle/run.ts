@@ -14,7 +14,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { statSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { IdleError, InvalidArgumentError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { IdleProvider, ProviderState, StopOptions } from "./provider.ts";
@@ -204,7 +203,10 @@ export class RunProvider implements IdleProvider {
 
   #lines(stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr"): void {
     if (!stream) return;
-    const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    // node:readline only once a command runs: a server without `run` providers never loads it
+    const rl = process
+      .getBuiltinModule("node:readline")
+      .createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
     rl.on("line", (line) => {
       this.#logger.info({ stream: name }, line);
       for (const l of this.#activity) l();

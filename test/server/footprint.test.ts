@@ -49,16 +49,18 @@ test("a plain-HTTP server (proxy, admin API, metrics) serves without loading TLS
   assert.deepEqual(out.loaded, []);
 });
 
-test("`switchyard serve` runs in its own process with 2 MB semi-spaces and no Maglev; an empty SWITCHYARD_V8_FLAGS keeps Node's defaults", async (t) => {
+test("`switchyard serve` runs in its own process with 1 MB semi-spaces, a small first heap, one malloc arena and no Maglev; an empty SWITCHYARD_V8_FLAGS keeps Node's defaults", async (t) => {
   const tmp = tempDirFor(t, "sy-footprint-");
   const file = tmp.write(
     "switchyard.yaml",
     "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nservices:\n  app:\n    hosts: ['*']\n    servers: ['http://127.0.0.1:9']\n",
   );
-  // runs in every image of the process: prints its pid and node flags
+  // runs in every image of the process: prints its pid, node flags and malloc arenas; at exit,
+  // whether it loaded node:readline (only `run` providers need it)
   const hook = tmp.write(
     "hook.mjs",
-    'process.stderr.write("FLAGS " + process.pid + " " + JSON.stringify(process.execArgv) + "\\n");\n',
+    'process.stderr.write("FLAGS " + process.pid + " " + JSON.stringify(process.execArgv) + " " + (process.env.MALLOC_ARENA_MAX ?? "-") + "\\n");\n' +
+      'process.on("exit", () => process.stderr.write("LOADED " + JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (readline)$/.test(m))) + "\\n"));\n',
   );
   for (const [setting, expected] of [
     [undefined, true],
@@ -74,14 +76,22 @@ test("`switchyard serve` runs in its own process with 2 MB semi-spaces and no Ma
       .split("\n")
       .filter((l) => l.startsWith("FLAGS "))
       .map((l) => {
-        const [, pid, flags] = /^FLAGS (\d+) (.*)$/.exec(l)!;
-        return { pid: Number(pid), flags: JSON.parse(flags) as string[] };
+        const [, pid, flags, arenas] = /^FLAGS (\d+) (.*) (\S+)$/.exec(l)!;
+        return { pid: Number(pid), flags: JSON.parse(flags) as string[], arenas };
       });
     const last = images[images.length - 1];
     assert.equal(last.pid, p.child.pid, "the same process serves");
-    assert.equal(last.flags.includes("--max-semi-space-size=2"), expected, JSON.stringify(images));
-    assert.equal(last.flags.includes("--no-maglev"), expected, JSON.stringify(images));
+    for (const flag of [
+      "--max-semi-space-size=1",
+      "--initial-heap-size=20",
+      "--heap-growing-percent=25",
+      "--no-maglev",
+    ])
+      assert.equal(last.flags.includes(flag), expected, `${flag}: ${JSON.stringify(images)}`);
+    assert.equal(last.arenas, expected ? "1" : "-", JSON.stringify(images));
     assert.equal(images.length, expected ? 2 : 1);
     assert.equal((await p.stop("SIGTERM")).code, 0);
+    const loaded = /^LOADED (.*)$/m.exec(p.stderr());
+    assert.deepEqual(JSON.parse(loaded?.[1] ?? "null"), [], "node:readline");
   }
 });
