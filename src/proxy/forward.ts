@@ -800,7 +800,7 @@ class Tunnel implements H2TunnelHandler {
    */
   #expire(up: TunnelEnd, h2: boolean, ms: number): void {
     const client = this.socket;
-    if (client.destroyed && up.destroyed) return;
+    if (client.destroyed || up.destroyed) return;
     up.setTimeout(0);
     this.host.logger.debug(
       { server: this.server?.name, timeout: ms },
