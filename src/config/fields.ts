@@ -1,16 +1,16 @@
 /**
- * Leaf schemas (zod) and the section readers shared by switchyard files and GoDoxy route files.
+ * Leaf schemas (valibot) and the section readers shared by switchyard files and GoDoxy route files.
  * Every reader reports into `Problems` and returns what it could make of the value, so one pass
  * finds every mistake instead of stopping at the first.
  */
 import { accessSync, constants } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
-import { z } from "zod";
+import * as v from "valibot";
 import { parseDuration } from "../duration.ts";
 import { parseMode } from "../selectors/index.ts";
 import type { Mode } from "../selectors/selector.ts";
-import { closest, describe, type Path, type Problems } from "./source.ts";
+import { checked, closest, describe, type Path, type Problems, type Schema } from "./source.ts";
 import type { HealthcheckConfig, ListenConfig, ProxyProtocolConfig, ServiceConfig } from "./types.ts";
 
 export const DEFAULTS = {
@@ -40,43 +40,44 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 
 /** Go duration strings → ms. Bare numbers are refused: GoDoxy reads them as nanoseconds. */
 export function duration(min: "positive" | "non-negative") {
-  return z.unknown().transform((v, ctx): number => {
+  return checked(v.unknown(), (value, fail): number => {
     let ms: number;
-    if (typeof v === "number") {
-      if (v !== 0) {
-        ctx.addIssue({
-          code: "custom",
-          message: `bare number ${v} is not a duration: add a unit, e.g. "${v}s" or "${v}ms" (GoDoxy would read ${v} as nanoseconds)`,
-        });
+    if (typeof value === "number") {
+      if (value !== 0) {
+        fail(
+          `bare number ${value} is not a duration: add a unit, e.g. "${value}s" or "${value}ms" (GoDoxy would read ${value} as nanoseconds)`,
+        );
         return 0;
       }
       ms = 0;
-    } else if (typeof v === "string") {
+    } else if (typeof value === "string") {
       try {
-        ms = parseDuration(v);
+        ms = parseDuration(value);
       } catch (err) {
-        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        fail((err as Error).message);
         return 0;
       }
     } else {
-      ctx.addIssue({ code: "custom", message: `expected a duration such as "5s", got ${describe(v)}` });
+      fail(`expected a duration such as "5s", got ${describe(value)}`);
       return 0;
     }
-    if (min === "positive" ? ms <= 0 : ms < 0) {
-      ctx.addIssue({ code: "custom", message: `must be ${min === "positive" ? "greater than 0" : "≥ 0"}` });
-    }
+    if (min === "positive" ? ms <= 0 : ms < 0)
+      fail(`must be ${min === "positive" ? "greater than 0" : "≥ 0"}`);
     return ms;
   });
 }
 
-export const bool = z.boolean();
-export const nonEmptyString = z.string().min(1);
+export const bool = v.boolean();
+export const nonEmptyString = v.pipe(v.string(), v.minLength(1));
+export const int = v.pipe(v.number(), v.integer());
+export const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
+export const portNumber = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
 
 /** `host:port`, `[v6]:port`, `:port` or a bare port (all interfaces). */
-export const address = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const parsed = parseAddress(String(v));
+export const address = checked(v.union([v.string(), v.number()]), (value, fail) => {
+  const parsed = parseAddress(String(value));
   if (typeof parsed === "string") {
-    ctx.addIssue({ code: "custom", message: parsed });
+    fail(parsed);
     return { address: "", host: "", port: 0 };
   }
   return parsed;
@@ -119,83 +120,71 @@ export function serviceNameProblem(name: string): string | undefined {
 }
 
 /** Host patterns: exact, `*.example.com` or `*`; lowercased; a trailing dot is dropped. */
-export const hostPattern = z.string().transform((v, ctx) => {
-  const h = v.trim().toLowerCase().replace(/\.$/, "");
+export const hostPattern = checked(v.string(), (value, fail) => {
+  const h = value.trim().toLowerCase().replace(/\.$/, "");
   if (h === "*") return h;
   const m = /^(.*):(\d+)$/.exec(h);
   if (m && !h.startsWith("[")) {
-    ctx.addIssue({ code: "custom", message: `hosts are matched without the port: write "${m[1]}"` });
+    fail(`hosts are matched without the port: write "${m[1]}"`);
     return h;
   }
   const name = h.startsWith("*.") ? h.slice(2) : h;
   if (!HOSTNAME.test(name)) {
-    ctx.addIssue({
-      code: "custom",
-      message: `"${v}" is not a host name, "*.example.com" (one label in front) or "*" (any Host)`,
-    });
+    fail(`"${value}" is not a host name, "*.example.com" (one label in front) or "*" (any Host)`);
   }
   return h;
 });
 
 /** A backend URL: http(s), a host, nothing past the origin. Returns the normalized origin and key. */
-export const serverUrl = z.unknown().transform((v, ctx) => {
+export const serverUrl = checked(v.unknown(), (value, fail) => {
   const bad = () => {
-    ctx.addIssue({
-      code: "custom",
-      message: `not an http(s) URL: ${typeof v === "string" ? JSON.stringify(v) : describe(v)}`,
-    });
+    fail(`not an http(s) URL: ${typeof value === "string" ? JSON.stringify(value) : describe(value)}`);
     return { url: "", key: "" };
   };
-  if (typeof v !== "string") return bad();
+  if (typeof value !== "string") return bad();
   let u: URL;
   try {
-    u = new URL(v.trim());
+    u = new URL(value.trim());
   } catch {
     return bad();
   }
   if ((u.protocol !== "http:" && u.protocol !== "https:") || !u.hostname) return bad();
   if ((u.pathname !== "/" && u.pathname !== "") || u.search || u.hash || u.username || u.password) {
-    ctx.addIssue({
-      code: "custom",
-      message: `"${v}": give only scheme://host:port (no path, query or credentials)`,
-    });
+    fail(`"${value}": give only scheme://host:port (no path, query or credentials)`);
   }
   const key = u.port ? u.host : `${u.host}:${u.protocol === "https:" ? 443 : 80}`;
   return { url: u.origin, key };
 });
 
-export const modeSchema = z.string().transform((v, ctx): Mode => {
+export const modeSchema = checked(v.string(), (value, fail): Mode => {
   try {
-    return parseMode(v);
+    return parseMode(value);
   } catch (err) {
-    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    fail((err as Error).message);
     return "round_robin";
   }
 });
 
-export const weightSchema = z.number().int().min(0);
+export const weightSchema = v.pipe(v.number(), v.integer(), v.minValue(0));
 
 /** A percentage: `25%`, `2.5%` or a bare number 0..100 (percent). */
-export const percentSchema = z.union([z.string(), z.number()]).transform((v, ctx): number => {
-  const text = typeof v === "number" ? String(v) : v.trim();
+export const percentSchema = checked(v.union([v.string(), v.number()]), (value, fail): number => {
+  const text = typeof value === "number" ? String(value) : value.trim();
   const m = /^(\d+(?:\.\d+)?)\s*%?$/.exec(text);
   const n = m ? Number(m[1]) : Number.NaN;
   if (!Number.isFinite(n) || n < 0 || n > 100) {
-    ctx.addIssue({
-      code: "custom",
-      message: `expected a percentage from 0% to 100%, got ${JSON.stringify(v)}`,
-    });
+    fail(`expected a percentage from 0% to 100%, got ${JSON.stringify(value)}`);
     return 0;
   }
   return n;
 });
 
 /** Trusted peers: a list, or a comma-separated string (GoDoxy), of IPs and CIDRs. */
-export const fromSchema = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
-  const list = typeof v === "string" ? v.split(",") : v;
+export const fromSchema = checked(v.union([v.string(), v.array(v.string())]), (value, fail) => {
+  const list = typeof value === "string" ? value.split(",") : value;
   list.forEach((e, i) => {
     const problem = cidrProblem(e.trim());
-    if (problem) ctx.addIssue({ code: "custom", message: problem, path: typeof v === "string" ? [] : [i] });
+    if (problem) fail(problem, typeof value === "string" ? undefined : i);
   });
   return list.map((s) => s.trim()).filter((s) => s !== "");
 });
@@ -211,9 +200,12 @@ function cidrProblem(entry: string): string | undefined {
   return undefined;
 }
 
-export const headerSchema = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not a valid header name");
+export const headerSchema = v.pipe(
+  v.string(),
+  v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not a valid header name"),
+);
 
-export const pathSchema = z.string().startsWith("/", 'must start with "/"');
+export const pathSchema = v.pipe(v.string(), v.startsWith("/", 'must start with "/"'));
 
 // ---------------------------------------------------------------------------------------------
 // Map reading
@@ -292,12 +284,7 @@ export function readMap<K extends string>(
 }
 
 /** Parses an entry with a schema, or returns the default when absent. */
-export function field<S extends z.ZodType>(
-  p: Problems,
-  entry: Entry | undefined,
-  schema: S,
-  fallback: z.output<S>,
-): z.output<S> {
+export function field<T>(p: Problems, entry: Entry | undefined, schema: Schema<T>, fallback: T): T {
   if (entry === undefined) return fallback;
   const v = p.parse(schema, entry.value, entry.path);
   return v === undefined ? fallback : v;
@@ -347,7 +334,7 @@ export function readHealthcheck(
     useGet: field(p, m.use_get, bool, d.useGet),
     interval: field(p, m.interval, duration("positive"), d.interval),
     timeout: field(p, m.timeout, duration("positive"), d.timeout),
-    retries: field(p, m.retries, z.number().int(), d.retries),
+    retries: field(p, m.retries, int, d.retries),
     enabled: !field(p, m.disable ?? m.disabled, bool, false),
   };
 }

@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { z } from "zod";
+import * as v from "valibot";
 import {
   bool,
   DEFAULTS,
@@ -15,7 +15,9 @@ import {
   field,
   fromSchema,
   headerSchema,
+  int,
   isMapValue,
+  positiveInt,
   readMap,
 } from "./fields.ts";
 import { type RouteRef, readRules } from "./rules.ts";
@@ -120,7 +122,7 @@ export function readGoDoxyMiddlewares(
     const rest: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(o)) {
       if (norm(k) === "priority") {
-        const pr = p.parse(z.number().int(), v, [...path, k]);
+        const pr = p.parse(int, v, [...path, k]);
         if (pr !== undefined) priority = pr;
       } else if (norm(k) === "bypass") {
         p.at(
@@ -247,8 +249,8 @@ function mapOne(
         p.at(path, "rate_limit needs `average` and `burst` (GoDoxy requires both)");
         return undefined;
       }
-      const average = p.parse(z.number().int().min(1), m.average.value, m.average.path);
-      const burst = p.parse(z.number().int().min(1), m.burst.value, m.burst.path);
+      const average = p.parse(positiveInt, m.average.value, m.average.path);
+      const burst = p.parse(positiveInt, m.burst.value, m.burst.path);
       const period = field(p, m.period, duration("positive"), 1000);
       if (period < 1000 && m.period) p.at(m.period.path, "must be at least 1s (as in GoDoxy)");
       if (average === undefined || burst === undefined) return undefined;
@@ -312,16 +314,16 @@ function headerEdits(
       ok = false;
       return out;
     }
-    for (const [k, v] of Object.entries(e.value)) {
+    for (const [k, value] of Object.entries(e.value)) {
       const hp = [...e.path, k];
-      if (!headerSchema.safeParse(k).success) {
+      if (!v.is(headerSchema, k)) {
         p.at(hp, `${JSON.stringify(k)} is not a valid header name`, "key");
         ok = false;
         continue;
       }
-      const text = typeof v === "number" || typeof v === "boolean" ? String(v) : v;
+      const text = typeof value === "number" || typeof value === "boolean" ? String(value) : value;
       if (typeof text !== "string" || /[\r\n\0]/.test(text)) {
-        p.at(hp, `expected a header value on one line, got ${describe(v)}`);
+        p.at(hp, `expected a header value on one line, got ${describe(value)}`);
         ok = false;
         continue;
       }
@@ -347,7 +349,7 @@ function headerEdits(
         ? hide.value.split(",").map((x) => x.trim())
         : [hide.value];
     list.forEach((h: unknown, i: number) => {
-      if (typeof h === "string" && headerSchema.safeParse(h).success) remove.push(h);
+      if (typeof h === "string" && v.is(headerSchema, h)) remove.push(h);
       else {
         p.at(
           Array.isArray(hide.value) ? [...hide.path, i] : hide.path,

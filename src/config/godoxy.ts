@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { z } from "zod";
+import * as v from "valibot";
 import { formatDuration } from "../duration.ts";
 import { tlsProblem } from "../upstream-tls.ts";
 import {
@@ -41,7 +41,7 @@ import {
   resolveIdle,
 } from "./idle.ts";
 import { checkRoutes, type RouteRef } from "./rules.ts";
-import type { Path, Problems } from "./source.ts";
+import { checked, type Path, type Problems } from "./source.ts";
 import type {
   HealthcheckConfig,
   MiddlewareConfig,
@@ -309,7 +309,7 @@ function isGoDoxyDefault(key: string, value: unknown): boolean {
  */
 function hostsOf(p: Problems, name: string, at: Path, linked: boolean): string[] | undefined {
   if (name.includes(".") || name.includes("*")) {
-    const h = hostPattern.safeParse(name);
+    const h = v.safeParse(hostPattern, name);
     if (!h.success) {
       p.at(
         at,
@@ -318,7 +318,7 @@ function hostsOf(p: Problems, name: string, at: Path, linked: boolean): string[]
       );
       return undefined;
     }
-    return [h.data];
+    return [h.output];
   }
   const bad = serviceNameProblem(name);
   if (bad) {
@@ -341,22 +341,29 @@ const SCHEME_REFUSED: Readonly<Record<string, string>> = {
     "file-server routes: serve the files with a web server and put it behind switchyard as a backend",
 };
 
+/** GoDoxy's `host`: a name or an address, without a port. */
+const routeHost = checked(nonEmptyString, (value, fail) => {
+  const h = value.trim().toLowerCase();
+  if (h.includes(":") && isIP(h.replace(/^\[|\]$/g, "")) !== 6)
+    fail("give the host without a port (the port goes in `port`)");
+  return h;
+});
+
 /** GoDoxy's `port`: "[listening:]target" or a number. */
-const portSchema = z.union([z.number(), z.string()]).transform((v, ctx): number => {
-  const text = String(v).trim();
+const portSchema = checked(v.union([v.number(), v.string()]), (value, fail): number => {
+  const text = String(value).trim();
   if (/^\d+:\d+$/.test(text)) {
-    ctx.addIssue({
-      code: "custom",
-      message: `"${text}": a listening port is for GoDoxy stream routes; switchyard listens on \`listen\` for every service: give only the backend's port`,
-    });
+    fail(
+      `"${text}": a listening port is for GoDoxy stream routes; switchyard listens on \`listen\` for every service: give only the backend's port`,
+    );
     return 0;
   }
   if (!/^\d+$/.test(text)) {
-    ctx.addIssue({ code: "custom", message: `expected a port number, got ${JSON.stringify(v)}` });
+    fail(`expected a port number, got ${JSON.stringify(value)}`);
     return 0;
   }
   const n = Number(text);
-  if (n > 65535) ctx.addIssue({ code: "custom", message: `must be ≤ 65535, got ${n}` });
+  if (n > 65535) fail(`must be ≤ 65535, got ${n}`);
   return n;
 });
 
@@ -389,16 +396,7 @@ function readMember(
       failed = true;
     } else scheme = s;
   }
-  const host = field(
-    p,
-    r.host,
-    nonEmptyString
-      .transform((h) => h.trim().toLowerCase())
-      .refine((h) => !h.includes(":") || isIP(h.replace(/^\[|\]$/g, "")) === 6, {
-        message: "give the host without a port (the port goes in `port`)",
-      }),
-    "localhost",
-  );
+  const host = field(p, r.host, routeHost, "localhost");
   // a stream route's "listen:target" port is part of what its scheme refusal already says
   let port = r.port && !stream ? p.parse(portSchema, r.port.value, r.port.path) : 0;
   if (port === undefined || port > 65535) return undefined;
@@ -505,13 +503,13 @@ function readGoDoxyTls(
   const insecure = r.no_tls_verify ? p.parse(bool, r.no_tls_verify.value, r.no_tls_verify.path) : undefined;
   let servername: string | undefined;
   if (r.ssl_server_name) {
-    const v = p.parse(z.string(), r.ssl_server_name.value, r.ssl_server_name.path)?.trim();
-    if (v === "off")
+    const name = p.parse(v.string(), r.ssl_server_name.value, r.ssl_server_name.path)?.trim();
+    if (name === "off")
       p.at(
         r.ssl_server_name.path,
         'ssl_server_name "off" (no SNI) is not offered: switchyard always sends SNI (the URL\'s host, or this name)',
       );
-    else if (v) servername = v;
+    else if (name) servername = name;
   }
   const file = (e: Entry | undefined): { file: string; text: Buffer } | undefined => {
     if (!e) return undefined;

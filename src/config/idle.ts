@@ -5,7 +5,7 @@
  * every service is read (`checkIdleGraph`).
  */
 import { resolve } from "node:path";
-import { z } from "zod";
+import * as v from "valibot";
 import { normalizeSignal, SIGNAL_NAMES } from "../idle/watcher.ts";
 import {
   bool,
@@ -18,7 +18,7 @@ import {
   pathSchema,
   readMap,
 } from "./fields.ts";
-import { describe, type Path, type Problems } from "./source.ts";
+import { checked, describe, type Path, type Problems } from "./source.ts";
 import type { IdleConfig, ProviderConfig, ServiceConfig } from "./types.ts";
 
 export const IDLE_KEYS = [
@@ -49,26 +49,26 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** What one block sets; `depPaths` are the lines of its depends_on entries. */
 export type IdlePartial = Partial<Mutable<IdleConfig>> & { depPaths?: Path[] };
 
-const stopMethod = z.string().transform((v, ctx) => {
-  const m = v.trim().toLowerCase();
+const stopMethod = checked(v.string(), (value, fail) => {
+  const m = value.trim().toLowerCase();
   if (m !== "stop" && m !== "pause" && m !== "kill") {
-    ctx.addIssue({ code: "custom", message: `unknown stop_method "${v}" (stop, pause or kill)` });
+    fail(`unknown stop_method "${value}" (stop, pause or kill)`);
     return "stop" as const;
   }
   return m;
 });
-const stopSignal = z.string().transform((v, ctx) => {
-  const s = normalizeSignal(v);
+const stopSignal = checked(v.string(), (value, fail) => {
+  const s = normalizeSignal(value);
   if (!s) {
-    ctx.addIssue({
-      code: "custom",
-      message: `unknown signal "${v}" (${SIGNAL_NAMES.join(", ")}, with or without SIG)`,
-    });
+    fail(`unknown signal "${value}" (${SIGNAL_NAMES.join(", ")}, with or without SIG)`);
     return "SIGTERM";
   }
   return s;
 });
-const startEndpoint = pathSchema.transform((v) => v.replace(/#.*$/, ""));
+const startEndpoint = v.pipe(
+  pathSchema,
+  v.transform((path: string) => path.replace(/#.*$/, "")),
+);
 
 /** Reads an `idle:` block (or `idlewatcher:`). */
 export function readIdleBlock(p: Problems, entry: Entry | undefined, loose: boolean): IdlePartial {
@@ -132,7 +132,12 @@ export function resolveIdle(service: IdlePartial, own: IdlePartial): IdleConfig 
   };
 }
 
-const stringMap = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
+const stringMap = v.record(
+  v.string(),
+  v.pipe(v.union([v.string(), v.number(), v.boolean()]), v.transform(String)),
+);
+const argvSchema = v.array(v.pipe(v.union([v.string(), v.number()]), v.transform(String)));
+const commandSchema = v.pipe(v.string(), v.trim(), v.minLength(1, "empty command"));
 
 /**
  * The provider of a server from its `run` / `exec` / `docker` entries: undefined when none,
@@ -185,7 +190,7 @@ export function readProvider(
         p.at(cmdEntry.path, "empty `run` command");
         return null;
       }
-      const argv = p.parse(z.array(z.union([z.string(), z.number()]).transform(String)), v, cmdEntry.path);
+      const argv = p.parse(argvSchema, v, cmdEntry.path);
       return argv ? { kind, command: argv, cwd, env } : null;
     }
     p.at(cmdEntry.path, `expected a command (argv list or string), got ${describe(v)}`);
@@ -207,7 +212,7 @@ export function readProvider(
         }
         return undefined;
       }
-      const s = p.parse(z.string().trim().min(1, "empty command"), x.value, x.path);
+      const s = p.parse(commandSchema, x.value, x.path);
       if (s === undefined) ok = false;
       return s;
     };

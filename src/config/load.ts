@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { z } from "zod";
+import * as v from "valibot";
 import { formatDuration } from "../duration.ts";
 import { ConfigError } from "../errors.ts";
 import {
@@ -100,11 +100,8 @@ const SERVER_KEYS = [
   "tls",
 ] as const;
 
-const logLevelSchema = z
-  .string()
-  .transform((s) => s.toLowerCase())
-  .pipe(z.enum(LOG_LEVELS));
-const workersSchema = z.number().int().min(1);
+const logLevelSchema = v.pipe(v.string(), v.toLowerCase(), v.picklist(LOG_LEVELS));
+const workersSchema = v.pipe(v.number(), v.integer(), v.minValue(1));
 
 /**
  * Parses a configuration text. `file` names it in problems and anchors relative TLS paths.
@@ -525,9 +522,9 @@ function applyOverrides(p: Problems, draft: Draft, o: ConfigOverrides): void {
     else draft.workers = o.workers;
   }
   if (o.logLevel !== undefined) {
-    const r = logLevelSchema.safeParse(o.logLevel);
+    const r = v.safeParse(logLevelSchema, o.logLevel);
     if (!r.success) p.flag("--log-level", `must be one of ${LOG_LEVELS.join(", ")}, got "${o.logLevel}"`);
-    else draft.logLevel = r.data;
+    else draft.logLevel = r.output;
   }
 }
 

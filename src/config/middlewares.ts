@@ -5,7 +5,7 @@
  */
 import { accessSync, constants } from "node:fs";
 import { resolve } from "node:path";
-import { z } from "zod";
+import * as v from "valibot";
 import {
   bcryptProblem,
   bool,
@@ -16,6 +16,8 @@ import {
   headerSchema,
   isMapValue,
   osReason,
+  portNumber,
+  positiveInt,
   readMap,
 } from "./fields.ts";
 import { type RouteRef, readRules } from "./rules.ts";
@@ -187,13 +189,8 @@ function readOne(
       if (e.value === false) return undefined;
       const m = readMap(p, e.value, e.path, ["status", "port"] as const);
       if (!m) return undefined;
-      const status = field(
-        p,
-        m.status,
-        z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]),
-        308,
-      );
-      const port = m.port && p.parse(z.number().int().min(1).max(65535), m.port.value, m.port.path);
+      const status = field(p, m.status, v.picklist([301, 302, 307, 308]), 308);
+      const port = m.port && p.parse(portNumber, m.port.value, m.port.path);
       return { kind, status, port: port === 443 ? undefined : port };
     }
     case "basic_auth": {
@@ -202,10 +199,7 @@ function readOne(
       const realm = field(
         p,
         m.realm,
-        z
-          .string()
-          .min(1)
-          .regex(/^[^"\\\r\n]*$/, 'no quotes, "\\" or line breaks'),
+        v.pipe(v.string(), v.minLength(1), v.regex(/^[^"\\\r\n]*$/, 'no quotes, "\\" or line breaks')),
         "switchyard",
       );
       const users: Record<string, string> = {};
@@ -238,7 +232,7 @@ function readOne(
         p.at(m.rate.path, rate);
         return undefined;
       }
-      const burst = field(p, m.burst, z.number().int().min(1), Math.max(1, Math.ceil(rate.limit)));
+      const burst = field(p, m.burst, positiveInt, Math.max(1, Math.ceil(rate.limit)));
       return { kind, limit: rate.limit, period: rate.period, burst };
     }
     case "request_headers":
@@ -253,8 +247,13 @@ function readOne(
       if (!m) return undefined;
       return {
         kind,
-        minLength: field(p, m.min_length, z.number().int().min(0), 1024),
-        encodings: field(p, m.encodings, z.array(z.enum(["br", "gzip"])).min(1), ["br", "gzip"]),
+        minLength: field(p, m.min_length, v.pipe(v.number(), v.integer(), v.minValue(0)), 1024),
+        encodings: field(
+          p,
+          m.encodings,
+          v.pipe(v.array(v.picklist(["br", "gzip"] as const)), v.minLength(1)),
+          ["br", "gzip"],
+        ),
       };
     }
     case "error_pages": {
@@ -329,7 +328,7 @@ function readHeaderEdits(p: Problems, e: Entry): HeaderEdits | undefined {
     }
     for (const [name, value] of Object.entries(x.value)) {
       const hpath = [...x.path, name];
-      if (!headerSchema.safeParse(name).success) {
+      if (!v.is(headerSchema, name)) {
         p.at(hpath, `${JSON.stringify(name)} is not a valid header name`, "key");
         continue;
       }
@@ -349,7 +348,7 @@ function readHeaderEdits(p: Problems, e: Entry): HeaderEdits | undefined {
     const list = Array.isArray(m.remove.value) ? m.remove.value : [m.remove.value];
     list.forEach((name: unknown, i: number) => {
       const rpath = Array.isArray(m.remove!.value) ? [...m.remove!.path, i] : m.remove!.path;
-      if (typeof name !== "string" || !headerSchema.safeParse(name).success)
+      if (typeof name !== "string" || !v.is(headerSchema, name))
         p.at(
           rpath,
           `${typeof name === "string" ? JSON.stringify(name) : describe(name)} is not a valid header name`,

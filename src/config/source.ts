@@ -1,8 +1,10 @@
 /**
  * YAML → plain values that remember where they came from, plus the problem collector every
- * validation step reports into. Validation runs on plain values (zod leaves); a problem's path
+ * validation step reports into. Validation runs on plain values (valibot leaves); a problem's path
  * is walked back through the source map to the line the user has to edit.
  */
+
+import * as v from "valibot";
 import {
   type Document,
   isAlias,
@@ -15,7 +17,6 @@ import {
   parse as parseYamlValue,
   Scalar,
 } from "yaml";
-import type { z } from "zod";
 
 export type Path = readonly (string | number)[];
 
@@ -209,12 +210,14 @@ export class Problems {
     this.#list.push({ line: -1, text: `${flag}: ${message}`, seq: this.#list.length });
   }
 
-  /** Runs a zod schema on one value; issues become problems under `path`. */
-  parse<S extends z.ZodType>(schema: S, value: unknown, path: Path): z.output<S> | undefined {
-    const r = schema.safeParse(value, { error: errorMessage });
-    if (r.success) return r.data;
-    for (const issue of r.error.issues) {
-      this.at([...path, ...(issue.path as (string | number)[])], issue.message);
+  /** Runs a leaf schema on one value; issues become problems under `path`. */
+  parse<T>(schema: Schema<T>, value: unknown, path: Path): T | undefined {
+    const r = v.safeParse(schema, value, CONFIG);
+    if (r.success) return r.output;
+    for (const issue of r.issues) {
+      const at =
+        issue.path === undefined ? path : [...path, ...issue.path.map((item) => item.key as string | number)];
+      this.at(at, issue.message);
     }
     return undefined;
   }
@@ -255,40 +258,90 @@ export function describe(v: unknown): string {
   }
 }
 
+/** A leaf schema: a plain value in, `T` out (valibot; see `checked` for our own checks). */
+export type Schema<T> = v.GenericSchema<unknown, T>;
+
+/**
+ * `base`, then `check`, which reports problems through `fail` (`at`: an index under the value)
+ * and returns what it made of the value; a value with a problem is not used.
+ */
+export function checked<I, O>(
+  base: v.GenericSchema<unknown, I>,
+  check: (value: I, fail: (message: string, at?: number) => void) => O,
+): Schema<O> {
+  return v.pipe(
+    base,
+    v.rawTransform(({ dataset, addIssue }) =>
+      check(dataset.value, (message, at) =>
+        addIssue({
+          message,
+          path:
+            at === undefined
+              ? undefined
+              : [{ type: "unknown", origin: "value", input: dataset.value, key: at, value: undefined }],
+        }),
+      ),
+    ),
+  );
+}
+
 const EXPECTED: Record<string, string> = {
   string: "a string",
   number: "a number",
-  int: "an integer",
   boolean: "true or false",
-  array: "a list",
-  object: "a map",
-  record: "a map",
+  Array: "a list",
+  Object: "a map",
 };
 
-function errorMessage(issue: z.core.$ZodRawIssue): string | undefined {
-  switch (issue.code) {
-    case "invalid_type": {
-      const expected = EXPECTED[issue.expected] ?? issue.expected;
-      let hint = "";
-      if (
-        issue.expected === "string" &&
-        (typeof issue.input === "number" || typeof issue.input === "boolean")
-      )
-        hint = "; put it in quotes";
-      return `expected ${expected}, got ${describe(issue.input)}${hint}`;
-    }
-    case "too_small":
-      if (issue.origin === "string") return "must not be empty";
-      if (issue.origin === "array") return "must not be empty";
-      return `must be ${issue.inclusive ? "≥" : ">"} ${issue.minimum}, got ${String(issue.input)}`;
-    case "too_big":
-      return `must be ${issue.inclusive ? "≤" : "<"} ${issue.maximum}, got ${String(issue.input)}`;
-    case "invalid_value":
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${describe(issue.input)}`;
-    default:
-      return undefined;
-  }
+/** "(string | number)" -> "a string or a number". */
+function expected(text: string | null): string {
+  if (text === null) return "something else";
+  const parts = text.replace(/^\((.*)\)$/, "$1").split(" | ");
+  return parts.map((t) => EXPECTED[t] ?? t).join(" or ");
 }
+
+// Our wording for the issues of the leaves above (valibot's own read "Invalid type: ...").
+const CONFIG: v.Config<v.BaseIssue<unknown>> = {
+  abortPipeEarly: true,
+  message(issue) {
+    switch (issue.type) {
+      case "string":
+      case "number":
+      case "boolean":
+      case "array":
+      case "record":
+      case "object":
+      case "union": {
+        const hint =
+          issue.expected?.includes("string") === true &&
+          !issue.expected.includes("number") &&
+          (typeof issue.input === "number" || typeof issue.input === "boolean")
+            ? "; put it in quotes"
+            : "";
+        return `expected ${expected(issue.expected)}, got ${describe(issue.input)}${hint}`;
+      }
+      case "integer":
+        return `expected an integer, got ${describe(issue.input)}`;
+      case "finite":
+        return `expected a finite number, got ${String(issue.input)}`;
+      case "min_length":
+      case "non_empty":
+        return "must not be empty";
+      case "min_value":
+        return `must be ≥ ${String(issue.requirement)}, got ${String(issue.input)}`;
+      case "max_value":
+        return `must be ≤ ${String(issue.requirement)}, got ${String(issue.input)}`;
+      case "picklist":
+      case "literal":
+        return `must be one of ${(issue.expected ?? "")
+          .replace(/^\((.*)\)$/, "$1")
+          .split(" | ")
+          .join(", ")}, got ${describe(issue.input)}`;
+      default:
+        return issue.message;
+    }
+  },
+};
 
 /** The closest known key, for "did you mean" hints. */
 export function closest(key: string, known: readonly string[]): string | undefined {

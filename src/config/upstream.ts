@@ -7,7 +7,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { z } from "zod";
+import * as v from "valibot";
 import {
   parseProtocol,
   tlsProblem,
@@ -16,19 +16,16 @@ import {
   type UpstreamTlsOptions,
 } from "../upstream-tls.ts";
 import { bool, type Entry, field, nonEmptyString, osReason, readMap } from "./fields.ts";
-import type { Path, Problems } from "./source.ts";
+import { checked, type Path, type Problems } from "./source.ts";
 import type { UpstreamTlsConfig } from "./types.ts";
 
 export const UPSTREAM_TLS_KEYS = ["ca", "servername", "cert", "key", "insecure_skip_verify"] as const;
 
-const protocolSchema = z.string().transform((v, ctx): UpstreamProtocol => {
-  const p = parseProtocol(v);
+const protocolSchema = checked(v.string(), (value, fail): UpstreamProtocol => {
+  const p = parseProtocol(value);
   if (p === undefined) {
-    ctx.addIssue({
-      code: "custom",
-      message: `unknown protocol "${v}" (expected ${UPSTREAM_PROTOCOLS.join(", ")})`,
-    });
-    return z.NEVER;
+    fail(`unknown protocol "${value}" (expected ${UPSTREAM_PROTOCOLS.join(", ")})`);
+    return "http1.1";
   }
   return p;
 });
