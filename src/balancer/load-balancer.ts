@@ -58,8 +58,17 @@ export interface LoadBalancerOptions {
   stickyMaxAge?: number | string;
   stickySecret?: string;
   options?: RealIpOptions;
-  /** Upstream timeouts (ms or duration strings). */
-  timeouts?: { connect?: number | string; responseHeader?: number | string; idle?: number | string };
+  /**
+   * Upstream timeouts (ms or duration strings). `tunnel` (default 1h, 0 = never): an upgraded
+   * connection (WebSocket, h2c) with no byte either way this long is closed on both sides; a change
+   * applies to tunnels opened after it.
+   */
+  timeouts?: {
+    connect?: number | string;
+    responseHeader?: number | string;
+    idle?: number | string;
+    tunnel?: number | string;
+  };
   /**
    * How long a server taken out by a failed request stays out when no active health check can
    * bring it back (ms or duration string; default 10s, nginx's fail_timeout).
@@ -109,7 +118,12 @@ export interface BalancerEvent {
 /** The resolved, immutable view of a balancer's configuration. */
 export interface BalancerConfig extends BalancingConfig {
   readonly link: string;
-  readonly timeouts: { readonly connect: number; readonly responseHeader: number; readonly idle: number };
+  readonly timeouts: {
+    readonly connect: number;
+    readonly responseHeader: number;
+    readonly idle: number;
+    readonly tunnel: number;
+  };
   readonly passiveCooldown: number;
   /** No forwarded headers to the backend (LoadBalancerOptions.hideForwarded). */
   readonly hideForwarded: boolean;
@@ -224,6 +238,10 @@ export class Balancer {
   /** Whether an `Upgrade: h2c` may be tunnelled (the forwarder asks). */
   get allowH2cUpgrade(): boolean {
     return this.#config.allowH2cUpgrade;
+  }
+  /** Inactivity (ms, 0 = never) after which a tunnel is closed: read as each tunnel opens. */
+  get tunnelTimeout(): number {
+    return this.#config.timeouts.tunnel;
   }
   /** The servers in the order they were added, each with its rebalanced weight. */
   get servers(): readonly Server[] {
@@ -377,7 +395,11 @@ export class Balancer {
       this.#debugToken = partial.debugToken ? tokenDigest(partial.debugToken) : undefined;
     }
     if ("onEvent" in partial) this.#onEvent = partial.onEvent;
-    const timeoutsChanged = JSON.stringify(next.timeouts) !== JSON.stringify(cur.timeouts);
+    // the tunnel timeout is read as each tunnel opens: no new forwarder for it
+    const a = cur.timeouts;
+    const b = next.timeouts;
+    const timeoutsChanged =
+      a.connect !== b.connect || a.responseHeader !== b.responseHeader || a.idle !== b.idle;
     this.#config = next;
     if (timeoutsChanged) {
       // the next request builds a forwarder with the new timeouts
@@ -1227,6 +1249,7 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
       connect: toMs(t.connect, 5000, "timeouts.connect"),
       responseHeader: toMs(t.responseHeader, 60000, "timeouts.responseHeader"),
       idle: toMs(t.idle, 60000, "timeouts.idle"),
+      tunnel: toMs(t.tunnel, 3_600_000, "timeouts.tunnel"),
     }),
     passiveCooldown: toMs(o.passiveCooldown, 10000, "passiveCooldown"),
     slowStart: toMs(o.slowStart, 0, "slowStart"),
@@ -1235,6 +1258,7 @@ function resolveConfig(o: LoadBalancerOptions): BalancerConfig {
     allowH2cUpgrade: o.allowH2cUpgrade === true,
   };
   if (config.slowStart < 0) throw new InvalidArgumentError("slowStart must be >= 0");
+  if (config.timeouts.tunnel < 0) throw new InvalidArgumentError("timeouts.tunnel must be >= 0");
   return Object.freeze(config);
 }
 

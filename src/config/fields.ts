@@ -16,7 +16,14 @@ import type { HealthcheckConfig, ListenConfig, ProxyProtocolConfig, ServiceConfi
 export const DEFAULTS = {
   listen: "0.0.0.0:8080",
   admin: "127.0.0.1:8081",
-  timeouts: { connect: 5_000, responseHeader: 60_000, idle: 60_000, clientHeader: 30_000, shutdown: 30_000 },
+  timeouts: {
+    connect: 5_000,
+    responseHeader: 60_000,
+    idle: 60_000,
+    clientHeader: 30_000,
+    shutdown: 30_000,
+    tunnel: 3_600_000,
+  },
   workers: 1,
   logLevel: "info",
   stickyMaxAge: 24 * 3_600_000,

@@ -37,6 +37,7 @@ describe("defaults", () => {
       idle: 60000,
       clientHeader: 30000,
       shutdown: 30000,
+      tunnel: 3_600_000,
     });
     assert.equal(c.workers, 1);
     assert.equal(c.logLevel, "info");
@@ -162,7 +163,7 @@ describe("every key", () => {
   - { address: ":8443", tls: { cert: cert.pem, key: ./key.pem } }
   - { address: ":8444", proxy_protocol: { trusted: [10.0.0.0/8, "::1"], timeout: 2s } }
 admin: { address: 0.0.0.0:9090, token: s3cret }
-timeouts: { connect: 1s, response_header: 2m, idle: 1h30m, client_header: 10s, shutdown: 0s }
+timeouts: { connect: 1s, response_header: 2m, idle: 1h30m, client_header: 10s, shutdown: 0s, tunnel: 10m }
 workers: 4
 log_level: DEBUG
 services:
@@ -207,6 +208,7 @@ services:
       idle: 5_400_000,
       clientHeader: 10_000,
       shutdown: 0,
+      tunnel: 600_000,
     });
     assert.equal(c.workers, 4);
     assert.equal(c.logLevel, "debug");
@@ -303,6 +305,16 @@ describe("mistakes are reported as file:line: path: message", () => {
       "bad duration",
       `timeouts:\n  connect: 5 seconds\n${MINIMAL}`,
       `${F}:2: timeouts.connect: invalid duration "5 seconds" (use Go syntax such as 500ms, 30s, 5m, 1h30m; units ns us ms s m h)`,
+    ],
+    [
+      "bad tunnel timeout",
+      `timeouts:\n  tunnel: 1 hour\n${MINIMAL}`,
+      `${F}:2: timeouts.tunnel: invalid duration "1 hour" (use Go syntax such as 500ms, 30s, 5m, 1h30m; units ns us ms s m h)`,
+    ],
+    [
+      "negative per-service tunnel timeout",
+      `services:\n  api:\n    timeouts: { tunnel: -1s }\n    servers: [http://a:1]\n`,
+      `${F}:3: services.api.timeouts.tunnel: must be ≥ 0`,
     ],
     [
       "zero interval",
@@ -525,6 +537,18 @@ services:
 describe("values", () => {
   test("a zero duration without a unit is accepted", () => {
     assert.equal(parseConfig(`timeouts: { shutdown: 0 }\n${MINIMAL}`, F, {}, {}).timeouts.shutdown, 0);
+  });
+
+  test("timeouts.tunnel: 0 (never) at the top, a service's own over it", () => {
+    const c = parseConfig(
+      `timeouts: { tunnel: 0 }\nservices:\n  api:\n    timeouts: { tunnel: 90s }\n    servers: [http://a:1]\n  b:\n    servers: [http://b:1]\n`,
+      F,
+      {},
+      {},
+    );
+    assert.equal(c.timeouts.tunnel, 0);
+    assert.deepEqual(c.services.api.timeouts, { tunnel: 90_000 });
+    assert.equal(c.services.b.timeouts, undefined);
   });
 
   test("environment substitution: typed when unquoted, literal when escaped with $$", () => {

@@ -64,7 +64,7 @@ export interface ConfigOverrides {
 type Draft = { -readonly [K in keyof SwitchyardConfig]: SwitchyardConfig[K] };
 
 const TOP_KEYS = ["listen", "admin", "timeouts", "workers", "log_level", "access_log", "services"] as const;
-const TIMEOUT_KEYS = ["connect", "response_header", "idle", "client_header", "shutdown"] as const;
+const TIMEOUT_KEYS = ["connect", "response_header", "idle", "client_header", "shutdown", "tunnel"] as const;
 const SERVICE_KEYS = [
   "hosts",
   "mode",
@@ -292,6 +292,7 @@ function readTimeouts(p: Problems, entry: Entry | undefined): TimeoutsConfig {
     idle: field(p, m.idle, duration("positive"), d.idle),
     clientHeader: field(p, m.client_header, duration("positive"), d.clientHeader),
     shutdown: field(p, m.shutdown, duration("non-negative"), d.shutdown),
+    tunnel: field(p, m.tunnel, duration("non-negative"), d.tunnel),
   };
 }
 

@@ -93,17 +93,18 @@ export function readPaths(p: Problems, entry: Entry | undefined): { prefix: stri
   return out;
 }
 
-const SERVICE_TIMEOUT_KEYS = ["connect", "response_header", "idle"] as const;
+const SERVICE_TIMEOUT_KEYS = ["connect", "response_header", "idle", "tunnel"] as const;
 
 export function readServiceTimeouts(p: Problems, entry: Entry | undefined): ServiceTimeouts | undefined {
   if (!entry) return undefined;
   const m = readMap(p, entry.value, entry.path, SERVICE_TIMEOUT_KEYS);
   if (!m) return undefined;
-  const out: { connect?: number; responseHeader?: number; idle?: number } = {};
+  const out: { connect?: number; responseHeader?: number; idle?: number; tunnel?: number } = {};
   const pos = duration("positive");
   if (m.connect) out.connect = p.parse(pos, m.connect.value, m.connect.path);
   if (m.response_header) out.responseHeader = p.parse(pos, m.response_header.value, m.response_header.path);
   if (m.idle) out.idle = p.parse(pos, m.idle.value, m.idle.path);
+  if (m.tunnel) out.tunnel = p.parse(duration("non-negative"), m.tunnel.value, m.tunnel.path);
   for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];
   return Object.keys(out).length ? out : undefined;
 }

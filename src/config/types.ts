@@ -118,6 +118,7 @@ export interface ServiceTimeouts {
   readonly connect?: number;
   readonly responseHeader?: number;
   readonly idle?: number;
+  readonly tunnel?: number;
 }
 
 /** Header edits: `set` replaces, `add` appends another line, `remove` drops every line of a name. */
@@ -236,6 +237,8 @@ export interface TimeoutsConfig {
   readonly clientHeader: number;
   /** Grace period for in-flight requests on SIGTERM. */
   readonly shutdown: number;
+  /** An upgraded connection (WebSocket, h2c) with no byte either way this long is closed; 0 = never. */
+  readonly tunnel: number;
 }
 
 export interface AdminConfig {

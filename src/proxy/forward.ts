@@ -51,6 +51,11 @@ export interface ForwardHost {
   /** `Upgrade: h2c` is tunnelled to HTTP/1.1 servers (absent or false: refused with 400). */
   readonly allowH2cUpgrade?: boolean;
   /**
+   * A tunnel (WebSocket, h2c) with no byte either way for this long (ms) is closed on both sides;
+   * absent or 0: never. Read as each tunnel opens.
+   */
+  readonly tunnelTimeout?: number;
+  /**
    * A retry moved the request to `next`: a sticky cookie the host set for the failed server may
    * be re-pointed (headers not yet sent).
    */
@@ -537,6 +542,9 @@ function requestBody(req: ProxyRequest): number {
 
 const STATUS_TEXT = nodeHttp.STATUS_CODES;
 
+/** A tunnel's upstream side: the backend's socket, or its HTTP/2 stream (both have an inactivity timer). */
+type TunnelEnd = Duplex & { setTimeout(ms: number, cb?: () => void): unknown };
+
 class Tunnel implements H2TunnelHandler {
   readonly fw: PoolForwarder;
   readonly host: ForwardHost;
@@ -544,7 +552,7 @@ class Tunnel implements H2TunnelHandler {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly upgradeTo: string;
-  /** An `Upgrade: h2c` (allowed by the service): HTTP2-Settings goes along, the tunnel has an idle timeout. */
+  /** An `Upgrade: h2c` (allowed by the service): HTTP2-Settings goes along. */
   readonly h2c: boolean;
   tried: Server[] = [];
   server: Server | null = null;
@@ -737,11 +745,7 @@ class Tunnel implements H2TunnelHandler {
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
     this.socket.write(`${head}\r\n`);
     upSocket.on("error", noop);
-    // an h2c tunnel is an HTTP connection: closed after timeouts.idle without a byte either way
-    // (every byte passes through the upstream socket, whose timer both directions restart)
-    const idle = this.fw.opts.idleTimeout;
-    if (this.h2c && idle > 0) (upSocket as Socket).setTimeout(idle, () => upSocket.destroy());
-    this.#pipe(upSocket, upHead, false);
+    this.#pipe(upSocket as Socket, upHead, false);
   }
 
   /**
@@ -749,7 +753,7 @@ class Tunnel implements H2TunnelHandler {
    * server's in-flight count is held until both sides are gone. An HTTP/2 stream that ended
    * cleanly ends the client connection after what is still buffered; a reset cuts it.
    */
-  #pipe(up: Duplex, upHead: Buffer, h2: boolean): void {
+  #pipe(up: TunnelEnd, upHead: Buffer, h2: boolean): void {
     const client = this.socket;
     if (upHead.length) client.write(upHead);
     if (this.head.length) up.write(this.head);
@@ -757,8 +761,14 @@ class Tunnel implements H2TunnelHandler {
     this.upstream = null;
     let open = 2;
     const closed = () => {
-      if (--open === 0) this.#release();
+      if (--open > 0) return;
+      clearTimeout(this.timer);
+      this.#release();
     };
+    // timeouts.tunnel: every byte either way passes through the upstream socket or stream (read
+    // from it, or written to it), whose own inactivity timer both directions therefore restart
+    const ms = this.host.tunnelTimeout ?? 0;
+    if (ms > 0) up.setTimeout(ms, () => this.#expire(up, h2, ms));
     up.once("close", () => {
       if (
         h2 &&
@@ -780,6 +790,32 @@ class Tunnel implements H2TunnelHandler {
     if (client.destroyed) up.destroy();
     up.pipe(client);
     client.pipe(up);
+  }
+
+  /**
+   * No byte either way for `ms`: both sides are ended as a closing peer would end them (FIN, TLS
+   * close_notify, HTTP/2 END_STREAM; the backend's HTTP/2 stream closed with NO_ERROR), and cut
+   * if they have not closed `TUNNEL_LINGER` ms later. The pipes' 'close' listeners then release
+   * the in-flight count. Nothing is wrong: a debug line, no warning.
+   */
+  #expire(up: TunnelEnd, h2: boolean, ms: number): void {
+    const client = this.socket;
+    if (client.destroyed || up.destroyed) return;
+    up.setTimeout(0);
+    this.host.logger.debug(
+      { server: this.server?.name, timeout: ms },
+      "tunnel closed: no byte either way for timeouts.tunnel",
+    );
+    const stream = up as http2.ClientHttp2Stream;
+    if (h2) {
+      if (!stream.closed) stream.close(process.getBuiltinModule("node:http2").constants.NGHTTP2_NO_ERROR);
+    } else up.end();
+    client.end();
+    this.timer = setTimeout(() => {
+      up.destroy();
+      client.destroy();
+    }, TUNNEL_LINGER);
+    this.timer.unref();
   }
 
   #refused(up: http.ClientRequest, res: IncomingMessage): void {
@@ -822,6 +858,8 @@ class Tunnel implements H2TunnelHandler {
 }
 
 const EMPTY_BUFFER = Buffer.alloc(0);
+/** How long an expired tunnel's sides may take to close after being ended (then they are cut). */
+const TUNNEL_LINGER = 1_000;
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** RFC 6455 §4.2.2: the Sec-WebSocket-Accept of a client's Sec-WebSocket-Key. */

@@ -38,7 +38,8 @@ type Counted = { [kWebSockets]?: number; [kRearm]?: () => void };
 /**
  * The h2 front's 'timeout' listener for sessions without traffic for `ms`: the session is closed,
  * as node does without a listener, unless a WebSocket is open on it — a quiet WebSocket is not
- * idleness (it has no timeout on HTTP/1.1 either). Node's timeout fires once per session, so a
+ * idleness (its own limit is `timeouts.tunnel`, run by the forwarder's tunnel on the upstream side,
+ * as for HTTP/1.1). Node's timeout fires once per session, so a
  * session kept for its WebSockets gets a timeout of its own again when the last one closes.
  */
 export function sessionTimeout(ms: number): (session: http2.Http2Session) => void {
@@ -131,7 +132,7 @@ class H2StreamSocket extends Duplex {
     this.stream = stream;
     this.remoteAddress = conn.remoteAddress;
     this.encrypted = conn.encrypted === true;
-    // the listener's timeouts are for requests; a WebSocket may be quiet for long
+    // the listener's timeouts are for requests; a WebSocket's silence is bounded by timeouts.tunnel
     stream.setTimeout(0);
     const session = stream.session as (http2.ServerHttp2Session & Counted) | undefined;
     if (session !== undefined) {

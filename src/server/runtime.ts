@@ -346,6 +346,7 @@ function routingJSON(s: Service): Record<string, unknown> {
     if (c.timeouts.responseHeader !== undefined)
       t.response_header = formatDuration(c.timeouts.responseHeader);
     if (c.timeouts.idle !== undefined) t.idle = formatDuration(c.timeouts.idle);
+    if (c.timeouts.tunnel !== undefined) t.tunnel = formatDuration(c.timeouts.tunnel);
     out.timeouts = t;
   }
   if (c.middlewares?.length) out.middlewares = c.middlewares.map((m) => m.kind);

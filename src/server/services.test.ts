@@ -10,6 +10,7 @@ const timeouts: TimeoutsConfig = {
   idle: 60000,
   clientHeader: 30000,
   shutdown: 30000,
+  tunnel: 3_600_000,
 };
 
 function svc(over: Partial<ServiceConfig> = {}): ServiceConfig {
@@ -210,5 +211,15 @@ test("middlewares: none means no chain; a reload builds, keeps or drops it; serv
   const changes = s.apply(svc({ paths: ["/api"], timeouts: { responseHeader: 1000 } }), timeouts);
   assert.deepEqual(changes, ["timeouts", "paths", "middlewares"]);
   assert.equal(s.chain, undefined);
-  assert.deepEqual(s.lb.config.timeouts, { connect: 5000, responseHeader: 1000, idle: 60000 });
+  assert.deepEqual(s.lb.config.timeouts, {
+    connect: 5000,
+    responseHeader: 1000,
+    idle: 60000,
+    tunnel: 3_600_000,
+  });
+  // timeouts.tunnel: a service's own over the top level, read by the forwarder as a tunnel opens
+  assert.deepEqual(s.apply(svc({ paths: ["/api"], timeouts: { tunnel: 0 } }), timeouts), ["timeouts"]);
+  assert.equal(s.lb.tunnelTimeout, 0);
+  assert.deepEqual(s.apply(svc({ paths: ["/api"] }), { ...timeouts, tunnel: 300 }), ["timeouts"]);
+  assert.equal(s.lb.tunnelTimeout, 300);
 });

@@ -415,7 +415,7 @@ function balancerOptions(c: ServiceConfig, top: TimeoutsConfig) {
     stickyMaxAge: c.stickyMaxAge,
     stickySecret: c.stickySecret,
     options: { header: c.options.header, from: [...c.options.from], recursive: c.options.recursive },
-    timeouts: { connect: t.connect, responseHeader: t.responseHeader, idle: t.idle },
+    timeouts: { connect: t.connect, responseHeader: t.responseHeader, idle: t.idle, tunnel: t.tunnel },
     slowStart: c.slowStart,
     panicThreshold: c.panicThreshold,
     passiveCooldown: c.passiveCooldown,
@@ -451,6 +451,7 @@ function changedSettings(
     ta.connect !== tb.connect ||
     ta.responseHeader !== tb.responseHeader ||
     ta.idle !== tb.idle ||
+    ta.tunnel !== tb.tunnel ||
     !isDeepStrictEqual(a.timeouts, b.timeouts)
   )
     out.push("timeouts");

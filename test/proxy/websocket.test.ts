@@ -150,3 +150,36 @@ test("WebSocket: connect and response-head timeouts give 504", { timeout: 20_000
   assert.equal(p2.servers[0].passiveDown, false);
   await until(() => inflight([...p.servers, ...p2.servers]) === 0, 5000, "inflight 0");
 });
+
+test("WebSocket: the library's timeouts.tunnel closes a silent tunnel on both sides; a reload reaches new tunnels only", {
+  timeout: 20_000,
+}, async (t) => {
+  const c = cleanupAfter(t);
+  const b = await echoBackend(c);
+  const p = await startBalancer(c, [b.url], { timeouts: { tunnel: "300ms" } });
+  assert.equal(p.lb.tunnelTimeout, 300);
+  const ws = connect(p.port, c);
+  const closed = once(ws, "close");
+  await once(ws, "open");
+  assert.equal(inflight(p.servers), 1);
+  await closed;
+  await until(() => b.sockets.size === 0, 5000, "the backend side closed");
+  await until(() => inflight(p.servers) === 0, 5000, "inflight 0 after the timeout");
+  // 0 = never, from the next tunnel on: the one opened before the change keeps its 300 ms
+  const before = connect(p.port, c);
+  const beforeClosed = once(before, "close");
+  await once(before, "open");
+  p.lb.updateConfig({ timeouts: { tunnel: 0 } });
+  const after = connect(p.port, c);
+  await once(after, "open");
+  await beforeClosed;
+  // the clock: a 300 ms tunnel of another balancer, opened after `after`, left to expire
+  const other = await startBalancer(c, [b.url], { timeouts: { tunnel: 300 } });
+  const clock = connect(other.port, c);
+  await once(clock, "close");
+  assert.equal(after.readyState, WebSocket.OPEN);
+  const reply = once(after, "message");
+  after.send("still open");
+  assert.equal(String((await reply)[0]), "still open");
+  assert.throws(() => p.lb.updateConfig({ timeouts: { tunnel: -1 } }), /timeouts.tunnel must be >= 0/);
+});

@@ -173,7 +173,7 @@ services:
   open:
     hosts: [open.test]
     allow_h2c_upgrade: true
-    timeouts: { idle: 1s }
+    timeouts: { tunnel: 1s }
     servers: ["${open.url}"]
   closed:
     hosts: [closed.test]
@@ -252,12 +252,12 @@ services:
     );
   });
 
-  test("an opted-in tunnel closes after the service's idle timeout with no byte either way", async (t) => {
+  test("an opted-in tunnel closes after the service's timeouts.tunnel with no byte either way", async (t) => {
     const c = cleanupAfter(t);
     const sock = await connect(sy.proxy[0], c);
     sock.write(upgradeRequest("open.test", "/idle"));
     assert.equal((await readHead(sock)).status, 101);
-    // timeouts.idle is 1s for this service; the socket must close on its own (bounded wait)
+    // timeouts.tunnel is 1s for this service; the socket must close on its own (bounded wait)
     const closedAt = once(sock, "close");
     sock.resume();
     await Promise.race([
@@ -316,7 +316,7 @@ services:
 
   test("hot reload: turning allow_h2c_upgrade off drops the next upgrade", async (t) => {
     const c = cleanupAfter(t);
-    writeFileSync(file, yaml.replace("    allow_h2c_upgrade: true\n    timeouts: { idle: 1s }\n", ""));
+    writeFileSync(file, yaml.replace("    allow_h2c_upgrade: true\n    timeouts: { tunnel: 1s }\n", ""));
     await sy.waitForLog(
       (r) => typeof r.msg === "string" && /allow_h2c_upgrade true→false/.test(r.msg),
       10_000,
