@@ -10,7 +10,6 @@
  * `nosniff`, and `Cache-Control: no-cache` with a content-hash `ETag`, so a reload revalidates
  * and gets a 304 when nothing changed.
  */
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 
@@ -50,7 +49,7 @@ function assets(): Map<string, Asset> {
         cause: err,
       });
     }
-    const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+    const etag = `"${process.getBuiltinModule("node:crypto").createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
     out.set(path, { body, type, etag });
   }
   cache = out;

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { BalancingConfig } from "../config/types.ts";
@@ -850,7 +849,8 @@ export class Balancer {
   /** With a debug token: the header must equal it (constant time); without one: loopback clients only. */
   #debugAllowed(value: string, req: ProxyRequest): boolean {
     const token = this.#debugToken;
-    if (token !== undefined) return timingSafeEqual(tokenDigest(value), token);
+    if (token !== undefined)
+      return process.getBuiltinModule("node:crypto").timingSafeEqual(tokenDigest(value), token);
     return isLoopbackAddress(req.socket.remoteAddress);
   }
 
@@ -1320,5 +1320,5 @@ function ordinal(n: number): string {
 
 /** Tokens are compared as SHA-256 digests with timingSafeEqual: constant time whatever the lengths. */
 function tokenDigest(token: string): Buffer {
-  return createHash("sha256").update(token).digest();
+  return process.getBuiltinModule("node:crypto").createHash("sha256").update(token).digest();
 }

@@ -4,7 +4,6 @@
  * `switchyard check` reports a missing CA, a file that is not PEM, or a certificate that does not
  * match its key at the line that names it. A server's own settings override the service's, key by key.
  */
-import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import * as v from "valibot";
@@ -70,7 +69,7 @@ export function readUpstreamTls(
     try {
       // node takes a file without a certificate as an empty list: one is needed
       if (!ca.text.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no certificate in it");
-      new X509Certificate(ca.text);
+      new (process.getBuiltinModule("node:crypto").X509Certificate)(ca.text);
       process.getBuiltinModule("node:tls").createSecureContext({ ca: ca.text });
       out.ca = ca.file;
     } catch (err) {

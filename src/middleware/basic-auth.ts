@@ -6,10 +6,9 @@
  * keyed by a SHA-256 of a per-process random salt and the Authorization value, never the
  * password) for `CACHE_TTL`, so a logged-in client does not pay a bcrypt run on every request.
  */
-import { hash as digest, randomBytes } from "node:crypto";
-import bcrypt from "bcryptjs";
 import type { MiddlewareConfig } from "../config/types.ts";
 import type { ProxyRequest } from "../http-types.ts";
+import { bcrypt } from "./bcrypt.ts";
 import { type Answer, findHeader, type Middleware, PENDING, plainAnswer } from "./types.ts";
 
 const CACHE_SIZE = 1024;
@@ -20,7 +19,9 @@ export class BasicAuth implements Middleware {
   readonly #users: Map<string, string>;
   readonly #dummy: string;
   readonly #unauthorized: Answer;
-  readonly #salt = randomBytes(32).toString("base64");
+  // node:crypto taken when a middleware is built: a server without basic auth never loads it
+  readonly #crypto = process.getBuiltinModule("node:crypto");
+  readonly #salt = this.#crypto.randomBytes(32).toString("base64");
   /** Salted SHA-256 of the Authorization value → expiry (ms); insertion order = age. */
   readonly #ok = new Map<string, number>();
 
@@ -29,7 +30,7 @@ export class BasicAuth implements Middleware {
     // the dummy costs what the dearest real hash costs
     let cost = 4;
     for (const h of this.#users.values()) cost = Math.max(cost, Number(h.slice(4, 6)));
-    this.#dummy = bcrypt.hashSync(randomBytes(16).toString("hex"), cost);
+    this.#dummy = bcrypt().hashSync(this.#crypto.randomBytes(16).toString("hex"), cost);
     this.#unauthorized = plainAnswer(401, "Unauthorized", [
       "www-authenticate",
       `Basic realm="${config.realm}", charset="UTF-8"`,
@@ -46,7 +47,7 @@ export class BasicAuth implements Middleware {
     if (i < 0) return this.#unauthorized;
     const v = raw[i + 1];
     // a client that logged in lately: one hash and one map get
-    const mac = digest("sha256", this.#salt + v, "base64");
+    const mac = this.#crypto.hash("sha256", this.#salt + v, "base64");
     const until = this.#ok.get(mac);
     if (until !== undefined) {
       if (until > Date.now()) return undefined;
@@ -59,16 +60,18 @@ export class BasicAuth implements Middleware {
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const hash = this.#users.get(user);
-    bcrypt.compare(password, hash ?? this.#dummy).then(
-      (match) => {
-        if (match && hash !== undefined) {
-          if (this.#ok.size >= CACHE_SIZE) this.#ok.delete(this.#ok.keys().next().value as string);
-          this.#ok.set(mac, Date.now() + CACHE_TTL);
-          resume(undefined);
-        } else resume(this.#unauthorized);
-      },
-      () => resume(this.#unauthorized),
-    );
+    bcrypt()
+      .compare(password, hash ?? this.#dummy)
+      .then(
+        (match) => {
+          if (match && hash !== undefined) {
+            if (this.#ok.size >= CACHE_SIZE) this.#ok.delete(this.#ok.keys().next().value as string);
+            this.#ok.set(mac, Date.now() + CACHE_TTL);
+            resume(undefined);
+          } else resume(this.#unauthorized);
+        },
+        () => resume(this.#unauthorized),
+      );
     return PENDING;
   }
 }

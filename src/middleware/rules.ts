@@ -16,9 +16,7 @@
  * needs a bcrypt check: the first one of a request is made asynchronously (and a success kept,
  * as the basic_auth middleware does), then the evaluation resumes at that rule.
  */
-import { hash as digest, randomBytes } from "node:crypto";
 import { BlockList, isIP } from "node:net";
-import bcrypt from "bcryptjs";
 import { globToRegExp, toRegExp } from "../config/rules.ts";
 import type {
   MiddlewareConfig,
@@ -29,6 +27,7 @@ import type {
 } from "../config/types.ts";
 import type { ProxyRequest } from "../http-types.ts";
 import { headersObject } from "../http1/request.ts";
+import { bcrypt } from "./bcrypt.ts";
 import {
   type Answer,
   findHeader,
@@ -103,7 +102,9 @@ export class Rules implements Middleware {
   /** Distinct (user, hash) pairs of the basic_auth conditions. */
   readonly #creds: { user: string; hash: string }[] = [];
   readonly #dummy: string | undefined;
-  readonly #salt = randomBytes(32).toString("base64");
+  // node:crypto taken when a middleware is built: a server without basic auth never loads it
+  readonly #crypto = process.getBuiltinModule("node:crypto");
+  readonly #salt = this.#crypto.randomBytes(32).toString("base64");
   /** Salted digest of an Authorization value → which credentials it matched and until when. */
   readonly #ok = new Map<string, { mask: number; until: number }>();
   readonly #ctx: Ctx = newCtx();
@@ -117,7 +118,7 @@ export class Rules implements Middleware {
     if (this.#creds.length > 0) {
       let cost = 4;
       for (const c of this.#creds) cost = Math.max(cost, Number(c.hash.slice(4, 6)));
-      this.#dummy = bcrypt.hashSync(randomBytes(16).toString("hex"), cost);
+      this.#dummy = bcrypt().hashSync(this.#crypto.randomBytes(16).toString("hex"), cost);
     }
     if (compiled.some((r) => r.resp !== undefined)) this.head = respHead(this.#resp);
   }
@@ -224,10 +225,15 @@ export class Rules implements Middleware {
     for (let i = 0; i < creds.length; i++) {
       if (creds[i].user !== user) continue;
       which.push(i);
-      checks.push(bcrypt.compare(password, creds[i].hash));
+      checks.push(bcrypt().compare(password, creds[i].hash));
     }
     // an unknown user costs what a known one does
-    if (checks.length === 0) checks.push(bcrypt.compare(password, this.#dummy!).then(() => false));
+    if (checks.length === 0)
+      checks.push(
+        bcrypt()
+          .compare(password, this.#dummy!)
+          .then(() => false),
+      );
     Promise.all(checks).then(
       (results) => {
         let mask = 0;
@@ -279,7 +285,7 @@ export class Rules implements Middleware {
       c.auth = 0;
       return 0;
     }
-    const mac = digest("sha256", this.#salt + v, "base64");
+    const mac = this.#crypto.hash("sha256", this.#salt + v, "base64");
     c.mac = mac;
     const hit = this.#ok.get(mac);
     if (hit !== undefined) {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type * as http from "node:http";
 import type { IncomingMessage } from "node:http";
 import type * as http2 from "node:http2";
@@ -864,7 +863,9 @@ const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** RFC 6455 §4.2.2: the Sec-WebSocket-Accept of a client's Sec-WebSocket-Key. */
 export function websocketAccept(key: string): string {
-  return createHash("sha1")
+  return process
+    .getBuiltinModule("node:crypto")
+    .createHash("sha1")
     .update(key + WEBSOCKET_GUID)
     .digest("base64");
 }

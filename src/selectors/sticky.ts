@@ -1,4 +1,3 @@
-import { createHash, createHmac } from "node:crypto";
 import type { Server } from "../balancer/server.ts";
 import { isTried, type PickContext, type PoolView, type Selector } from "./selector.ts";
 
@@ -11,8 +10,12 @@ export const STICKY_COOKIE = "switchyard_lb_sticky";
  */
 export function stickyValue(key: string, secret: string | undefined): string {
   const digest = secret
-    ? createHmac("sha256", secret).update(key).digest()
-    : createHash("sha256").update(`switchyard-lb-sticky:${key}`).digest();
+    ? process.getBuiltinModule("node:crypto").createHmac("sha256", secret).update(key).digest()
+    : process
+        .getBuiltinModule("node:crypto")
+        .createHash("sha256")
+        .update(`switchyard-lb-sticky:${key}`)
+        .digest();
   return digest.subarray(0, 16).toString("base64url");
 }
 

@@ -11,7 +11,6 @@
  *   middleware's 401, a 502) become the stream's response — `101` → `200` without the handshake's
  *   own fields, anything else as it is — and whose other bytes are the stream's DATA both ways.
  */
-import { randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type * as http2 from "node:http2";
 import { Duplex } from "node:stream";
@@ -89,7 +88,7 @@ export function websocketOverH2(req: ProxyRequest): { req: ProxyRequest; socket:
     "upgrade",
     "websocket",
     "sec-websocket-key",
-    randomBytes(16).toString("base64"),
+    process.getBuiltinModule("node:crypto").randomBytes(16).toString("base64"),
   );
   const headers: IncomingHttpHeaders = {};
   const h = headers as Record<string, string | string[] | undefined>;

@@ -13,7 +13,7 @@ import { tempDirFor } from "../support/switchyard.ts";
 const run = promisify(execFile);
 const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).href);
 
-test("a plain-HTTP server (proxy, admin API, metrics) serves without loading TLS, HTTP/2, zlib or undici", async () => {
+test("a plain-HTTP server (proxy, admin API, metrics) serves without loading TLS, HTTP/2, zlib, crypto or undici", async () => {
   // the script itself takes node:http as the server does: an ES import would load them all
   const script = `
     const http = process.getBuiltinModule("node:http");
@@ -33,7 +33,7 @@ test("a plain-HTTP server (proxy, admin API, metrics) serves without loading TLS
     const port = (a) => Number(a.slice(a.lastIndexOf(":") + 1));
     const proxied = await get(port(rt.listeners.addresses()[0].address), "/");
     const metrics = await get(port(rt.admin.address()), "/metrics");
-    const loaded = process.moduleLoadList.filter((m) => /^NativeModule (tls|http2|zlib|https|internal\\/deps\\/undici\\/undici)$/.test(m));
+    const loaded = process.moduleLoadList.filter((m) => /^NativeModule (tls|http2|zlib|https|crypto|internal\\/deps\\/undici\\/undici)$/.test(m));
     console.log(JSON.stringify({ proxied, metrics, loaded }));
     await rt.shutdown();
     backend.close();
