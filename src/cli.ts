@@ -5,6 +5,7 @@
 import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { ADDED_ENV } from "./idle/command-env.ts";
 
 const USAGE = `Usage:
   switchyard serve [-c FILE] [--listen ADDR]... [--admin ADDR] [--workers N] [--log-level LEVEL]
@@ -142,10 +143,10 @@ function serveFlags(): void {
   if (flags.every((f) => given.includes(flagName(f)))) return;
   const args = [...process.execArgv, ...flags, ...process.argv.slice(1)];
   try {
-    execve.call(process, process.execPath, [process.execPath, ...args], {
-      ...SERVE_MALLOC_ENV,
-      ...process.env,
-    });
+    // the commands idle providers start get the operator's environment back (idle/command-env.ts)
+    const added = Object.keys(SERVE_MALLOC_ENV).filter((k) => process.env[k] === undefined);
+    const env = { ...SERVE_MALLOC_ENV, ...process.env, [ADDED_ENV]: added.join(",") };
+    execve.call(process, process.execPath, [process.execPath, ...args], env);
   } catch {
     // not permitted here (a sandbox, a seccomp filter): run with Node's defaults
   }

@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { IdleError, InvalidArgumentError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { commandEnv } from "./command-env.ts";
 import type { IdleProvider, ProviderState, StopOptions } from "./provider.ts";
 
 export interface ExecProviderOptions {
@@ -93,7 +94,7 @@ export class ExecProvider implements IdleProvider {
             }, timeout);
       const child = spawn("/bin/sh", ["-c", command], {
         cwd: this.#o.cwd,
-        env: this.#o.env ? { ...process.env, ...this.#o.env } : process.env,
+        env: commandEnv(this.#o.env),
         stdio: ["ignore", "pipe", "pipe"],
         detached: true,
       });

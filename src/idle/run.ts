@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import { IdleError, InvalidArgumentError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { commandEnv } from "./command-env.ts";
 import type { IdleProvider, ProviderState, StopOptions } from "./provider.ts";
 
 export interface RunProviderOptions {
@@ -142,7 +143,7 @@ export class RunProvider implements IdleProvider {
       try {
         proc = spawn(file, args, {
           cwd: this.#cwd,
-          env: this.#env ? { ...process.env, ...this.#env } : process.env,
+          env: commandEnv(this.#env),
           detached: true,
           stdio: ["ignore", "pipe", "pipe"],
         });

@@ -59,7 +59,7 @@ test("`switchyard serve` runs in its own process with 1 MB semi-spaces, a small 
   // whether it loaded node:readline (only `run` providers need it)
   const hook = tmp.write(
     "hook.mjs",
-    'process.stderr.write("FLAGS " + process.pid + " " + JSON.stringify(process.execArgv) + " " + (process.env.MALLOC_ARENA_MAX ?? "-") + "\\n");\n' +
+    'process.stderr.write("FLAGS " + process.pid + " " + JSON.stringify(process.execArgv) + " " + (process.env.MALLOC_ARENA_MAX ?? "-") + "/" + (process.env.SWITCHYARD_ADDED_ENV ?? "-") + "\\n");\n' +
       'process.on("exit", () => process.stderr.write("LOADED " + JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (readline)$/.test(m))) + "\\n"));\n',
   );
   for (const [setting, expected] of [
@@ -88,7 +88,12 @@ test("`switchyard serve` runs in its own process with 1 MB semi-spaces, a small 
       "--no-maglev",
     ])
       assert.equal(last.flags.includes(flag), expected, `${flag}: ${JSON.stringify(images)}`);
-    assert.equal(last.arenas, expected ? "1" : "-", JSON.stringify(images));
+    // what serve added for itself is named, so the commands idle providers start do without it
+    assert.equal(
+      last.arenas,
+      expected ? "1/MALLOC_ARENA_MAX,MALLOC_TRIM_THRESHOLD_" : "-/-",
+      JSON.stringify(images),
+    );
     assert.equal(images.length, expected ? 2 : 1);
     assert.equal((await p.stop("SIGTERM")).code, 0);
     const loaded = /^LOADED (.*)$/m.exec(p.stderr());
