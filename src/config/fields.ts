@@ -70,6 +70,7 @@ export function duration(min: "positive" | "non-negative") {
 export const bool = v.boolean();
 export const nonEmptyString = v.pipe(v.string(), v.minLength(1));
 export const int = v.pipe(v.number(), v.integer());
+export const nonNegativeInt = v.pipe(v.number(), v.integer(), v.minValue(0));
 export const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
 export const portNumber = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
 
@@ -164,8 +165,6 @@ export const modeSchema = checked(v.string(), (value, fail): Mode => {
     return "round_robin";
   }
 });
-
-export const weightSchema = v.pipe(v.number(), v.integer(), v.minValue(0));
 
 /** A percentage: `25%`, `2.5%` or a bare number 0..100 (percent). */
 export const percentSchema = checked(v.union([v.string(), v.number()]), (value, fail): number => {

@@ -21,13 +21,13 @@ import {
   isMapValue,
   modeSchema,
   nonEmptyString,
+  nonNegativeInt,
   osReason,
   readHealthcheck,
   readMap,
   readOptions,
   serverUrl,
   serviceNameProblem,
-  weightSchema,
 } from "./fields.ts";
 import { readGoDoxyMiddlewares, readGoDoxyRules } from "./godoxy-middlewares.ts";
 import {
@@ -447,7 +447,7 @@ function readMember(
       );
     else settings.options = { value: mapped.realIp, path: r.middlewares!.path };
   }
-  const weight = field(p, lb.weight, weightSchema, 0);
+  const weight = field(p, lb.weight, nonNegativeInt, 0);
   const watcher = readIdlewatcher(p, r.idlewatcher);
   const idle: IdlePartial = { ...readIdleEntries(p, r), ...watcher.idle };
   let provider = readProvider(p, r, dirname(p.file), true);

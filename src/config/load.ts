@@ -19,17 +19,18 @@ import {
   LOG_LEVELS,
   modeSchema,
   nonEmptyString,
+  nonNegativeInt,
   osReason,
   parseAddress,
   percentSchema,
   plainListen,
+  positiveInt,
   readHealthcheck,
   readListen,
   readMap,
   readOptions,
   serverUrl,
   serviceNameProblem,
-  weightSchema,
 } from "./fields.ts";
 import { isGoDoxyRouteFile, readGoDoxy } from "./godoxy.ts";
 import {
@@ -101,7 +102,6 @@ const SERVER_KEYS = [
 ] as const;
 
 const logLevelSchema = v.pipe(v.string(), v.toLowerCase(), v.picklist(LOG_LEVELS));
-const workersSchema = v.pipe(v.number(), v.integer(), v.minValue(1));
 
 /**
  * Parses a configuration text. `file` names it in problems and anchors relative TLS paths.
@@ -260,7 +260,7 @@ function readSwitchyard(p: Problems, value: unknown, file: string): Draft | unde
   draft.listen = readListen(p, m.listen, dirname(file));
   draft.admin = readAdmin(p, m.admin) ?? draft.admin;
   draft.timeouts = readTimeouts(p, m.timeouts);
-  draft.workers = field(p, m.workers, workersSchema, DEFAULTS.workers);
+  draft.workers = field(p, m.workers, positiveInt, DEFAULTS.workers);
   draft.logLevel = field(p, m.log_level, logLevelSchema, DEFAULTS.logLevel);
   draft.accessLog = field(p, m.access_log, bool, DEFAULTS.accessLog);
   draft.services = readServices(p, m.services, draft.accessLog);
@@ -468,7 +468,7 @@ function readServers(
       urlEntry = m.url;
       if (!urlEntry) p.at(path, "missing `url` (e.g. http://10.0.0.11:3000)");
       name = field(p, m.name, nonEmptyString, name);
-      weight = field(p, m.weight, weightSchema, 0);
+      weight = field(p, m.weight, nonNegativeInt, 0);
       backup = field(p, m.backup, bool, false);
       ownUpstream = {
         protocol: readProtocol(p, m.protocol),

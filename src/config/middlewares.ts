@@ -15,6 +15,7 @@ import {
   fromSchema,
   headerSchema,
   isMapValue,
+  nonNegativeInt,
   osReason,
   portNumber,
   positiveInt,
@@ -247,7 +248,7 @@ function readOne(
       if (!m) return undefined;
       return {
         kind,
-        minLength: field(p, m.min_length, v.pipe(v.number(), v.integer(), v.minValue(0)), 1024),
+        minLength: field(p, m.min_length, nonNegativeInt, 1024),
         encodings: field(
           p,
           m.encodings,

@@ -293,11 +293,9 @@ const EXPECTED: Record<string, string> = {
   Object: "a map",
 };
 
-/** "(string | number)" -> "a string or a number". */
-function expected(text: string | null): string {
-  if (text === null) return "something else";
-  const parts = text.replace(/^\((.*)\)$/, "$1").split(" | ");
-  return parts.map((t) => EXPECTED[t] ?? t).join(" or ");
+/** valibot's `expected` of a union or a picklist, `(string | number)`, as its parts. */
+function alternatives(text: string | null): string[] {
+  return text === null ? [] : text.replace(/^\((.*)\)$/, "$1").split(" | ");
 }
 
 // Our wording for the issues of the leaves above (valibot's own read "Invalid type: ...").
@@ -310,7 +308,6 @@ const CONFIG: v.Config<v.BaseIssue<unknown>> = {
       case "boolean":
       case "array":
       case "record":
-      case "object":
       case "union": {
         const hint =
           issue.expected?.includes("string") === true &&
@@ -318,25 +315,19 @@ const CONFIG: v.Config<v.BaseIssue<unknown>> = {
           (typeof issue.input === "number" || typeof issue.input === "boolean")
             ? "; put it in quotes"
             : "";
-        return `expected ${expected(issue.expected)}, got ${describe(issue.input)}${hint}`;
+        const expected = alternatives(issue.expected).map((t) => EXPECTED[t] ?? t);
+        return `expected ${expected.join(" or ")}, got ${describe(issue.input)}${hint}`;
       }
       case "integer":
         return `expected an integer, got ${describe(issue.input)}`;
-      case "finite":
-        return `expected a finite number, got ${String(issue.input)}`;
       case "min_length":
-      case "non_empty":
         return "must not be empty";
       case "min_value":
         return `must be ≥ ${String(issue.requirement)}, got ${String(issue.input)}`;
       case "max_value":
         return `must be ≤ ${String(issue.requirement)}, got ${String(issue.input)}`;
       case "picklist":
-      case "literal":
-        return `must be one of ${(issue.expected ?? "")
-          .replace(/^\((.*)\)$/, "$1")
-          .split(" | ")
-          .join(", ")}, got ${describe(issue.input)}`;
+        return `must be one of ${alternatives(issue.expected).join(", ")}, got ${describe(issue.input)}`;
       default:
         return issue.message;
     }
