@@ -9,13 +9,10 @@ export const STICKY_COOKIE = "switchyard_lb_sticky";
  * client cannot forge a value that names a server of its choice.
  */
 export function stickyValue(key: string, secret: string | undefined): string {
+  const crypto = process.getBuiltinModule("node:crypto");
   const digest = secret
-    ? process.getBuiltinModule("node:crypto").createHmac("sha256", secret).update(key).digest()
-    : process
-        .getBuiltinModule("node:crypto")
-        .createHash("sha256")
-        .update(`switchyard-lb-sticky:${key}`)
-        .digest();
+    ? crypto.createHmac("sha256", secret).update(key).digest()
+    : crypto.createHash("sha256").update(`switchyard-lb-sticky:${key}`).digest();
   return digest.subarray(0, 16).toString("base64url");
 }
 
