@@ -17,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { compileTree } from "./lib/compile.ts";
 import {
   ECHO_MODULE,
   haproxyBalancer,
@@ -238,43 +239,17 @@ function compile(): void {
     "src/index.ts",
     ...["bare-proxy", "switchyard-lib", "slow-upstream", "idle-clients"].map((r) => `bench/roles/${r}.ts`),
   ];
-  const r = spawnSync(
-    NODE,
-    [
-      path.join(ROOT, "node_modules/typescript/bin/tsc"),
-      "--noCheck",
-      "--skipLibCheck",
-      "--module",
-      "nodenext",
-      "--moduleResolution",
-      "nodenext",
-      "--target",
-      "es2023",
-      "--types",
-      "node",
-      "--rewriteRelativeImportExtensions",
-      "--allowImportingTsExtensions",
-      "--verbatimModuleSyntax",
-      "--outDir",
-      JS_DIR,
-      "--rootDir",
-      ROOT,
-      ...entries,
-    ],
-    { cwd: ROOT, encoding: "utf8" },
-  );
-  if (r.status === 0 && fs.existsSync(path.join(JS_DIR, "src/cli.js"))) {
-    // Under node_modules there is no package scope: say these files are ES modules.
-    fs.writeFileSync(path.join(JS_DIR, "package.json"), '{ "type": "module", "private": true }\n');
+  const failed = compileTree(ROOT, JS_DIR, entries);
+  if (failed === undefined && fs.existsSync(path.join(JS_DIR, "src/cli.js"))) {
     compiled = true;
     sourceNote =
       "JavaScript compiled from the working tree with `tsc --noCheck` (as `npm run build` would emit it)";
   } else {
     sourceNote =
       "TypeScript sources run by Node's type stripping (compiling failed: " +
-      `${r.stdout}${r.stderr}`.trim().split("\n")[0] +
+      (failed ?? "no src/cli.js").split("\n")[0] +
       ")";
-    log(`compiling for the bench failed, running the .ts sources: ${r.stdout}${r.stderr}`);
+    log(`compiling for the bench failed, running the .ts sources: ${failed}`);
   }
 }
 

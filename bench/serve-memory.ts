@@ -24,8 +24,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { compileTree } from "./lib/compile.ts";
 import { switchyardYaml } from "./lib/configs.ts";
-import { freePort, treeCpuSeconds, waitHttp } from "./lib/procs.ts";
+import { freePort, sampleRss, treeCpuSeconds, waitHttp } from "./lib/procs.ts";
+import { median } from "./lib/report.ts";
+import { wrk } from "./lib/wrk.ts";
 
 const here = resolve(fileURLToPath(import.meta.url), "../..");
 const { values: flags } = parseArgs({
@@ -66,58 +69,33 @@ for (const v of flags.variant) {
 const dir = mkdtempSync(join(tmpdir(), "sy-serve-memory-"));
 const children: ChildProcess[] = [];
 
-/** Compiles a tree's src/ like `npm run build` (tsc, no type check) into dir/NAME. */
+/** A tree's `src/cli.ts` compiled as `npm run build` would emit it, in dir/NAME. */
 function compile(v: Variant): string {
   const out = join(dir, v.name);
-  const r = spawnSync(
-    process.execPath,
-    [
-      join(here, "node_modules/typescript/bin/tsc"),
-      ...["--noCheck", "--skipLibCheck", "--module", "nodenext", "--moduleResolution", "nodenext"],
-      ...["--target", "es2023", "--types", "node", "--rewriteRelativeImportExtensions"],
-      ...["--allowImportingTsExtensions", "--verbatimModuleSyntax", "--outDir", out, "--rootDir", v.root],
-      join(v.root, "src/cli.ts"),
-    ],
-    { cwd: v.root, encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(`compiling ${v.root}: ${r.stdout}${r.stderr}`);
-  writeFileSync(join(out, "package.json"), '{ "type": "module", "private": true }\n');
+  const failed = compileTree(v.root, out, [join(v.root, "src/cli.ts")]);
+  if (failed !== undefined) throw new Error(`compiling ${v.root}: ${failed}`);
   // the compiled files import their packages from the tree's own node_modules
   spawnSync("ln", ["-s", join(v.root, "node_modules"), join(out, "node_modules")]);
   return join(out, "src/cli.js");
 }
 
-function wrk(port: number, seconds: number): Promise<{ rps: number; requests: number }> {
-  return new Promise((done, fail) => {
-    const w = spawn("taskset", [
-      ...["-c", "1", "wrk", "-t1", `-c${flags.connections}`, `-d${seconds}s`],
-      `http://127.0.0.1:${port}/`,
-    ]);
-    let out = "";
-    w.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    w.on("error", fail);
-    w.on("close", () => {
-      if (/Non-2xx|Socket errors/.test(out)) process.stderr.write(out);
-      done({
-        rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
-        requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
-      });
-    });
+/** wrk, one thread on core 1; errors (non-2xx/3xx, socket) are reported, not hidden in the figures. */
+async function load(port: number, seconds: number): Promise<{ rps: number; requests: number }> {
+  const r = await wrk({
+    cpus: "1",
+    threads: 1,
+    connections: Number(flags.connections),
+    seconds,
+    url: `http://127.0.0.1:${port}/`,
   });
+  if (r.errors > 0) process.stderr.write(`wrk: ${r.status} non-2xx/3xx, ${r.socket} socket errors\n`);
+  return r;
 }
-
-const rssMb = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 
 function split(pid: number): string {
   const roll = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(roll)?.[1] ?? 0);
   return `anonymous ${(kb("Anonymous") / 1024).toFixed(0)} MB, file-backed ${((kb("Rss") - kb("Anonymous")) / 1024).toFixed(0)} MB`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 const results = new Map(
@@ -164,15 +142,14 @@ try {
       children.push(child);
       await waitHttp(port, undefined, 15_000);
       const pid = child.pid!; // taskset execs node; serve re-executes itself in place (same pid)
-      await wrk(port, 3);
+      await load(port, 3);
       const row = results.get(v.name)!;
       const line: string[] = [];
       for (let r = 0; r < Number(flags.rounds); r++) {
-        let max = 0;
-        const timer = setInterval(() => (max = Math.max(max, rssMb(pid))), 250);
+        const rss = sampleRss(pid);
         const cpu0 = treeCpuSeconds(pid);
-        const res = await wrk(port, Number(flags.duration));
-        clearInterval(timer);
+        const res = await load(port, Number(flags.duration));
+        const max = rss().sum / 1048576;
         const cpu = ((treeCpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, res.requests);
         row.rss.push(max);
         row.rps.push(res.rps);
