@@ -26,6 +26,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { switchyardYaml } from "./lib/configs.ts";
 import { freePort, treeCpuSeconds, waitHttp } from "./lib/procs.ts";
+import { median } from "./lib/report.ts";
 
 const here = resolve(fileURLToPath(import.meta.url), "../..");
 const args = process.argv.slice(2);
@@ -63,11 +64,6 @@ function wrk(port: number, seconds: number): { rps: number; requests: number } {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
     requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 const dir = mkdtempSync(join(tmpdir(), "sy-quick-stats-"));
