@@ -8,12 +8,11 @@
  */
 import * as assert from "node:assert/strict";
 import { once } from "node:events";
-import * as http from "node:http";
 import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type RawData, WebSocket, WebSocketServer } from "ws";
-import { Cleanup, cleanupAfter, listen } from "../support/cleanup.ts";
+import { type RawData, WebSocket } from "ws";
+import { Cleanup, cleanupAfter } from "../support/cleanup.ts";
 import {
   get,
   type Running,
@@ -23,37 +22,20 @@ import {
   tempDir,
 } from "../support/switchyard.ts";
 import { until } from "../support/until.ts";
-import { frame, frames, type H2WebSocketBackend, h2WebSocketBackend } from "../support/websocket.ts";
+import {
+  frame,
+  frames,
+  type H2WebSocketBackend,
+  h2WebSocketBackend,
+  type WsConn,
+  wsEchoBackend,
+} from "../support/websocket.ts";
 
 /** Each test is bounded: a tunnel that never closes fails it instead of hanging. */
 const T = { timeout: 15_000 };
 
-interface Conn {
-  path: string;
-  /** Resolves when the backend's side of the WebSocket closes. */
-  closed: Promise<unknown>;
-}
-
-/** An HTTP/1.1 ws echo backend; `conns` has each WebSocket's path and its close, in arrival order. */
-async function h1Echo(c: Cleanup) {
-  const server = http.createServer((_req, res) => res.end("plain"));
-  const wss = new WebSocketServer({ server });
-  const conns: Conn[] = [];
-  wss.on("connection", (ws, req) => {
-    conns.push({ path: req.url ?? "", closed: once(ws, "close") });
-    ws.on("error", () => {});
-    ws.on("message", (data: RawData, isBinary: boolean) => ws.send(data, { binary: isBinary }));
-  });
-  const port = await listen(server, c);
-  c.add(() => {
-    for (const ws of wss.clients) ws.terminate();
-    wss.close();
-  });
-  return { url: `http://127.0.0.1:${port}`, conns };
-}
-
 /** The backend's side of the WebSocket opened on `path` (it connected before the client's 'open'). */
-function backendSide(conns: readonly Conn[], path: string): Conn {
+function backendSide(conns: readonly WsConn[], path: string): WsConn {
   const conn = conns.findLast((x) => x.path === path);
   assert.ok(conn, `the backend saw ${path}`);
   return conn;
@@ -63,11 +45,11 @@ for (const path of ["native", "fallback"] as const) {
   describe(`timeouts.tunnel through switchyard serve (HTTP/1 ${path})`, { timeout: 60_000 }, () => {
     const suite = new Cleanup();
     let sy: Running;
-    let h1: Awaited<ReturnType<typeof h1Echo>>;
+    let h1: Awaited<ReturnType<typeof wsEchoBackend>>;
     let h2: H2WebSocketBackend;
 
     before(async () => {
-      h1 = await h1Echo(suite);
+      h1 = await wsEchoBackend(suite);
       h2 = await h2WebSocketBackend(suite, { connect: true });
       const tmp = tempDir();
       suite.add(() => tmp.remove());

@@ -7,11 +7,9 @@
  */
 import * as assert from "node:assert/strict";
 import { once } from "node:events";
-import * as http from "node:http";
 import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
-import { type RawData, WebSocketServer } from "ws";
-import { Cleanup, listen } from "../support/cleanup.ts";
+import { Cleanup } from "../support/cleanup.ts";
 import {
   type Running,
   selfSignedCert,
@@ -19,36 +17,25 @@ import {
   startSwitchyard,
   tempDir,
 } from "../support/switchyard.ts";
-import { frame, frames, type H2WebSocketBackend, h2WebSocketBackend } from "../support/websocket.ts";
+import {
+  frame,
+  frames,
+  type H2WebSocketBackend,
+  h2WebSocketBackend,
+  wsEchoBackend,
+} from "../support/websocket.ts";
 
 const HASH = "$2b$04$bMphtHk9sB8tFNb4nVcaZOE/8AzfpjkbejzH.ZgYBdfomCSJnqwtq";
-
-/** An HTTP/1.1 ws echo backend that records its handshakes. */
-async function h1Echo(c: Cleanup) {
-  const server = http.createServer((_req, res) => res.end("plain"));
-  const wss = new WebSocketServer({ server });
-  const handshakes: http.IncomingHttpHeaders[] = [];
-  wss.on("connection", (ws, req) => {
-    handshakes.push(req.headers);
-    ws.on("message", (data: RawData, isBinary: boolean) => ws.send(data, { binary: isBinary }));
-  });
-  const port = await listen(server, c);
-  c.add(() => {
-    for (const ws of wss.clients) ws.terminate();
-    wss.close();
-  });
-  return { url: `http://127.0.0.1:${port}`, handshakes };
-}
 
 describe("WebSockets from HTTP/2 clients (RFC 8441) through switchyard serve", () => {
   const c = new Cleanup();
   let sy: Running;
   let session: http2.ClientHttp2Session;
-  let h1: Awaited<ReturnType<typeof h1Echo>>;
+  let h1: Awaited<ReturnType<typeof wsEchoBackend>>;
   let h2: H2WebSocketBackend;
 
   before(async () => {
-    h1 = await h1Echo(c);
+    h1 = await wsEchoBackend(c);
     h2 = await h2WebSocketBackend(c, { connect: true });
     const tmp = tempDir();
     c.add(() => tmp.remove());
@@ -104,7 +91,7 @@ services:
     assert.equal(headers[":status"], 200);
     assert.equal(headers["sec-websocket-accept"], undefined, "the HTTP/1.1 handshake's own field");
     assert.equal(headers.upgrade, undefined);
-    const seen = h1.handshakes.at(-1)!;
+    const seen = h1.conns.at(-1)!.headers;
     assert.equal(seen.upgrade, "websocket");
     assert.match(String(seen["sec-websocket-key"]), /^[A-Za-z0-9+/]{22}==$/);
     assert.equal(seen.host, "h1.test");
@@ -142,11 +129,11 @@ services:
     const [h] = (await once(refused, "response")) as [http2.IncomingHttpHeaders];
     assert.equal(h[":status"], 401);
     assert.match(String(h["www-authenticate"]), /Basic realm="g"/);
-    const before = h1.handshakes.length;
+    const before = h1.conns.length;
     const ok = open("guarded.test", "/", { authorization: `Basic ${btoa("admin:secret")}` });
     const [h2ok] = (await once(ok, "response")) as [http2.IncomingHttpHeaders];
     assert.equal(h2ok[":status"], 200);
-    assert.equal(h1.handshakes.length, before + 1);
+    assert.equal(h1.conns.length, before + 1);
     ok.close(http2.constants.NGHTTP2_CANCEL);
     const plainConnect = session.request(
       { ":method": "CONNECT", ":authority": "h1.test:80" },

@@ -1,9 +1,13 @@
 /**
  * WebSocket frames on raw streams (RFC 6455 §5), for the tests of WebSockets over HTTP/2 (RFC 8441)
  * where no WebSocket library runs on an HTTP/2 stream: writing and reading frames, an echo, and an
- * HTTP/2 backend (node:http2, h2c or h2) whose extended CONNECT streams echo frames.
+ * HTTP/2 backend (node:http2, h2c or h2) whose extended CONNECT streams echo frames; and the
+ * HTTP/1.1 echo backend (ws) the same tests put beside it.
  */
+import { once } from "node:events";
+import * as http from "node:http";
 import * as http2 from "node:http2";
+import { type RawData, WebSocketServer } from "ws";
 import { type Cleanup, listen } from "./cleanup.ts";
 import { selfSigned } from "./tls.ts";
 
@@ -153,4 +157,30 @@ export async function h2WebSocketBackend(
   });
   b.url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
   return b;
+}
+
+/** One WebSocket an HTTP/1.1 echo backend accepted. */
+export interface WsConn {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  /** Resolves when the backend's side closes. */
+  closed: Promise<unknown>;
+}
+
+/** An HTTP/1.1 WebSocket echo backend (ws); plain requests get "plain". `conns` in arrival order. */
+export async function wsEchoBackend(c: Cleanup): Promise<{ url: string; conns: WsConn[] }> {
+  const server = http.createServer((_req, res) => res.end("plain"));
+  const wss = new WebSocketServer({ server });
+  const conns: WsConn[] = [];
+  wss.on("connection", (ws, req) => {
+    conns.push({ path: req.url ?? "", headers: req.headers, closed: once(ws, "close") });
+    ws.on("error", () => {});
+    ws.on("message", (data: RawData, isBinary: boolean) => ws.send(data, { binary: isBinary }));
+  });
+  const port = await listen(server, c);
+  c.add(() => {
+    for (const ws of wss.clients) ws.terminate();
+    wss.close();
+  });
+  return { url: `http://127.0.0.1:${port}`, conns };
 }
