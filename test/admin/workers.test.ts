@@ -3,9 +3,9 @@
  * they are answered, a drain's wait counts the in-flight requests of both, events come once.
  */
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { openEvents, serverAction, waitForHealth } from "../support/admin.ts";
+import { workerPids } from "../support/cli.ts";
 import { eventually, get, serveYaml, spread, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 test("--workers 2: stats and in-flight summed, actions applied in every worker, one event each", {
@@ -154,12 +154,8 @@ test("--workers 2: stats and in-flight summed, actions applied in every worker, 
   // a replacement worker starts with the admin states the others hold
   await act("b-2", "maint");
   const workers = new Set(served(0).map((r) => r.worker));
-  // the workers are the primary's child processes
   const primary = (await sy.waitForLog((r) => r.msg === "listening")).pid;
-  const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" })
-    .trim()
-    .split(/\s+/)
-    .map(Number);
+  const children = workerPids(Number(primary));
   assert.equal(children.length, 2, `two workers: ${children}`);
   process.kill(children[0], "SIGKILL");
   await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)), 10_000);

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { waitForHealth } from "../support/admin.ts";
+import { workerPids } from "../support/cli.ts";
 import { eventually, get, serveYaml, startBackend, yamlConfig } from "../support/switchyard.ts";
 
 const INTERVAL = 200;
@@ -72,11 +72,7 @@ test("--workers 2: health is shared (a killed backend leaves both workers) and p
 
   // a worker that dies is replaced; the new one starts with the primary's view of health
   const known = workers(0);
-  // the workers are the primary's child processes
-  const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" })
-    .trim()
-    .split(/\s+/)
-    .map(Number);
+  const children = workerPids(Number(primary));
   assert.equal(children.length, 2, `two workers: ${children}`);
   process.kill(children[0], "SIGKILL");
   await sy.waitForLog((r) => /exited unexpectedly/.test(String(r.msg)));

@@ -3,7 +3,7 @@
  * waiting for a log record, stopping it. Children still running when the test process exits are
  * killed, since a test that times out never reaches its cleanup.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -151,4 +151,12 @@ export async function listening(p: CliProcess, timeoutMs: number): Promise<LogRe
     p.child.kill("SIGKILL");
     throw err;
   }
+}
+
+/** The pids of a `--workers N` primary's workers (its child processes). */
+export function workerPids(primary: number): number[] {
+  return execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" })
+    .trim()
+    .split(/\s+/)
+    .map(Number);
 }
